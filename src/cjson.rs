@@ -1,0 +1,225 @@
+//! JSON encodings that must match in-toto 3.x byte for byte:
+//! - OLPC canonical JSON (securesystemslib `encode_canonical`), the bytes that get signed;
+//! - Python's `json.dumps(sort_keys=True, indent=1)`, the on-disk form of Metablock files;
+//! - Python's `json.dumps(sort_keys=True)`, the form of DSSE payloads and envelopes.
+//!
+//! `serde_json::Value` keeps object keys in a `BTreeMap<String, _>`, whose order (byte order of
+//! UTF-8) equals Python's `sorted()` on `str` (code point order).
+
+use crate::error::{Error, Result};
+use serde_json::Value;
+
+/// OLPC canonical JSON: no whitespace, sorted keys, only `\` and `"` escaped, integers only.
+pub fn canonical(value: &Value) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out)?;
+    Ok(out)
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.extend_from_slice(i.to_string().as_bytes());
+            } else if let Some(u) = n.as_u64() {
+                out.extend_from_slice(u.to_string().as_bytes());
+            } else {
+                return Err(Error::format(format!(
+                    "canonical JSON allows integers only, found {n}"
+                )));
+            }
+        }
+        Value::String(s) => write_canonical_str(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical_str(k, out);
+                out.push(b':');
+                write_canonical(v, out)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn write_canonical_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Python `json.dumps(value, sort_keys=True, indent=1)` (ensure_ascii, no trailing newline).
+pub fn dump_pretty(value: &Value) -> String {
+    let mut out = String::with_capacity(512);
+    write_pretty(value, 0, &mut out);
+    out
+}
+
+fn write_pretty(value: &Value, depth: usize, out: &mut String) {
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(if i > 0 { ",\n" } else { "\n" });
+                push_indent(depth + 1, out);
+                write_pretty(item, depth + 1, out);
+            }
+            out.push('\n');
+            push_indent(depth, out);
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                out.push_str(if i > 0 { ",\n" } else { "\n" });
+                push_indent(depth + 1, out);
+                write_python_str(k, out);
+                out.push_str(": ");
+                write_pretty(v, depth + 1, out);
+            }
+            out.push('\n');
+            push_indent(depth, out);
+            out.push('}');
+        }
+        other => write_python_scalar(other, out),
+    }
+}
+
+fn push_indent(depth: usize, out: &mut String) {
+    for _ in 0..depth {
+        out.push(' ');
+    }
+}
+
+/// Python `json.dumps(value, sort_keys=True)`: separators `", "` and `": "`, ensure_ascii.
+pub fn dump_python_compact(value: &Value) -> String {
+    let mut out = String::with_capacity(512);
+    write_compact(value, &mut out);
+    out
+}
+
+fn write_compact(value: &Value, out: &mut String) {
+    match value {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_compact(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_python_str(k, out);
+                out.push_str(": ");
+                write_compact(v, out);
+            }
+            out.push('}');
+        }
+        other => write_python_scalar(other, out),
+    }
+}
+
+fn write_python_scalar(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_python_str(s, out),
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
+    }
+}
+
+/// A string as Python's `json` module writes it with `ensure_ascii=True`.
+fn write_python_str(s: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{:04x}", unit);
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Parse JSON from untrusted bytes. serde_json refuses nesting deeper than 128 levels, so hostile
+/// input cannot exhaust the stack.
+pub fn parse(bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| Error::format(format!("invalid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_escapes_only_quote_and_backslash() {
+        let v = json!({"b": "line\nnext\t\"q\" \\ é", "a": [1, -2, true, null]});
+        let got = canonical(&v).unwrap();
+        assert_eq!(got, "{\"a\":[1,-2,true,null],\"b\":\"line\nnext\t\\\"q\\\" \\\\ é\"}".as_bytes());
+    }
+
+    #[test]
+    fn canonical_rejects_floats() {
+        assert!(canonical(&json!({"x": 1.5})).is_err());
+    }
+
+    #[test]
+    fn pretty_matches_python_indent_one() {
+        let v = json!({"b": {}, "a": [1, {"z": "é\u{1F600}\u{7f}"}], "c": []});
+        assert_eq!(
+            dump_pretty(&v),
+            "{\n \"a\": [\n  1,\n  {\n   \"z\": \"\\u00e9\\ud83d\\ude00\\u007f\"\n  }\n ],\n \"b\": {},\n \"c\": []\n}"
+        );
+    }
+
+    #[test]
+    fn compact_matches_python_default_separators() {
+        let v = json!({"b": [1, 2], "a": "x\n"});
+        assert_eq!(dump_python_compact(&v), "{\"a\": \"x\\n\", \"b\": [1, 2]}");
+    }
+}

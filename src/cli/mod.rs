@@ -1,0 +1,62 @@
+//! The command line: one clap definition per subcommand, each in its own file. Every subcommand
+//! is a thin wrapper over library calls and returns the process exit code.
+
+use clap::{Parser, Subcommand};
+
+pub mod keys;
+pub mod record;
+pub mod sign;
+pub mod verify;
+
+#[derive(Parser, Debug)]
+#[command(name = "totofs", version, about = "Record build steps through a FUSE overlay and verify in-toto supply chains")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate an ed25519 key pair (PKCS#8 PEM private key, SPKI PEM public key).
+    Keygen(keys::KeygenArgs),
+    /// Inspect public keys (keyid, securesystemslib key dict).
+    Key(keys::KeyArgs),
+    /// Sign a link or layout, or verify its signatures (like in-toto-sign).
+    Sign(sign::SignArgs),
+    /// Run a command under the recording overlay and write a signed link (like in-toto-run).
+    Run(record::RunArgs),
+    /// Mount the recording overlay over a directory for a multi-command step.
+    Mount(record::MountArgs),
+    /// End a `totofs mount` session and wait until its link is written.
+    Unmount(record::UnmountArgs),
+    /// Verify a supply chain against a layout (like in-toto-verify).
+    Verify(verify::VerifyArgs),
+}
+
+/// Parse arguments and run; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Keygen(a) => keys::keygen(a),
+        Command::Key(a) => keys::key(a),
+        Command::Sign(a) => sign::sign(a),
+        Command::Run(a) => record::run(a),
+        Command::Mount(a) => record::mount(a),
+        Command::Unmount(a) => record::unmount(a),
+        Command::Verify(a) => verify::verify(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("totofs: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! totofs: an in-toto recorder (a FUSE overlay around unmodified build steps) and verifier.
+//!
+//! - [`cjson`]: canonical JSON and Python-compatible file encodings.
+//! - [`metadata`]: links, layouts, rules, Metablock and DSSE envelopes.
+//! - [`keys`]: key loading, keyids, signing and signature verification.
+
+pub mod cjson;
+pub mod error;
+pub mod keys;
+pub mod metadata;
+pub mod time;
+
+pub use error::{Error, Result};
+pub mod cli;
+pub mod recorder;
+pub mod verify;

@@ -1,0 +1,640 @@
+//! The in-toto metadata model: links, layouts (steps, inspections, artifact rules), and the two
+//! envelopes that carry them (the classic Metablock `{signed, signatures}` and DSSE).
+//!
+//! Untrusted JSON becomes typed values here, once. Signatures are checked over the bytes as
+//! received (the `signed` value re-canonicalised as is, or the DSSE payload bytes), so documents
+//! with extra fields (in-toto-golang's) still verify; documents we produce carry exactly the field
+//! set in-toto 3.x signs.
+
+use crate::cjson;
+use crate::error::{Error, Result};
+use crate::keys::{PrivateKey, PublicKey};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// DSSE payload type used by in-toto for links and layouts.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Largest metadata file totofs reads (links can list many artifacts, but not gigabytes).
+pub const MAX_METADATA_BYTES: u64 = 512 * 1024 * 1024;
+
+/// `{"sha256": "<hex>", ...}`; compared as whole dicts, like in-toto.
+pub type HashDict = BTreeMap<String, String>;
+/// Artifact path -> hash dict.
+pub type Artifacts = BTreeMap<String, HashDict>;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Link {
+    pub name: String,
+    pub command: Vec<String>,
+    pub materials: Artifacts,
+    pub products: Artifacts,
+    /// Kept as JSON: `{}` or `{"stdout", "stderr", "return-value"}`.
+    pub byproducts: Map<String, Value>,
+    pub environment: Map<String, Value>,
+}
+
+impl Link {
+    /// The byproducts of a run command: streams (empty unless recorded) and the return value.
+    pub fn run_byproducts(stdout: &str, stderr: &str, return_value: i64) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("stdout".into(), Value::String(stdout.into()));
+        m.insert("stderr".into(), Value::String(stderr.into()));
+        m.insert("return-value".into(), Value::from(return_value));
+        m
+    }
+
+    pub fn return_value(&self) -> Option<i64> {
+        self.byproducts.get("return-value").and_then(Value::as_i64)
+    }
+
+    pub fn to_value(&self) -> Value {
+        json!({
+            "_type": "link",
+            "name": self.name,
+            "command": self.command,
+            "materials": artifacts_to_value(&self.materials),
+            "products": artifacts_to_value(&self.products),
+            "byproducts": Value::Object(self.byproducts.clone()),
+            "environment": Value::Object(self.environment.clone()),
+        })
+    }
+
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let o = obj(v, "link")?;
+        Ok(Link {
+            name: opt_string(o, "name", "link")?.unwrap_or_default(),
+            command: opt_string_list(o, "command", "link")?.unwrap_or_default(),
+            materials: opt_artifacts(o, "materials")?,
+            products: opt_artifacts(o, "products")?,
+            byproducts: opt_object(o, "byproducts", "link")?,
+            environment: opt_object(o, "environment", "link")?,
+        })
+    }
+}
+
+fn artifacts_to_value(a: &Artifacts) -> Value {
+    Value::Object(
+        a.iter()
+            .map(|(p, h)| {
+                (p.clone(), Value::Object(h.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()))
+            })
+            .collect(),
+    )
+}
+
+fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+    v.as_object().ok_or_else(|| Error::format(format!("{what} is not a JSON object")))
+}
+
+fn opt_string(o: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>> {
+    match o.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Error::format(format!("{what} field '{key}' is not a string"))),
+    }
+}
+
+fn req_string(o: &Map<String, Value>, key: &str, what: &str) -> Result<String> {
+    opt_string(o, key, what)?.ok_or_else(|| Error::format(format!("{what} has no field '{key}'")))
+}
+
+fn string_list(v: &Value, what: &str) -> Result<Vec<String>> {
+    let arr = v.as_array().ok_or_else(|| Error::format(format!("{what} is not a list")))?;
+    arr.iter()
+        .map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::format(format!("{what} holds a non-string"))))
+        .collect()
+}
+
+fn opt_string_list(o: &Map<String, Value>, key: &str, what: &str) -> Result<Option<Vec<String>>> {
+    o.get(key).map(|v| string_list(v, &format!("{what} field '{key}'"))).transpose()
+}
+
+fn opt_object(o: &Map<String, Value>, key: &str, what: &str) -> Result<Map<String, Value>> {
+    match o.get(key) {
+        None => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(Error::format(format!("{what} field '{key}' is not an object"))),
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn opt_artifacts(o: &Map<String, Value>, key: &str) -> Result<Artifacts> {
+    let Some(v) = o.get(key) else { return Ok(Artifacts::new()) };
+    let m = v.as_object().ok_or_else(|| Error::format(format!("link field '{key}' is not an object")))?;
+    let mut out = Artifacts::new();
+    for (path, hashes) in m {
+        let hm = hashes
+            .as_object()
+            .ok_or_else(|| Error::format(format!("{key} entry '{path}' is not a hash object")))?;
+        let mut dict = HashDict::new();
+        for (algo, digest) in hm {
+            let d = digest
+                .as_str()
+                .filter(|d| is_hex(d))
+                .ok_or_else(|| Error::format(format!("{key} entry '{path}': '{algo}' is not a hex digest")))?;
+            dict.insert(algo.clone(), d.to_string());
+        }
+        out.insert(path.clone(), dict);
+    }
+    Ok(out)
+}
+
+/// Which artifact set of a link a rule refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactKind {
+    Materials,
+    Products,
+}
+
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Materials => "MATERIALS",
+            ArtifactKind::Products => "PRODUCTS",
+        }
+    }
+}
+
+/// One artifact rule, parsed (`rulelib.unpack_rule`) and keeping its original tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub tokens: Vec<String>,
+    pub kind: RuleKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    Match {
+        pattern: String,
+        source_prefix: Option<String>,
+        dest_type: ArtifactKind,
+        dest_prefix: Option<String>,
+        dest_name: String,
+    },
+    Create(String),
+    Delete(String),
+    Modify(String),
+    Allow(String),
+    Disallow(String),
+    Require(String),
+}
+
+impl Rule {
+    pub fn parse(tokens: Vec<String>) -> Result<Self> {
+        let bad = |why: &str| Error::format(format!("invalid artifact rule {:?}: {why}", tokens));
+        let upper: Vec<String> = tokens.iter().map(|t| t.to_uppercase()).collect();
+        let kw = upper.first().map(String::as_str).ok_or_else(|| bad("empty rule"))?;
+        let kind = match kw {
+            "CREATE" | "DELETE" | "MODIFY" | "ALLOW" | "DISALLOW" | "REQUIRE" => {
+                if tokens.len() != 2 {
+                    return Err(bad(&format!("'{kw}' takes exactly one operand")));
+                }
+                let p = tokens[1].clone();
+                match kw {
+                    "CREATE" => RuleKind::Create(p),
+                    "DELETE" => RuleKind::Delete(p),
+                    "MODIFY" => RuleKind::Modify(p),
+                    "ALLOW" => RuleKind::Allow(p),
+                    "DISALLOW" => RuleKind::Disallow(p),
+                    _ => RuleKind::Require(p),
+                }
+            }
+            "MATCH" => {
+                let shape: Vec<&str> = upper.iter().map(String::as_str).collect();
+                let (src, rest) = match shape.len() {
+                    6 => (None, 2),
+                    8 if shape[2] == "IN" => (Some(tokens[3].clone()), 4),
+                    8 => (None, 2),
+                    10 => (Some(tokens[3].clone()), 4),
+                    _ => return Err(bad("MATCH takes 6, 8 or 10 tokens")),
+                };
+                if src.is_some() && shape[2] != "IN" {
+                    return Err(bad("expected 'IN' after the pattern"));
+                }
+                if shape.get(rest) != Some(&"WITH") {
+                    return Err(bad("expected 'WITH'"));
+                }
+                let dest_type = match shape.get(rest + 1) {
+                    Some(&"MATERIALS") => ArtifactKind::Materials,
+                    Some(&"PRODUCTS") => ArtifactKind::Products,
+                    _ => return Err(bad("expected 'MATERIALS' or 'PRODUCTS' after 'WITH'")),
+                };
+                let mut i = rest + 2;
+                let dest_prefix = if shape.get(i) == Some(&"IN") {
+                    i += 2;
+                    Some(tokens[i - 1].clone())
+                } else {
+                    None
+                };
+                if shape.get(i) != Some(&"FROM") || i + 2 != shape.len() {
+                    return Err(bad("expected 'FROM <step>' at the end"));
+                }
+                RuleKind::Match {
+                    pattern: tokens[1].clone(),
+                    source_prefix: src,
+                    dest_type,
+                    dest_prefix,
+                    dest_name: tokens[i + 1].clone(),
+                }
+            }
+            _ => return Err(bad(&format!("unknown rule type '{}'", tokens[0]))),
+        };
+        Ok(Rule { tokens, kind })
+    }
+
+    /// The pattern (or file name, for REQUIRE) the rule applies to.
+    pub fn pattern(&self) -> &str {
+        match &self.kind {
+            RuleKind::Match { pattern, .. } => pattern,
+            RuleKind::Create(p)
+            | RuleKind::Delete(p)
+            | RuleKind::Modify(p)
+            | RuleKind::Allow(p)
+            | RuleKind::Disallow(p)
+            | RuleKind::Require(p) => p,
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.tokens.join(" "))
+    }
+}
+
+fn rules(o: &Map<String, Value>, key: &str, what: &str) -> Result<Vec<Rule>> {
+    let Some(v) = o.get(key) else { return Ok(Vec::new()) };
+    let arr = v.as_array().ok_or_else(|| Error::format(format!("{what} field '{key}' is not a list")))?;
+    arr.iter().map(|r| Rule::parse(string_list(r, &format!("a rule in {what} '{key}'"))?)).collect()
+}
+
+fn rules_to_value(rules: &[Rule]) -> Value {
+    Value::Array(rules.iter().map(|r| json!(r.tokens)).collect())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub expected_materials: Vec<Rule>,
+    pub expected_products: Vec<Rule>,
+    pub pubkeys: Vec<String>,
+    pub expected_command: Vec<String>,
+    pub threshold: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    pub name: String,
+    pub expected_materials: Vec<Rule>,
+    pub expected_products: Vec<Rule>,
+    pub run: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub expires: String,
+    pub readme: String,
+    /// keyid -> key dict, kept raw (extra fields such as `keyid_hash_algorithms` are signed too).
+    pub keys: BTreeMap<String, Value>,
+    pub steps: Vec<Step>,
+    pub inspect: Vec<Inspection>,
+}
+
+impl Layout {
+    pub fn to_value(&self) -> Value {
+        json!({
+            "_type": "layout",
+            "expires": self.expires,
+            "readme": self.readme,
+            "keys": Value::Object(self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            "steps": self.steps.iter().map(|s| json!({
+                "_type": "step",
+                "name": s.name,
+                "expected_materials": rules_to_value(&s.expected_materials),
+                "expected_products": rules_to_value(&s.expected_products),
+                "pubkeys": s.pubkeys,
+                "expected_command": s.expected_command,
+                "threshold": s.threshold,
+            })).collect::<Vec<_>>(),
+            "inspect": self.inspect.iter().map(|i| json!({
+                "_type": "inspection",
+                "name": i.name,
+                "expected_materials": rules_to_value(&i.expected_materials),
+                "expected_products": rules_to_value(&i.expected_products),
+                "run": i.run,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let o = obj(v, "layout")?;
+        let expires = req_string(o, "expires", "layout")?;
+        crate::time::parse_expires(&expires)?;
+        let keys_obj = opt_object(o, "keys", "layout")?;
+        let mut keys = BTreeMap::new();
+        for (id, key) in keys_obj {
+            if !is_hex(&id) {
+                return Err(Error::format(format!("layout key id '{id}' is not hex")));
+            }
+            if !key.is_object() {
+                return Err(Error::format(format!("layout key '{id}' is not an object")));
+            }
+            if key.get("keyid").and_then(Value::as_str).is_none() {
+                return Err(Error::format(format!("layout key '{id}' has no 'keyid'")));
+            }
+            keys.insert(id, key);
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut steps = Vec::new();
+        for s in o.get("steps").map(|v| v.as_array().ok_or_else(|| Error::format("layout 'steps' is not a list"))).transpose()?.into_iter().flatten() {
+            let so = obj(s, "step")?;
+            let name = req_string(so, "name", "step")?;
+            let threshold = match so.get("threshold") {
+                None => 1,
+                Some(t) => t.as_u64().ok_or_else(|| Error::format(format!("step '{name}': threshold is not a non-negative integer")))?,
+            };
+            let pubkeys = opt_string_list(so, "pubkeys", "step")?.unwrap_or_default();
+            if let Some(k) = pubkeys.iter().find(|k| !is_hex(k)) {
+                return Err(Error::format(format!("step '{name}': pubkey '{k}' is not a hex keyid")));
+            }
+            steps.push(Step {
+                expected_materials: rules(so, "expected_materials", "step")?,
+                expected_products: rules(so, "expected_products", "step")?,
+                expected_command: opt_string_list(so, "expected_command", "step")?.unwrap_or_default(),
+                pubkeys,
+                threshold,
+                name,
+            });
+        }
+        let mut inspect = Vec::new();
+        for i in o.get("inspect").map(|v| v.as_array().ok_or_else(|| Error::format("layout 'inspect' is not a list"))).transpose()?.into_iter().flatten() {
+            let io = obj(i, "inspection")?;
+            inspect.push(Inspection {
+                name: req_string(io, "name", "inspection")?,
+                expected_materials: rules(io, "expected_materials", "inspection")?,
+                expected_products: rules(io, "expected_products", "inspection")?,
+                run: opt_string_list(io, "run", "inspection")?.unwrap_or_default(),
+            });
+        }
+        for n in steps.iter().map(|s| &s.name).chain(inspect.iter().map(|i| &i.name)) {
+            if !names.insert(n.clone()) {
+                return Err(Error::format(format!("layout names '{n}' twice (step and inspection names must be unique)")));
+            }
+        }
+        Ok(Layout { expires, readme: opt_string(o, "readme", "layout")?.unwrap_or_default(), keys, steps, inspect })
+    }
+}
+
+/// What an envelope carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Link(Link),
+    Layout(Layout),
+}
+
+impl Payload {
+    pub fn from_value(v: &Value) -> Result<Self> {
+        match v.get("_type").and_then(Value::as_str) {
+            Some("link") => Ok(Payload::Link(Link::from_value(v)?)),
+            Some("layout") => Ok(Payload::Layout(Layout::from_value(v)?)),
+            Some(t) => Err(Error::format(format!("unknown metadata type '{t}' (expected 'link' or 'layout')"))),
+            None => Err(Error::format("metadata has no '_type'")),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Payload::Link(l) => l.to_value(),
+            Payload::Layout(l) => l.to_value(),
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Payload::Link(_) => "link",
+            Payload::Layout(_) => "layout",
+        }
+    }
+}
+
+/// One signature: `keyid` and the raw signature bytes (hex in Metablocks, base64 in DSSE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Envelope {
+    /// The `signed` value as received (or as produced), signed over its canonical JSON.
+    Metablock { signed: Value },
+    /// The payload bytes as received (or as produced), signed over their PAE.
+    Dsse { payload: Vec<u8> },
+}
+
+/// A signed (or unsigned) in-toto document in either envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    envelope: Envelope,
+    pub payload: Payload,
+    pub signatures: Vec<Signature>,
+}
+
+/// DSSE pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD, STANDARD_NO_PAD};
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).or_else(|_| STANDARD_NO_PAD.decode(s)).or_else(|_| URL_SAFE_NO_PAD.decode(s)).ok()
+}
+
+impl Metadata {
+    /// A new, unsigned Metablock around `payload`.
+    pub fn new_metablock(payload: Payload) -> Self {
+        Metadata { envelope: Envelope::Metablock { signed: payload.to_value() }, payload, signatures: Vec::new() }
+    }
+
+    /// A new, unsigned DSSE envelope around `payload`, serialised like in-toto 3.x does.
+    pub fn new_dsse(payload: Payload) -> Self {
+        let bytes = cjson::dump_python_compact(&payload.to_value()).into_bytes();
+        Metadata { envelope: Envelope::Dsse { payload: bytes }, payload, signatures: Vec::new() }
+    }
+
+    pub fn is_dsse(&self) -> bool {
+        matches!(self.envelope, Envelope::Dsse { .. })
+    }
+
+    /// Read and parse a metadata file. Errors name the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::input(path, "not a regular file"));
+        }
+        if meta.len() > MAX_METADATA_BYTES {
+            return Err(Error::input(path, format!("file is too large ({} bytes)", meta.len())));
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+        Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let v = cjson::parse(bytes)?;
+        Self::from_value(&v)
+    }
+
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let o = obj(v, "metadata")?;
+        if let Some(p) = o.get("payload") {
+            let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
+            if pt != PAYLOAD_TYPE {
+                return Err(Error::format(format!("DSSE payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+            }
+            let p = p.as_str().ok_or_else(|| Error::format("DSSE 'payload' is not a string"))?;
+            let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+            let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
+            let parsed = Payload::from_value(&inner)?;
+            let signatures = Self::parse_signatures(o, true)?;
+            return Ok(Metadata { envelope: Envelope::Dsse { payload }, payload: parsed, signatures });
+        }
+        let signed = o.get("signed").ok_or_else(|| Error::format("neither a Metablock ('signed') nor a DSSE envelope ('payload')"))?;
+        let parsed = Payload::from_value(signed)?;
+        // Refuse what cannot be signed (floats) up front, with a clear message.
+        cjson::canonical(signed)?;
+        let signatures = Self::parse_signatures(o, false)?;
+        Ok(Metadata { envelope: Envelope::Metablock { signed: signed.clone() }, payload: parsed, signatures })
+    }
+
+    fn parse_signatures(o: &Map<String, Value>, dsse: bool) -> Result<Vec<Signature>> {
+        let Some(v) = o.get("signatures") else {
+            return Err(Error::format("metadata has no 'signatures' list"));
+        };
+        let arr = v.as_array().ok_or_else(|| Error::format("'signatures' is not a list"))?;
+        let mut out = Vec::new();
+        for s in arr {
+            let so = obj(s, "signature")?;
+            let keyid = so.get("keyid").and_then(Value::as_str).unwrap_or("").to_string();
+            if !dsse && keyid.is_empty() {
+                return Err(Error::format("a signature has no 'keyid'"));
+            }
+            let raw = so.get("sig").and_then(Value::as_str).ok_or_else(|| {
+                Error::format(format!("signature for keyid '{keyid}' has no 'sig' (GPG signatures are not supported)"))
+            })?;
+            let sig = if dsse {
+                decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?
+            } else {
+                if raw.len() % 2 != 0 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Error::format(format!("signature for keyid '{keyid}' is not hex")));
+                }
+                hex::decode(raw).map_err(|_| Error::format(format!("signature for keyid '{keyid}' is not hex")))?
+            };
+            out.push(Signature { keyid, sig });
+        }
+        Ok(out)
+    }
+
+    /// The exact bytes a signature covers.
+    pub fn signed_bytes(&self) -> Result<Vec<u8>> {
+        match &self.envelope {
+            Envelope::Metablock { signed } => cjson::canonical(signed),
+            Envelope::Dsse { payload } => Ok(pae(PAYLOAD_TYPE, payload)),
+        }
+    }
+
+    /// The DSSE payload bytes, if this is a DSSE envelope.
+    pub fn dsse_payload(&self) -> Option<&[u8]> {
+        match &self.envelope {
+            Envelope::Dsse { payload } => Some(payload),
+            Envelope::Metablock { .. } => None,
+        }
+    }
+
+    /// Add a signature by `key` (replacing an older one by the same key). The payload is
+    /// re-serialised from the model first, so what is signed is exactly in-toto 3.x's field set.
+    pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
+        let fresh = match &self.envelope {
+            Envelope::Metablock { .. } => Self::new_metablock(self.payload.clone()),
+            Envelope::Dsse { .. } => Self::new_dsse(self.payload.clone()),
+        };
+        if fresh.envelope != self.envelope {
+            // The content changed under existing signatures; they no longer cover it.
+            self.signatures.clear();
+            self.envelope = fresh.envelope;
+        }
+        let sig = key.sign(&self.signed_bytes()?)?;
+        self.signatures.retain(|s| s.keyid != key.keyid());
+        self.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
+        Ok(())
+    }
+
+    /// Check that `key` made a valid signature: the first signature with the key's keyid (either
+    /// keyid convention) is checked, like in-toto 3.x.
+    pub fn verify_signature(&self, key: &PublicKey) -> Result<()> {
+        let sig = self
+            .signatures
+            .iter()
+            .find(|s| s.keyid == key.keyid())
+            .or_else(|| self.signatures.iter().find(|s| key.matches_keyid(&s.keyid)))
+            .ok_or_else(|| Error::Signature(format!("no signature found for key '{}'", key.keyid())))?;
+        key.verify(&self.signed_bytes()?, &sig.sig)
+    }
+
+    /// The file content, byte for byte as in-toto 3.x writes it.
+    pub fn to_file_string(&self) -> String {
+        match &self.envelope {
+            Envelope::Metablock { signed } => {
+                let sigs: Vec<Value> =
+                    self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
+                cjson::dump_pretty(&json!({"signatures": sigs, "signed": signed}))
+            }
+            Envelope::Dsse { payload } => {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let sigs: Vec<Value> =
+                    self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
+                cjson::dump_python_compact(&json!({
+                    "payload": b64.encode(payload),
+                    "payloadType": PAYLOAD_TYPE,
+                    "signatures": sigs,
+                }))
+            }
+        }
+    }
+
+    /// Write the file atomically (temporary file in the same directory, then rename).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_file_string().as_bytes())
+    }
+
+    /// `<name>.<keyid8>.link`, named after the signing keyid (like in-toto).
+    pub fn link_file_name(name: &str, keyid: &str) -> String {
+        format!("{}.{}.link", name, &keyid[..keyid.len().min(8)])
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let fname = path.file_name().ok_or_else(|| Error::input(path, "not a file name"))?;
+    let tmp = dir.join(format!(".{}.tmp{}", fname.to_string_lossy(), std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::input(path, format!("cannot write: {e}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,470 @@
+//! in-toto-run's artifact recording rules (`runlib.record_artifacts_as_dict` with the file
+//! resolver), reproduced exactly so that links recorded by totofs match what layouts expect:
+//!
+//! 1. with a base path, names are relative to it (the base path itself is never recorded);
+//! 2. every path argument is normalised like `os.path.normpath`;
+//! 3. exclude patterns (gitignore semantics, as pathspec's `GitIgnoreSpec`) are tested against the
+//!    normalised path; `--exclude` replaces the defaults;
+//! 4. missing paths are skipped; directories are walked, excluded directories pruned, symlinks to
+//!    files and directories followed, broken symlinks and special files skipped;
+//! 5. `--lstrip-paths` strips the first matching prefix; a name made twice is an error.
+
+use crate::error::{Error, Result};
+use crate::metadata::{Artifacts, HashDict};
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// in-toto's default exclude patterns (`settings.ARTIFACT_EXCLUDE_PATTERNS`).
+pub const DEFAULT_EXCLUDES: [&str; 4] = ["*.link*", ".git", "*.pyc", "*~"];
+
+/// Gitignore-style exclude patterns; the last matching pattern decides (a `!` pattern re-includes).
+#[derive(Debug, Clone)]
+pub struct ExcludeSet {
+    patterns: Vec<(Regex, bool)>,
+}
+
+impl ExcludeSet {
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self> {
+        let mut out = Vec::new();
+        for p in patterns {
+            if let Some(compiled) = gitwildmatch(p.as_ref())? {
+                out.push(compiled);
+            }
+        }
+        Ok(ExcludeSet { patterns: out })
+    }
+
+    pub fn defaults() -> Self {
+        // The defaults are known-good patterns.
+        Self::new(&DEFAULT_EXCLUDES).unwrap_or(ExcludeSet { patterns: Vec::new() })
+    }
+
+    /// Is this (normalised) path excluded?
+    pub fn is_excluded(&self, path: &str) -> bool {
+        let path = path.strip_prefix("./").unwrap_or(path);
+        let path = path.trim_start_matches('/');
+        let mut excluded = false;
+        for (re, include) in &self.patterns {
+            if re.is_match(path) {
+                excluded = !include;
+            }
+        }
+        excluded
+    }
+}
+
+/// Translate one gitignore pattern to a regex the way pathspec's `GitWildMatchPattern` does.
+/// Returns `None` for patterns that match nothing (blank lines, comments).
+fn gitwildmatch(pattern: &str) -> Result<Option<(Regex, bool)>> {
+    let bad = |why: &str| Error::format(format!("invalid exclude pattern '{pattern}': {why}"));
+    let mut pat = pattern;
+    if pat.starts_with('#') || pat.trim().is_empty() {
+        return Ok(None);
+    }
+    let include = pat.starts_with('!');
+    if include {
+        pat = &pat[1..];
+    }
+    // Trailing unescaped spaces are ignored.
+    let trimmed = pat.trim_end_matches(' ');
+    let pat = if trimmed.ends_with('\\') && trimmed.len() < pat.len() { &pat[..trimmed.len() + 1] } else { trimmed };
+    let mut segs: Vec<&str> = pat.split('/').collect();
+    // Collapse runs of "**" segments.
+    segs.dedup_by(|a, b| *a == "**" && *b == "**");
+    if segs.first() == Some(&"") {
+        // Leading slash: anchored at the root.
+        segs.remove(0);
+    } else if segs.len() == 1 || (segs.len() == 2 && segs[1].is_empty()) {
+        // A single name matches at any depth.
+        if segs[0] != "**" {
+            segs.insert(0, "**");
+        }
+    }
+    if segs.is_empty() {
+        return Err(bad("matches nothing"));
+    }
+    if segs.len() > 1 && segs.last() == Some(&"") {
+        // Trailing slash: directory only, i.e. everything under it.
+        let n = segs.len();
+        segs[n - 1] = "**";
+    }
+    let mut re = String::from("^");
+    let end = segs.len() - 1;
+    let mut need_slash = false;
+    for (i, seg) in segs.iter().enumerate() {
+        if *seg == "**" {
+            if i == 0 && i == end {
+                re.push_str(".+");
+            } else if i == 0 {
+                re.push_str("(?:.+/)?");
+                need_slash = false;
+            } else if i == end {
+                re.push_str("/.*");
+            } else {
+                re.push_str("(?:/.+)?");
+                need_slash = true;
+            }
+        } else if *seg == "*" {
+            if need_slash {
+                re.push('/');
+            }
+            re.push_str("[^/]+");
+            if i == end {
+                re.push_str("(?:/.*)?");
+            }
+            need_slash = true;
+        } else {
+            if need_slash {
+                re.push('/');
+            }
+            re.push_str(&translate_segment(seg).ok_or_else(|| bad("unbalanced '['"))?);
+            if i == end {
+                re.push_str("(?:/.*)?");
+            }
+            need_slash = true;
+        }
+    }
+    re.push('$');
+    let compiled = Regex::new(&re).map_err(|e| bad(&e.to_string()))?;
+    Ok(Some((compiled, include)))
+}
+
+/// One path segment's glob: `*`, `?`, `[...]`, backslash escapes.
+fn translate_segment(seg: &str) -> Option<String> {
+    let chars: Vec<char> = seg.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                i += 1;
+                if let Some(&n) = chars.get(i) {
+                    out.push_str(&regex::escape(&n.to_string()));
+                }
+            }
+            '*' => out.push_str("[^/]*"),
+            '?' => out.push_str("[^/]"),
+            '[' => {
+                let mut j = i + 1;
+                if matches!(chars.get(j), Some('!') | Some('^')) {
+                    j += 1;
+                }
+                if chars.get(j) == Some(&']') {
+                    j += 1;
+                }
+                while j < chars.len() && chars[j] != ']' {
+                    j += 1;
+                }
+                if j >= chars.len() {
+                    // No closing bracket: a literal '['.
+                    out.push_str("\\[");
+                } else {
+                    let mut body: String = chars[i + 1..j].iter().collect();
+                    let negate = body.starts_with('!') || body.starts_with('^');
+                    if negate {
+                        body.remove(0);
+                    }
+                    let body = body.replace('\\', "\\\\").replace('[', "\\[");
+                    out.push('[');
+                    if negate {
+                        out.push('^');
+                    }
+                    out.push_str(&body);
+                    out.push(']');
+                    i = j;
+                }
+            }
+            _ => out.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// `os.path.normpath` for POSIX paths.
+pub fn normpath(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let initial = if path.starts_with("//") && !path.starts_with("///") {
+        "//"
+    } else if path.starts_with('/') {
+        "/"
+    } else {
+        ""
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for comp in path.split('/') {
+        if comp.is_empty() || comp == "." {
+            continue;
+        }
+        if comp != ".." || (initial.is_empty() && parts.is_empty()) || parts.last() == Some(&"..") {
+            parts.push(comp);
+        } else if !parts.is_empty() {
+            parts.pop();
+        }
+    }
+    let joined = format!("{}{}", initial, parts.join("/"));
+    if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    }
+}
+
+/// How artifacts are named and filtered.
+#[derive(Debug, Clone)]
+pub struct ArtifactOptions {
+    pub excludes: ExcludeSet,
+    pub base_path: Option<PathBuf>,
+    pub lstrip_paths: Vec<String>,
+}
+
+impl Default for ArtifactOptions {
+    fn default() -> Self {
+        ArtifactOptions { excludes: ExcludeSet::defaults(), base_path: None, lstrip_paths: Vec::new() }
+    }
+}
+
+impl ArtifactOptions {
+    /// `exclude: None` keeps in-toto's defaults; `Some(list)` replaces them.
+    pub fn new(exclude: Option<&[String]>, base_path: Option<PathBuf>, lstrip_paths: Vec<String>) -> Result<Self> {
+        for a in &lstrip_paths {
+            for b in &lstrip_paths {
+                if a != b && b.starts_with(a.as_str()) {
+                    return Err(Error::Usage(format!(
+                        "--lstrip-paths: '{a}' and '{b}' overlap (one is a prefix of the other)"
+                    )));
+                }
+            }
+        }
+        let excludes = match exclude {
+            None => ExcludeSet::defaults(),
+            Some(p) => ExcludeSet::new(p)?,
+        };
+        Ok(ArtifactOptions { excludes, base_path, lstrip_paths })
+    }
+
+    /// The recorded name of a normalised path (first matching lstrip prefix removed).
+    pub fn strip<'a>(&self, path: &'a str) -> &'a str {
+        for p in &self.lstrip_paths {
+            if let Some(rest) = path.strip_prefix(p.as_str()) {
+                return rest;
+            }
+        }
+        path
+    }
+
+    /// The filesystem path for a normalised artifact path.
+    pub fn fs_path(&self, normalized: &str) -> PathBuf {
+        match &self.base_path {
+            Some(b) => b.join(normalized),
+            None => PathBuf::from(normalized),
+        }
+    }
+}
+
+/// One file to record: the name it gets in the link and where to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// List the files the given path arguments stand for, named as in-toto-run names them, without
+/// hashing them.
+pub fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec<Entry>> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut names = std::collections::HashMap::<String, PathBuf>::new();
+    let mut add = |norm: String, fs: PathBuf, entries: &mut Vec<Entry>| -> Result<()> {
+        let name = opts.strip(&norm).to_string();
+        if let Some(prev) = names.get(&name) {
+            if *prev != fs && !opts.lstrip_paths.is_empty() {
+                return Err(Error::Usage(format!(
+                    "--lstrip-paths makes the artifact name '{name}' twice"
+                )));
+            }
+            return Ok(());
+        }
+        names.insert(name.clone(), fs.clone());
+        entries.push(Entry { name, path: fs });
+        Ok(())
+    };
+    for raw in paths {
+        let raw = raw.as_ref();
+        let raw = raw.strip_prefix("file:").unwrap_or(raw);
+        let norm = normpath(raw);
+        if opts.excludes.is_excluded(&norm) {
+            continue;
+        }
+        let fs = opts.fs_path(&norm);
+        let Ok(meta) = std::fs::metadata(&fs) else { continue };
+        if meta.is_file() {
+            add(norm, fs, &mut entries)?;
+        } else if meta.is_dir() {
+            let mut visited = std::collections::HashSet::new();
+            walk(&norm, &fs, opts, &mut visited, &mut |n, p| add(n, p, &mut entries))?;
+        }
+    }
+    Ok(entries)
+}
+
+/// `os.walk(followlinks=True)` with exclusion and pruning; a directory reached twice through
+/// symlinks (a loop) is walked once.
+fn walk(
+    norm: &str,
+    dir: &Path,
+    opts: &ArtifactOptions,
+    visited: &mut std::collections::HashSet<(u64, u64)>,
+    add: &mut dyn FnMut(String, PathBuf) -> Result<()>,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| Error::input(dir, e))?;
+    if !visited.insert((meta.dev(), meta.ino())) {
+        return Ok(());
+    }
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        // os.walk ignores directories it cannot list.
+        Err(_) => return Ok(()),
+    };
+    let mut children: Vec<(String, PathBuf)> = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::input(dir, e))?;
+        let fname = ent.file_name();
+        let Some(fname) = fname.to_str() else {
+            return Err(Error::input(ent.path(), "file name is not valid UTF-8 and cannot be recorded"));
+        };
+        let child_norm = normpath(&format!("{norm}/{fname}"));
+        children.push((child_norm, ent.path()));
+    }
+    children.sort();
+    let mut subdirs = Vec::new();
+    for (child_norm, child) in children {
+        if opts.excludes.is_excluded(&child_norm) {
+            continue;
+        }
+        match std::fs::metadata(&child) {
+            Ok(m) if m.is_dir() => subdirs.push((child_norm, child)),
+            Ok(m) if m.is_file() => add(child_norm, child)?,
+            // Broken symlinks, sockets, FIFOs, devices: not recorded.
+            _ => {}
+        }
+    }
+    for (n, p) in subdirs {
+        walk(&n, &p, opts, visited, add)?;
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file's content, as in-toto records it.
+pub fn hash_file(path: &Path) -> Result<HashDict> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::input(path, format!("cannot read: {e}"))),
+        };
+        h.update(&buf[..n]);
+    }
+    Ok(sha256_dict(h.finalize().as_slice()))
+}
+
+/// `{"sha256": hex}` from a raw digest.
+pub fn sha256_dict(digest: &[u8]) -> HashDict {
+    let mut d = HashDict::new();
+    d.insert("sha256".into(), hex::encode(digest));
+    d
+}
+
+/// Hash entries on `threads` threads (0: one per core).
+pub fn hash_entries(entries: &[Entry], threads: usize) -> Result<Artifacts> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(String, HashDict)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.min(entries.len()).max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(e) = entries.get(i) else { break };
+                        out.push((e.name.clone(), hash_file(&e.path)?));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Record("hashing thread panicked".into())))).collect()
+    });
+    let mut out = Artifacts::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// Record the artifacts of `paths` exactly like in-toto-run does.
+pub fn record<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Artifacts> {
+    let entries = collect(paths, opts)?;
+    hash_entries(&entries, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normpath_like_python() {
+        for (a, b) in [
+            ("", "."),
+            (".", "."),
+            ("./src/", "src"),
+            ("a//b/./c/..", "a/b"),
+            ("../x", "../x"),
+            ("/../x", "/x"),
+            ("//x", "//x"),
+            ("///x", "/x"),
+            ("a/../..", ".."),
+        ] {
+            assert_eq!(normpath(a), b, "{a}");
+        }
+    }
+
+    #[test]
+    fn default_excludes() {
+        let ex = ExcludeSet::defaults();
+        assert!(ex.is_excluded("step.abcd1234.link"));
+        assert!(ex.is_excluded("sub/x.link-unfinished"));
+        assert!(ex.is_excluded(".git"));
+        assert!(ex.is_excluded(".git/HEAD"));
+        assert!(ex.is_excluded("a/b/c.pyc"));
+        assert!(ex.is_excluded("notes~"));
+        assert!(!ex.is_excluded("src/main.c"));
+        assert!(!ex.is_excluded(".gitignore"));
+    }
+
+    #[test]
+    fn gitignore_semantics() {
+        let ex = ExcludeSet::new(&["build/", "/top.txt", "docs/*.md", "**/tmp", "!keep.o", "*.o"]).unwrap();
+        assert!(ex.is_excluded("build/x"));
+        assert!(!ex.is_excluded("build"));
+        assert!(ex.is_excluded("top.txt"));
+        assert!(!ex.is_excluded("a/top.txt"));
+        assert!(ex.is_excluded("docs/a.md"));
+        assert!(!ex.is_excluded("docs/sub/a.md"));
+        assert!(ex.is_excluded("x/y/tmp/z"));
+        assert!(ex.is_excluded("keep.o"), "a later pattern wins");
+        let ex = ExcludeSet::new(&["*.o", "!keep.o"]).unwrap();
+        assert!(!ex.is_excluded("keep.o"));
+        assert!(ex.is_excluded("a.o"));
+    }
+}
