@@ -548,11 +548,30 @@ impl std::fmt::Debug for PrivateKey {
     }
 }
 
-/// How a private key file is protected, so callers know whether to ask for a password.
+/// What a key file holds, so callers know whether to ask for a password before loading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protection {
-    Plain,
-    Encrypted,
+pub enum KeyFileKind {
+    Public,
+    Private,
+    EncryptedPrivate,
+}
+
+impl KeyFileKind {
+    /// Look at a key file without decrypting or fully parsing it. Errors name the file.
+    pub fn of(path: &Path) -> Result<Self> {
+        let text = read_key_file(path)?;
+        if is_json(&text) {
+            let value = cjson::parse(text.as_bytes()).map_err(|e| e.in_file(path))?;
+            let private = value.get("keyval").and_then(|kv| kv.get("private")).and_then(Value::as_str);
+            return Ok(if private.is_some_and(|p| !p.is_empty()) { KeyFileKind::Private } else { KeyFileKind::Public });
+        }
+        let blocks = pem::parse(&text).map_err(|e| e.in_file(path))?;
+        match blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")) {
+            Some(b) if b.label == "ENCRYPTED PRIVATE KEY" || b.is_encrypted() => Ok(KeyFileKind::EncryptedPrivate),
+            Some(_) => Ok(KeyFileKind::Private),
+            None => Ok(KeyFileKind::Public),
+        }
+    }
 }
 
 impl PrivateKey {
@@ -575,17 +594,6 @@ impl PrivateKey {
         Self::from_pem(&text, password).map_err(|e| e.in_file(path))
     }
 
-    /// Is the key file at `path` encrypted (so a password is needed)?
-    pub fn protection(path: &Path) -> Result<Protection> {
-        let text = read_key_file(path)?;
-        if is_json(&text) {
-            return Ok(Protection::Plain);
-        }
-        let blocks = pem::parse(&text).map_err(|e| e.in_file(path))?;
-        let encrypted = blocks.iter().any(|b| b.label == "ENCRYPTED PRIVATE KEY" || b.is_encrypted());
-        Ok(if encrypted { Protection::Encrypted } else { Protection::Plain })
-    }
-
     /// Parse a PEM private key. `password` decrypts encrypted keys; giving one for a key that is
     /// not encrypted is an error, as with Python `cryptography`.
     pub fn from_pem(pem: &str, password: Option<&str>) -> Result<Self> {
@@ -600,6 +608,11 @@ impl PrivateKey {
                 Some(l) => Error::format(format!("PEM '{l}' is not a private key")),
                 None => Error::format("no PEM private key found (expected '-----BEGIN PRIVATE KEY-----')"),
             })?;
+        if block.label == "OPENSSH PRIVATE KEY" {
+            return Err(Error::format(
+                "OpenSSH private keys are not supported; convert with 'ssh-keygen -p -m PKCS8 -f FILE'",
+            ));
+        }
         let encrypted = block.label == "ENCRYPTED PRIVATE KEY" || block.is_encrypted();
         let password = match (encrypted, password) {
             (true, None) => return Err(Error::format("private key is encrypted; give -P/--password")),
@@ -616,11 +629,6 @@ impl PrivateKey {
             }
             ("EC PRIVATE KEY", None) => Signer::from_sec1_der(&block.der)?,
             ("EC PRIVATE KEY", Some(pw)) => Signer::from_sec1_der(&block.decrypt(pw)?).map_err(|_| wrong_password())?,
-            ("OPENSSH PRIVATE KEY", _) => {
-                return Err(Error::format(
-                    "OpenSSH private keys are not supported; convert with 'ssh-keygen -p -m PKCS8 -f FILE'",
-                ))
-            }
             (l, _) => return Err(Error::format(format!("unsupported PEM private key type '{l}'"))),
         };
         Self::from_signer(signer)
