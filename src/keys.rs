@@ -352,13 +352,13 @@ impl PublicKey {
             }
             _ => Material::from_pem(public).map_err(|e| Error::format(format!("keyval.public: {e}")))?,
         };
-        let fits = match (&material, alg) {
+        let fits = matches!(
+            (&material, alg),
             (Material::Ed25519(_), Scheme::Ed25519)
-            | (Material::Rsa(_), Scheme::RsaPss(_) | Scheme::RsaPkcs1v15(_))
-            | (Material::P256(_), Scheme::EcdsaP256)
-            | (Material::P384(_), Scheme::EcdsaP384) => true,
-            _ => false,
-        };
+                | (Material::Rsa(_), Scheme::RsaPss(_) | Scheme::RsaPkcs1v15(_))
+                | (Material::P256(_), Scheme::EcdsaP256)
+                | (Material::P384(_), Scheme::EcdsaP384)
+        );
         if !fits {
             return Err(Error::format(format!("keyval.public is {} but the scheme is '{scheme}'", material.describe())));
         }
