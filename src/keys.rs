@@ -33,6 +33,10 @@ const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
+/// DER of a PKCS#8 v1 ed25519 `PrivateKeyInfo` up to the 32-byte seed (RFC 8410 section 7).
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+
 /// Largest RSA modulus accepted, in bits (OpenSSL's own limit for verification is 16384).
 const MAX_RSA_BITS: usize = 16384;
 /// Largest key file read; real key files are a few KiB.
@@ -524,7 +528,7 @@ impl Signer {
         use pkcs8::EncodePrivateKey as _;
         let doc = match self {
             Signer::Ed25519(sk) => {
-                let mut der = hex::decode("302e020100300506032b657004220420").unwrap_or_default();
+                let mut der = ED25519_PKCS8_V1_PREFIX.to_vec();
                 der.extend_from_slice(&sk.to_bytes());
                 return Ok(der);
             }
