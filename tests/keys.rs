@@ -294,3 +294,63 @@ fn keygen_writes_a_usable_pair_and_never_overwrites() {
     let keyid_now = PrivateKey::load(&name, None).unwrap().keyid().to_string();
     assert_eq!(stdout(&o), format!("{keyid_now}\n{bob_id}\n"));
 }
+
+#[test]
+fn corrupted_key_files_never_panic() {
+    // Flip bytes and truncate every key fixture at many positions: loading may fail, never panic.
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [vectors().join("pems"), keys_dir()] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            // scrypt is far too slow to run thousands of times in a debug build.
+            let scrypt = p.file_name().is_some_and(|n| n.to_string_lossy().contains("scrypt"));
+            if p.extension().is_some_and(|x| x == "pem" || x == "json") && !scrypt {
+                files.push(p);
+            }
+        }
+    }
+    let mut tried = 0;
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let step = (bytes.len() / 60).max(1);
+        for i in (0..bytes.len()).step_by(step) {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x05;
+            for variant in [flipped, bytes[..i].to_vec()] {
+                let Ok(text) = String::from_utf8(variant) else { continue };
+                let result = std::panic::catch_unwind(|| {
+                    let _ = PublicKey::from_pem(&text);
+                    let _ = PrivateKey::from_pem(&text, None);
+                    let _ = PrivateKey::from_pem(&text, Some("hunter2"));
+                    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                        let _ = PublicKey::from_key_dict(&v);
+                        let _ = PrivateKey::from_key_dict(&v);
+                    }
+                });
+                assert!(result.is_ok(), "{}: panic after corrupting byte {i}", f.display());
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 1000, "only {tried} variants");
+}
+
+#[test]
+fn malformed_signatures_fail_without_panicking() {
+    let mut publics: Vec<PublicKey> = TYPES.iter().map(|t| PublicKey::load(&pem(&format!("{t}_public.pem"))).unwrap()).collect();
+    publics.push(PublicKey::load(&keys_dir().join("p384_public.pem")).unwrap());
+    let mut sigs: Vec<Vec<u8>> = [0usize, 1, 8, 63, 64, 65, 70, 72, 104, 255, 256, 257, 512]
+        .iter()
+        .flat_map(|&n| [vec![0u8; n], vec![0xffu8; n], (0..n).map(|i| i as u8).collect()])
+        .collect();
+    // DER-looking junk: a SEQUENCE with zero, oversized and negative integers.
+    sigs.push(vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00]);
+    sigs.push(vec![0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x80]);
+    sigs.push(vec![0x30, 0x80, 0x02, 0x01, 0x01]);
+    for key in &publics {
+        for sig in &sigs {
+            let e = key.verify(b"message", sig).unwrap_err();
+            assert_eq!(e.exit_code(), 1, "{key:?}: {e}");
+        }
+    }
+}
