@@ -5,7 +5,7 @@
 //! that object plus `keyid_hash_algorithms` (legacy in-toto <= 2.x and in-toto-golang).
 //!
 //! Supported: ed25519 (`ed25519`), RSA (`rsassa-pss-sha256/384/512`, `rsa-pkcs1v15-sha256/384/512`)
-//! and ECDSA on P-256 and P-384 (`ecdsa-sha2-nistp256/384`, DER signatures), for verifying and for
+//! and ECDSA on P-256, P-384 and P-521 (`ecdsa-sha2-nistp256/384/521`, DER signatures), for verifying and for
 //! signing. Public keys load from SPKI PEM (also PKCS#1 `RSA PUBLIC KEY`) and from key dicts;
 //! private keys from PKCS#8 PEM (plain or encrypted), PKCS#1 and SEC1 PEM (plain or with OpenSSL's
 //! traditional encryption), and legacy securesystemslib JSON key dicts with a `keyval.private`.
@@ -66,6 +66,7 @@ enum Scheme {
     RsaPkcs1v15(HashAlg),
     EcdsaP256,
     EcdsaP384,
+    EcdsaP521,
 }
 
 impl Scheme {
@@ -80,6 +81,7 @@ impl Scheme {
             "rsa-pkcs1v15-sha512" => Scheme::RsaPkcs1v15(HashAlg::Sha512),
             "ecdsa-sha2-nistp256" => Scheme::EcdsaP256,
             "ecdsa-sha2-nistp384" => Scheme::EcdsaP384,
+            "ecdsa-sha2-nistp521" => Scheme::EcdsaP521,
             _ => return None,
         })
     }
@@ -92,6 +94,7 @@ impl Scheme {
             Scheme::RsaPss(_) | Scheme::RsaPkcs1v15(_) => keytype == "rsa",
             Scheme::EcdsaP256 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp256",
             Scheme::EcdsaP384 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp384",
+            Scheme::EcdsaP521 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp521",
         }
     }
 }
@@ -103,6 +106,7 @@ enum Material {
     Rsa(Box<rsa::RsaPublicKey>),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
 }
 
 impl Material {
@@ -112,6 +116,7 @@ impl Material {
             Material::Rsa(_) => "an RSA key",
             Material::P256(_) => "an ECDSA P-256 key",
             Material::P384(_) => "an ECDSA P-384 key",
+            Material::P521(_) => "an ECDSA P-521 key",
         }
     }
 
@@ -122,6 +127,7 @@ impl Material {
             Material::Rsa(_) => ("rsa", Scheme::RsaPss(HashAlg::Sha256), "rsassa-pss-sha256", self.spki_pem()?),
             Material::P256(_) => ("ecdsa", Scheme::EcdsaP256, "ecdsa-sha2-nistp256", self.spki_pem()?),
             Material::P384(_) => ("ecdsa", Scheme::EcdsaP384, "ecdsa-sha2-nistp384", self.spki_pem()?),
+            Material::P521(_) => ("ecdsa", Scheme::EcdsaP521, "ecdsa-sha2-nistp521", self.spki_pem()?),
         })
     }
 
@@ -131,6 +137,10 @@ impl Material {
             Material::Rsa(k) => k.to_public_key_der(),
             Material::P256(vk) => vk.to_public_key_der(),
             Material::P384(vk) => vk.to_public_key_der(),
+            // p521's ECDSA key type has no SPKI encoder; its curve-generic public key does.
+            Material::P521(vk) => p521::PublicKey::from_sec1_bytes(vk.to_encoded_point(false).as_bytes())
+                .map_err(|_| Error::format("invalid P-521 public key point"))?
+                .to_public_key_der(),
         };
         doc.map(|d| d.as_bytes().to_vec()).map_err(|e| Error::format(format!("cannot encode the public key: {e}")))
     }
@@ -171,12 +181,15 @@ impl Material {
                         p384::ecdsa::VerifyingKey::from_sec1_bytes(bits)
                             .map_err(|_| Error::format("invalid P-384 public key point"))?,
                     )),
-                    OID_P521 => Err(Error::format("ECDSA P-521 keys are not supported (P-256 and P-384 are)")),
+                    OID_P521 => Ok(Material::P521(
+                        p521::ecdsa::VerifyingKey::from_sec1_bytes(bits)
+                            .map_err(|_| Error::format("invalid P-521 public key point"))?,
+                    )),
                     other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
                 }
             }
             other => Err(Error::format(format!(
-                "unsupported public key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384)"
+                "unsupported public key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
             ))),
         }
     }
@@ -234,6 +247,9 @@ impl Material {
             }
             (Material::P384(vk), Scheme::EcdsaP384) => {
                 p384::ecdsa::Signature::from_der(sig).map(|s| vk.verify(msg, &s).is_ok()).unwrap_or(false)
+            }
+            (Material::P521(vk), Scheme::EcdsaP521) => {
+                p521::ecdsa::Signature::from_der(sig).map(|s| vk.verify(msg, &s).is_ok()).unwrap_or(false)
             }
             _ => false,
         }
@@ -362,6 +378,7 @@ impl PublicKey {
                 | (Material::Rsa(_), Scheme::RsaPss(_) | Scheme::RsaPkcs1v15(_))
                 | (Material::P256(_), Scheme::EcdsaP256)
                 | (Material::P384(_), Scheme::EcdsaP384)
+                | (Material::P521(_), Scheme::EcdsaP521)
         );
         if !fits {
             return Err(Error::format(format!("keyval.public is {} but the scheme is '{scheme}'", material.describe())));
@@ -471,6 +488,7 @@ enum Signer {
     Rsa(Box<rsa::RsaPrivateKey>),
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
 }
 
 impl Signer {
@@ -480,6 +498,7 @@ impl Signer {
             Signer::Rsa(sk) => Material::Rsa(Box::new(sk.to_public_key())),
             Signer::P256(sk) => Material::P256(*sk.verifying_key()),
             Signer::P384(sk) => Material::P384(*sk.verifying_key()),
+            Signer::P521(sk) => Material::P521(p521::ecdsa::VerifyingKey::from(sk)),
         }
     }
 
@@ -495,11 +514,11 @@ impl Signer {
             OID_EC => match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
                 OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
                 OID_P384 => Ok(Signer::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                OID_P521 => Err(Error::format("ECDSA P-521 keys are not supported (P-256 and P-384 are)")),
+                OID_P521 => Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(|e| bad(&e))?),
                 other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
             },
             other => Err(Error::format(format!(
-                "unsupported private key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384)"
+                "unsupported private key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
             ))),
         }
     }
@@ -512,7 +531,16 @@ impl Signer {
         if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
             return Ok(Signer::P384(k.into()));
         }
-        Err(Error::format("not a valid P-256 or P-384 EC private key (only these curves are supported)"))
+        if let Ok(k) = p521::SecretKey::from_sec1_der(der) {
+            return Self::from_p521(k);
+        }
+        Err(Error::format("not a valid P-256, P-384 or P-521 EC private key (only these curves are supported)"))
+    }
+
+    fn from_p521(k: p521::SecretKey) -> Result<Self> {
+        p521::ecdsa::SigningKey::from_bytes(&k.to_bytes())
+            .map(Signer::P521)
+            .map_err(|_| Error::format("invalid P-521 private key"))
     }
 
     fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
@@ -535,6 +563,9 @@ impl Signer {
             Signer::Rsa(sk) => sk.to_pkcs8_der(),
             Signer::P256(sk) => sk.to_pkcs8_der(),
             Signer::P384(sk) => sk.to_pkcs8_der(),
+            Signer::P521(sk) => p521::SecretKey::from_bytes(&sk.to_bytes())
+                .map_err(|_| Error::format("invalid P-521 private key"))?
+                .to_pkcs8_der(),
         };
         doc.map(|d| d.as_bytes().to_vec()).map_err(|e| Error::format(format!("cannot encode the private key: {e}")))
     }
@@ -728,6 +759,12 @@ impl PrivateKey {
             }
             (Signer::P384(sk), Scheme::EcdsaP384) => {
                 let s: p384::ecdsa::Signature = sk.sign(msg);
+                s.to_der().as_bytes().to_vec()
+            }
+            (Signer::P521(sk), Scheme::EcdsaP521) => {
+                let s: p521::ecdsa::Signature = sk
+                    .try_sign_with_rng(&mut rng, msg)
+                    .map_err(|e| Error::format(format!("ECDSA signing failed: {e}")))?;
                 s.to_der().as_bytes().to_vec()
             }
             _ => return Err(Error::format(format!("this key cannot sign with scheme '{}'", self.public.scheme))),

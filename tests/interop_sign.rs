@@ -1,5 +1,5 @@
 //! Live interop with in-toto 3.1.0 (the reference peer `.ci/run` installs): files signed by
-//! Python with ed25519, RSA and ECDSA keys pass `totofs sign --verify`; files signed by
+//! Python with ed25519, RSA and ECDSA (P-256, P-384, P-521) keys pass `totofs sign --verify`; files signed by
 //! `totofs sign` pass `in-toto-sign --verify`; one changed byte fails both. Metablock and DSSE.
 //! Without the peer these tests print a notice and skip; under CI=true they fail instead.
 
@@ -15,7 +15,7 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// (private key, password, public key) for every key type in-toto's tests use, plus P-384.
+/// (private key, password, public key) for every key type in-toto's tests use, plus P-384, P-521.
 fn keys() -> Vec<(&'static str, PathBuf, Option<&'static str>, PathBuf)> {
     let k = |n: &str| repo_root().join("tests/data/keys").join(n);
     vec![
@@ -23,6 +23,7 @@ fn keys() -> Vec<(&'static str, PathBuf, Option<&'static str>, PathBuf)> {
         ("rsa", pem("rsa_private_encrypted.pem"), Some("hunter2"), pem("rsa_public.pem")),
         ("ecdsa", pem("ecdsa_private_unencrypted.pem"), None, pem("ecdsa_public.pem")),
         ("p384", k("p384_private.pem"), None, k("p384_public.pem")),
+        ("p521", k("p521_private.pem"), None, k("p521_public.pem")),
     ]
 }
 

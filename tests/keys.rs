@@ -213,8 +213,8 @@ fn bad_key_input_is_one_line_exit_2() {
             (not_hex, "not hex", vec![]),
             (binary, "not UTF-8", vec![]),
             (empty, "empty file", vec![]),
-            (keys_dir().join("p521_public.pem"), "P-521 keys are not supported", vec![]),
-            (keys_dir().join("p521_private.pem"), "P-521 keys are not supported", vec![]),
+            (keys_dir().join("secp256k1_public.pem"), "unsupported elliptic curve 1.3.132.0.10", vec![]),
+            (keys_dir().join("secp256k1_private.pem"), "unsupported elliptic curve 1.3.132.0.10", vec![]),
             (keys_dir().join("openssh_ed25519"), "OpenSSH private keys are not supported", vec![]),
             (pem("rsa_private_encrypted.pem"), "encrypted; give -P/--password", vec![]),
             (pem("ecdsa_private_encrypted.pem"), "wrong password", vec!["-P", "hunter3"]),
@@ -339,6 +339,7 @@ fn corrupted_key_files_never_panic() {
 fn malformed_signatures_fail_without_panicking() {
     let mut publics: Vec<PublicKey> = TYPES.iter().map(|t| PublicKey::load(&pem(&format!("{t}_public.pem"))).unwrap()).collect();
     publics.push(PublicKey::load(&keys_dir().join("p384_public.pem")).unwrap());
+    publics.push(PublicKey::load(&keys_dir().join("p521_public.pem")).unwrap());
     let mut sigs: Vec<Vec<u8>> = [0usize, 1, 8, 63, 64, 65, 70, 72, 104, 255, 256, 257, 512]
         .iter()
         .flat_map(|&n| [vec![0u8; n], vec![0xffu8; n], (0..n).map(|i| i as u8).collect()])

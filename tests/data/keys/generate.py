@@ -15,9 +15,9 @@ from securesystemslib.signer import SSlibKey
 PRIVATE = {
     "rsa_pkcs1.pem": None, "rsa_pkcs1_aes128.pem": b"hunter2", "rsa_pkcs1_des3.pem": b"hunter2",
     "rsa_pbes2_scrypt.pem": b"hunter2", "ec_sec1.pem": None, "ec_sec1_aes256.pem": b"hunter2",
-    "p384_private.pem": None, "p384_pbes2_des3_sha1.pem": b"hunter2",
+    "p384_private.pem": None, "p521_private.pem": None, "p384_pbes2_des3_sha1.pem": b"hunter2",
 }
-PUBLIC = ["rsa_public.pem", "rsa_pkcs1_public.pem", "ec_public.pem", "ec_public_compressed.pem", "p384_public.pem"]
+PUBLIC = ["rsa_public.pem", "rsa_pkcs1_public.pem", "ec_public.pem", "ec_public_compressed.pem", "p384_public.pem", "p521_public.pem"]
 
 out = {}
 for name, pw in PRIVATE.items():
