@@ -177,3 +177,49 @@ fn totofs_signed_layouts_pass_in_toto_sign_verify() {
         }
     }
 }
+
+/// The RSA schemes other than the default: totofs and securesystemslib verify each other's
+/// signatures for rsassa-pss-sha384/512 and rsa-pkcs1v15-sha256/384/512.
+#[test]
+fn other_rsa_schemes_interoperate_with_securesystemslib() {
+    let Some(bin) = peer_bin() else { return };
+    let schemes = ["rsassa-pss-sha256", "rsassa-pss-sha384", "rsassa-pss-sha512", "rsa-pkcs1v15-sha256", "rsa-pkcs1v15-sha384", "rsa-pkcs1v15-sha512"];
+    let public_pem = totofs::keys::PublicKey::load(&pem("rsa_public.pem")).unwrap().public_value().to_string();
+    let private_pem = std::fs::read_to_string(pem("rsa_private_unencrypted.pem")).unwrap();
+    let msg = b"in-toto \xc3\xa9 payload";
+    let dir = tempdir();
+    write(&dir.path().join("msg"), msg);
+    // totofs signs with each scheme (through a legacy key dict that names the scheme).
+    let mut ours = serde_json::Map::new();
+    for scheme in schemes {
+        let dict = serde_json::json!({"keytype": "rsa", "scheme": scheme, "keyval": {"public": public_pem, "private": private_pem}});
+        let key = totofs::keys::PrivateKey::from_key_dict(&dict).unwrap();
+        ours.insert(scheme.into(), hex::encode(key.sign(msg).unwrap()).into());
+    }
+    write(&dir.path().join("ours.json"), serde_json::Value::Object(ours).to_string());
+    let script = r#"
+import json, sys
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from securesystemslib.signer import CryptoSigner, Signature, SSlibKey
+d = sys.argv[1]
+msg = open(d + "/msg", "rb").read()
+priv = load_pem_private_key(open(sys.argv[2], "rb").read(), None)
+ours = json.load(open(d + "/ours.json"))
+theirs = {}
+for scheme, sig in ours.items():
+    key = SSlibKey.from_crypto(priv.public_key(), scheme=scheme)
+    key.verify_signature(Signature(key.keyid, sig), msg)  # raises if totofs' signature is bad
+    theirs[scheme] = CryptoSigner(priv, key).sign(msg).signature
+print(json.dumps(theirs))
+"#;
+    let o = run(peer(&bin, "python").arg("-c").arg(script).arg(dir.path()).arg(pem("rsa_private_unencrypted.pem")));
+    assert!(o.status.success(), "securesystemslib rejected a totofs signature: {}", stderr(&o));
+    let theirs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for scheme in schemes {
+        let dict = serde_json::json!({"keytype": "rsa", "scheme": scheme, "keyval": {"public": public_pem}});
+        let key = totofs::keys::PublicKey::from_key_dict(&dict).unwrap();
+        let sig = hex::decode(theirs[scheme].as_str().unwrap()).unwrap();
+        key.verify(msg, &sig).unwrap_or_else(|e| panic!("{scheme}: {e}"));
+        assert!(key.verify(b"other", &sig).is_err(), "{scheme}");
+    }
+}
