@@ -153,14 +153,11 @@ impl Material {
     fn from_spki_der(der: &[u8]) -> Result<Self> {
         let spki = spki::SubjectPublicKeyInfoRef::try_from(der)
             .map_err(|e| Error::format(format!("not a valid SubjectPublicKeyInfo: {e}")))?;
-        let bits = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| Error::format("public key bit string has unused bits"))?;
+        let bits =
+            spki.subject_public_key.as_bytes().ok_or_else(|| Error::format("public key bit string has unused bits"))?;
         match spki.algorithm.oid {
             OID_ED25519 => {
-                let raw: [u8; 32] =
-                    bits.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
+                let raw: [u8; 32] = bits.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
                 Ok(Material::Ed25519(
                     ed25519_dalek::VerifyingKey::from_bytes(&raw)
                         .map_err(|_| Error::format("invalid ed25519 public key"))?,
@@ -226,9 +223,9 @@ impl Material {
     fn verify(&self, scheme: Scheme, msg: &[u8], sig: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier as _;
         match (self, scheme) {
-            (Material::Ed25519(vk), Scheme::Ed25519) => ed25519_dalek::Signature::from_slice(sig)
-                .map(|s| vk.verify_strict(msg, &s).is_ok())
-                .unwrap_or(false),
+            (Material::Ed25519(vk), Scheme::Ed25519) => {
+                ed25519_dalek::Signature::from_slice(sig).map(|s| vk.verify_strict(msg, &s).is_ok()).unwrap_or(false)
+            }
             (Material::Rsa(k), Scheme::RsaPss(h)) => match h {
                 HashAlg::Sha256 => pss::verify::<Sha256>(k, msg, sig),
                 HashAlg::Sha384 => pss::verify::<Sha384>(k, msg, sig),
@@ -363,8 +360,7 @@ impl PublicKey {
         let material = match alg {
             Scheme::Ed25519 => {
                 let raw = hex::decode(public).map_err(|_| Error::format("ed25519 public key is not hex"))?;
-                let raw: [u8; 32] =
-                    raw.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
+                let raw: [u8; 32] = raw.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
                 Material::Ed25519(
                     ed25519_dalek::VerifyingKey::from_bytes(&raw)
                         .map_err(|_| Error::format("invalid ed25519 public key"))?,
@@ -381,7 +377,10 @@ impl PublicKey {
                 | (Material::P521(_), Scheme::EcdsaP521)
         );
         if !fits {
-            return Err(Error::format(format!("keyval.public is {} but the scheme is '{scheme}'", material.describe())));
+            return Err(Error::format(format!(
+                "keyval.public is {} but the scheme is '{scheme}'",
+                material.describe()
+            )));
         }
         let mut key = PublicKey {
             keyid: String::new(),
@@ -511,12 +510,14 @@ impl Signer {
         match info.algorithm.oid {
             OID_ED25519 => Ok(Signer::Ed25519(ed25519_dalek::SigningKey::try_from(info).map_err(|e| bad(&e))?)),
             OID_RSA => Ok(Signer::Rsa(Box::new(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?))),
-            OID_EC => match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
-                OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                OID_P384 => Ok(Signer::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                OID_P521 => Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(|e| bad(&e))?),
-                other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
-            },
+            OID_EC => {
+                match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
+                    OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
+                    OID_P384 => Ok(Signer::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
+                    OID_P521 => Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(|e| bad(&e))?),
+                    other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
+                }
+            }
             other => Err(Error::format(format!(
                 "unsupported private key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
             ))),
@@ -633,16 +634,15 @@ impl PrivateKey {
     /// not encrypted is an error, as with Python `cryptography`.
     pub fn from_pem(pem: &str, password: Option<&str>) -> Result<Self> {
         let blocks = pem::parse(pem)?;
-        let block = blocks
-            .iter()
-            .find(|b| b.label.ends_with("PRIVATE KEY"))
-            .ok_or_else(|| match blocks.first().map(|b| b.label.as_str()) {
+        let block = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")).ok_or_else(|| {
+            match blocks.first().map(|b| b.label.as_str()) {
                 Some("PUBLIC KEY" | "RSA PUBLIC KEY") => {
                     Error::format("this is a public key; signing needs the private key")
                 }
                 Some(l) => Error::format(format!("PEM '{l}' is not a private key")),
                 None => Error::format("no PEM private key found (expected '-----BEGIN PRIVATE KEY-----')"),
-            })?;
+            }
+        })?;
         if block.label == "OPENSSH PRIVATE KEY" {
             return Err(Error::format(
                 "OpenSSH private keys are not supported; convert with 'ssh-keygen -p -m PKCS8 -f FILE'",

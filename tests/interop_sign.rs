@@ -99,10 +99,12 @@ fn python_signed_layouts_pass_totofs_verify() {
         let file = dir.path().join(layout);
         std::fs::copy(vectors().join(layout), &file).unwrap();
         // in-toto-sign with several key types (its -p prompt needs a terminal: plain keys here).
-        let privs: Vec<PathBuf> = ["rsa", "ecdsa", "ed25519"].iter().map(|t| pem(&format!("{t}_private_unencrypted.pem"))).collect();
+        let privs: Vec<PathBuf> =
+            ["rsa", "ecdsa", "ed25519"].iter().map(|t| pem(&format!("{t}_private_unencrypted.pem"))).collect();
         let o = run(peer(&bin, "in-toto-sign").arg("-f").arg(&file).arg("-k").args(&privs));
         assert!(o.status.success(), "{}", stderr(&o));
-        let publics: Vec<PathBuf> = ["rsa", "ecdsa", "ed25519"].iter().map(|t| pem(&format!("{t}_public.pem"))).collect();
+        let publics: Vec<PathBuf> =
+            ["rsa", "ecdsa", "ed25519"].iter().map(|t| pem(&format!("{t}_public.pem"))).collect();
         let o = run(totofs().args(["sign", "--verify", "-f"]).arg(&file).arg("-k").args(&publics));
         assert_eq!(o.status.code(), Some(0), "{layout}: {}", stderr(&o));
         let bad = tamper(&file, "\"readme\": \"interop vector\"", "\"readme\": \"interop vectos\"");
@@ -114,7 +116,11 @@ fn python_signed_layouts_pass_totofs_verify() {
 
 /// An unsigned link, as in-toto-mock or a hand edit would leave it, in either envelope.
 fn unsigned_link(dir: &Path, dsse: bool) -> PathBuf {
-    let mut link = Link { name: "package".into(), command: vec!["tar".into(), "czf".into(), "x.tgz".into(), "src".into()], ..Default::default() };
+    let mut link = Link {
+        name: "package".into(),
+        command: vec!["tar".into(), "czf".into(), "x.tgz".into(), "src".into()],
+        ..Default::default()
+    };
     link.byproducts = Link::run_byproducts("a\nb\n", "warn: é\n", 0);
     link.materials.insert("src/a.c".into(), [("sha256".to_string(), "ab".repeat(32))].into());
     let md = if dsse { Metadata::new_dsse(Payload::Link(link)) } else { Metadata::new_metablock(Payload::Link(link)) };
@@ -142,7 +148,12 @@ fn totofs_signed_links_pass_in_toto_sign_verify() {
             assert!(out.is_file(), "{kind}: no {}", out.display());
             assert_eq!(Metadata::load(&out).unwrap().is_dsse(), dsse, "the envelope format is kept");
             let o = peer_verify(&bin, &out, &[&public]);
-            assert_eq!(o.status.code(), Some(0), "{kind} dsse={dsse}: in-toto-sign rejects totofs' signature: {}", stderr(&o));
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{kind} dsse={dsse}: in-toto-sign rejects totofs' signature: {}",
+                stderr(&o)
+            );
             let bad = tamper(&out, "\"name\": \"package\"", "\"name\": \"packagf\"");
             assert_eq!(peer_verify(&bin, &bad, &[&public]).status.code(), Some(1), "{kind} dsse={dsse}");
             assert_eq!(totofs_verify(&bad, &public).status.code(), Some(1), "{kind} dsse={dsse}");
@@ -163,7 +174,12 @@ fn totofs_signed_layouts_pass_in_toto_sign_verify() {
         let o = run(totofs().args(["sign", "-f"]).arg(&file).arg("-k").arg(dir.path().join("dana")).args(["-P", "pw"]));
         assert!(o.status.success(), "{}", stderr(&o));
         for t in ["rsa", "ecdsa"] {
-            let o = run(totofs().args(["sign", "-a", "-f"]).arg(&file).arg("-k").arg(pem(&format!("{t}_private_encrypted.pem"))).args(["-P", "hunter2"]));
+            let o = run(totofs()
+                .args(["sign", "-a", "-f"])
+                .arg(&file)
+                .arg("-k")
+                .arg(pem(&format!("{t}_private_encrypted.pem")))
+                .args(["-P", "hunter2"]));
             assert!(o.status.success(), "{}", stderr(&o));
         }
         let dana = dir.path().join("dana.pub");
@@ -183,7 +199,14 @@ fn totofs_signed_layouts_pass_in_toto_sign_verify() {
 #[test]
 fn other_rsa_schemes_interoperate_with_securesystemslib() {
     let Some(bin) = peer_bin() else { return };
-    let schemes = ["rsassa-pss-sha256", "rsassa-pss-sha384", "rsassa-pss-sha512", "rsa-pkcs1v15-sha256", "rsa-pkcs1v15-sha384", "rsa-pkcs1v15-sha512"];
+    let schemes = [
+        "rsassa-pss-sha256",
+        "rsassa-pss-sha384",
+        "rsassa-pss-sha512",
+        "rsa-pkcs1v15-sha256",
+        "rsa-pkcs1v15-sha384",
+        "rsa-pkcs1v15-sha512",
+    ];
     let public_pem = totofs::keys::PublicKey::load(&pem("rsa_public.pem")).unwrap().public_value().to_string();
     let private_pem = std::fs::read_to_string(pem("rsa_private_unencrypted.pem")).unwrap();
     let msg = b"in-toto \xc3\xa9 payload";

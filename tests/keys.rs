@@ -58,7 +58,8 @@ fn interop_keyids_in_both_conventions() {
     for t in TYPES {
         let e = &expected[t];
         let v3 = e["key_dict_in_toto3"]["keyid"].as_str().unwrap();
-        let legacy = e["legacy_style_keyid(go/in-toto<=2 style: +keyid_hash_algorithms, PEM stripped)"].as_str().unwrap();
+        let legacy =
+            e["legacy_style_keyid(go/in-toto<=2 style: +keyid_hash_algorithms, PEM stripped)"].as_str().unwrap();
         let public = PublicKey::load(&pem(&format!("{t}_public.pem"))).unwrap();
         assert_eq!(public.keyid(), v3, "{t}");
         assert_eq!(public.keyid_v3(), v3, "{t}");
@@ -94,12 +95,18 @@ fn key_show_prints_the_layout_key_dict() {
     // Several keys: a keyid -> key map, ready for a layout's "keys".
     let o = run(totofs().args(["key", "show"]).arg(pem("rsa_public.pem")).arg(pem("ed25519_public.pem")));
     let map: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(map[expected["rsa"]["key_dict_in_toto3"]["keyid"].as_str().unwrap()], expected["rsa"]["key_dict_in_toto3"]);
+    assert_eq!(
+        map[expected["rsa"]["key_dict_in_toto3"]["keyid"].as_str().unwrap()],
+        expected["rsa"]["key_dict_in_toto3"]
+    );
     assert_eq!(map.as_object().unwrap().len(), 2);
     // Legacy form: legacy keyid, keyid_hash_algorithms, PEM without trailing newline.
     let o = run(totofs().args(["key", "show", "--legacy"]).arg(pem("ecdsa_public.pem")));
     let legacy: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(legacy["keyid"], expected["ecdsa"]["legacy_style_keyid(go/in-toto<=2 style: +keyid_hash_algorithms, PEM stripped)"]);
+    assert_eq!(
+        legacy["keyid"],
+        expected["ecdsa"]["legacy_style_keyid(go/in-toto<=2 style: +keyid_hash_algorithms, PEM stripped)"]
+    );
     assert_eq!(legacy["keyid_hash_algorithms"], serde_json::json!(["sha256", "sha512"]));
     assert!(!legacy["keyval"]["public"].as_str().unwrap().ends_with('\n'));
     // What `key show` prints loads back as the same key.
@@ -154,7 +161,10 @@ fn keyid_does_not_depend_on_the_pem_layout() {
         rewrapped.push_str("\r\n");
     }
     rewrapped.push_str("-----END PUBLIC KEY-----\r\n");
-    assert_eq!(PublicKey::from_pem(&rewrapped).unwrap().keyid(), PublicKey::load(&pem("rsa_public.pem")).unwrap().keyid());
+    assert_eq!(
+        PublicKey::from_pem(&rewrapped).unwrap().keyid(),
+        PublicKey::load(&pem("rsa_public.pem")).unwrap().keyid()
+    );
 }
 
 #[test]
@@ -337,7 +347,8 @@ fn corrupted_key_files_never_panic() {
 
 #[test]
 fn malformed_signatures_fail_without_panicking() {
-    let mut publics: Vec<PublicKey> = TYPES.iter().map(|t| PublicKey::load(&pem(&format!("{t}_public.pem"))).unwrap()).collect();
+    let mut publics: Vec<PublicKey> =
+        TYPES.iter().map(|t| PublicKey::load(&pem(&format!("{t}_public.pem"))).unwrap()).collect();
     publics.push(PublicKey::load(&keys_dir().join("p384_public.pem")).unwrap());
     publics.push(PublicKey::load(&keys_dir().join("p521_public.pem")).unwrap());
     let mut sigs: Vec<Vec<u8>> = [0usize, 1, 8, 63, 64, 65, 70, 72, 104, 255, 256, 257, 512]
