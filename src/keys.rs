@@ -281,6 +281,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// in-toto 3.x keyid: SHA-256 of the canonical `{keytype, scheme, keyval: {public}}`.
+fn keyid_of(keytype: &str, scheme: &str, public: &str) -> Result<String> {
+    let obj = json!({"keytype": keytype, "scheme": scheme, "keyval": {"public": public}});
+    Ok(sha256_hex(&cjson::canonical(&obj)?))
+}
+
 fn is_json(text: &str) -> bool {
     text.trim_start().starts_with('{')
 }
@@ -402,8 +408,16 @@ impl PublicKey {
     }
 
     fn compute_keyid(&self) -> Result<String> {
-        let obj = json!({"keytype": self.keytype, "scheme": self.scheme, "keyval": {"public": self.public}});
-        Ok(sha256_hex(&cjson::canonical(&obj)?))
+        keyid_of(&self.keytype, &self.scheme, &self.public)
+    }
+
+    /// `keyval.public` as in-toto 3.x would write it for this key: lowercase hex for ed25519, the
+    /// PEM re-serialised like Python `cryptography` does otherwise (a key dict may hold any layout).
+    fn public_normalised(&self) -> String {
+        match &self.material {
+            Material::Ed25519(vk) => hex::encode(vk.as_bytes()),
+            m => m.spki_pem().unwrap_or_else(|_| self.public.clone()),
+        }
     }
 
     /// The keyid this key carries (in-toto 3.x convention unless a key dict said otherwise).
@@ -411,9 +425,10 @@ impl PublicKey {
         &self.keyid
     }
 
-    /// The keyid under in-toto 3.x rules, whatever this key was loaded with.
+    /// The keyid under in-toto 3.x rules (`keyval.public` normalised as `cryptography` writes
+    /// it), whatever this key was loaded with.
     pub fn keyid_v3(&self) -> String {
-        self.compute_keyid().unwrap_or_default()
+        keyid_of(&self.keytype, &self.scheme, &self.public_normalised()).unwrap_or_default()
     }
 
     /// The legacy keyid (in-toto <= 2.x, in-toto-golang): `keyid_hash_algorithms` included, PEM trimmed.
@@ -426,13 +441,23 @@ impl PublicKey {
             "keytype": self.keytype,
             "scheme": self.scheme,
             "keyid_hash_algorithms": ["sha256", "sha512"],
-            "keyval": {"public": self.public.trim()},
+            "keyval": {"public": self.public_normalised().trim()},
         })
     }
 
-    /// Does `id` name this key, under either convention (or as the id it was loaded with)?
+    /// Does `id` name this key: the id it was loaded with, its in-toto 3.x or legacy keyid, or
+    /// either computed over `keyval.public` exactly as a key dict gave it?
     pub fn matches_keyid(&self, id: &str) -> bool {
-        id == self.keyid || id == self.keyid_v3() || id == self.keyid_legacy()
+        if id == self.keyid || id == self.keyid_v3() || id == self.keyid_legacy() {
+            return true;
+        }
+        let as_given = json!({
+            "keytype": self.keytype,
+            "scheme": self.scheme,
+            "keyid_hash_algorithms": ["sha256", "sha512"],
+            "keyval": {"public": self.public.trim()},
+        });
+        self.compute_keyid().is_ok_and(|k| k == id) || cjson::canonical(&as_given).is_ok_and(|b| sha256_hex(&b) == id)
     }
 
     pub fn scheme(&self) -> &str {

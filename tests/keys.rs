@@ -366,3 +366,20 @@ fn malformed_signatures_fail_without_panicking() {
         }
     }
 }
+
+#[test]
+fn keyids_of_key_dicts_do_not_depend_on_their_pem_layout() {
+    // A legacy dict holds the PEM without its trailing newline; both keyids still come out as
+    // in-toto computes them from the key file, and every form matches.
+    let expected = json_file(&vectors().join("keyids.json"));
+    for t in ["rsa", "ecdsa", "ed25519"] {
+        let file_key = PublicKey::load(&pem(&format!("{t}_public.pem"))).unwrap();
+        let dict_key = PublicKey::from_key_dict(&file_key.to_key_dict_legacy()).unwrap();
+        let v3 = expected[t]["key_dict_in_toto3"]["keyid"].as_str().unwrap();
+        assert_eq!(dict_key.keyid(), file_key.keyid_legacy(), "{t}: the dict's keyid is kept");
+        assert_eq!(dict_key.keyid_v3(), v3, "{t}");
+        assert_eq!(dict_key.keyid_legacy(), file_key.keyid_legacy(), "{t}");
+        assert!(dict_key.matches_keyid(v3) && file_key.matches_keyid(dict_key.keyid()), "{t}");
+        assert!(!dict_key.matches_keyid(&"0".repeat(64)));
+    }
+}
