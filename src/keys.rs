@@ -488,6 +488,17 @@ impl PublicKey {
         })
     }
 
+    /// The key dict in-toto 3.x would write for this key, whatever it was loaded from: 3.x keyid,
+    /// `keyval.public` normalised as `cryptography` writes it.
+    pub fn to_key_dict_v3(&self) -> Value {
+        json!({
+            "keyid": self.keyid_v3(),
+            "keytype": self.keytype,
+            "scheme": self.scheme,
+            "keyval": {"public": self.public_normalised()},
+        })
+    }
+
     /// The key dict as in-toto <= 2.x and in-toto-golang write it: legacy keyid,
     /// `keyid_hash_algorithms`, and the PEM without its trailing newline.
     pub fn to_key_dict_legacy(&self) -> Value {

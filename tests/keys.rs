@@ -383,3 +383,14 @@ fn keyids_of_key_dicts_do_not_depend_on_their_pem_layout() {
         assert!(!dict_key.matches_keyid(&"0".repeat(64)));
     }
 }
+
+#[test]
+fn key_show_of_a_legacy_dict_prints_the_3x_dict() {
+    let expected = json_file(&vectors().join("keyids.json"));
+    let dir = tempdir();
+    let legacy = dir.path().join("legacy.json");
+    write(&legacy, PublicKey::load(&pem("rsa_public.pem")).unwrap().to_key_dict_legacy().to_string());
+    let o = run(totofs().args(["key", "show"]).arg(&legacy));
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown, expected["rsa"]["key_dict_in_toto3"]);
+}
