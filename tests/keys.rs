@@ -123,6 +123,8 @@ fn every_key_format_matches_python_keyids() {
         "rsa_pkcs1_aes128.pem",
         "rsa_pkcs1_des3.pem",
         "rsa_pbes2_scrypt.pem",
+        "rsa_pkcs12_sha1_3des.pem",
+        "ec_pkcs12_sha1_2des.pem",
         "ec_sec1_aes256.pem",
         "ec_pbes1_sha1_des.pem",
         "p384_pbes2_des3_sha1.pem",
@@ -230,6 +232,8 @@ fn bad_key_input_is_one_line_exit_2() {
             (pem("ecdsa_private_encrypted.pem"), "wrong password", vec!["-P", "hunter3"]),
             (pem("ed25519_private_encrypted.pem"), "wrong password", vec!["-P", "hunter3"]),
             (keys_dir().join("rsa_pkcs1_aes128.pem"), "wrong password", vec!["-P", "hunter3"]),
+            (keys_dir().join("rsa_pkcs12_sha1_3des.pem"), "wrong password", vec!["-P", "hunter3"]),
+            (keys_dir().join("ec_pkcs12_sha1_2des.pem"), "wrong password", vec!["-P", "hunter3"]),
             (pem("ed25519_private_unencrypted.pem"), "not encrypted", vec!["-P", "hunter2"]),
             (d.join("missing.pem"), "No such file", vec![]),
         ]
