@@ -100,12 +100,17 @@ pub fn show(a: ShowArgs) -> Result<i32> {
     let key = load_key(&a.key)?;
     let l = load_checked(&a.link, key.as_ref())?;
     let signers: Vec<String> = l.metadata.signatures.iter().map(|s| s.keyid.clone()).collect();
+    let path = l.trace_path();
+    let trace = if a.trace {
+        Some(
+            l.load_trace(key.as_ref())?
+                .ok_or_else(|| Error::input(&path, "no trace beside the link (recorded with --no-trace?)"))?,
+        )
+    } else {
+        None
+    };
     print!("{}", show::render_link(&l.link, &signers, l.metadata.is_dsse()));
-    if a.trace {
-        let path = l.trace_path();
-        let t = l
-            .load_trace(key.as_ref())?
-            .ok_or_else(|| Error::input(&path, "no trace beside the link (recorded with --no-trace?)"))?;
+    if let Some(t) = trace {
         println!("trace: {} (signature and link digest verified)", path.display());
         print!("{}", show::render_trace(&t));
     }

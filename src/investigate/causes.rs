@@ -461,7 +461,8 @@ impl DiffReport {
     }
 }
 
-fn shell_words(argv: &[String]) -> String {
+/// argv as a shell would need it typed (quoted where needed).
+pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {

@@ -1,6 +1,7 @@
 //! `totofs show`: a readable summary of a link (step, command, return value, counts, the product
 //! tree) and, with its trace, the step's process tree and what each process read and wrote.
 
+use crate::investigate::causes::shell_words;
 use crate::metadata::{Artifacts, Link};
 use crate::trace::Trace;
 use std::fmt::Write as _;
@@ -9,7 +10,7 @@ use std::fmt::Write as _;
 pub fn render_link(link: &Link, signers: &[String], dsse: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "step: {}", link.name);
-    let cmd = if link.command.is_empty() { "(none)".to_string() } else { link.command.join(" ") };
+    let cmd = if link.command.is_empty() { "(none)".to_string() } else { shell_words(&link.command) };
     let _ = writeln!(out, "command: {cmd}");
     match link.return_value() {
         Some(rv) => {
@@ -81,7 +82,7 @@ pub fn render_trace(trace: &Trace) -> String {
         let d = p.parent.and_then(|id| depth.get(&id).copied()).map_or(0, |d: usize| d + 1);
         depth.insert(p.id, d);
         let pad = "  ".repeat(d + 1);
-        let _ = writeln!(out, "{pad}[{}] pid {}: {}  (cwd {})", p.id, p.pid, p.argv.join(" "), p.cwd);
+        let _ = writeln!(out, "{pad}[{}] pid {}: {}  (cwd {})", p.id, p.pid, shell_words(&p.argv), p.cwd);
         if !p.reads.is_empty() {
             let _ = writeln!(out, "{pad}    read: {}", p.reads.iter().cloned().collect::<Vec<_>>().join(", "));
         }
