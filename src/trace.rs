@@ -139,8 +139,10 @@ pub struct ProcessStart {
     pub comm: String,
 }
 
-/// Fills a [`Trace`] while a step runs. Processes get ids in the order they are added, so a
-/// recorder adds a process when it first sees it and keys its own table by (pid, start time).
+/// Fills a [`Trace`] while a step runs, or from a recorder's tables at the end. Processes get ids
+/// in the order they are added, which must be the order they started (sort by start time): the
+/// cause analysis takes a file a process read as written by the processes that started before it.
+/// A recorder keys its own table by (pid, start time) and keeps the [`ProcId`] this returns.
 #[derive(Debug, Default)]
 pub struct TraceBuilder {
     trace: Trace,
@@ -171,6 +173,11 @@ impl TraceBuilder {
             ..Default::default()
         });
         id
+    }
+
+    /// The most recently added process with this pid (to turn a recorder's ppid into a parent id).
+    pub fn latest_with_pid(&self, pid: u32) -> Option<ProcId> {
+        self.trace.processes.iter().rev().find(|p| p.pid == pid).map(|p| p.id)
     }
 
     /// Record that process `proc` did `op` to the file `path` (an artifact name). Unknown process
@@ -670,6 +677,21 @@ mod tests {
         assert_eq!(ao.before, None);
         assert_eq!(ao.after, Some(h("a.o")));
         assert_eq!(t.files["a.c"].before, Some(h("a.c")));
+    }
+
+    #[test]
+    fn parents_by_pid_and_unknown_ids_ignored() {
+        let mut b = TraceBuilder::new("s");
+        let first = b.process(ProcessStart { pid: 7, ..Default::default() });
+        let reused = b.process(ProcessStart { pid: 7, ..Default::default() });
+        assert_ne!(first, reused);
+        assert_eq!(b.latest_with_pid(7), Some(reused));
+        assert_eq!(b.latest_with_pid(8), None);
+        b.file_op(99, "x", FileOp::Read);
+        let bad_parent = b.process(ProcessStart { pid: 9, parent: Some(42), ..Default::default() });
+        let t = b.finish(&Link::default());
+        assert!(t.files.is_empty());
+        assert_eq!(t.processes[(bad_parent - 1) as usize].parent, None);
     }
 
     #[test]
