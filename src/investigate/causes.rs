@@ -65,6 +65,9 @@ pub struct Cause {
     pub inputs: Vec<String>,
     /// Artifacts from `artifact` down to the file the root-cause process wrote.
     pub via: Vec<String>,
+    /// Other processes of build A that also wrote `artifact` (e.g. appending to a log): the
+    /// analysis follows the last writer, but any of these may have made the difference.
+    pub also_written_by: Vec<Invocation>,
 }
 
 impl Cause {
@@ -82,6 +85,9 @@ impl Cause {
             }
             if let Some(p) = &self.parent {
                 o.insert("parent".into(), p.to_value());
+            }
+            if !self.also_written_by.is_empty() {
+                o.insert("also_written_by".into(), self.also_written_by.iter().map(Invocation::to_value).collect());
             }
         }
         v
@@ -199,6 +205,7 @@ impl<'a> Analysis<'a> {
                         parent: None,
                         inputs: vec![product.to_string()],
                         via: vec![product.to_string()],
+                        also_written_by: Vec::new(),
                     }]);
                 }
                 return Err(unexplained("no process of the step wrote it in either trace"));
@@ -208,6 +215,14 @@ impl<'a> Analysis<'a> {
         };
         if roots.is_empty() {
             return Err(unexplained("the traces record no difference in what wrote it"));
+        }
+        let producer = wa.unwrap_or(usize::MAX);
+        let mut also: Vec<Invocation> = Vec::new();
+        for w in self.a.writers.get(product).into_iter().flatten() {
+            let inv = self.a.invocation(*w);
+            if *w != producer && !also.contains(&inv) {
+                also.push(inv);
+            }
         }
         Ok(roots
             .into_iter()
@@ -222,6 +237,7 @@ impl<'a> Analysis<'a> {
                     parent: self.a.parent(r.proc_a),
                     inputs: r.inputs,
                     via,
+                    also_written_by: also.clone(),
                 }
             })
             .collect())
@@ -478,7 +494,17 @@ pub fn shell_words(argv: &[String]) -> String {
 /// One line per cause, e.g. "`cc -c a.c` wrote a.o from identical inputs, but its invocation
 /// differs: cwd /a -> /b".
 pub fn describe(c: &Cause) -> String {
-    let via = if c.via.len() > 1 { format!(" (via {})", c.via[1..].join(" <- ")) } else { String::new() };
+    let mut via = if c.via.len() > 1 { format!(" (via {})", c.via[1..].join(" <- ")) } else { String::new() };
+    if !c.also_written_by.is_empty() {
+        let shown: Vec<String> = c.also_written_by.iter().take(5).map(|i| format!("`{}`", shell_words(&i.argv))).collect();
+        let more = c.also_written_by.len().saturating_sub(5);
+        via.push_str(&format!(
+            "; {} also written by {}{}",
+            c.artifact,
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ));
+    }
     let wrote = c.via.last().cloned().unwrap_or_default();
     let proc_str = |p: &Option<Invocation>| p.as_ref().map(|i| format!("`{}`", shell_words(&i.argv))).unwrap_or_default();
     let parent = c.parent.as_ref().map(|p| format!(" [run by `{}`]", shell_words(&p.argv))).unwrap_or_default();
@@ -734,6 +760,32 @@ mod tests {
         assert_eq!(c[0].kind, CauseKind::ChangedInvocation, "cpp's argv names its random output file");
         assert_eq!(c[0].process.as_ref().unwrap().argv[0], "cpp");
         assert_eq!(c[0].via, ["x.o", "tmpA.i"]);
+    }
+
+    #[test]
+    fn other_writers_of_a_product_are_named() {
+        // configure appends to a log: sh's echo, then date, then tee; date's output differs.
+        let mk = |stamp: &str| {
+            build(
+                &[
+                    P("sh ./configure", "/src", &["configure"], &["configure.log"]),
+                    P("date", "/src", &[], &["configure.log"]),
+                    P("tee -a configure.log", "/src", &[], &["configure.log"]),
+                ],
+                &[("configure", "c")],
+                &[("configure.log", Some(stamp))],
+            )
+        };
+        let (la, ta) = mk("log 1");
+        let (lb, tb) = mk("log 2");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        let c = causes_of(&r, "configure.log");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].process.as_ref().unwrap().argv[0], "tee");
+        let also: Vec<&str> = c[0].also_written_by.iter().map(|i| i.argv[0].as_str()).collect();
+        assert_eq!(also, ["sh", "date"]);
+        assert!(describe(c[0]).contains("configure.log also written by `sh ./configure`, `date`"), "{}", describe(c[0]));
+        assert_eq!(r.to_value()["causes"][0]["also_written_by"][1]["argv"][0], "date");
     }
 
     #[test]

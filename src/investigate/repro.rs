@@ -75,7 +75,7 @@ pub struct BuildPlan {
 pub fn plan(vary: &BTreeSet<Vary>, work: &Path) -> (BuildPlan, BuildPlan, BuildPlan) {
     let base_dir = work.join("a").join("build");
     let base_env: Vec<(String, String)> = vec![
-        ("TZ".into(), "UTC".into()),
+        ("TZ".into(), "<-12>+12".into()),
         ("LC_ALL".into(), "C.UTF-8".into()),
         ("LANG".into(), "C.UTF-8".into()),
         ("LANGUAGE".into(), "en_US:en".into()),
@@ -87,7 +87,8 @@ pub fn plan(vary: &BTreeSet<Vary>, work: &Path) -> (BuildPlan, BuildPlan, BuildP
         env.push((k.to_string(), v.to_string()));
     };
     if vary.contains(&Vary::Time) {
-        // UTC+14 as a POSIX TZ string: works without time zone data installed.
+        // UTC-12 against UTC+14 (POSIX TZ strings, no time zone data needed): 26 hours apart,
+        // so even the local date always differs, as in reprotest.
         set("TZ", "<+14>-14");
     }
     if vary.contains(&Vary::Locale) {
@@ -352,7 +353,7 @@ mod tests {
         assert_eq!(a.umask, 0o022);
         assert_eq!(b.umask, 0o002);
         let get = |p: &BuildPlan, k: &str| p.env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-        assert_eq!(get(&a, "TZ").as_deref(), Some("UTC"));
+        assert_eq!(get(&a, "TZ").as_deref(), Some("<-12>+12"));
         assert_eq!(get(&b, "TZ").as_deref(), Some("<+14>-14"));
         assert_eq!(get(&a, "LC_ALL"), get(&b, "LC_ALL"));
         assert_eq!(get(&b, SHUFFLE_READDIR_ENV), None);
