@@ -218,7 +218,10 @@ impl<'a> Analysis<'a> {
         }
         let producer = wa.unwrap_or(usize::MAX);
         let mut also: Vec<Invocation> = Vec::new();
-        for w in self.a.writers.get(product).into_iter().flatten() {
+        // A producer that read the file (ranlib after ar) took earlier writers' content as an
+        // input, already followed; one that did not (appending to a log) shares the file.
+        let producer_read_it = self.a.trace.processes.get(producer).is_some_and(|p| p.reads.contains(product));
+        for w in self.a.writers.get(product).into_iter().flatten().filter(|_| !producer_read_it) {
             let inv = self.a.invocation(*w);
             if *w != producer && !also.contains(&inv) {
                 also.push(inv);
@@ -786,6 +789,34 @@ mod tests {
         assert_eq!(also, ["sh", "date"]);
         assert!(describe(c[0]).contains("configure.log also written by `sh ./configure`, `date`"), "{}", describe(c[0]));
         assert_eq!(r.to_value()["causes"][0]["also_written_by"][1]["argv"][0], "date");
+    }
+
+    #[test]
+    fn ranlib_after_ar_is_followed_not_listed_as_another_writer() {
+        let mk = |cwd: &str, obj: &str| {
+            build(
+                &[
+                    P("make", cwd, &[], &[]),
+                    P("as -o a.o", cwd, &["a.s"], &["a.o"]),
+                    P("ar rc lib.a a.o", cwd, &["a.o"], &["lib.a"]),
+                    P("ranlib lib.a", cwd, &["lib.a"], &["lib.a"]),
+                ],
+                &[("a.s", "asm")],
+                &[("a.o", Some(obj)), ("lib.a", Some(&format!("ranlib(ar({obj}))")))],
+            )
+        };
+        let (la, mut ta) = mk("/x", "o1");
+        let (lb, mut tb) = mk("/y", "o2");
+        // ar's archive as ranlib read it.
+        for (t, o) in [(&mut ta, "o1"), (&mut tb, "o2")] {
+            t.files.get_mut("lib.a").unwrap().after = Some(h(&format!("ranlib(ar({o}))")));
+        }
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        let c = causes_of(&r, "lib.a");
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].via, ["lib.a", "lib.a", "a.o"]);
+        assert_eq!(c[0].process.as_ref().unwrap().argv[0], "as");
+        assert!(c[0].also_written_by.is_empty());
     }
 
     #[test]
