@@ -53,6 +53,10 @@ pub struct ReproArgs {
     /// Keep the build directories, links and traces (their location is printed).
     #[arg(long)]
     pub keep: bool,
+    /// A gitignore-style pattern of paths not to record or compare (e.g. a build log); in-toto's
+    /// default excludes stay. Repeat for several.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// The build command.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -130,6 +134,7 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
         source,
         keep: a.keep,
         totofs,
+        exclude: a.exclude,
     };
     let r = repro::repro(&opts)?;
     if a.json {

@@ -21,6 +21,9 @@ pub const SHUFFLE_READDIR_ENV: &str = "TOTOFS_SHUFFLE_READDIR";
 /// Extra variable set in the varied build when `--vary env` is given.
 pub const ENV_VARIATION: &str = "TOTOFS_REPRO_VARIATION";
 
+/// in-toto-run's default exclude patterns, kept when `--exclude` adds patterns.
+const DEFAULT_EXCLUDES: [&str; 4] = ["*.link*", ".git", "*.pyc", "*~"];
+
 /// What can be varied between the two builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Vary {
@@ -125,6 +128,8 @@ pub struct ReproOptions {
     pub keep: bool,
     /// The totofs binary that records each build.
     pub totofs: PathBuf,
+    /// Extra gitignore-style patterns not to record (on top of in-toto's default excludes).
+    pub exclude: Vec<String>,
 }
 
 /// What `totofs repro` found.
@@ -221,7 +226,12 @@ fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path) -> Resu
     if let Some(pw) = &opts.password {
         cmd.arg("-P").arg(pw);
     }
-    cmd.arg("-d").arg(out).arg("--").args(&opts.command);
+    cmd.arg("-d").arg(out);
+    if !opts.exclude.is_empty() {
+        // `--exclude` replaces in-toto's defaults; keep them.
+        cmd.arg("--exclude").args(DEFAULT_EXCLUDES).args(&opts.exclude);
+    }
+    cmd.arg("--").args(&opts.command);
     cmd.current_dir(&plan.dir).env("PWD", &plan.dir);
     for (k, v) in &plan.env {
         cmd.env(k, v);
