@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::investigate::causes::{CauseKind, DiffReport};
+use crate::recorder::artifacts::DEFAULT_EXCLUDES;
 use crate::trace::LoadedLink;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -20,9 +21,6 @@ use std::time::{Duration, Instant};
 pub const SHUFFLE_READDIR_ENV: &str = "TOTOFS_SHUFFLE_READDIR";
 /// Extra variable set in the varied build when `--vary env` is given.
 pub const ENV_VARIATION: &str = "TOTOFS_REPRO_VARIATION";
-
-/// in-toto-run's default exclude patterns, kept when `--exclude` adds patterns.
-const DEFAULT_EXCLUDES: [&str; 4] = ["*.link*", ".git", "*.pyc", "*~"];
 
 /// What can be varied between the two builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
