@@ -46,6 +46,25 @@ impl Invocation {
     pub fn to_value(&self) -> Value {
         json!({"argv": self.argv, "cwd": self.cwd})
     }
+
+    /// Same working directory and arguments, where two arguments that name temporary files of
+    /// the same shape (same temporary directory, same length and extension: `/tmp/ccAbc123.s`)
+    /// count as equal: a temporary file's random name is not part of how a process was invoked.
+    pub fn same_as(&self, other: &Invocation) -> bool {
+        self.cwd == other.cwd
+            && self.argv.len() == other.argv.len()
+            && self.argv.iter().zip(other.argv.iter()).all(|(x, y)| x == y || temporary_names(x, y))
+    }
+}
+
+/// Do `x` and `y` look like two random names of one temporary file?
+pub fn temporary_names(x: &str, y: &str) -> bool {
+    use std::path::Path;
+    let (px, py) = (Path::new(x), Path::new(y));
+    let Some(dir) = px.parent().filter(|d| Some(*d) == py.parent()) else { return false };
+    let tmp = std::env::temp_dir();
+    let is_tmp = dir == Path::new("/tmp") || dir == Path::new("/var/tmp") || dir == tmp;
+    is_tmp && px.is_absolute() && x.len() == y.len() && px.extension() == py.extension()
 }
 
 /// One root cause of one changed product.
@@ -323,7 +342,7 @@ impl<'a> Analysis<'a> {
         }
         if roots.is_empty() {
             let inputs: Vec<String> = reads_a.iter().cloned().collect();
-            let kind = if self.a.invocation(pa) == self.b.invocation(pb) {
+            let kind = if self.a.invocation(pa).same_as(&self.b.invocation(pb)) {
                 CauseKind::NondeterministicProcess
             } else {
                 CauseKind::ChangedInvocation
@@ -530,7 +549,7 @@ pub fn describe(c: &Cause) -> String {
                     diffs.push(format!("argv `{}` -> `{}`", shell_words(&a.argv), shell_words(&b.argv)));
                 } else {
                     for (i, (x, y)) in a.argv.iter().zip(b.argv.iter()).enumerate() {
-                        if x != y {
+                        if x != y && !temporary_names(x, y) {
                             diffs.push(format!("argv[{i}] {x} -> {y}"));
                         }
                     }
@@ -545,7 +564,11 @@ pub fn describe(c: &Cause) -> String {
         CauseKind::NondeterministicProcess => format!(
             "nondeterministic-process: {}{parent} wrote {wrote} from identical inputs{}, yet its output differs{via}",
             proc_str(&c.process),
-            if c.process == c.process_b { " with an identical invocation" } else { "" }
+            if c.process.as_ref().zip(c.process_b.as_ref()).is_some_and(|(a, b)| a.same_as(b)) {
+                " with an identical invocation"
+            } else {
+                ""
+            }
         ),
     }
 }
@@ -817,6 +840,36 @@ mod tests {
         assert_eq!(c[0].via, ["lib.a", "lib.a", "a.o"]);
         assert_eq!(c[0].process.as_ref().unwrap().argv[0], "as");
         assert!(c[0].also_written_by.is_empty());
+    }
+
+    #[test]
+    fn random_temporary_file_names_are_not_a_changed_invocation() {
+        assert!(temporary_names("/tmp/ccAbc123.s", "/tmp/ccXyz789.s"));
+        assert!(!temporary_names("/tmp/ccAbc123.s", "/tmp/ccXyz789.o"));
+        assert!(!temporary_names("/tmp/a/build/x.c", "/tmp/b/build/x.c"));
+        assert!(!temporary_names("/src/ccAbc.s", "/src/ccXyz.s"));
+        assert!(!temporary_names("ccAbc.s", "ccXyz.s"));
+        // cc1 embeds __DATE__ into a temporary .s that as assembles: inputs and invocation are
+        // the same but for the temporary file's name, so as's output differing is non-determinism
+        // (the overlay cannot see the temporary file).
+        let mk = |tmp: &str, obj: &str| {
+            build(
+                &[P("gcc -c v.c", "/src", &["v.c"], &[]), P(&format!("as -o v.o {tmp}"), "/src", &[], &["v.o"])],
+                &[("v.c", "c")],
+                &[("v.o", Some(obj))],
+            )
+        };
+        let (la, ta) = mk("/tmp/ccAAAAAA.s", "Nov 26");
+        let (lb, tb) = mk("/tmp/ccBBBBBB.s", "Nov 27");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        let c = causes_of(&r, "v.o");
+        assert_eq!(c[0].kind, CauseKind::NondeterministicProcess);
+        assert!(describe(c[0]).contains("with an identical invocation"), "{}", describe(c[0]));
+        let (lc, mut tc) = mk("/tmp/ccCCCCCC.s", "Nov 27");
+        tc.processes[1].cwd = "/elsewhere".into();
+        let r = DiffReport::new(&la, Some(&ta), &lc, Some(&tc));
+        let d = describe(causes_of(&r, "v.o")[0]);
+        assert!(d.starts_with("changed-invocation") && d.contains("cwd /src -> /elsewhere") && !d.contains("argv["), "{d}");
     }
 
     #[test]
