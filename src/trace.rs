@@ -265,44 +265,73 @@ fn get_u64(o: &Map<String, Value>, key: &str, what: &str) -> Result<u64> {
 }
 
 impl Trace {
-    /// The predicate object of the trace Statement.
+    /// The predicate object of the trace Statement. Built by hand rather than with `json!`:
+    /// traces of large builds hold tens of thousands of entries.
     pub fn to_value(&self) -> Value {
+        self.to_value_against(None)
+    }
+
+    /// The predicate, leaving out each `before`/`after` hash that equals the link's material or
+    /// product entry for that path (a reader takes it from the link the trace is bound to).
+    pub fn to_value_against(&self, link: Option<&Link>) -> Value {
+        fn strs<'a>(it: impl Iterator<Item = &'a String>) -> Value {
+            Value::Array(it.map(|s| Value::String(s.clone())).collect())
+        }
         let processes: Vec<Value> = self
             .processes
             .iter()
             .map(|p| {
-                json!({
-                    "id": p.id,
-                    "pid": p.pid,
-                    "parent": p.parent,
-                    "argv": p.argv,
-                    "cwd": p.cwd,
-                    "reads": p.reads.iter().collect::<Vec<_>>(),
-                    "writes": p.writes.iter().collect::<Vec<_>>(),
-                })
+                let mut o = Map::new();
+                o.insert("id".into(), Value::from(p.id));
+                o.insert("pid".into(), Value::from(p.pid));
+                o.insert("parent".into(), p.parent.map_or(Value::Null, Value::from));
+                o.insert("argv".into(), strs(p.argv.iter()));
+                o.insert("cwd".into(), Value::String(p.cwd.clone()));
+                o.insert("reads".into(), strs(p.reads.iter()));
+                o.insert("writes".into(), strs(p.writes.iter()));
+                Value::Object(o)
             })
             .collect();
         let files: Map<String, Value> = self
             .files
             .iter()
             .map(|(path, f)| {
+                let mut o = Map::new();
+                o.insert("ops".into(), Value::Array(f.ops.iter().map(|op| Value::String(op.as_string())).collect()));
                 let first = match &f.first {
                     None => Value::Null,
-                    Some(fp) => json!({"pid": fp.pid, "comm": fp.comm}),
+                    Some(fp) => {
+                        let mut m = Map::new();
+                        m.insert("pid".into(), Value::from(fp.pid));
+                        m.insert("comm".into(), Value::String(fp.comm.clone()));
+                        Value::Object(m)
+                    }
                 };
-                let ops: Vec<String> = f.ops.iter().map(FileOp::as_string).collect();
-                (
-                    path.clone(),
-                    json!({"ops": ops, "first": first, "before": hash_value(&f.before), "after": hash_value(&f.after)}),
-                )
+                o.insert("first".into(), first);
+                if link.is_none_or(|l| l.materials.get(path) != f.before.as_ref()) {
+                    o.insert("before".into(), hash_value(&f.before));
+                }
+                if link.is_none_or(|l| l.products.get(path) != f.after.as_ref()) {
+                    o.insert("after".into(), hash_value(&f.after));
+                }
+                (path.clone(), Value::Object(o))
             })
             .collect();
-        json!({"step": self.step, "processes": processes, "files": files})
+        let mut o = Map::new();
+        o.insert("step".into(), Value::String(self.step.clone()));
+        o.insert("processes".into(), Value::Array(processes));
+        o.insert("files".into(), Value::Object(files));
+        Value::Object(o)
     }
 
     /// Parse and check a predicate: unique process ids, parents that exist and started earlier,
     /// and every path a process names present in `files`.
     pub fn from_value(v: &Value) -> Result<Self> {
+        Self::from_value_against(v, None)
+    }
+
+    /// Parse a predicate whose absent `before`/`after` hashes come from `link`.
+    pub fn from_value_against(v: &Value, link: Option<&Link>) -> Result<Self> {
         let o = v.as_object().ok_or_else(|| Error::format("trace predicate is not an object"))?;
         let step = get_str(o, "step", "trace predicate")?.to_string();
         let mut files = BTreeMap::new();
@@ -329,8 +358,14 @@ impl Trace {
                     FileRecord {
                         ops,
                         first,
-                        before: parse_hash(ro.get("before"), &format!("{what} 'before'"))?,
-                        after: parse_hash(ro.get("after"), &format!("{what} 'after'"))?,
+                        before: match ro.get("before") {
+                            None => link.and_then(|l| l.materials.get(path)).cloned(),
+                            v => parse_hash(v, &format!("{what} 'before'"))?,
+                        },
+                        after: match ro.get("after") {
+                            None => link.and_then(|l| l.products.get(path)).cloned(),
+                            v => parse_hash(v, &format!("{what} 'after'"))?,
+                        },
                     },
                 );
             }
@@ -420,11 +455,17 @@ pub struct TraceFile {
     pub signer: Option<Value>,
     pub signatures: Vec<Signature>,
     payload: Vec<u8>,
+    /// The link the trace is for (parsed from its bytes), to leave out hashes it already holds.
+    link: Option<Link>,
 }
 
 impl TraceFile {
     /// An unsigned trace file for the link whose file is named `link_file_name` and holds `link_bytes`.
     pub fn new(trace: Trace, link_file_name: &str, link_bytes: &[u8]) -> Self {
+        let link = match Metadata::from_bytes(link_bytes).map(|m| m.payload) {
+            Ok(Payload::Link(l)) => Some(l),
+            _ => None,
+        };
         TraceFile {
             trace,
             subject_name: link_file_name.to_string(),
@@ -432,20 +473,22 @@ impl TraceFile {
             signer: None,
             signatures: Vec::new(),
             payload: Vec::new(),
+            link,
         }
     }
 
     fn statement(&self) -> Value {
-        let mut predicate = self.trace.to_value();
+        let mut predicate = self.trace.to_value_against(self.link.as_ref());
         if let (Some(signer), Some(o)) = (&self.signer, predicate.as_object_mut()) {
             o.insert("signer".into(), signer.clone());
         }
-        json!({
-            "_type": STATEMENT_TYPE,
-            "subject": [{"name": self.subject_name, "digest": {"sha256": self.subject_sha256}}],
-            "predicateType": PREDICATE_TYPE,
-            "predicate": predicate,
-        })
+        // `json!` would re-serialise the (large) predicate; move it in instead.
+        let mut o = Map::new();
+        o.insert("_type".into(), Value::String(STATEMENT_TYPE.into()));
+        o.insert("subject".into(), json!([{"name": self.subject_name, "digest": {"sha256": self.subject_sha256}}]));
+        o.insert("predicateType".into(), Value::String(PREDICATE_TYPE.into()));
+        o.insert("predicate".into(), predicate);
+        Value::Object(o)
     }
 
     /// Sign with `key` (the key that signed the link). Replaces any earlier signature.
@@ -473,8 +516,14 @@ impl TraceFile {
         crate::metadata::write_atomic(path, self.to_file_string().as_bytes())
     }
 
-    /// Parse a trace file (signatures not checked yet: see [`TraceFile::verify`]).
+    /// Parse a trace file (signatures not checked yet: see [`TraceFile::verify`]). Hashes left
+    /// out because the link holds them stay unknown; see [`TraceFile::from_bytes_for`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes_for(bytes, None)
+    }
+
+    /// Parse a trace file, taking left-out hashes from `link` (the link it claims to be for).
+    pub fn from_bytes_for(bytes: &[u8], link: Option<&Link>) -> Result<Self> {
         let v = cjson::parse(bytes)?;
         let o = v.as_object().ok_or_else(|| Error::format("trace is not a JSON object"))?;
         let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
@@ -510,7 +559,7 @@ impl TraceFile {
             .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| Error::format("statement subject has no sha256 digest"))?;
         let predicate = so.get("predicate").ok_or_else(|| Error::format("statement has no 'predicate'"))?;
-        let trace = Trace::from_value(predicate)?;
+        let trace = Trace::from_value_against(predicate, link)?;
         Ok(TraceFile {
             trace,
             subject_name: subject_name.to_string(),
@@ -518,12 +567,18 @@ impl TraceFile {
             signer: predicate.get("signer").cloned(),
             signatures,
             payload,
+            link: link.cloned(),
         })
     }
 
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_for(path, None)
+    }
+
+    /// Load a trace file, taking left-out hashes from `link`.
+    pub fn load_for(path: &Path, link: Option<&Link>) -> Result<Self> {
         let bytes = read_limited(path)?;
-        Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
+        Self::from_bytes_for(&bytes, link).map_err(|e| e.in_file(path))
     }
 
     /// Check the envelope's signature with `key`.
@@ -598,7 +653,7 @@ impl LoadedLink {
         if !path.exists() {
             return Ok(None);
         }
-        let tf = TraceFile::load(&path)?;
+        let tf = TraceFile::load_for(&path, Some(&self.link))?;
         let refuse = |why: String| Error::input(&path, format!("refused: {why}"));
         let signer = tf.signer_key().map_err(|e| refuse(e.to_string()))?;
         if let Some(k) = key {
@@ -698,6 +753,37 @@ mod tests {
     fn predicate_round_trips() {
         let t = sample();
         assert_eq!(Trace::from_value(&t.to_value()).unwrap(), t);
+    }
+
+    #[test]
+    fn hashes_the_link_holds_are_left_out_and_filled_back() {
+        let t = sample();
+        let mut link = Link { name: "build".into(), ..Default::default() };
+        link.materials.insert("a.c".into(), h("a.c"));
+        link.products.insert("a.o".into(), h("a.o"));
+        let v = t.to_value_against(Some(&link));
+        assert!(v["files"]["a.c"].get("before").is_none());
+        assert!(v["files"]["a.o"].get("after").is_none());
+        assert_eq!(v["files"]["a.o"]["before"], Value::Null, "known absent stays explicit");
+        assert_eq!(Trace::from_value_against(&v, Some(&link)).unwrap(), t);
+        let without = Trace::from_value(&v).unwrap();
+        assert_eq!(without.files["a.o"].after, None);
+
+        let key = PrivateKey::load(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems/ed25519_private_unencrypted.pem"),
+            None,
+        )
+        .unwrap();
+        let mut md = Metadata::new_metablock(Payload::Link(link.clone()));
+        md.sign(&key).unwrap();
+        let bytes = md.to_file_string().into_bytes();
+        let mut tf = TraceFile::new(t.clone(), "build.c6d8bf2e.link", &bytes);
+        tf.sign(&key).unwrap();
+        let file = tf.to_file_string();
+        let back = TraceFile::from_bytes_for(file.as_bytes(), Some(&link)).unwrap();
+        back.verify(key.public()).unwrap();
+        assert_eq!(back.trace, t);
+        assert_eq!(back.subject_sha256, sha256_hex(&bytes));
     }
 
     #[test]
