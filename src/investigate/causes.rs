@@ -145,8 +145,8 @@ impl<'a> Side<'a> {
         let mut path = path.to_string();
         let mut limit = before;
         for _ in 0..32 {
-            let w = self.writers.get(path.as_str())?.iter().copied().filter(|i| limit.is_none_or(|l| *i < l)).last()?;
-            let last_content_op = self.trace.files.get(&path).and_then(|f| f.ops.iter().filter(|o| o.writes()).last());
+            let w = self.writers.get(path.as_str())?.iter().copied().rfind(|i| limit.is_none_or(|l| *i < l))?;
+            let last_content_op = self.trace.files.get(&path).and_then(|f| f.ops.iter().rfind(|o| o.writes()));
             match last_content_op {
                 Some(FileOp::RenamedFrom(src)) if self.writers.contains_key(src.as_str()) => {
                     path = src.clone();
@@ -532,7 +532,7 @@ pub fn describe(c: &Cause) -> String {
     let parent = c.parent.as_ref().map(|p| format!(" [run by `{}`]", shell_words(&p.argv))).unwrap_or_default();
     match c.kind {
         CauseKind::ChangedInput => match &c.process {
-            None => format!("changed-input: it is a material that differs between the builds"),
+            None => "changed-input: it is a material that differs between the builds".to_string(),
             Some(_) => format!(
                 "changed-input: {}{parent} read material(s) that differ: {}{via}",
                 proc_str(&c.process),
@@ -633,11 +633,10 @@ mod tests {
 
     /// cc1 -> as -> ar, plus a second object and a tarball made by gzip.
     fn zlib(cwd: &str, adler_s: &str, a_c: &str, tgz: &str) -> (Link, Trace) {
-        let cc1 = format!("cc1 adler32.c -o adler32.s");
         build(
             &[
                 P("make -j2", cwd, &["Makefile"], &[]),
-                P(&cc1, cwd, &["adler32.c", "zlib.h"], &["adler32.s"]),
+                P("cc1 adler32.c -o adler32.s", cwd, &["adler32.c", "zlib.h"], &["adler32.s"]),
                 P("as -o adler32.o adler32.s", "/src", &["adler32.s"], &["adler32.o"]),
                 P("cc1 crc32.c -o crc32.s", "/src", &["crc32.c", "zlib.h"], &["crc32.s"]),
                 P("as -o crc32.o crc32.s", "/src", &["crc32.s"], &["crc32.o"]),
