@@ -185,6 +185,9 @@ impl<'a> Side<'a> {
     }
 }
 
+/// How many processes deep the analysis follows changed inputs upstream.
+const MAX_DEPTH: usize = 256;
+
 /// A root cause before it is attached to a product.
 #[derive(Debug, Clone)]
 struct Root {
@@ -212,7 +215,7 @@ impl<'a> Analysis<'a> {
         let unexplained = |reason: &str| Unexplained { artifact: product.to_string(), reason: reason.to_string() };
         let (wa, wb) = (self.a.producer(product, None), self.b.producer(product, None));
         let roots = match (wa, wb) {
-            (Some(pa), Some(pb)) => self.explain_pair(pa, pb),
+            (Some(pa), Some(pb)) => self.explain_pair(pa, pb, 0),
             (None, None) => {
                 let (ma, mb) = (self.a.link.materials.get(product), self.b.link.materials.get(product));
                 if ma != mb {
@@ -267,7 +270,7 @@ impl<'a> Analysis<'a> {
 
     /// Root causes of the difference in the output of process `pa` (build A) and `pb` (build B).
     /// `via` in the result is relative: the inputs followed below this pair.
-    fn explain_pair(&mut self, pa: usize, pb: usize) -> Vec<Root> {
+    fn explain_pair(&mut self, pa: usize, pb: usize, depth: usize) -> Vec<Root> {
         if let Some(r) = self.memo.get(&(pa, pb)) {
             return r.clone();
         }
@@ -331,8 +334,13 @@ impl<'a> Analysis<'a> {
             changed_materials.dedup();
             roots.push(Root { kind: CauseKind::ChangedInput, proc_a: pa, proc_b: pb, inputs: changed_materials, via: Vec::new() });
         }
+        // Real chains are a few processes deep; a (hostile) trace chaining thousands must not
+        // exhaust the stack: past the limit, stop following and judge this process by itself.
+        if depth >= MAX_DEPTH {
+            upstream.clear();
+        }
         for (path, ua, ub) in upstream {
-            for mut r in self.explain_pair(ua, ub) {
+            for mut r in self.explain_pair(ua, ub, depth + 1) {
                 if roots.iter().any(|x| x.kind == r.kind && x.proc_a == r.proc_a && x.proc_b == r.proc_b) {
                     continue;
                 }
@@ -869,6 +877,29 @@ mod tests {
         let r = DiffReport::new(&la, Some(&ta), &lc, Some(&tc));
         let d = describe(causes_of(&r, "v.o")[0]);
         assert!(d.starts_with("changed-invocation") && d.contains("cwd /src -> /elsewhere") && !d.contains("argv["), "{d}");
+    }
+
+    #[test]
+    fn a_very_deep_chain_does_not_exhaust_the_stack() {
+        let n = 3_000;
+        let mk = |seed: &str| {
+            let owned: Vec<String> = (0..=n).map(|i| format!("f{i}")).collect();
+            let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+            let argv: Vec<String> = (0..n).map(|i| format!("step{i}")).collect();
+            let procs: Vec<P> = (0..n)
+                .map(|i| P(&argv[i], "/s", std::slice::from_ref(&names[i]), std::slice::from_ref(&names[i + 1])))
+                .collect();
+            let contents: Vec<String> = (1..=n).map(|i| format!("{seed}{i}")).collect();
+            let written: Vec<(&str, Option<&str>)> =
+                (1..=n).map(|i| (names[i], Some(contents[i - 1].as_str()))).collect();
+            build(&procs, &[("f0", "src")], &written)
+        };
+        let (la, ta) = mk("a");
+        let (lb, tb) = mk("b");
+        let mut an = Analysis::new(&la, &ta, &lb, &tb);
+        let c = an.explain(&format!("f{n}")).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].via.len(), MAX_DEPTH + 1, "the product and the inputs followed");
     }
 
     #[test]
