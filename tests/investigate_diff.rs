@@ -336,3 +336,32 @@ fn trace_file_is_one_dsse_statement_bound_to_the_link() {
     assert_eq!(st["predicate"]["files"]["libz.a"]["first"]["comm"], "ar");
     assert!(!text.contains("environ"), "no environment in traces");
 }
+
+#[test]
+fn traces_of_dsse_links_verify_too() {
+    let d = tempdir();
+    let (la, ta) = build("/w", "1", "x");
+    let (lb, tb) = build("/w", "2", "x");
+    let mut paths = Vec::new();
+    for (sub, link, trace) in [("a", la, ta), ("b", lb, tb)] {
+        let dir = d.path().join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut md = Metadata::new_dsse(Payload::Link(link));
+        md.sign(&key()).unwrap();
+        let name = Metadata::link_file_name("build", key().keyid());
+        let path = dir.join(&name);
+        md.write(&path).unwrap();
+        let mut tf = TraceFile::new(trace, &name, &std::fs::read(&path).unwrap());
+        tf.sign(&key()).unwrap();
+        tf.write(&trace_of(&path)).unwrap();
+        paths.push(path);
+    }
+    let (code, stdout, stderr) = out(totofs().args(["show", "--trace"]).arg(&paths[0]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("(DSSE)") && stdout.contains("processes: 5"), "{stdout}");
+    let (code, stdout, _) = out(totofs().args(["diff", "--json"]).arg(&paths[0]).arg(&paths[1]));
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["causes"][0]["artifact"], "demo.tar.gz");
+    assert_eq!(v["causes"][0]["kind"], "nondeterministic-process");
+}
