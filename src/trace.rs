@@ -139,6 +139,49 @@ pub struct ProcessStart {
     pub comm: String,
 }
 
+/// A process as a recorder observed it: told apart from a later process with the same pid by
+/// its start time (`/proc/<pid>/stat` field 22).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedProcess {
+    pub pid: u32,
+    pub start: u64,
+    pub ppid: u32,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub comm: String,
+}
+
+/// One thing a process did to a file (an artifact name), in the order the recorder saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedOp {
+    pub pid: u32,
+    pub start: u64,
+    pub path: String,
+    pub op: FileOp,
+}
+
+/// Build a trace from a recorder's tables at the end of a step: processes are put in start
+/// order, each parent is the process with the parent's pid that started last before the child,
+/// and hashes not set by the recorder come from the link. Operations by processes not listed are
+/// dropped.
+pub fn trace_from_observed(step: &str, mut procs: Vec<ObservedProcess>, ops: Vec<ObservedOp>, link: &Link) -> Trace {
+    procs.sort_by_key(|p| (p.start, p.pid));
+    let mut b = TraceBuilder::new(step);
+    let mut ids = std::collections::HashMap::new();
+    for p in procs {
+        let parent = b.latest_with_pid(p.ppid).filter(|_| p.ppid != p.pid);
+        let key = (p.pid, p.start);
+        let id = b.process(ProcessStart { pid: p.pid, parent, argv: p.argv, cwd: p.cwd, comm: p.comm });
+        ids.insert(key, id);
+    }
+    for o in ops {
+        if let Some(id) = ids.get(&(o.pid, o.start)) {
+            b.file_op(*id, &o.path, o.op);
+        }
+    }
+    b.finish(link)
+}
+
 /// Fills a [`Trace`] while a step runs, or from a recorder's tables at the end. Processes get ids
 /// in the order they are added, which must be the order they started (sort by start time): the
 /// cause analysis takes a file a process read as written by the processes that started before it.
@@ -732,6 +775,38 @@ mod tests {
         assert_eq!(ao.before, None);
         assert_eq!(ao.after, Some(h("a.o")));
         assert_eq!(t.files["a.c"].before, Some(h("a.c")));
+    }
+
+    #[test]
+    fn observed_tables_become_a_trace_in_start_order() {
+        let p = |pid, start, ppid, a: &str| ObservedProcess {
+            pid,
+            start,
+            ppid,
+            argv: vec![a.to_string()],
+            cwd: "/w".into(),
+            comm: a.to_string(),
+        };
+        // Listed out of order; pid 20 is reused by a later, unrelated process.
+        let procs = vec![p(21, 30, 20, "cc"), p(20, 10, 1, "make"), p(20, 50, 1, "date"), p(22, 40, 20, "ld")];
+        let op = |pid, start, path: &str, op| ObservedOp { pid, start, path: path.into(), op };
+        let ops = vec![
+            op(21, 30, "a.c", FileOp::Read),
+            op(21, 30, "a.o", FileOp::Created),
+            op(22, 40, "a.o", FileOp::Read),
+            op(22, 40, "prog", FileOp::Created),
+            op(20, 50, "stamp", FileOp::Written),
+            op(99, 1, "ghost", FileOp::Read),
+        ];
+        let t = trace_from_observed("build", procs, ops, &Link::default());
+        let argv0: Vec<&str> = t.processes.iter().map(|p| p.argv[0].as_str()).collect();
+        assert_eq!(argv0, ["make", "cc", "ld", "date"]);
+        assert_eq!(t.processes[1].parent, Some(t.processes[0].id), "cc's parent is make");
+        assert_eq!(t.processes[2].parent, Some(t.processes[0].id), "ld's parent is make, not the later pid 20");
+        assert_eq!(t.processes[3].parent, None);
+        assert_eq!(t.processes[3].writes.iter().collect::<Vec<_>>(), ["stamp"]);
+        assert!(!t.files.contains_key("ghost"));
+        assert_eq!(t.files["a.o"].first, Some(FirstProcess { pid: 21, comm: "cc".into() }));
     }
 
     #[test]
