@@ -503,7 +503,36 @@ impl DiffReport {
         for u in &self.unexplained {
             out.push_str(&format!("  {} differs: not explained ({})\n", u.artifact, u.reason));
         }
+        let summary = self.summary();
+        if !summary.is_empty() {
+            out.push_str("summary:\n");
+            for (kind, program, artifacts) in summary {
+                let shown: Vec<&str> = artifacts.iter().take(6).map(String::as_str).collect();
+                let more = artifacts.len().saturating_sub(shown.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                let n = artifacts.len();
+                let plural = if n == 1 { "" } else { "s" };
+                out.push_str(&format!("  {}: {program} ({n} product{plural}: {}{more})\n", kind.as_str(), shown.join(", ")));
+            }
+        }
         out
+    }
+
+    /// Root causes grouped by kind and program (argv[0]'s file name; "(material)" for a changed
+    /// material no process wrote), with the products each group explains.
+    pub fn summary(&self) -> Vec<(CauseKind, String, Vec<String>)> {
+        let mut groups: BTreeMap<(CauseKind, String), BTreeSet<String>> = BTreeMap::new();
+        for c in &self.causes {
+            let program = match &c.process {
+                Some(p) => {
+                    let a0 = p.argv.first().map(String::as_str).unwrap_or("");
+                    a0.rsplit('/').next().unwrap_or(a0).to_string()
+                }
+                None => "(material)".to_string(),
+            };
+            groups.entry((c.kind, program)).or_default().insert(c.artifact.clone());
+        }
+        groups.into_iter().map(|((k, p), a)| (k, p, a.into_iter().collect())).collect()
     }
 }
 
@@ -685,6 +714,7 @@ mod tests {
         assert_eq!(c[0].parent.as_ref().unwrap().argv, ["make", "-j2"]);
         let text = r.render("a", "b");
         assert!(text.contains("libz.a differs because"), "{text}");
+        assert!(text.contains("summary:\n  changed-invocation: cc1 (3 products: adler32.o, adler32.s, libz.a)\n"), "{text}");
         assert!(text.contains("cwd /tmp/a/build -> /tmp/b/x/build"), "{text}");
         assert!(text.contains("(via adler32.o <- adler32.s)"), "{text}");
         let json = r.to_value();
