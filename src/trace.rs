@@ -839,7 +839,14 @@ mod tests {
         let v = t.to_value_against(Some(&link));
         assert!(v["files"]["a.c"].get("before").is_none());
         assert!(v["files"]["a.o"].get("after").is_none());
-        assert_eq!(v["files"]["a.o"]["before"], Value::Null, "known absent stays explicit");
+        assert!(v["files"]["a.o"].get("before").is_none(), "absent from the link too: left out");
+        let mut t2 = t.clone();
+        if let Some(f) = t2.files.get_mut("a.o") {
+            f.after = None;
+        }
+        let v2 = t2.to_value_against(Some(&link));
+        assert_eq!(v2["files"]["a.o"].get("after"), Some(&Value::Null), "differs from the link: kept");
+        assert_eq!(Trace::from_value_against(&v2, Some(&link)).unwrap(), t2);
         assert_eq!(Trace::from_value_against(&v, Some(&link)).unwrap(), t);
         let without = Trace::from_value(&v).unwrap();
         assert_eq!(without.files["a.o"].after, None);
