@@ -3,5 +3,17 @@
 //!
 //! - [`artifacts`]: in-toto-run's artifact recording rules (walk, excludes, symlinks, base path,
 //!   lstrip) and file hashing, shared by every recording mode and by inspections.
+//! - [`session`]: one step from start to signed link; picks the recording method.
+//! - [`supervise`]: the step's processes (process group, signals, timeout, streams, waiting for
+//!   every process the step started).
+//! - [`snapshot`]: the no-FUSE method (in-toto-run's before/after snapshots).
+//! - [`namespace`]: `totofs run`'s private mount namespace with the overlay over the working
+//!   directory.
+//! - [`mount`]: `totofs mount` / `totofs unmount` sessions.
 
 pub mod artifacts;
+pub mod mount;
+pub mod namespace;
+pub mod session;
+pub mod snapshot;
+pub mod supervise;
