@@ -312,8 +312,9 @@ pub fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec
     Ok(entries)
 }
 
-/// `os.walk(followlinks=True)` with exclusion and pruning; a directory reached twice through
-/// symlinks (a loop) is walked once.
+/// `os.walk(followlinks=True)` with exclusion and pruning. A directory reached through several
+/// names (a symlinked directory and its target) is walked under each name, like os.walk; only a
+/// symlink loop (a directory inside itself) is not entered again.
 fn walk(
     norm: &str,
     dir: &Path,
@@ -323,9 +324,22 @@ fn walk(
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).map_err(|e| Error::input(dir, e))?;
+    // `visited` holds the directories on the way down from the path argument.
     if !visited.insert((meta.dev(), meta.ino())) {
         return Ok(());
     }
+    let result = walk_children(norm, dir, opts, visited, add);
+    visited.remove(&(meta.dev(), meta.ino()));
+    result
+}
+
+fn walk_children(
+    norm: &str,
+    dir: &Path,
+    opts: &ArtifactOptions,
+    visited: &mut std::collections::HashSet<(u64, u64)>,
+    add: &mut dyn FnMut(String, PathBuf) -> Result<()>,
+) -> Result<()> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         // os.walk ignores directories it cannot list.

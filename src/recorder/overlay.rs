@@ -420,9 +420,10 @@ impl Overlay {
         Ok(())
     }
 
-    /// Open flags for the backing file: no O_APPEND (the kernel gives offsets), no creation.
+    /// Open flags for the backing file: no O_APPEND (the kernel gives offsets), no creation, and no
+    /// O_NOFOLLOW (the kernel resolved the name already; the /proc path is itself a link).
     fn backing_flags(flags: i32) -> i32 {
-        let mut f = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_APPEND);
+        let mut f = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_APPEND | libc::O_NOFOLLOW);
         f |= libc::O_CLOEXEC;
         f
     }
