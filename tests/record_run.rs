@@ -296,3 +296,10 @@ fn bad_key_and_missing_command() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!c.ours.join("x").exists(), "the step does not run when the link could not be written");
 }
+
+#[test]
+fn rewrites_in_quick_succession_are_hashed_as_they_end() {
+    // Same size, same second: only the generation of the file tells the hashes apart.
+    let script = "for i in 1 2 3 4 5 6 7 8 9; do printf \"v$i\" > f; printf \"w$i\" > g; cat f > h; done; exec 3<>f; printf zz >&3; exec 3>&-";
+    same_as_in_toto_run("printf v0 > f", &[], &["sh", "-c", script]);
+}

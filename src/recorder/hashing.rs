@@ -41,6 +41,30 @@ impl StatSig {
     }
 }
 
+/// `realpath` for many files of few directories: each directory is resolved once.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    dirs: HashMap<PathBuf, PathBuf>,
+}
+
+impl Resolver {
+    pub fn canonical(&mut self, path: &Path) -> std::io::Result<PathBuf> {
+        let is_link = std::fs::symlink_metadata(path)?.file_type().is_symlink();
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) if !is_link => {
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                if let Some(p) = self.dirs.get(parent) {
+                    return Ok(p.join(name));
+                }
+                let canon = std::fs::canonicalize(parent)?;
+                self.dirs.insert(parent.to_path_buf(), canon.clone());
+                Ok(canon.join(name))
+            }
+            _ => std::fs::canonicalize(path),
+        }
+    }
+}
+
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
@@ -77,10 +101,11 @@ impl Materials {
     pub fn new(entries: Vec<Entry>, root: &Path, real_root: &Path) -> Result<Arc<Self>> {
         let mut items = Vec::with_capacity(entries.len());
         let mut by_key: HashMap<FileKey, Vec<usize>> = HashMap::new();
+        let mut resolver = Resolver::default();
         for e in entries {
             let meta = std::fs::metadata(&e.path).map_err(|err| Error::input(&e.path, format!("cannot read: {err}")))?;
             let sig = StatSig::of(&meta);
-            let canon = std::fs::canonicalize(&e.path).map_err(|err| Error::input(&e.path, err))?;
+            let canon = resolver.canonical(&e.path).map_err(|err| Error::input(&e.path, err))?;
             let (covered, read_path) = match canon.strip_prefix(root) {
                 Ok(rel) => (true, real_root.join(rel)),
                 Err(_) => (false, canon),
@@ -186,5 +211,98 @@ impl Materials {
     /// The material recorded under `name`, if any.
     pub fn by_name(&self) -> HashMap<&str, usize> {
         self.items.iter().enumerate().map(|(i, it)| (it.name.as_str(), i)).collect()
+    }
+}
+
+/// A hash job: a file whose last writer has just closed it, reopened read-only.
+type Job = (FileKey, u64, std::fs::File);
+
+/// Hashes of files the step wrote, made by background threads from the backing file when the
+/// last writer closes it (with kernel passthrough the bytes never reach the daemon; without it
+/// they are still in the page cache). A hash is used for the link only if nothing changed the
+/// file after the hashed close: every change bumps the file's generation, and the file's
+/// identity (size, times) must still be what was hashed.
+#[derive(Debug, Default)]
+pub struct Written {
+    results: dashmap::DashMap<FileKey, (u64, StatSig, HashDict)>,
+    gens: dashmap::DashMap<FileKey, u64>,
+    tx: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Written {
+    pub fn new(threads: usize) -> Arc<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let me = Arc::new(Written { tx: Mutex::new(Some(tx)), ..Default::default() });
+        let mut workers = Vec::new();
+        for _ in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            let w = Arc::downgrade(&me);
+            workers.push(std::thread::spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => break,
+                };
+                let Ok((key, gen, file)) = job else { break };
+                let Some(me) = w.upgrade() else { break };
+                me.hash_job(key, gen, file);
+            }));
+        }
+        if let Ok(mut w) = me.workers.lock() {
+            *w = workers;
+        }
+        me
+    }
+
+    fn hash_job(&self, key: FileKey, gen: u64, file: std::fs::File) {
+        if self.gen(key) != gen {
+            return;
+        }
+        let Ok(meta) = file.metadata() else { return };
+        let sig = StatSig::of(&meta);
+        let Ok(h) = artifacts::hash_reader(&file) else { return };
+        if self.gen(key) == gen {
+            self.results.insert(key, (gen, sig, h));
+        }
+    }
+
+    /// The file's generation: how many changes have started on it.
+    pub fn gen(&self, key: FileKey) -> u64 {
+        self.gens.get(&key).map(|g| *g).unwrap_or(0)
+    }
+
+    /// A change to the file starts (open for writing, truncate, unlink, rename over).
+    pub fn bump(&self, key: FileKey) {
+        *self.gens.entry(key).or_insert(0) += 1;
+        self.results.remove(&key);
+    }
+
+    /// The last writer closed the file: hash it in the background.
+    pub fn submit(&self, key: FileKey, file: std::fs::File) {
+        let gen = self.gen(key);
+        if let Ok(tx) = self.tx.lock() {
+            if let Some(tx) = tx.as_ref() {
+                let _ = tx.send((key, gen, file));
+            }
+        }
+    }
+
+    /// Wait for every submitted hash (call once the overlay is gone).
+    pub fn finish(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let workers = self.workers.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default();
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+
+    /// The hash of the file as it is now, if a background hash covers it.
+    pub fn hash_for(&self, sig: &StatSig) -> Option<HashDict> {
+        let key = sig.key();
+        let r = self.results.get(&key)?;
+        (r.0 == self.gen(key) && r.1 == *sig).then(|| r.2.clone())
     }
 }

@@ -8,7 +8,7 @@
 //! (materials at mount, products when `unmount` stops it).
 
 use super::artifacts;
-use super::hashing::Materials;
+use super::hashing::{Materials, Written};
 use super::namespace::{self, Observed};
 use super::overlay::Overlay;
 use super::session::{self, RecordOptions};
@@ -109,14 +109,16 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         let materials = Materials::new(entries, dir, &real_root)?;
         let tracker = Arc::new(Tracker::new());
         let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
-        let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)))
+        let written = Written::new(namespace::hash_threads());
+        let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
             .map_err(|e| Error::input(dir, e))?;
         unsafe { libc::umask(0) };
         let session = fuser::Session::new(overlay, dir, &namespace::fuse_config())
             .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
         let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
-        let pool = materials.spawn_pool(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-        Ok(Started::Fuse { bg, pool, observed: Observed { tracker, materials, root: dir.to_path_buf() }, _rootfd: rootfd })
+        let pool = materials.spawn_pool(namespace::hash_threads());
+        let observed = Observed { tracker, materials, written, root: dir.to_path_buf() };
+        Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
     })();
     let write_pid = || {
         let _ = std::fs::write(
@@ -148,6 +150,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             for t in pool {
                 let _ = t.join();
             }
+            observed.written.finish();
             namespace::seal(opts, &observed)
         }
     };

@@ -9,7 +9,7 @@
 //! relative paths (the material and product walks) never go through the overlay.
 
 use super::artifacts::{self, Entry};
-use super::hashing::{Materials, StatSig};
+use super::hashing::{Materials, Resolver, StatSig, Written};
 use super::overlay::Overlay;
 use super::session::RecordOptions;
 use super::supervise::{self, StepCommand, StepEnd};
@@ -88,6 +88,11 @@ pub fn fuse_config() -> fuser::Config {
     cfg
 }
 
+/// Threads for background hashing: one per core.
+pub fn hash_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
 /// Raise the fd limit: the overlay holds one `O_PATH` fd per known node.
 pub fn raise_fd_limit() {
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -104,6 +109,8 @@ pub fn raise_fd_limit() {
 pub struct Observed {
     pub tracker: Arc<Tracker>,
     pub materials: Arc<Materials>,
+    /// Hashes of written files, made when their last writer closed them.
+    pub written: Arc<Written>,
     /// The overlay's root (canonical).
     pub root: PathBuf,
 }
@@ -125,7 +132,8 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
     let materials = Materials::new(entries, &root, &real_root)?;
     let tracker = Arc::new(Tracker::new());
     let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
-    let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)))
+    let written = Written::new(hash_threads());
+    let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
         .map_err(|e| Error::input(&root, e))?;
     // The daemon creates files with the modes the kernel asks for; the step gets the caller's umask.
     // SAFETY: umask is always safe.
@@ -138,7 +146,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
         }
     };
     let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
-    let pool = materials.spawn_pool(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let pool = materials.spawn_pool(hash_threads());
 
     let mut step = cmd.clone();
     step.cwd = Some(root.clone());
@@ -151,8 +159,9 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
     for t in pool {
         let _ = t.join();
     }
+    written.finish();
     let end = end?;
-    let observed = Observed { tracker, materials, root };
+    let observed = Observed { tracker, materials, written, root };
     let (m, p) = match &end {
         StepEnd::Finished { .. } => seal(opts, &observed)?,
         _ => (Artifacts::new(), Artifacts::new()),
@@ -183,11 +192,12 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     let entries = artifacts::collect(&opts.products, &opts.artifacts)?;
     let by_name = o.materials.by_name();
     let mut to_hash: Vec<Entry> = Vec::new();
+    let mut resolver = Resolver::default();
     let mut products = Artifacts::new();
     for e in entries {
         let meta = std::fs::metadata(&e.path).map_err(|err| Error::input(&e.path, err))?;
         let sig = StatSig::of(&meta);
-        let covered = std::fs::canonicalize(&e.path).map(|c| c.starts_with(&o.root)).unwrap_or(false);
+        let covered = resolver.canonical(&e.path).map(|c| c.starts_with(&o.root)).unwrap_or(false);
         if opts.only_accessed && covered && !accessed.contains(&sig.key()) && !name_touched(&e.path) {
             continue;
         }
@@ -199,7 +209,12 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             Some(i) => {
                 products.insert(e.name, o.materials.hash_of(i)?);
             }
-            None => to_hash.push(e),
+            None => match o.written.hash_for(&sig).filter(|_| covered) {
+                Some(h) => {
+                    products.insert(e.name, h);
+                }
+                None => to_hash.push(e),
+            },
         }
     }
     products.extend(artifacts::hash_entries(&to_hash, 0)?);

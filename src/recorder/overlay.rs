@@ -8,7 +8,10 @@
 //! `O_PATH` fd, so renames need no path bookkeeping. Requests from totofs's own threads are
 //! served but not recorded.
 
-use super::hashing::Materials;
+use super::hashing::{Materials, Written};
+use fuser::BackingId;
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
 use super::tracking::{op, FileKey, Tracker};
 use dashmap::DashMap;
 use fuser::{
@@ -40,6 +43,15 @@ struct Handle {
     file: std::fs::File,
     node: Arc<Node>,
     written: AtomicBool,
+    writable: bool,
+    /// The file's (size, mtime, ctime) at open, to tell whether a passthrough writer wrote.
+    opened: (i64, i64, i64, i64, i64),
+    /// Kernel passthrough: held from open to release.
+    _backing: Option<Arc<BackingId>>,
+}
+
+fn times(st: &libc::stat) -> (i64, i64, i64, i64, i64) {
+    (st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec)
 }
 
 struct DirHandle {
@@ -56,6 +68,13 @@ pub struct Overlay {
     next_fh: AtomicU64,
     tracker: Arc<Tracker>,
     materials: Option<Arc<Materials>>,
+    written: Arc<Written>,
+    /// Open writable handles per file: a file is hashed when the last one closes.
+    writers: DashMap<FileKey, u32>,
+    /// Kernel passthrough for file data, if the kernel agreed to it at init.
+    passthrough: bool,
+    /// One backing id per file while any handle uses it.
+    backing: Mutex<HashMap<FileKey, Weak<BackingId>>>,
     own_pid: u32,
 }
 
@@ -148,7 +167,12 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
 
 impl Overlay {
     /// An overlay over the directory `root` (an fd opened before the overmount).
-    pub fn new(root: OwnedFd, tracker: Arc<Tracker>, materials: Option<Arc<Materials>>) -> io::Result<Self> {
+    pub fn new(
+        root: OwnedFd,
+        tracker: Arc<Tracker>,
+        materials: Option<Arc<Materials>>,
+        written: Arc<Written>,
+    ) -> io::Result<Self> {
         let st = stat_fd(root.as_raw_fd())?;
         let ov = Overlay {
             nodes: DashMap::new(),
@@ -159,6 +183,10 @@ impl Overlay {
             next_fh: AtomicU64::new(1),
             tracker,
             materials,
+            written,
+            writers: DashMap::new(),
+            passthrough: false,
+            backing: Mutex::new(HashMap::new()),
             own_pid: std::process::id(),
         };
         let key = (st.st_dev, st.st_ino);
@@ -187,6 +215,7 @@ impl Overlay {
 
     /// Before the first change to a file: its old content must be hashed if it is a material.
     fn before_change(&self, req: &Request, key: FileKey) {
+        self.written.bump(key);
         if let Some(m) = &self.materials {
             if m.contains(key) && !self.is_own(req.pid()) {
                 m.ensure_hashed(key);
@@ -446,15 +475,79 @@ impl Overlay {
         }
     }
 
-    fn do_open(&self, req: &Request, ino: INodeNo, flags: i32) -> io::Result<u64> {
+    fn do_open(&self, req: &Request, ino: INodeNo, flags: i32) -> io::Result<(std::fs::File, Arc<Node>)> {
         let n = self.node(ino)?;
         self.track_open(req, &n, flags);
         let pp = proc_path(n.fd.as_raw_fd());
         let fd = check(unsafe { libc::open(pp.as_ptr(), Self::backing_flags(flags)) })?;
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        Ok((file, n))
+    }
+
+    /// The file's backing id for passthrough (shared by every handle of the file), if enabled.
+    fn backing_for(
+        &self,
+        key: FileKey,
+        file: &std::fs::File,
+        open: impl FnOnce(&std::fs::File) -> io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
+        if !self.passthrough {
+            return None;
+        }
+        let mut map = self.backing.lock().ok()?;
+        if let Some(id) = map.get(&key).and_then(Weak::upgrade) {
+            return Some(id);
+        }
+        let id = Arc::new(open(file).ok()?);
+        map.insert(key, Arc::downgrade(&id));
+        if map.len() > 4096 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        Some(id)
+    }
+
+    /// Register an open handle.
+    fn add_handle(&self, file: std::fs::File, node: Arc<Node>, flags: i32, backing: Option<Arc<BackingId>>) -> u64 {
+        let acc = flags & libc::O_ACCMODE;
+        let writable = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+        let opened = stat_fd(file.as_raw_fd()).map(|st| times(&st)).unwrap_or_default();
+        if writable {
+            *self.writers.entry(node.key).or_insert(0) += 1;
+        }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.insert(fh, Arc::new(Handle { file, node: n, written: AtomicBool::new(false) }));
-        Ok(fh)
+        self.handles.insert(
+            fh,
+            Arc::new(Handle { file, node, written: AtomicBool::new(false), writable, opened, _backing: backing }),
+        );
+        fh
+    }
+
+    /// A handle closes: note a passthrough write, and hash the file once its last writer is gone.
+    fn do_release(&self, req: &Request, fh: FileHandle) {
+        let Some((_, h)) = self.handles.remove(&fh.0) else { return };
+        if !h.writable {
+            return;
+        }
+        let now = stat_fd(h.file.as_raw_fd()).map(|st| times(&st)).unwrap_or_default();
+        if now != h.opened && !h.written.swap(true, Ordering::AcqRel) {
+            let name = h.node.path.read().map(|p| p.clone()).unwrap_or_default();
+            self.note(req, h.node.key, &name, op::WRITTEN);
+        }
+        let last = {
+            let mut w = self.writers.entry(h.node.key).or_insert(1);
+            *w = w.saturating_sub(1);
+            *w == 0
+        };
+        if last {
+            self.writers.remove_if(&h.node.key, |_, w| *w == 0);
+            if h.written.load(Ordering::Acquire) {
+                let pp = proc_path(h.file.as_raw_fd());
+                let fd = unsafe { libc::open(pp.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                if fd >= 0 {
+                    self.written.submit(h.node.key, unsafe { std::fs::File::from_raw_fd(fd) });
+                }
+            }
+        }
     }
 
     fn do_create(
@@ -464,7 +557,7 @@ impl Overlay {
         name: &OsStr,
         mode: u32,
         flags: i32,
-    ) -> io::Result<(FileAttr, u64)> {
+    ) -> io::Result<(FileAttr, std::fs::File, Arc<Node>)> {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let existed = fstatat(p.fd.as_raw_fd(), &c, 0).ok();
@@ -485,9 +578,7 @@ impl Overlay {
         } else {
             self.track_open(req, &node, flags);
         }
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.insert(fh, Arc::new(Handle { file, node, written: AtomicBool::new(false) }));
-        Ok((attr(ino, &st), fh))
+        Ok((attr(ino, &st), file, node))
     }
 
     fn handle(&self, fh: FileHandle) -> io::Result<Arc<Handle>> {
@@ -548,6 +639,12 @@ impl Filesystem for Overlay {
         let _ = config.set_max_write(1 << 20);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
+        if std::env::var_os("TOTOFS_NO_PASSTHROUGH").is_none()
+            && config.add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(2).is_ok()
+        {
+            self.passthrough = true;
+        }
         Ok(())
     }
 
@@ -660,7 +757,15 @@ impl Filesystem for Overlay {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.do_open(req, ino, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok((file, node)) => {
+                let backing = self.backing_for(node.key, &file, |f| reply.open_backing(f));
+                let b2 = backing.clone();
+                let fh = FileHandle(self.add_handle(file, node, flags.0, backing));
+                match b2 {
+                    Some(id) => reply.opened_passthrough(fh, FopenFlags::empty(), &id),
+                    None => reply.opened(fh, FopenFlags::empty()),
+                }
+            }
             Err(e) => reply.error(Errno::from(e)),
         }
     }
@@ -706,7 +811,7 @@ impl Filesystem for Overlay {
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -714,7 +819,7 @@ impl Filesystem for Overlay {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.remove(&fh.0);
+        self.do_release(req, fh);
         reply.ok();
     }
 
@@ -788,7 +893,15 @@ impl Filesystem for Overlay {
         reply: ReplyCreate,
     ) {
         match self.do_create(req, parent, name, mode, flags) {
-            Ok((a, fh)) => reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Ok((a, file, node)) => {
+                let backing = self.backing_for(node.key, &file, |f| reply.open_backing(f));
+                let b2 = backing.clone();
+                let fh = FileHandle(self.add_handle(file, node, flags, backing));
+                match b2 {
+                    Some(id) => reply.created_passthrough(&TTL, &a, Generation(0), fh, FopenFlags::empty(), &id),
+                    None => reply.created(&TTL, &a, Generation(0), fh, FopenFlags::empty()),
+                }
+            }
             Err(e) => reply.error(Errno::from(e)),
         }
     }

@@ -76,6 +76,8 @@ pub struct Tracker {
     /// Operations that removed, created or replaced a name.
     names: DashMap<String, u8>,
     procs: DashMap<ProcId, ProcInfo>,
+    /// (thread id, thread start time) -> process, so a known thread costs one read of its stat.
+    threads: DashMap<(u32, u64), ProcId>,
 }
 
 impl Tracker {
@@ -120,6 +122,9 @@ impl Tracker {
         // fields[0] is field 3 (state); ppid is field 4, starttime field 22.
         let ppid: u32 = fields.get(1)?.parse().ok()?;
         let start: u64 = fields.get(19)?.parse().ok()?;
+        if let Some(id) = self.threads.get(&(tid, start)) {
+            return Some(*id);
+        }
         // Threads report their own tid; the process is the thread group.
         let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
             .ok()
@@ -136,6 +141,7 @@ impl Tracker {
             (tid, start, ppid)
         };
         let id = ProcId { pid, start };
+        self.threads.insert((tid, start_of_tid(&stat).unwrap_or(0)), id);
         if !self.procs.contains_key(&id) {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim_end().to_string();
             let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -175,6 +181,11 @@ impl Tracker {
     pub fn processes(&self) -> BTreeMap<ProcId, ProcInfo> {
         self.procs.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
+}
+
+fn start_of_tid(stat: &str) -> Option<u64> {
+    let close = stat.rfind(')')?;
+    stat[close + 1..].split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]
