@@ -303,3 +303,19 @@ fn rewrites_in_quick_succession_are_hashed_as_they_end() {
     let script = "for i in 1 2 3 4 5 6 7 8 9; do printf \"v$i\" > f; printf \"w$i\" > g; cat f > h; done; exec 3<>f; printf zz >&3; exec 3>&-";
     same_as_in_toto_run("printf v0 > f", &[], &["sh", "-c", script]);
 }
+
+#[test]
+fn the_step_gets_the_callers_umask_and_fd_limit() {
+    let c = case("true");
+    let mut cmd = totofs();
+    cmd.current_dir(&c.ours)
+        .args(["run", "-n", "step", "--signing-key"])
+        .arg(pem(KEY))
+        .args(["-s", "--", "sh", "-c", "umask 027; ulimit -n; ulimit -Hn; touch made; stat -c %a made"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success());
+    let caller = Command::new("sh").arg("-c").arg("ulimit -n; ulimit -Hn").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.starts_with(&*String::from_utf8_lossy(&caller.stdout)), "{text}");
+    assert!(text.ends_with("640\n"), "the step's own umask applies to files it creates: {text}");
+}

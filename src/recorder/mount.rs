@@ -102,7 +102,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             let m = artifacts::record(&opts.materials, &opts.artifacts)?;
             return Ok(Started::Snapshot(m));
         }
-        namespace::raise_fd_limit();
+        let _ = namespace::raise_fd_limit();
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
         let rootfd = namespace::open_dir(dir)?;
         let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));

@@ -93,15 +93,26 @@ pub fn hash_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
-/// Raise the fd limit: the overlay holds one `O_PATH` fd per known node.
-pub fn raise_fd_limit() {
+/// Raise the fd limit as far as allowed (the overlay holds one `O_PATH` fd per known node);
+/// returns the caller's limit, which the step gets back.
+pub fn raise_fd_limit() -> Option<(u64, u64)> {
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain getrlimit/setrlimit.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return None;
         }
+        let caller = (rl.rlim_cur as u64, rl.rlim_max as u64);
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(caller.1);
+        let want = libc::rlimit { rlim_cur: nr_open as libc::rlim_t, rlim_max: nr_open as libc::rlim_t };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) != 0 {
+            let fallback = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &fallback);
+        }
+        Some(caller)
     }
 }
 
@@ -126,7 +137,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
     if let Err(why) = enter_private_namespace() {
         return Ok(Outcome::Unavailable(why));
     }
-    raise_fd_limit();
+    let caller_nofile = raise_fd_limit();
     let rootfd = open_dir(&root)?;
     let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
     let materials = Materials::new(entries, &root, &real_root)?;
@@ -151,6 +162,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
     let mut step = cmd.clone();
     step.cwd = Some(root.clone());
     step.umask = Some(caller_umask);
+    step.nofile = caller_nofile;
     let end = supervise::run_step(&step);
 
     // Every process of the step is gone: unmount, so the real tree is all there is.

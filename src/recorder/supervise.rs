@@ -22,6 +22,8 @@ pub struct StepCommand {
     pub cwd: Option<PathBuf>,
     /// The umask the command gets (the caller's; the overlay daemon itself runs with 0).
     pub umask: Option<libc::mode_t>,
+    /// The fd limit (soft, hard) the command gets (the caller's; the daemon raises its own).
+    pub nofile: Option<(u64, u64)>,
     /// After this long waiting for left-behind processes, say so once.
     pub linger_notice: Duration,
 }
@@ -34,6 +36,7 @@ impl StepCommand {
             timeout: None,
             cwd: None,
             umask: None,
+            nofile: None,
             linger_notice: Duration::from_secs(3),
         }
     }
@@ -76,6 +79,7 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     let umask = cmd.umask;
+    let nofile = cmd.nofile;
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -87,6 +91,10 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
             }
             if let Some(m) = umask {
                 libc::umask(m);
+            }
+            if let Some((cur, max)) = nofile {
+                let rl = libc::rlimit { rlim_cur: cur as libc::rlim_t, rlim_max: max as libc::rlim_t };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
             }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
