@@ -32,7 +32,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const TTL: Duration = Duration::from_secs(60);
 
 struct Node {
-    fd: OwnedFd,
+    /// Kept open for directories while the fd budget allows; other nodes are reopened by path.
+    fd: Option<OwnedFd>,
     key: FileKey,
     nlookup: AtomicU64,
     /// The path (relative to the root) the node was last reached by.
@@ -76,6 +77,26 @@ pub struct Overlay {
     /// One backing id per file while any handle uses it.
     backing: Mutex<HashMap<FileKey, Weak<BackingId>>>,
     own_pid: u32,
+    /// The real root directory (below the mount).
+    root: Arc<OwnedFd>,
+    /// Directory fds kept open, and how many may be (half the fd limit).
+    kept_fds: AtomicU64,
+    fd_budget: u64,
+}
+
+/// A node's fd for one operation: the kept one, or one opened for it.
+enum NodeFd<'a> {
+    Kept(&'a OwnedFd),
+    Opened(OwnedFd),
+}
+
+impl NodeFd<'_> {
+    fn raw(&self) -> RawFd {
+        match self {
+            NodeFd::Kept(f) => f.as_raw_fd(),
+            NodeFd::Opened(f) => f.as_raw_fd(),
+        }
+    }
 }
 
 fn cstr(name: &OsStr) -> io::Result<CString> {
@@ -174,6 +195,10 @@ impl Overlay {
         written: Arc<Written>,
     ) -> io::Result<Self> {
         let st = stat_fd(root.as_raw_fd())?;
+        let mut rl = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+        // SAFETY: getrlimit writes the struct.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+        let kept_root = Arc::new(root.try_clone()?);
         let ov = Overlay {
             nodes: DashMap::new(),
             by_key: DashMap::new(),
@@ -188,14 +213,37 @@ impl Overlay {
             passthrough: false,
             backing: Mutex::new(HashMap::new()),
             own_pid: std::process::id(),
+            root: kept_root,
+            kept_fds: AtomicU64::new(0),
+            fd_budget: (rl.rlim_cur as u64 / 2).max(64),
         };
         let key = (st.st_dev, st.st_ino);
         ov.nodes.insert(
             1,
-            Arc::new(Node { fd: root, key, nlookup: AtomicU64::new(1), path: RwLock::new(String::new()) }),
+            Arc::new(Node { fd: Some(root), key, nlookup: AtomicU64::new(1), path: RwLock::new(String::new()) }),
         );
         ov.by_key.insert(key, 1);
         Ok(ov)
+    }
+
+    /// An fd for `n`: its kept fd, or its path reopened (and checked to still be that file).
+    fn fd_of<'a>(&self, n: &'a Node) -> io::Result<NodeFd<'a>> {
+        if let Some(f) = &n.fd {
+            return Ok(NodeFd::Kept(f));
+        }
+        let path = n.path.read().map(|p| p.clone()).unwrap_or_default();
+        let c = CString::new(if path.is_empty() { ".".to_string() } else { path })
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: openat returns a new fd we own.
+        let fd = check(unsafe {
+            libc::openat(self.root.as_raw_fd(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        })?;
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = stat_fd(fd.as_raw_fd())?;
+        if (st.st_dev, st.st_ino) != n.key {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        Ok(NodeFd::Opened(fd))
     }
 
     fn node(&self, ino: INodeNo) -> io::Result<Arc<Node>> {
@@ -226,9 +274,10 @@ impl Overlay {
     /// Register (or find) the node for `name` in `parent`; counts one lookup.
     fn lookup_at(&self, parent: &Node, name: &OsStr) -> io::Result<(u64, libc::stat)> {
         let c = cstr(name)?;
+        let pfd = self.fd_of(parent)?;
         // SAFETY: openat returns a new fd we own.
         let fd = check(unsafe {
-            libc::openat(parent.fd.as_raw_fd(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            libc::openat(pfd.raw(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         })?;
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let st = stat_fd(fd.as_raw_fd())?;
@@ -247,6 +296,16 @@ impl Overlay {
             }
             dashmap::mapref::entry::Entry::Vacant(e) => {
                 let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+                let keep = st.st_mode & libc::S_IFMT == libc::S_IFDIR
+                    && self.kept_fds.fetch_add(1, Ordering::AcqRel) < self.fd_budget;
+                let fd = if keep {
+                    Some(fd)
+                } else {
+                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                        self.kept_fds.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    None
+                };
                 self.nodes.insert(ino, Arc::new(Node { fd, key, nlookup: AtomicU64::new(1), path: RwLock::new(path) }));
                 e.insert(ino);
                 ino
@@ -271,14 +330,21 @@ impl Overlay {
         };
         if gone {
             if let Some((_, node)) = self.nodes.remove_if(&ino, |_, nd| nd.nlookup.load(Ordering::Acquire) == 0) {
+                if node.fd.is_some() {
+                    self.kept_fds.fetch_sub(1, Ordering::AcqRel);
+                }
                 self.by_key.remove_if(&node.key, |_, v| *v == ino);
             }
         }
     }
 
-    fn do_getattr(&self, ino: INodeNo) -> io::Result<FileAttr> {
+    fn do_getattr(&self, ino: INodeNo, fh: Option<FileHandle>) -> io::Result<FileAttr> {
+        if let Some(h) = fh.and_then(|h| self.handles.get(&h.0).map(|h| Arc::clone(&h))) {
+            return Ok(attr(ino.0, &stat_fd(h.file.as_raw_fd())?));
+        }
         let n = self.node(ino)?;
-        Ok(attr(ino.0, &stat_fd(n.fd.as_raw_fd())?))
+        let f = self.fd_of(&n)?;
+        Ok(attr(ino.0, &stat_fd(f.raw())?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -295,7 +361,8 @@ impl Overlay {
         fh: Option<FileHandle>,
     ) -> io::Result<FileAttr> {
         let n = self.node(ino)?;
-        let fd = n.fd.as_raw_fd();
+        let nfd = self.fd_of(&n)?;
+        let fd = nfd.raw();
         let st = stat_fd(fd)?;
         let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
         let pp = proc_path(fd);
@@ -328,9 +395,10 @@ impl Overlay {
 
     fn do_readlink(&self, ino: INodeNo) -> io::Result<Vec<u8>> {
         let n = self.node(ino)?;
+        let f = self.fd_of(&n)?;
         let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
         let len = unsafe {
-            libc::readlinkat(n.fd.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len())
+            libc::readlinkat(f.raw(), c"".as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len())
         };
         if len < 0 {
             return Err(io::Error::last_os_error());
@@ -351,14 +419,16 @@ impl Overlay {
     fn do_mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, rdev: u32) -> io::Result<FileAttr> {
         let p = self.node(parent)?;
         let c = cstr(name)?;
-        check(unsafe { libc::mknodat(p.fd.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) })?;
+        let pf = self.fd_of(&p)?;
+        check(unsafe { libc::mknodat(pf.raw(), c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) })?;
         self.created(req, &p, name)
     }
 
     fn do_mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32) -> io::Result<FileAttr> {
         let p = self.node(parent)?;
         let c = cstr(name)?;
-        check(unsafe { libc::mkdirat(p.fd.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) })?;
+        let pf = self.fd_of(&p)?;
+        check(unsafe { libc::mkdirat(pf.raw(), c.as_ptr(), mode as libc::mode_t) })?;
         self.created(req, &p, name)
     }
 
@@ -366,7 +436,8 @@ impl Overlay {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let t = cstr(target.as_os_str())?;
-        check(unsafe { libc::symlinkat(t.as_ptr(), p.fd.as_raw_fd(), c.as_ptr()) })?;
+        let pf = self.fd_of(&p)?;
+        check(unsafe { libc::symlinkat(t.as_ptr(), pf.raw(), c.as_ptr()) })?;
         self.created(req, &p, name)
     }
 
@@ -374,10 +445,10 @@ impl Overlay {
         let n = self.node(ino)?;
         let p = self.node(newparent)?;
         let c = cstr(newname)?;
-        let pp = proc_path(n.fd.as_raw_fd());
-        check(unsafe {
-            libc::linkat(libc::AT_FDCWD, pp.as_ptr(), p.fd.as_raw_fd(), c.as_ptr(), libc::AT_SYMLINK_FOLLOW)
-        })?;
+        let nf = self.fd_of(&n)?;
+        let pf = self.fd_of(&p)?;
+        let pp = proc_path(nf.raw());
+        check(unsafe { libc::linkat(libc::AT_FDCWD, pp.as_ptr(), pf.raw(), c.as_ptr(), libc::AT_SYMLINK_FOLLOW) })?;
         let path = join(&p.path.read().map(|x| x.clone()).unwrap_or_default(), newname);
         self.note(req, n.key, &path, op::CREATED);
         let (ino, st) = self.lookup_at(&p, newname)?;
@@ -388,15 +459,16 @@ impl Overlay {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let path = join(&p.path.read().map(|x| x.clone()).unwrap_or_default(), name);
+        let pf = self.fd_of(&p)?;
         if !dir {
-            if let Ok(st) = fstatat(p.fd.as_raw_fd(), &c, libc::AT_SYMLINK_NOFOLLOW) {
+            if let Ok(st) = fstatat(pf.raw(), &c, libc::AT_SYMLINK_NOFOLLOW) {
                 let key = (st.st_dev, st.st_ino);
                 self.before_change(req, key);
                 self.note(req, key, &path, op::DELETED);
             }
         }
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
-        check(unsafe { libc::unlinkat(p.fd.as_raw_fd(), c.as_ptr(), flags) })?;
+        check(unsafe { libc::unlinkat(pf.raw(), c.as_ptr(), flags) })?;
         Ok(())
     }
 
@@ -415,8 +487,10 @@ impl Overlay {
         let nc = cstr(newname)?;
         let from = join(&p.path.read().map(|x| x.clone()).unwrap_or_default(), name);
         let to = join(&np.path.read().map(|x| x.clone()).unwrap_or_default(), newname);
-        let src = fstatat(p.fd.as_raw_fd(), &c, libc::AT_SYMLINK_NOFOLLOW).ok();
-        let dst = fstatat(np.fd.as_raw_fd(), &nc, libc::AT_SYMLINK_NOFOLLOW).ok();
+        let pf = self.fd_of(&p)?;
+        let npf = self.fd_of(&np)?;
+        let src = fstatat(pf.raw(), &c, libc::AT_SYMLINK_NOFOLLOW).ok();
+        let dst = fstatat(npf.raw(), &nc, libc::AT_SYMLINK_NOFOLLOW).ok();
         for st in src.iter().chain(dst.iter()) {
             self.before_change(req, (st.st_dev, st.st_ino));
         }
@@ -426,7 +500,7 @@ impl Overlay {
             }
         }
         let r = unsafe {
-            libc::renameat2(p.fd.as_raw_fd(), c.as_ptr(), np.fd.as_raw_fd(), nc.as_ptr(), flags as libc::c_uint)
+            libc::renameat2(pf.raw(), c.as_ptr(), npf.raw(), nc.as_ptr(), flags as libc::c_uint)
         };
         check(r)?;
         if let Some(st) = &src {
@@ -444,6 +518,14 @@ impl Overlay {
                 // Everything under a renamed directory changes its name.
                 self.tracker.note_name(&from, op::RENAMED);
                 self.tracker.note_name(&to, op::RENAMED);
+                let old = format!("{from}/");
+                for n in self.nodes.iter() {
+                    if let Ok(mut pth) = n.path.write() {
+                        if let Some(rest) = pth.strip_prefix(&old) {
+                            *pth = format!("{to}/{rest}");
+                        }
+                    }
+                }
             }
         }
         Ok(())
@@ -478,7 +560,8 @@ impl Overlay {
     fn do_open(&self, req: &Request, ino: INodeNo, flags: i32) -> io::Result<(std::fs::File, Arc<Node>)> {
         let n = self.node(ino)?;
         self.track_open(req, &n, flags);
-        let pp = proc_path(n.fd.as_raw_fd());
+        let nf = self.fd_of(&n)?;
+        let pp = proc_path(nf.raw());
         let fd = check(unsafe { libc::open(pp.as_ptr(), Self::backing_flags(flags)) })?;
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
         Ok((file, n))
@@ -560,15 +643,17 @@ impl Overlay {
     ) -> io::Result<(FileAttr, std::fs::File, Arc<Node>)> {
         let p = self.node(parent)?;
         let c = cstr(name)?;
-        let existed = fstatat(p.fd.as_raw_fd(), &c, 0).ok();
+        let pf = self.fd_of(&p)?;
+        let existed = fstatat(pf.raw(), &c, 0).ok();
         if let Some(st) = &existed {
             if flags & libc::O_EXCL == 0 {
                 self.before_change(req, (st.st_dev, st.st_ino));
             }
         }
         let fd = check(unsafe {
-            libc::openat(p.fd.as_raw_fd(), c.as_ptr(), Self::backing_flags(flags) | libc::O_CREAT, mode as libc::c_uint)
+            libc::openat(pf.raw(), c.as_ptr(), Self::backing_flags(flags) | libc::O_CREAT, mode as libc::c_uint)
         })?;
+        drop(pf);
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
         let (ino, st) = self.lookup_at(&p, name)?;
         let node = self.node(INodeNo(ino))?;
@@ -616,12 +701,13 @@ impl Overlay {
 
     fn do_opendir(&self, ino: INodeNo) -> io::Result<u64> {
         let n = self.node(ino)?;
-        let st = stat_fd(n.fd.as_raw_fd())?;
+        let nf = self.fd_of(&n)?;
+        let st = stat_fd(nf.raw())?;
         let mut entries = vec![
             (st.st_ino, FileType::Directory, OsString::from(".")),
             (st.st_ino, FileType::Directory, OsString::from("..")),
         ];
-        let dir = std::fs::read_dir(format!("/proc/self/fd/{}", n.fd.as_raw_fd()))?;
+        let dir = std::fs::read_dir(format!("/proc/self/fd/{}", nf.raw()))?;
         for e in dir {
             let e = e?;
             use std::os::unix::fs::DirEntryExt;
@@ -660,7 +746,7 @@ impl Filesystem for Overlay {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.do_getattr(ino) {
+        match self.do_getattr(ino, _fh) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(Errno::from(e)),
         }
@@ -866,7 +952,8 @@ impl Filesystem for Overlay {
             return;
         };
         let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatvfs(root.fd.as_raw_fd(), &mut s) } != 0 {
+        let _ = root;
+        if unsafe { libc::fstatvfs(self.root.as_raw_fd(), &mut s) } != 0 {
             reply.error(Errno::from(io::Error::last_os_error()));
             return;
         }
