@@ -109,3 +109,46 @@ fn sigkill_of_totofs_leaves_no_mount_and_no_step() {
     let st = Command::new("ls").arg(&dir).stdout(Stdio::null()).status().unwrap();
     assert!(st.success());
 }
+
+/// Run `totofs run -- sh -c SCRIPT` on a pseudo-terminal (util-linux `script`), feeding it
+/// `input` once the step has started.
+fn on_a_terminal(dir: &Path, script: &str, input: &[u8]) -> std::process::ExitStatus {
+    use std::io::Write;
+    let inner = format!(
+        "{} run -n step --signing-key {} -- sh -c \"{}\"",
+        env!("CARGO_BIN_EXE_totofs"),
+        pem("ed25519_private_unencrypted.pem").display(),
+        script
+    );
+    let mut c = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux");
+    wait_for(&dir.join("started"));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    let st = c.wait().unwrap();
+    drop(stdin);
+    st
+}
+
+#[test]
+fn on_a_terminal_the_step_reads_it_and_ctrl_c_reaches_it() {
+    let tmp = tempdir();
+    let dir = tmp.path().canonicalize().unwrap();
+    let st = on_a_terminal(&dir, "touch started; read x; echo got \\$x > answer", b"hello\n");
+    assert!(st.success());
+    assert_eq!(std::fs::read_to_string(dir.join("answer")).unwrap(), "got hello\n");
+    assert!(dir.join(LINK).exists());
+
+    let tmp = tempdir();
+    let dir = tmp.path().canonicalize().unwrap();
+    let st = on_a_terminal(&dir, "trap 'exit 9' INT; touch started; while :; do sleep 0.05; done", b"\x03");
+    assert_eq!(st.code(), Some(9));
+    let link: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(LINK)).unwrap()).unwrap();
+    assert_eq!(link["signed"]["byproducts"]["return-value"], 9);
+}

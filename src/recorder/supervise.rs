@@ -70,8 +70,16 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
     let mut signals = signal_hook::iterator::Signals::new(FORWARDED)
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
 
+    // On a terminal, the step stays in totofs's foreground process group: it can read the
+    // terminal, and Ctrl-C reaches it (and totofs) directly. Otherwise it gets its own group,
+    // and totofs passes signals on to that group.
+    // SAFETY: isatty/tcgetpgrp/getpgrp only query.
+    let tty = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
     let mut command = Command::new(prog);
-    command.args(args).process_group(0);
+    command.args(args);
+    if !tty {
+        command.process_group(0);
+    }
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }
@@ -155,9 +163,19 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
                 reap_all();
                 return Ok(StepEnd::Aborted);
             }
-            // SAFETY: signalling the step's process group.
+            if tty && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
+                // The terminal sent it to the whole foreground group, the step included.
+                continue;
+            }
+            // SAFETY: signalling the step's processes.
             unsafe {
-                libc::kill(-pid, sig);
+                if tty {
+                    for p in children_of_self() {
+                        libc::kill(p, sig);
+                    }
+                } else {
+                    libc::kill(-pid, sig);
+                }
             }
         }
         if let Some(t) = cmd.timeout {
