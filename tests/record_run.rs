@@ -340,3 +340,23 @@ fn more_files_and_directories_than_the_fd_limit() {
     assert!(p.contains("moved/sub/new") && p.contains("moved/g") && !p.contains("d7/g"));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1502");
 }
+
+#[test]
+fn paths_outside_the_working_directory_are_recorded_by_snapshot() {
+    let outside = tempdir();
+    let o = outside.path().join("outside.txt");
+    write(&o, "shared input");
+    let od = outside.path().join("out");
+    std::fs::create_dir(&od).unwrap();
+    let o = o.to_string_lossy().into_owned();
+    let od = od.to_string_lossy().into_owned();
+    // The step reads the outside file and writes into an outside directory (a fresh name per
+    // recorder, so that both see the same state before their step).
+    let (ours, _) = same_as_in_toto_run(
+        "echo in > in.txt",
+        &["-m", ".", &o, "-p", ".", &o],
+        &["sh", "-c", &format!("cat '{o}' > copy.txt; ls '{od}' > /dev/null")],
+    );
+    assert!(keys(&ours["materials"]).contains(&o));
+    assert!(keys(&ours["products"]).contains(&o) && keys(&ours["products"]).contains("copy.txt"));
+}

@@ -306,3 +306,50 @@ impl Written {
         (r.0 == self.gen(key) && r.1 == *sig).then(|| r.2.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        std::fs::write(root.join("a"), "old a").unwrap();
+        std::fs::write(root.join("b"), "old b").unwrap();
+        (t, root)
+    }
+
+    #[test]
+    fn a_material_is_hashed_before_it_changes() {
+        let (_t, root) = tree();
+        let entries = artifacts::collect(&[root.join("a").to_string_lossy()], &Default::default()).unwrap();
+        let m = Materials::new(entries, &root, &root).unwrap();
+        let key = m.items()[0].sig.key();
+        assert!(m.contains(key));
+        // No pool running: the change itself hashes the old content first.
+        m.ensure_hashed(key);
+        std::fs::write(root.join("a"), "new content").unwrap();
+        let h = m.hash_of(0).unwrap();
+        assert_eq!(h, artifacts::hash_reader(&b"old a"[..]).unwrap());
+    }
+
+    #[test]
+    fn a_written_hash_is_used_only_while_nothing_changed_since() {
+        let (_t, root) = tree();
+        let w = Written::new(1);
+        let p = root.join("b");
+        let sig = StatSig::of(&std::fs::metadata(&p).unwrap());
+        w.submit(sig.key(), std::fs::File::open(&p).unwrap());
+        w.finish();
+        assert_eq!(w.hash_for(&sig), Some(artifacts::hash_reader(&b"old b"[..]).unwrap()));
+        // A change that started afterwards voids it, even if size and times look the same.
+        w.bump(sig.key());
+        assert_eq!(w.hash_for(&sig), None);
+        // A different file identity never matches.
+        let w = Written::new(1);
+        w.submit(sig.key(), std::fs::File::open(&p).unwrap());
+        w.finish();
+        let other = StatSig { size: sig.size + 1, ..sig };
+        assert_eq!(w.hash_for(&other), None);
+    }
+}

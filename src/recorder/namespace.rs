@@ -102,6 +102,7 @@ pub fn raise_fd_limit() -> Option<(u64, u64)> {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
             return None;
         }
+        #[allow(clippy::unnecessary_cast)]
         let caller = (rl.rlim_cur as u64, rl.rlim_max as u64);
         let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
             .ok()

@@ -215,6 +215,7 @@ impl Overlay {
             own_pid: std::process::id(),
             root: kept_root,
             kept_fds: AtomicU64::new(0),
+            #[allow(clippy::unnecessary_cast)]
             fd_budget: (rl.rlim_cur as u64 / 2).max(64),
         };
         let key = (st.st_dev, st.st_ino);
