@@ -726,6 +726,8 @@ impl Filesystem for Overlay {
         let _ = config.set_max_write(1 << 20);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
+        // Directory listings carry attributes (one round trip for `find`, `ls -l`, make's stats).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         if std::env::var_os("TOTOFS_NO_PASSTHROUGH").is_none()
             && config.add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(2).is_ok()
@@ -738,6 +740,13 @@ impl Filesystem for Overlay {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.do_lookup(parent, name) {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            // A negative entry: the kernel caches that the name does not exist (compilers probe
+            // many include paths); creating it later goes through the overlay and replaces it.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let mut none = attr(0, &unsafe { std::mem::zeroed() });
+                none.ino = INodeNo(0);
+                reply.entry(&TTL, &none, Generation(0))
+            }
             Err(e) => reply.error(Errno::from(e)),
         }
     }
@@ -932,6 +941,42 @@ impl Filesystem for Overlay {
         };
         for (i, (ino, ft, name)) in d.entries.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(*ino), (i + 1) as u64, *ft, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: fuser::ReplyDirectoryPlus,
+    ) {
+        let Some(d) = self.dirs.get(&fh.0).map(|d| Arc::clone(&d)) else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let Ok(parent) = self.node(ino) else {
+            reply.error(Errno::ESTALE);
+            return;
+        };
+        for (i, (_, _, name)) in d.entries.iter().enumerate().skip(offset as usize) {
+            let next = (i + 1) as u64;
+            if name == "." || name == ".." {
+                // The kernel links no dentry for these: no lookup is counted.
+                let Ok(a) = self.do_getattr(ino, None) else { continue };
+                if reply.add(ino, next, name, &TTL, &a, Generation(0)) {
+                    break;
+                }
+                continue;
+            }
+            // Each listed entry counts as a lookup; a vanished one is left out.
+            let Ok((child, st)) = self.lookup_at(&parent, name) else { continue };
+            if reply.add(INodeNo(child), next, name, &TTL, &attr(child, &st), Generation(0)) {
+                self.do_forget(child, 1);
                 break;
             }
         }
