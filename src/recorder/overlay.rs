@@ -31,6 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Attribute and entry cache lifetime: nothing but the overlay changes the tree while mounted.
 const TTL: Duration = Duration::from_secs(60);
 
+/// Written files at least this large are hashed when their last writer closes them.
+const RELEASE_HASH_MIN: i64 = 256 * 1024;
+
 struct Node {
     /// Kept open for directories while the fd budget allows; other nodes are reopened by path.
     fd: Option<OwnedFd>,
@@ -624,7 +627,8 @@ impl Overlay {
         };
         if last {
             self.writers.remove_if(&h.node.key, |_, w| *w == 0);
-            if h.written.load(Ordering::Acquire) {
+            // Small files are cheaper to hash when the link is sealed than to hand to a thread.
+            if h.written.load(Ordering::Acquire) && now.0 >= RELEASE_HASH_MIN {
                 let pp = proc_path(h.file.as_raw_fd());
                 let fd = unsafe { libc::open(pp.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
                 if fd >= 0 {
@@ -902,7 +906,8 @@ impl Filesystem for Overlay {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+        // Nothing to do on close(): ENOSYS tells the kernel not to send FLUSH again.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
