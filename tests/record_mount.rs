@@ -120,3 +120,19 @@ fn unmount_without_a_session_fails() {
     u.arg("unmount").arg(tmp.path());
     assert_eq!(run(&mut u).status.code(), Some(2));
 }
+
+#[test]
+fn a_directory_is_recorded_by_one_session_at_a_time() {
+    let tmp = tempdir();
+    let dir = tmp.path().canonicalize().unwrap();
+    mount(&dir, &[]);
+    let mut again = totofs();
+    again.args(["mount", "-n", "sess", "--signing-key"]).arg(pem("ed25519_private_unencrypted.pem")).arg(&dir);
+    let out = run(&mut again);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already recorded"));
+    let mut u = totofs();
+    u.arg("unmount").arg(&dir);
+    assert_eq!(run(&mut u).status.code(), Some(0));
+    assert!(!is_mounted(&dir));
+}

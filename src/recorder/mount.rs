@@ -28,6 +28,24 @@ fn state_dir() -> PathBuf {
     base.unwrap_or_else(|| PathBuf::from("/tmp")).join("totofs-sessions")
 }
 
+/// The state directory must be this user's own (0700, not a symlink): another user must not be
+/// able to plant or read session results.
+fn ensure_state_dir() -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let d = state_dir();
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
+    let m = std::fs::symlink_metadata(&d).map_err(|e| Error::input(&d, e))?;
+    // SAFETY: geteuid has no failure mode.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() || m.uid() != me {
+        return Err(Error::input(&d, "session state directory is not a directory of this user"));
+    }
+    if m.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::input(&d, e))?;
+    }
+    Ok(())
+}
+
 fn state_path(dir: &Path, ext: &str) -> PathBuf {
     use sha2::{Digest, Sha256};
     let h = hex::encode(Sha256::digest(dir.as_os_str().as_encoded_bytes()));
@@ -55,7 +73,15 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
         eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-record");
     }
     let snapshot = no_fuse || fuse_problem.is_some();
-    std::fs::create_dir_all(state_dir()).map_err(|e| Error::input(state_dir(), e))?;
+    ensure_state_dir()?;
+    if let Some(pid) = std::fs::read_to_string(state_path(&dir, "pid"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<libc::pid_t>().ok()))
+    {
+        if alive(pid) {
+            return Err(Error::input(&dir, format!("already recorded by a totofs session (pid {pid})")));
+        }
+    }
     let _ = std::fs::remove_file(state_path(&dir, "result"));
 
     let mut fds = [0; 2];
