@@ -52,7 +52,12 @@ fn case(setup: &str) -> Case {
 }
 
 fn totofs_run(dir: &Path, flags: &[&str], cmd: &[&str]) -> std::process::Output {
+    totofs_run_env(dir, flags, cmd, &[])
+}
+
+fn totofs_run_env(dir: &Path, flags: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = totofs();
+    c.envs(env.iter().copied());
     c.current_dir(dir).args(["run", "-n", "step", "--signing-key"]).arg(pem(KEY)).args(flags).arg("--").args(cmd);
     run(&mut c)
 }
@@ -60,8 +65,12 @@ fn totofs_run(dir: &Path, flags: &[&str], cmd: &[&str]) -> std::process::Output 
 /// Record `cmd` with totofs (overlay) and with in-toto-run (or, without the peer, with
 /// `totofs run --no-fuse`) and compare the links.
 fn same_as_in_toto_run(setup: &str, flags: &[&str], cmd: &[&str]) -> (Value, Value) {
+    same_as_in_toto_run_env(setup, flags, cmd, &[])
+}
+
+fn same_as_in_toto_run_env(setup: &str, flags: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> (Value, Value) {
     let c = case(setup);
-    let out = totofs_run(&c.ours, flags, cmd);
+    let out = totofs_run_env(&c.ours, flags, cmd, env);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("FUSE is not available"), "overlay not used: {}", String::from_utf8_lossy(&out.stderr));
     let ours = signed(&c.ours.join(LINK));
     let theirs = match peer_bin() {
@@ -359,4 +368,16 @@ fn paths_outside_the_working_directory_are_recorded_by_snapshot() {
     );
     assert!(keys(&ours["materials"]).contains(&o));
     assert!(keys(&ours["products"]).contains(&o) && keys(&ours["products"]).contains("copy.txt"));
+}
+
+#[test]
+fn without_passthrough_the_overlay_serves_and_hashes_the_data_itself() {
+    // Where the kernel refuses passthrough (rootless, older kernels) every byte goes through the
+    // daemon and is hashed as it passes; out-of-order and rewritten files are hashed again.
+    let env = [("TOTOFS_NO_PASSTHROUGH", "1")];
+    let script = "seq 1 200000 > seq.txt; sed -i s/1/one/ seq.txt; cp seq.txt copy.txt; \
+                  printf abc > f; printf xy | dd of=f bs=1 seek=1 conv=notrunc status=none; \
+                  for i in 1 2 3; do printf \"v$i\" > g; done; cat old > /dev/null; \
+                  truncate -s 3000000 sparse; printf end >> sparse";
+    same_as_in_toto_run_env("echo old > old", &[], &["sh", "-c", script], &env);
 }

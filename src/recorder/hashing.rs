@@ -225,6 +225,11 @@ type Job = (FileKey, u64, std::fs::File);
 #[derive(Debug, Default)]
 pub struct Written {
     results: dashmap::DashMap<FileKey, (u64, StatSig, HashDict)>,
+    /// Files being written sequentially from offset 0 through the daemon: hashed as the bytes
+    /// pass (the running hash and the next expected offset).
+    streams: dashmap::DashMap<FileKey, (sha2::Sha256, u64)>,
+    /// Files whose stream broke (a write out of order): hashed from the backing file instead.
+    broken: dashmap::DashSet<FileKey>,
     gens: dashmap::DashMap<FileKey, u64>,
     tx: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -276,6 +281,55 @@ impl Written {
     pub fn bump(&self, key: FileKey) {
         *self.gens.entry(key).or_insert(0) += 1;
         self.results.remove(&key);
+    }
+
+    /// Bytes written through the daemon at `offset`: extend the file's running hash if they
+    /// continue it (a stream starts at offset 0); any other write breaks the stream.
+    pub fn on_write(&self, key: FileKey, offset: u64, data: &[u8]) {
+        use sha2::Digest;
+        if self.results.contains_key(&key) {
+            // Written after a hash was taken (e.g. mmap writeback): that hash is void.
+            self.bump(key);
+        }
+        if self.broken.contains(&key) {
+            return;
+        }
+        let mut e = self.streams.entry(key).or_insert_with(|| (sha2::Sha256::new(), 0));
+        if e.1 == offset {
+            e.0.update(data);
+            e.1 += data.len() as u64;
+        } else {
+            drop(e);
+            self.streams.remove(&key);
+            self.broken.insert(key);
+        }
+    }
+
+    /// Content changed without a write in order (a hole punched, a range zeroed).
+    pub fn break_stream(&self, key: FileKey) {
+        self.streams.remove(&key);
+        self.broken.insert(key);
+        if self.results.contains_key(&key) {
+            self.bump(key);
+        }
+    }
+
+    /// The last writer closed the file: if every byte of it went through the running hash in
+    /// order, that is its hash. Returns whether it was.
+    pub fn finish_stream(&self, key: FileKey, file: &std::fs::File) -> bool {
+        use sha2::Digest;
+        let broken = self.broken.remove(&key).is_some();
+        let Some((_, (h, len))) = self.streams.remove(&key) else { return false };
+        if broken {
+            return false;
+        }
+        let Ok(meta) = file.metadata() else { return false };
+        if meta.len() != len {
+            return false;
+        }
+        let sig = StatSig::of(&meta);
+        self.results.insert(key, (self.gen(key), sig, artifacts::sha256_dict(h.finalize().as_slice())));
+        true
     }
 
     /// The last writer closed the file: hash it in the background.

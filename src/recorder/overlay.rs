@@ -627,7 +627,11 @@ impl Overlay {
         };
         if last {
             self.writers.remove_if(&h.node.key, |_, w| *w == 0);
-            // Small files are cheaper to hash when the link is sealed than to hand to a thread.
+            // Bytes that went through the daemon in order are hashed already. Otherwise small
+            // files are cheaper to hash when the link is sealed than to hand to a thread.
+            if self.written.finish_stream(h.node.key, &h.file) {
+                return;
+            }
             if h.written.load(Ordering::Acquire) && now.0 >= RELEASE_HASH_MIN {
                 let pp = proc_path(h.file.as_raw_fd());
                 let fd = unsafe { libc::open(pp.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -701,6 +705,7 @@ impl Overlay {
             self.note(req, h.node.key, &name, op::WRITTEN);
         }
         h.file.write_all_at(data, offset)?;
+        self.written.on_write(h.node.key, offset, data);
         Ok(data.len() as u32)
     }
 
@@ -1060,6 +1065,7 @@ impl Filesystem for Overlay {
                 let name = h.node.path.read().map(|p| p.clone()).unwrap_or_default();
                 self.note(req, h.node.key, &name, op::WRITTEN);
             }
+            self.written.break_stream(h.node.key);
             check(unsafe {
                 libc::fallocate(h.file.as_raw_fd(), mode, offset as libc::off_t, length as libc::off_t)
             })
