@@ -92,6 +92,8 @@ pub struct Materials {
     next: AtomicUsize,
     lock: Mutex<()>,
     done: Condvar,
+    /// Threads waiting in `ensure_hashed` (finished hashes wake them only if there are any).
+    waiters: AtomicUsize,
 }
 
 impl Materials {
@@ -121,7 +123,14 @@ impl Materials {
                 result: OnceLock::new(),
             });
         }
-        let m = Arc::new(Materials { items, by_key, next: AtomicUsize::new(0), lock: Mutex::new(()), done: Condvar::new() });
+        let m = Arc::new(Materials {
+            items,
+            by_key,
+            next: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            done: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+        });
         for i in 0..m.items.len() {
             if !m.items[i].covered {
                 m.hash_item(i);
@@ -148,9 +157,11 @@ impl Materials {
             Error::input(&it.path, "cannot read").to_string()
         });
         let _ = it.result.set(r);
-        it.state.store(DONE, Ordering::Release);
-        let _g = self.lock.lock();
-        self.done.notify_all();
+        it.state.store(DONE, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock();
+            self.done.notify_all();
+        }
     }
 
     /// Block until every material with this backing file is hashed (hashing it here if no
@@ -160,14 +171,21 @@ impl Materials {
         for &i in idx {
             self.hash_item(i);
             let it = &self.items[i];
+            if it.state.load(Ordering::SeqCst) == DONE {
+                continue;
+            }
+            self.waiters.fetch_add(1, Ordering::SeqCst);
             let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            while it.state.load(Ordering::Acquire) != DONE {
+            // The timeout covers a wake-up between the check and the wait.
+            while it.state.load(Ordering::SeqCst) != DONE {
                 g = self
                     .done
-                    .wait_timeout(g, std::time::Duration::from_millis(50))
+                    .wait_timeout(g, std::time::Duration::from_millis(5))
                     .map(|(g, _)| g)
                     .unwrap_or_else(|e| e.into_inner().0);
             }
+            drop(g);
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
