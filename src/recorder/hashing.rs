@@ -194,12 +194,15 @@ impl Materials {
         (0..threads.max(1))
             .map(|_| {
                 let me = Arc::clone(self);
-                std::thread::spawn(move || loop {
-                    let i = me.next.fetch_add(1, Ordering::Relaxed);
-                    if i >= me.items.len() {
-                        break;
+                std::thread::spawn(move || {
+                    super::tracking::register_own_thread();
+                    loop {
+                        let i = me.next.fetch_add(1, Ordering::Relaxed);
+                        if i >= me.items.len() {
+                            break;
+                        }
+                        me.hash_item(i);
                     }
-                    me.hash_item(i);
                 })
             })
             .collect()
@@ -262,14 +265,17 @@ impl Written {
         for _ in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
             let w = Arc::downgrade(&me);
-            workers.push(std::thread::spawn(move || loop {
-                let job = match rx.lock() {
-                    Ok(r) => r.recv(),
-                    Err(_) => break,
-                };
-                let Ok((key, gen, file)) = job else { break };
-                let Some(me) = w.upgrade() else { break };
-                me.hash_job(key, gen, file);
+            workers.push(std::thread::spawn(move || {
+                super::tracking::register_own_thread();
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((key, gen, file)) = job else { break };
+                    let Some(me) = w.upgrade() else { break };
+                    me.hash_job(key, gen, file);
+                }
             }));
         }
         if let Ok(mut w) = me.workers.lock() {

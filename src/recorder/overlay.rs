@@ -256,7 +256,7 @@ impl Overlay {
 
     /// Requests from totofs's own threads (hashing through an absolute symlink) are not the step's.
     fn is_own(&self, tid: u32) -> bool {
-        tid == self.own_pid || Path::new(&format!("/proc/self/task/{tid}")).exists()
+        tid == self.own_pid || super::tracking::is_own_thread(tid)
     }
 
     fn note(&self, req: &Request, key: FileKey, name: &str, what: u8) {
@@ -653,20 +653,27 @@ impl Overlay {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let pf = self.fd_of(&p)?;
-        let existed = fstatat(pf.raw(), &c, 0).ok();
-        if let Some(st) = &existed {
-            if flags & libc::O_EXCL == 0 {
-                self.before_change(req, (st.st_dev, st.st_ino));
+        let base = Self::backing_flags(flags) | libc::O_CREAT;
+        let m = mode as libc::c_uint;
+        // The kernel asks to create names it believes missing: try that first.
+        // SAFETY: openat returns a new fd we own.
+        let first = check(unsafe { libc::openat(pf.raw(), c.as_ptr(), base | libc::O_EXCL, m) });
+        let (fd, existed) = match first {
+            Ok(fd) => (fd, false),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
+                // It exists after all (made behind the overlay's back): an open of an existing file.
+                if let Ok(st) = fstatat(pf.raw(), &c, 0) {
+                    self.before_change(req, (st.st_dev, st.st_ino));
+                }
+                (check(unsafe { libc::openat(pf.raw(), c.as_ptr(), base, m) })?, true)
             }
-        }
-        let fd = check(unsafe {
-            libc::openat(pf.raw(), c.as_ptr(), Self::backing_flags(flags) | libc::O_CREAT, mode as libc::c_uint)
-        })?;
+            Err(e) => return Err(e),
+        };
         drop(pf);
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
         let (ino, st) = self.lookup_at(&p, name)?;
         let node = self.node(INodeNo(ino))?;
-        if existed.is_none() {
+        if !existed {
             let path = node.path.read().map(|x| x.clone()).unwrap_or_default();
             self.note(req, node.key, &path, op::CREATED);
         } else {

@@ -183,6 +183,22 @@ impl Tracker {
     }
 }
 
+/// Threads of totofs itself that may touch files through the overlay (the hashing threads);
+/// their requests are served but never recorded as the step's.
+static OWN_THREADS: std::sync::OnceLock<dashmap::DashSet<u32>> = std::sync::OnceLock::new();
+
+/// Mark the calling thread as one of totofs's own.
+pub fn register_own_thread() {
+    // SAFETY: gettid has no failure mode.
+    let tid = unsafe { libc::gettid() } as u32;
+    OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(tid);
+}
+
+/// Is `tid` this process's main thread or one of its registered threads?
+pub fn is_own_thread(tid: u32) -> bool {
+    tid == std::process::id() || OWN_THREADS.get().map(|s| s.contains(&tid)).unwrap_or(false)
+}
+
 fn start_of_tid(stat: &str) -> Option<u64> {
     let close = stat.rfind(')')?;
     stat[close + 1..].split_whitespace().nth(19)?.parse().ok()
