@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 /// How a FUSE recording went.
 pub enum Outcome {
-    Recorded(Artifacts, StepEnd, Artifacts),
+    /// Materials, how the step ended, products, and what the overlay saw (every file's
+    /// operations and the processes that did them).
+    Recorded(Artifacts, StepEnd, Artifacts, Arc<Tracker>),
     /// FUSE could not be set up (nothing ran yet): the reason, for the fallback notice.
     Unavailable(String),
 }
@@ -180,7 +182,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
         _ => (Artifacts::new(), Artifacts::new()),
     };
     drop(rootfd);
-    Ok(Outcome::Recorded(m, end, p))
+    Ok(Outcome::Recorded(m, end, p, observed.tracker))
 }
 
 /// The link's materials and products from what the overlay saw. Products are the tree after

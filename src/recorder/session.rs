@@ -92,7 +92,8 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
                 super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
             }
             None => match super::namespace::record_step(opts, &cmd)? {
-                super::namespace::Outcome::Recorded(m, end, p) => (m, end, p),
+                // The per-file trace (`_trace`) is kept by the overlay; the link does not carry it.
+                super::namespace::Outcome::Recorded(m, end, p, _trace) => (m, end, p),
                 super::namespace::Outcome::Unavailable(why) => {
                     eprintln!(
                         "totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"
