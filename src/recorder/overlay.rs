@@ -141,12 +141,15 @@ fn kind(mode: libc::mode_t) -> FileType {
     }
 }
 
+/// A file time as SystemTime; times SystemTime cannot hold become the epoch (never a panic).
 fn time(sec: i64, nsec: i64) -> SystemTime {
-    if sec >= 0 {
-        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
+    let nanos = Duration::from_nanos(nsec.clamp(0, 999_999_999) as u64);
+    let t = if sec >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(sec as u64))
     } else {
-        UNIX_EPOCH - Duration::from_secs((-sec) as u64) + Duration::from_nanos(nsec as u64)
-    }
+        UNIX_EPOCH.checked_sub(Duration::from_secs(sec.unsigned_abs()))
+    };
+    t.and_then(|t| t.checked_add(nanos)).unwrap_or(UNIX_EPOCH)
 }
 
 fn attr(ino: u64, st: &libc::stat) -> FileAttr {
@@ -1104,5 +1107,27 @@ impl Filesystem for Overlay {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(Errno::from(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_file_times_do_not_panic() {
+        assert!(time(i64::MIN, 0) <= UNIX_EPOCH);
+        assert!(time(i64::MAX, 999_999_999) >= UNIX_EPOCH);
+        assert!(time(0, -5) == UNIX_EPOCH);
+        assert_eq!(time(1, 5), UNIX_EPOCH + Duration::new(1, 5));
+        assert_eq!(time(-1, 0), UNIX_EPOCH - Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backing_opens_never_create_append_or_refuse_the_proc_link() {
+        let f = Overlay::backing_flags(libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND | libc::O_NOFOLLOW);
+        assert_eq!(f & (libc::O_CREAT | libc::O_EXCL | libc::O_APPEND | libc::O_NOFOLLOW), 0);
+        assert_eq!(f & libc::O_ACCMODE, libc::O_WRONLY);
+        assert_ne!(f & libc::O_CLOEXEC, 0);
     }
 }
