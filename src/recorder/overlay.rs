@@ -290,14 +290,35 @@ impl Overlay {
         let st = stat_fd(fd.as_raw_fd())?;
         let key = (st.st_dev, st.st_ino);
         let path = join(&parent.path.read().map(|p| p.clone()).unwrap_or_default(), name);
+        let existing = match self.by_key.entry(key) {
+            dashmap::mapref::entry::Entry::Occupied(e) => {
+                let ino = *e.get();
+                match self.nodes.get(&ino) {
+                    Some(n) => {
+                        n.nlookup.fetch_add(1, Ordering::AcqRel);
+                        if let Ok(mut p) = n.path.write() {
+                            *p = path.clone();
+                        }
+                        Some(ino)
+                    }
+                    // Forgotten a moment ago: the node is gone, make a new one below.
+                    None => {
+                        e.remove();
+                        None
+                    }
+                }
+            }
+            dashmap::mapref::entry::Entry::Vacant(_) => None,
+        };
+        if let Some(ino) = existing {
+            return Ok((ino, st));
+        }
         let ino = match self.by_key.entry(key) {
             dashmap::mapref::entry::Entry::Occupied(e) => {
+                // Another thread registered it in between: count the lookup on that node.
                 let ino = *e.get();
                 if let Some(n) = self.nodes.get(&ino) {
                     n.nlookup.fetch_add(1, Ordering::AcqRel);
-                    if let Ok(mut p) = n.path.write() {
-                        *p = path;
-                    }
                 }
                 ino
             }
