@@ -50,6 +50,9 @@ struct Handle {
     writable: bool,
     /// The file's (size, mtime, ctime) at open, to tell whether a passthrough writer wrote.
     opened: (i64, i64, i64, i64, i64),
+    /// The thread that opened it: a passthrough write is that process's (release may come
+    /// from another one, or from none).
+    opener: u32,
     /// Kernel passthrough: held from open to release.
     _backing: Option<Arc<BackingId>>,
 }
@@ -618,7 +621,14 @@ impl Overlay {
     }
 
     /// Register an open handle.
-    fn add_handle(&self, file: std::fs::File, node: Arc<Node>, flags: i32, backing: Option<Arc<BackingId>>) -> u64 {
+    fn add_handle(
+        &self,
+        req: &Request,
+        file: std::fs::File,
+        node: Arc<Node>,
+        flags: i32,
+        backing: Option<Arc<BackingId>>,
+    ) -> u64 {
         let acc = flags & libc::O_ACCMODE;
         let writable = acc == libc::O_WRONLY || acc == libc::O_RDWR;
         let opened = stat_fd(file.as_raw_fd()).map(|st| times(&st)).unwrap_or_default();
@@ -628,13 +638,21 @@ impl Overlay {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.insert(
             fh,
-            Arc::new(Handle { file, node, written: AtomicBool::new(false), writable, opened, _backing: backing }),
+            Arc::new(Handle {
+                file,
+                node,
+                written: AtomicBool::new(false),
+                writable,
+                opened,
+                opener: req.pid(),
+                _backing: backing,
+            }),
         );
         fh
     }
 
     /// A handle closes: note a passthrough write, and hash the file once its last writer is gone.
-    fn do_release(&self, req: &Request, fh: FileHandle) {
+    fn do_release(&self, fh: FileHandle) {
         let Some((_, h)) = self.handles.remove(&fh.0) else { return };
         if !h.writable {
             return;
@@ -642,7 +660,9 @@ impl Overlay {
         let now = stat_fd(h.file.as_raw_fd()).map(|st| times(&st)).unwrap_or_default();
         if now != h.opened && !h.written.swap(true, Ordering::AcqRel) {
             let name = h.node.path.read().map(|p| p.clone()).unwrap_or_default();
-            self.note(req, h.node.key, &name, op::WRITTEN);
+            if !self.is_own(h.opener) {
+                self.tracker.note(h.node.key, &name, op::WRITTEN, h.opener);
+            }
         }
         let last = {
             let mut w = self.writers.entry(h.node.key).or_insert(1);
@@ -896,7 +916,7 @@ impl Filesystem for Overlay {
             Ok((file, node)) => {
                 let backing = self.backing_for(node.key, &file, |f| reply.open_backing(f));
                 let b2 = backing.clone();
-                let fh = FileHandle(self.add_handle(file, node, flags.0, backing));
+                let fh = FileHandle(self.add_handle(req, file, node, flags.0, backing));
                 match b2 {
                     Some(id) => reply.opened_passthrough(fh, FopenFlags::empty(), &id),
                     None => reply.opened(fh, FopenFlags::empty()),
@@ -948,7 +968,7 @@ impl Filesystem for Overlay {
 
     fn release(
         &self,
-        req: &Request,
+        _req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -956,7 +976,7 @@ impl Filesystem for Overlay {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.do_release(req, fh);
+        self.do_release(fh);
         reply.ok();
     }
 
@@ -1070,7 +1090,7 @@ impl Filesystem for Overlay {
             Ok((a, file, node)) => {
                 let backing = self.backing_for(node.key, &file, |f| reply.open_backing(f));
                 let b2 = backing.clone();
-                let fh = FileHandle(self.add_handle(file, node, flags, backing));
+                let fh = FileHandle(self.add_handle(req, file, node, flags, backing));
                 match b2 {
                     Some(id) => reply.created_passthrough(&TTL, &a, Generation(0), fh, FopenFlags::empty(), &id),
                     None => reply.created(&TTL, &a, Generation(0), fh, FopenFlags::empty()),
