@@ -46,10 +46,15 @@ pub struct RecordFlags {
     /// Record by snapshots before and after (like in-toto-run), without the overlay.
     #[arg(long = "no-fuse")]
     pub no_fuse: bool,
+    /// Remember file digests between runs in FILE (default: one file per directory under
+    /// $XDG_CACHE_HOME/totofs/), so unchanged files are not read again.
+    #[arg(long = "hash-cache", value_name = "FILE", num_args = 0..=1, require_equals = true)]
+    pub hash_cache: Option<Option<PathBuf>>,
 }
 
 impl RecordFlags {
-    fn options(&self) -> Result<RecordOptions> {
+    /// `dir`: the directory being recorded (the default cache is per directory).
+    fn options(&self, dir: &std::path::Path) -> Result<RecordOptions> {
         let artifacts =
             ArtifactOptions::new(self.exclude.as_deref(), self.base_path.clone(), self.lstrip_paths.clone())?;
         if let Some(b) = &self.base_path {
@@ -57,6 +62,11 @@ impl RecordFlags {
                 return Err(Error::input(b, "base path does not exist or is not a directory"));
             }
         }
+        let hash_cache = match &self.hash_cache {
+            None => None,
+            Some(None) => Some(crate::recorder::hash_cache::default_path(dir)?),
+            Some(Some(f)) => Some(absolute_file(f)?),
+        };
         let dot = || vec![".".to_string()];
         Ok(RecordOptions {
             name: self.step_name.clone(),
@@ -66,8 +76,21 @@ impl RecordFlags {
             use_dsse: self.use_dsse,
             only_accessed: self.only_accessed,
             metadata_dir: self.metadata_directory.clone(),
+            hash_cache,
         })
     }
+}
+
+/// A file argument as an absolute path with its directory resolved (the file need not exist).
+fn absolute_file(f: &std::path::Path) -> Result<PathBuf> {
+    let name = f.file_name().ok_or_else(|| Error::input(f, "--hash-cache: not a file name"))?;
+    let parent = match f.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let parent = std::fs::canonicalize(&parent)
+        .map_err(|e| Error::input(&parent, format!("--hash-cache: cannot use the directory: {e}")))?;
+    Ok(parent.join(name))
 }
 
 #[derive(clap::Args, Debug)]
@@ -100,7 +123,7 @@ pub struct UnmountArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
-    let opts = a.flags.options()?;
+    let opts = a.flags.options(std::path::Path::new("."))?;
     let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
     let mut cmd = StepCommand::new(a.command);
     cmd.record_streams = a.record_streams;
@@ -115,9 +138,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
 }
 
 pub fn mount(a: MountArgs) -> Result<i32> {
-    let opts = a.flags.options()?;
-    let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
     let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));
+    let opts = a.flags.options(&dir)?;
+    let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
     crate::recorder::mount::mount(&opts, key, &dir, a.flags.no_fuse)
 }
 

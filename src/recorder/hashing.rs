@@ -6,6 +6,7 @@
 //! the step starts.
 
 use super::artifacts::{self, Entry};
+use super::hash_cache::{self, HashCache};
 use super::tracking::FileKey;
 use crate::error::{Error, Result};
 use crate::metadata::{Artifacts, HashDict};
@@ -80,6 +81,8 @@ pub struct Material {
     pub sig: StatSig,
     /// Inside the overlay's root: changes to it are seen by the overlay.
     pub covered: bool,
+    /// An earlier material with the same file (and coverage): its hash is this one's.
+    primary: Option<usize>,
     state: AtomicU8,
     result: OnceLock<std::result::Result<HashDict, String>>,
 }
@@ -94,13 +97,19 @@ pub struct Materials {
     done: Condvar,
     /// Threads waiting in `ensure_hashed` (finished hashes wake them only if there are any).
     waiters: AtomicUsize,
+    /// `--hash-cache`: digests remembered from earlier runs.
+    cache: Option<Arc<HashCache>>,
 }
 
 impl Materials {
     /// List the materials' identities. `root` is the overlay's root (canonical); `real_root` is a
     /// path that reaches the same directory without going through the overlay. Uncovered
-    /// materials are hashed now.
-    pub fn new(entries: Vec<Entry>, root: &Path, real_root: &Path) -> Result<Arc<Self>> {
+    /// materials are hashed now. A material the cache knows (same identity) is not hashed at all.
+    pub fn new(entries: Vec<Entry>, root: &Path, real_root: &Path, cache: Option<Arc<HashCache>>) -> Result<Arc<Self>> {
+        let entries = match &cache {
+            Some(c) => c.exclude(entries),
+            None => entries,
+        };
         let mut items = Vec::with_capacity(entries.len());
         let mut by_key: HashMap<FileKey, Vec<usize>> = HashMap::new();
         let mut resolver = Resolver::default();
@@ -112,15 +121,27 @@ impl Materials {
                 Ok(rel) => (true, real_root.join(rel)),
                 Err(_) => (false, canon),
             };
-            by_key.entry(sig.key()).or_default().push(items.len());
+            let same = by_key.entry(sig.key()).or_default();
+            let primary = same.iter().copied().find(|&j| {
+                let o: &Material = &items[j];
+                o.sig == sig && o.covered == covered
+            });
+            same.push(items.len());
+            let result = OnceLock::new();
+            let mut state = PENDING;
+            if let Some(h) = cache.as_ref().and_then(|c| c.lookup(&sig)) {
+                let _ = result.set(Ok(h));
+                state = DONE;
+            }
             items.push(Material {
                 name: e.name,
                 path: e.path,
                 read_path,
                 sig,
                 covered,
-                state: AtomicU8::new(PENDING),
-                result: OnceLock::new(),
+                primary,
+                state: AtomicU8::new(state),
+                result,
             });
         }
         let m = Arc::new(Materials {
@@ -130,6 +151,7 @@ impl Materials {
             lock: Mutex::new(()),
             done: Condvar::new(),
             waiters: AtomicUsize::new(0),
+            cache,
         });
         for i in 0..m.items.len() {
             if !m.items[i].covered {
@@ -137,6 +159,11 @@ impl Materials {
             }
         }
         Ok(m)
+    }
+
+    /// The `--hash-cache` in use, if any.
+    pub fn cache(&self) -> Option<&HashCache> {
+        self.cache.as_deref()
     }
 
     pub fn items(&self) -> &[Material] {
@@ -153,9 +180,15 @@ impl Materials {
         if it.state.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return;
         }
-        let r = artifacts::hash_file(&it.read_path).map_err(|_| {
-            Error::input(&it.path, "cannot read").to_string()
-        });
+        // A file reached by several names (symlinks, hard links) is read once.
+        let r = match it.primary {
+            Some(p) => {
+                self.hash_item(p);
+                self.wait_done(p);
+                self.items[p].result.get().cloned().unwrap_or_else(|| Err(format!("{}: not hashed", it.path.display())))
+            }
+            None => hash_cache::hash_file(self.cache.as_deref(), &it.read_path, &it.path).map_err(|e| e.to_string()),
+        };
         let _ = it.result.set(r);
         it.state.store(DONE, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
@@ -170,23 +203,28 @@ impl Materials {
         let Some(idx) = self.by_key.get(&key) else { return };
         for &i in idx {
             self.hash_item(i);
-            let it = &self.items[i];
-            if it.state.load(Ordering::SeqCst) == DONE {
-                continue;
-            }
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            // The timeout covers a wake-up between the check and the wait.
-            while it.state.load(Ordering::SeqCst) != DONE {
-                g = self
-                    .done
-                    .wait_timeout(g, std::time::Duration::from_millis(5))
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
-            }
-            drop(g);
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.wait_done(i);
         }
+    }
+
+    /// Block until material `i` is hashed (by whichever thread started on it).
+    fn wait_done(&self, i: usize) {
+        let it = &self.items[i];
+        if it.state.load(Ordering::SeqCst) == DONE {
+            return;
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // The timeout covers a wake-up between the check and the wait.
+        while it.state.load(Ordering::SeqCst) != DONE {
+            g = self
+                .done
+                .wait_timeout(g, std::time::Duration::from_millis(5))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Hash everything in `threads` background threads.
@@ -291,6 +329,7 @@ impl Written {
         let Ok(meta) = file.metadata() else { return };
         let sig = StatSig::of(&meta);
         let Ok(h) = artifacts::hash_reader(&file) else { return };
+        hash_cache::count_hashed(sig.size);
         if self.gen(key) == gen {
             self.results.insert(key, (gen, sig, h));
         }
@@ -352,6 +391,7 @@ impl Written {
             return false;
         }
         let sig = StatSig::of(&meta);
+        hash_cache::count_hashed(len);
         self.results.insert(key, (self.gen(key), sig, artifacts::sha256_dict(h.finalize().as_slice())));
         true
     }
@@ -401,7 +441,7 @@ mod tests {
     fn a_material_is_hashed_before_it_changes() {
         let (_t, root) = tree();
         let entries = artifacts::collect(&[root.join("a").to_string_lossy()], &Default::default()).unwrap();
-        let m = Materials::new(entries, &root, &root).unwrap();
+        let m = Materials::new(entries, &root, &root, None).unwrap();
         let key = m.items()[0].sig.key();
         assert!(m.contains(key));
         // No pool running: the change itself hashes the old content first.

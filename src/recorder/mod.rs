@@ -12,9 +12,11 @@
 //! - [`overlay`]: the FUSE filesystem (thin callbacks over `*at()` calls on the real tree).
 //! - [`tracking`]: per-file operations and the processes that did them.
 //! - [`hashing`]: material hashing in the background while the step runs.
+//! - [`hash_cache`]: `--hash-cache`, digests remembered between runs; hashing counters.
 //! - [`mount`]: `totofs mount` / `totofs unmount` sessions.
 
 pub mod artifacts;
+pub mod hash_cache;
 pub mod hashing;
 pub mod mount;
 pub mod namespace;

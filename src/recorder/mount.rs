@@ -8,6 +8,7 @@
 //! (materials at mount, products when `unmount` stops it).
 
 use super::artifacts;
+use super::hash_cache::{self, HashCache};
 use super::hashing::{Materials, Written};
 use super::namespace::{self, Observed};
 use super::overlay::Overlay;
@@ -122,17 +123,18 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             Err(e) => format!("{e}\n").into_bytes(),
         }.as_slice());
     };
+    let cache = opts.hash_cache.as_deref().map(|p| Arc::new(HashCache::open(p)));
     let started = (|| -> Result<Started> {
         std::env::set_current_dir(dir).map_err(|e| Error::input(dir, e))?;
         if snapshot {
-            let m = artifacts::record(&opts.materials, &opts.artifacts)?;
+            let m = hash_cache::record(cache.as_deref(), &opts.materials, &opts.artifacts)?;
             return Ok(Started::Snapshot(m));
         }
         let _ = namespace::raise_fd_limit();
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
         let rootfd = namespace::open_dir(dir)?;
         let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
-        let materials = Materials::new(entries, dir, &real_root)?;
+        let materials = Materials::new(entries, dir, &real_root, cache.clone())?;
         let tracker = Arc::new(Tracker::new());
         let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
         let written = Written::new(namespace::hash_threads());
@@ -168,7 +170,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     let sealed: Result<(Artifacts, Artifacts)> = match started {
         Started::Snapshot(m) => {
             wait_for_stop();
-            artifacts::record(&opts.products, &opts.artifacts).map(|p| (m, p))
+            hash_cache::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
         }
         Started::Fuse { bg, pool, observed, _rootfd } => {
             // The session ends when the directory is unmounted.
@@ -181,6 +183,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         }
     };
     let result = sealed.and_then(|(m, p)| session::write_link(opts, key, &[], m, p, serde_json::Map::new()));
+    if let (Ok(_), Some(c)) = (&result, &cache) {
+        session::save_cache(c);
+    }
     let (code, text) = match result {
         Ok(path) => (0, format!("ok {}\n", path.display())),
         Err(e) => (1, format!("error {e}\n")),

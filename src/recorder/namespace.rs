@@ -9,6 +9,7 @@
 //! relative paths (the material and product walks) never go through the overlay.
 
 use super::artifacts::{self, Entry};
+use super::hash_cache::{self, HashCache};
 use super::hashing::{Materials, Resolver, StatSig, Written};
 use super::overlay::Overlay;
 use super::session::RecordOptions;
@@ -130,7 +131,7 @@ pub struct Observed {
 }
 
 /// Run the step under the overlay mounted over the working directory.
-pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
+pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<HashCache>>) -> Result<Outcome> {
     let root = std::fs::canonicalize(".").map_err(|e| Error::io("cannot resolve the working directory", e))?;
     if root == Path::new("/") {
         return Ok(Outcome::Unavailable("the working directory is /".into()));
@@ -143,7 +144,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
     let caller_nofile = raise_fd_limit();
     let rootfd = open_dir(&root)?;
     let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
-    let materials = Materials::new(entries, &root, &real_root)?;
+    let materials = Materials::new(entries, &root, &real_root, cache)?;
     let tracker = Arc::new(Tracker::new());
     let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
     let written = Written::new(hash_threads());
@@ -204,7 +205,11 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
     })?;
 
-    let entries = artifacts::collect(&opts.products, &opts.artifacts)?;
+    let cache = o.materials.cache();
+    let mut entries = artifacts::collect(&opts.products, &opts.artifacts)?;
+    if let Some(c) = cache {
+        entries = c.exclude(entries);
+    }
     let by_name = o.materials.by_name();
     let mut to_hash: Vec<Entry> = Vec::new();
     let mut resolver = Resolver::default();
@@ -228,11 +233,16 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
                 Some(h) => {
                     products.insert(e.name, h);
                 }
-                None => to_hash.push(e),
+                None => match cache.and_then(|c| c.lookup(&sig)) {
+                    Some(h) => {
+                        products.insert(e.name, h);
+                    }
+                    None => to_hash.push(e),
+                },
             },
         }
     }
-    products.extend(artifacts::hash_entries(&to_hash, 0)?);
+    products.extend(hash_cache::hash_entries(cache, &to_hash)?);
     Ok((materials, products))
 }
 

@@ -3,6 +3,7 @@
 //! the step, build the link, sign it and write `<name>.<keyid8>.link`.
 
 use super::artifacts::ArtifactOptions;
+use super::hash_cache::{self, HashCache};
 use super::supervise::{StepCommand, StepEnd};
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
@@ -19,6 +20,8 @@ pub struct RecordOptions {
     pub use_dsse: bool,
     pub only_accessed: bool,
     pub metadata_dir: Option<PathBuf>,
+    /// `--hash-cache`: the cache file (absolute), if any.
+    pub hash_cache: Option<PathBuf>,
 }
 
 impl RecordOptions {
@@ -82,28 +85,42 @@ pub fn write_link(
 /// Run and record a step; returns totofs's exit code (the command's, like in-toto-run).
 pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Method) -> Result<i32> {
     opts.check()?;
+    let cache = opts.hash_cache.as_deref().map(|p| std::sync::Arc::new(HashCache::open(p)));
+    let c = cache.as_deref();
     let recorded = match method {
         Method::Snapshot => {
-            super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
+            super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
         }
         Method::Auto => match super::namespace::fuse_unavailable() {
             Some(why) => {
                 eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run");
-                super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
+                super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
             }
-            None => match super::namespace::record_step(opts, &cmd)? {
+            None => match super::namespace::record_step(opts, &cmd, cache.clone())? {
                 // The per-file trace (`_trace`) is kept by the overlay; the link does not carry it.
                 super::namespace::Outcome::Recorded(m, end, p, _trace) => (m, end, p),
                 super::namespace::Outcome::Unavailable(why) => {
                     eprintln!(
                         "totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"
                     );
-                    super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
+                    super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
                 }
             },
         },
     };
-    finish(opts, key, &cmd.argv, recorded, cmd.timeout)
+    let code = finish(opts, key, &cmd.argv, recorded, cmd.timeout);
+    if let (Ok(_), Some(c)) = (&code, &cache) {
+        save_cache(c);
+    }
+    hash_cache::print_stats();
+    code
+}
+
+/// Write the hash cache after the link; a cache that cannot be written only costs the next run.
+pub fn save_cache(c: &HashCache) {
+    if let Err(e) = c.save() {
+        eprintln!("totofs: warning: the hash cache was not saved: {e}");
+    }
 }
 
 /// Turn a step's end into a link (or none) and an exit code.

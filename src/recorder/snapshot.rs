@@ -1,7 +1,9 @@
 //! The no-FUSE recorder: in-toto-run's snapshot method. Every file under the material paths is
-//! hashed before the step, every file under the product paths after it.
+//! hashed before the step, every file under the product paths after it (through `--hash-cache`
+//! when given).
 
-use super::artifacts::{self, ArtifactOptions};
+use super::artifacts::ArtifactOptions;
+use super::hash_cache::{self, HashCache};
 use super::supervise::{self, StepCommand, StepEnd};
 use crate::error::Result;
 use crate::metadata::Artifacts;
@@ -12,12 +14,13 @@ pub fn record_step(
     products: &[String],
     opts: &ArtifactOptions,
     cmd: &StepCommand,
+    cache: Option<&HashCache>,
 ) -> Result<(Artifacts, StepEnd, Artifacts)> {
-    let m = artifacts::record(materials, opts)?;
+    let m = hash_cache::record(cache, materials, opts)?;
     let end = supervise::run_step(cmd)?;
     if !matches!(end, StepEnd::Finished { .. }) {
         return Ok((m, end, Artifacts::new()));
     }
-    let p = artifacts::record(products, opts)?;
+    let p = hash_cache::record(cache, products, opts)?;
     Ok((m, end, p))
 }

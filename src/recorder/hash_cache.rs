@@ -1,0 +1,375 @@
+//! `--hash-cache`: file digests remembered between runs, so unchanged inputs are not read again.
+//!
+//! An entry maps a file's identity `(device, inode, size, mtime ns, ctime ns)` to its SHA-256.
+//! It is used only when all five still match. What that trusts:
+//!
+//! - Every change to a file's content sets its ctime to the current time, and no user can set
+//!   ctime (only the kernel's clock does; `touch -d` sets mtime and bumps ctime).
+//! - A "racy" file, one whose ctime or mtime is within [`RACY_MARGIN_FINE_NS`] (filesystems with
+//!   nanosecond timestamps) or [`RACY_MARGIN_COARSE_NS`] (all others) of the moment totofs began
+//!   reading it, is not remembered: a write right after the read could leave the same
+//!   timestamp (the kernel stamps files from a clock that advances in ticks), like git's racy
+//!   index entries.
+//! - The cache file itself is trusted as much as the tree: whoever can write it could make
+//!   totofs record a wrong digest. Keep it where only the recording user can write.
+//!
+//! The file is written atomically after the link; a cache that cannot be read or fails its
+//! checksum is ignored with one warning (every file is then hashed), never a source of a hash.
+//! It holds the entries of the last run only (files hashed or found in it), so it does not grow.
+//!
+//! This module also keeps the process-wide hashing counters that `TOTOFS_STATS=1` prints.
+
+use super::artifacts::{self, Entry};
+use super::hashing::StatSig;
+use crate::error::{Error, Result};
+use crate::metadata::{Artifacts, HashDict};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+const MAGIC: &[u8; 20] = b"TOTOFS-HASH-CACHE-1\n";
+const RECORD: usize = 8 * 3 + 16 * 2 + 32;
+
+/// Files on filesystems with nanosecond timestamps (ext4, xfs, btrfs, tmpfs, f2fs, bcachefs,
+/// zfs, overlayfs) changed this shortly before they were read are not remembered: the kernel's
+/// timestamp clock advances in ticks of at most 10 ms.
+pub const RACY_MARGIN_FINE_NS: i128 = 100_000_000;
+/// The same for every other filesystem (FAT stores mtime in 2 s steps).
+pub const RACY_MARGIN_COARSE_NS: i128 = 2_000_000_000;
+
+static FILES_HASHED: AtomicU64 = AtomicU64::new(0);
+static BYTES_HASHED: AtomicU64 = AtomicU64::new(0);
+static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+
+/// Count a file totofs read to hash it.
+pub fn count_hashed(bytes: u64) {
+    FILES_HASHED.fetch_add(1, Ordering::Relaxed);
+    BYTES_HASHED.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// With `TOTOFS_STATS=1`, one line on stderr: how many files were hashed and how many digests
+/// came from the cache.
+pub fn print_stats() {
+    if std::env::var_os("TOTOFS_STATS").is_some_and(|v| v == "1") {
+        eprintln!(
+            "totofs: stats: hashed {} files ({} bytes), {} from the hash cache",
+            FILES_HASHED.load(Ordering::Relaxed),
+            BYTES_HASHED.load(Ordering::Relaxed),
+            CACHE_HITS.load(Ordering::Relaxed)
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rec {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    digest: [u8; 32],
+}
+
+/// The digests of the last run, and those of this run (written by [`HashCache::save`]).
+#[derive(Debug)]
+pub struct HashCache {
+    path: PathBuf,
+    old: HashMap<(u64, u64), Rec>,
+    new: Mutex<Vec<((u64, u64), Rec)>>,
+}
+
+/// Where `--hash-cache` without a value keeps the cache: one file per recorded directory under
+/// `$XDG_CACHE_HOME/totofs/` (or `~/.cache/totofs/`), named after the directory's path.
+pub fn default_path(dir: &Path) -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".cache"),
+            None => {
+                return Err(Error::Usage(
+                    "--hash-cache: neither XDG_CACHE_HOME nor HOME is set; give a file: --hash-cache=FILE".into(),
+                ))
+            }
+        },
+    };
+    let canon = std::fs::canonicalize(dir).map_err(|e| Error::input(dir, e))?;
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(canon.as_os_str().as_encoded_bytes())
+    };
+    Ok(base.join("totofs").join(format!("hash-cache-{}", hex::encode(&digest[..8]))))
+}
+
+impl HashCache {
+    /// Load the cache at `path` (absolute). A missing file is an empty cache; an unreadable or
+    /// corrupt one is ignored with a warning.
+    pub fn open(path: &Path) -> HashCache {
+        let old = match std::fs::read(path) {
+            Ok(bytes) => match parse(&bytes) {
+                Some(m) => m,
+                None => {
+                    eprintln!("totofs: warning: {}: not a valid hash cache; ignoring it (every file is hashed)", path.display());
+                    HashMap::new()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                eprintln!("totofs: warning: {}: cannot read the hash cache ({e}); ignoring it", path.display());
+                HashMap::new()
+            }
+        };
+        HashCache { path: path.to_path_buf(), old, new: Mutex::new(Vec::new()) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The remembered digest of a file with exactly this identity.
+    pub fn lookup(&self, sig: &StatSig) -> Option<HashDict> {
+        let r = self.old.get(&sig.key())?;
+        if r.size != sig.size || r.mtime_ns != sig.mtime_ns || r.ctime_ns != sig.ctime_ns {
+            return None;
+        }
+        CACHE_HITS.fetch_add(1, Ordering::Relaxed);
+        self.keep(sig.key(), *r);
+        Some(artifacts::sha256_dict(&r.digest))
+    }
+
+    fn keep(&self, key: (u64, u64), r: Rec) {
+        if let Ok(mut n) = self.new.lock() {
+            n.push((key, r));
+        }
+    }
+
+    /// Remember `digest` for a file whose identity was `sig` from before totofs started reading it
+    /// (at `read_start_ns`, wall clock) until after, unless it is racy.
+    fn remember(&self, sig: &StatSig, digest: &HashDict, read_start_ns: i128, margin_ns: i128) {
+        if sig.ctime_ns > read_start_ns - margin_ns || sig.mtime_ns > read_start_ns - margin_ns {
+            return;
+        }
+        let Some(d) = digest.get("sha256").and_then(|h| hex::decode(h).ok()) else { return };
+        let Ok(digest) = <[u8; 32]>::try_from(d.as_slice()) else { return };
+        self.keep(sig.key(), Rec { size: sig.size, mtime_ns: sig.mtime_ns, ctime_ns: sig.ctime_ns, digest });
+    }
+
+    /// Write this run's entries atomically (creating the cache's directory if needed).
+    pub fn save(&self) -> Result<()> {
+        let mut recs = self.new.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default();
+        recs.sort_by_key(|(k, _)| *k);
+        recs.dedup_by_key(|(k, _)| *k);
+        let mut out = Vec::with_capacity(MAGIC.len() + 8 + recs.len() * RECORD + 32);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(recs.len() as u64).to_le_bytes());
+        for ((dev, ino), r) in &recs {
+            out.extend_from_slice(&dev.to_le_bytes());
+            out.extend_from_slice(&ino.to_le_bytes());
+            out.extend_from_slice(&r.size.to_le_bytes());
+            out.extend_from_slice(&r.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&r.ctime_ns.to_le_bytes());
+            out.extend_from_slice(&r.digest);
+        }
+        let sum = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&out)
+        };
+        out.extend_from_slice(&sum);
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::input(parent, format!("cannot create: {e}")))?;
+        }
+        crate::metadata::write_atomic(&self.path, &out)
+    }
+
+    /// Drop the cache file itself from a walk's entries (when it lies inside a recorded directory).
+    pub fn exclude(&self, entries: Vec<Entry>) -> Vec<Entry> {
+        let Some(fname) = self.path.file_name() else { return entries };
+        entries
+            .into_iter()
+            .filter(|e| {
+                e.path.file_name() != Some(fname)
+                    || std::fs::canonicalize(&e.path).map(|c| c != self.path).unwrap_or(true)
+            })
+            .collect()
+    }
+}
+
+fn parse(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
+    let body_len = b.len().checked_sub(32)?;
+    let (body, sum) = b.split_at(body_len);
+    {
+        use sha2::Digest;
+        if sha2::Sha256::digest(body).as_slice() != sum {
+            return None;
+        }
+    }
+    let rest = body.strip_prefix(MAGIC.as_slice())?;
+    let (count, recs) = rest.split_at_checked(8)?;
+    let count = u64::from_le_bytes(count.try_into().ok()?);
+    if recs.len() as u64 != count.checked_mul(RECORD as u64)? {
+        return None;
+    }
+    let mut m = HashMap::with_capacity(count as usize);
+    for r in recs.chunks_exact(RECORD) {
+        let u = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap_or_default());
+        let t = |i: usize| i128::from_le_bytes(r[i..i + 16].try_into().unwrap_or_default());
+        let digest: [u8; 32] = r[56..88].try_into().ok()?;
+        m.insert((u(0), u(8)), Rec { size: u(16), mtime_ns: t(24), ctime_ns: t(40), digest });
+    }
+    Some(m)
+}
+
+/// The racy margin for the filesystem holding `file`.
+fn racy_margin(file: &std::fs::File) -> i128 {
+    use std::os::fd::AsRawFd;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes into `st`, which is large enough.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return RACY_MARGIN_COARSE_NS;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let fine = matches!(
+        st.f_type as i64,
+        0xEF53 | 0x5846_5342 | 0x9123_683E | 0x0102_1994 | 0xF2F5_2010 | 0xCA45_1A4E | 0x2FC1_2FC1 | 0x794C_7630
+    );
+    if fine { RACY_MARGIN_FINE_NS } else { RACY_MARGIN_COARSE_NS }
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Hash the file at `path` (reporting errors under `shown`), through the cache if there is one:
+/// a remembered digest of the same identity is used without reading; otherwise the file is
+/// read and, unless racy or changed while read, remembered.
+pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result<HashDict> {
+    let bad = |e: std::io::Error| Error::input(shown, format!("cannot read: {e}"));
+    let Some(cache) = cache else {
+        let f = std::fs::File::open(path).map_err(bad)?;
+        let len = f.metadata().map(|m| m.size()).unwrap_or(0);
+        let h = artifacts::hash_reader(&f).map_err(bad)?;
+        count_hashed(len);
+        return Ok(h);
+    };
+    let start = now_ns();
+    let f = std::fs::File::open(path).map_err(bad)?;
+    let before = StatSig::of(&f.metadata().map_err(bad)?);
+    if let Some(h) = cache.lookup(&before) {
+        return Ok(h);
+    }
+    let h = artifacts::hash_reader(&f).map_err(bad)?;
+    count_hashed(before.size);
+    if let Ok(m) = f.metadata() {
+        if StatSig::of(&m) == before {
+            cache.remember(&before, &h, start, racy_margin(&f));
+        }
+    }
+    Ok(h)
+}
+
+/// Hash entries on one thread per core, through the cache if there is one.
+pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Artifacts> {
+    use std::sync::atomic::AtomicUsize;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(String, HashDict)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.min(entries.len()).max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(e) = entries.get(i) else { break };
+                        out.push((e.name.clone(), hash_file(cache, &e.path, &e.path)?));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Record("hashing thread panicked".into()))))
+            .collect()
+    });
+    let mut out = Artifacts::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// in-toto-run's recording of `paths` (walk, then hash), through the cache if there is one.
+pub fn record<S: AsRef<str>>(
+    cache: Option<&HashCache>,
+    paths: &[S],
+    opts: &artifacts::ArtifactOptions,
+) -> Result<Artifacts> {
+    let mut entries = artifacts::collect(paths, opts)?;
+    if let Some(c) = cache {
+        entries = c.exclude(entries);
+    }
+    hash_entries(cache, &entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    #[test]
+    fn remembers_and_reuses_only_the_same_identity() {
+        let t = tempfile::tempdir().unwrap();
+        let p = old_file(t.path(), "a", "hello");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let cpath = t.path().join("cache");
+        let c = HashCache::open(&cpath);
+        let h = hash_file(Some(&c), &p, &p).unwrap();
+        assert_eq!(h, artifacts::hash_reader(&b"hello"[..]).unwrap());
+        c.save().unwrap();
+        let c = HashCache::open(&cpath);
+        let sig = StatSig::of(&std::fs::metadata(&p).unwrap());
+        assert_eq!(c.lookup(&sig), Some(h.clone()));
+        // Any part of the identity differing: no digest.
+        assert_eq!(c.lookup(&StatSig { ctime_ns: sig.ctime_ns + 1, ..sig }), None);
+        assert_eq!(c.lookup(&StatSig { size: sig.size + 1, ..sig }), None);
+        assert_eq!(c.lookup(&StatSig { ino: sig.ino + 1, ..sig }), None);
+    }
+
+    #[test]
+    fn a_racy_file_is_not_remembered() {
+        let t = tempfile::tempdir().unwrap();
+        let p = old_file(t.path(), "a", "just written");
+        let cpath = t.path().join("cache");
+        let c = HashCache::open(&cpath);
+        hash_file(Some(&c), &p, &p).unwrap();
+        c.save().unwrap();
+        let c = HashCache::open(&cpath);
+        assert!(c.old.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_ignored() {
+        let t = tempfile::tempdir().unwrap();
+        let p = old_file(t.path(), "a", "x");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let cpath = t.path().join("cache");
+        let c = HashCache::open(&cpath);
+        hash_file(Some(&c), &p, &p).unwrap();
+        c.save().unwrap();
+        let mut bytes = std::fs::read(&cpath).unwrap();
+        assert_eq!(bytes.len(), MAGIC.len() + 8 + RECORD + 32);
+        // Flip one bit of the digest: the checksum no longer matches.
+        bytes[MAGIC.len() + 8 + 60] ^= 1;
+        std::fs::write(&cpath, &bytes).unwrap();
+        assert!(HashCache::open(&cpath).old.is_empty());
+        std::fs::write(&cpath, b"garbage").unwrap();
+        assert!(HashCache::open(&cpath).old.is_empty());
+    }
+}

@@ -1,0 +1,173 @@
+//! `--hash-cache`: a second run over an unchanged tree reads no file and writes the same link;
+//! any change a file's identity shows (even with its mtime put back) makes it hashed again; a
+//! corrupt cache is ignored; the cache file is never recorded. Counted through `TOTOFS_STATS=1`.
+//! Needs root and /dev/fuse for the overlay runs (CI has both).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sha2::Digest;
+use std::path::Path;
+use std::process::Command;
+
+const KEY: &str = "ed25519_private_unencrypted.pem";
+const LINK: &str = "step.c6d8bf2e.link";
+
+fn sh(dir: &Path, script: &str) {
+    let st = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().expect("sh");
+    assert!(st.success(), "setup failed: {script}");
+}
+
+/// A tree of a few files, old enough not to be "racy" (changed just before they are read).
+fn tree(dir: &Path) {
+    sh(
+        dir,
+        "mkdir -p src/deep && for i in 1 2 3 4 5; do echo \"source $i\" > src/f$i.c; done \
+         && echo deep > src/deep/x && head -c 300000 /dev/zero > big.bin && ln -s src/f1.c link.c",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+struct RunOut {
+    link: Vec<u8>,
+    hashed: u64,
+    from_cache: u64,
+    stderr: String,
+}
+
+fn run(dir: &Path, flags: &[&str], cmd: &[&str]) -> RunOut {
+    let mut c = totofs();
+    c.current_dir(dir).env("TOTOFS_STATS", "1").args(["run", "-n", "step", "--signing-key"]).arg(pem(KEY));
+    c.args(flags).arg("--").args(cmd);
+    let out = common::run(&mut c);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "totofs run failed: {stderr}");
+    let stats = stderr.lines().find(|l| l.starts_with("totofs: stats: ")).expect("stats line");
+    let num = |before: &str| -> u64 {
+        let i = stats.find(before).expect("field") + before.len();
+        stats[i..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let from_cache = {
+        let i = stats.find(" bytes), ").expect("field") + " bytes), ".len();
+        stats[i..].split(' ').next().unwrap().parse().unwrap()
+    };
+    RunOut { link: std::fs::read(dir.join(LINK)).expect("link"), hashed: num("hashed "), from_cache, stderr }
+}
+
+fn signed(link: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(link).expect("link is JSON")["signed"].clone()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn a_second_run_over_an_unchanged_tree_hashes_nothing_and_signs_the_same_link() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    tree(&dir);
+    let cache = tmp.path().join("cache");
+    let flag = format!("--hash-cache={}", cache.display());
+
+    let plain = run(&dir, &[], &["true"]);
+    let first = run(&dir, &[&flag], &["true"]);
+    // 5 sources, deep/x, big.bin (the symlink is the same file as src/f1.c).
+    assert_eq!(first.hashed, 7, "{}", first.stderr);
+    assert!(cache.is_file());
+    let second = run(&dir, &[&flag], &["true"]);
+    assert_eq!(second.hashed, 0, "{}", second.stderr);
+    assert_eq!(second.from_cache, 8, "one per recorded material name: {}", second.stderr);
+    assert_eq!(first.link, plain.link);
+    assert_eq!(second.link, plain.link);
+
+    // The snapshot recorder uses the same cache: nothing hashed, before or after, same link.
+    let snap = run(&dir, &["--no-fuse", &flag], &["true"]);
+    assert_eq!(snap.hashed, 0, "{}", snap.stderr);
+    assert_eq!(snap.link, plain.link);
+}
+
+#[test]
+fn a_file_changed_in_place_with_its_mtime_restored_is_hashed_again() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    tree(&dir);
+    let cache = tmp.path().join("cache");
+    let flag = format!("--hash-cache={}", cache.display());
+    run(&dir, &[&flag], &["true"]);
+    assert_eq!(run(&dir, &[&flag], &["true"]).hashed, 0);
+
+    // Same size, same mtime, different bytes: only ctime (which no user can set) tells.
+    sh(&dir, "m=$(stat -c %y src/f2.c) && printf 'SOURCE 2\\n' | dd of=src/f2.c conv=notrunc status=none && touch -d \"$m\" src/f2.c");
+    assert_eq!(std::fs::read(dir.join("src/f2.c")).unwrap(), b"SOURCE 2\n");
+    let again = run(&dir, &[&flag], &["true"]);
+    assert_eq!(again.hashed, 1, "{}", again.stderr);
+    let s = signed(&again.link);
+    let want = sha256(b"SOURCE 2\n");
+    assert_eq!(s["materials"]["src/f2.c"]["sha256"], want.as_str());
+    assert_eq!(s["products"]["src/f2.c"]["sha256"], want.as_str());
+    // And the step's own writes are never served from the cache.
+    let wrote = run(&dir, &[&flag], &["sh", "-c", "printf 'source 3\\n' > src/f2.c"]);
+    let s = signed(&wrote.link);
+    assert_eq!(s["materials"]["src/f2.c"]["sha256"], want.as_str());
+    assert_eq!(s["products"]["src/f2.c"]["sha256"], sha256(b"source 3\n").as_str());
+}
+
+#[test]
+fn a_corrupt_cache_is_ignored_with_a_warning_and_replaced() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    tree(&dir);
+    let cache = tmp.path().join("cache");
+    let flag = format!("--hash-cache={}", cache.display());
+    let plain = run(&dir, &[], &["true"]);
+    run(&dir, &[&flag], &["true"]);
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&cache, &bytes).unwrap();
+    let r = run(&dir, &[&flag], &["true"]);
+    assert!(r.stderr.contains("not a valid hash cache"), "{}", r.stderr);
+    assert_eq!(r.hashed, 7);
+    assert_eq!(r.link, plain.link);
+    assert_eq!(run(&dir, &[&flag], &["true"]).hashed, 0);
+}
+
+#[test]
+fn a_cache_file_inside_the_tree_is_not_recorded() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    tree(&dir);
+    let plain = run(&dir, &[], &["true"]);
+    for _ in 0..2 {
+        let r = run(&dir, &["--hash-cache=.hashes"], &["true"]);
+        assert!(dir.join(".hashes").is_file());
+        assert_eq!(r.link, plain.link);
+    }
+    let r = run(&dir, &["--no-fuse", "--hash-cache=.hashes"], &["true"]);
+    assert_eq!(r.link, plain.link);
+    assert_eq!(r.hashed, 0);
+}
+
+#[test]
+fn without_a_value_the_cache_goes_under_xdg_cache_home() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    tree(&dir);
+    let xdg = tmp.path().join("xdg");
+    let mut c = totofs();
+    c.current_dir(&dir)
+        .env("XDG_CACHE_HOME", &xdg)
+        .args(["run", "-n", "step", "--hash-cache", "--signing-key"])
+        .arg(pem(KEY))
+        .args(["--", "true"]);
+    assert!(common::run(&mut c).status.success());
+    let files: Vec<_> = std::fs::read_dir(xdg.join("totofs")).unwrap().collect();
+    assert_eq!(files.len(), 1);
+}
