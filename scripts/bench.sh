@@ -189,6 +189,12 @@ fresh_dir() {
 }
 
 COLS=(native totofs peer)
+# The column order of round I, rotated each round so that a slow spell on a busy machine does
+# not always fall on the same column.
+order() {
+    local k=$(( ($1 - 1) % 3 ))
+    ORDER=("${COLS[@]:k}" "${COLS[@]:0:k}")
+}
 
 # Build workloads: a fresh copy per run, one untimed native warm-up (compiler and sources in
 # the page cache), then RUNS rounds of native, totofs, in-toto-run.
@@ -200,7 +206,8 @@ build_rows() { # ROW SRC CHECK -- STEP...
     (cd "$dir" && "$@") >"$WORK/logs/$rowid.warmup" 2>&1 || say "  $rowid: warm-up build failed (see logs)"
     rm -rf "$dir"
     for ((i = 1; i <= RUNS; i++)); do
-        for col in "${COLS[@]}"; do
+        order "$i"
+        for col in "${ORDER[@]}"; do
             skip "$rowid" "$col" && continue
             fresh_copy "$src"; dir=$DIR
             timed "$rowid" "$col" "$dir" "$check" -- "$@" || true
@@ -262,7 +269,8 @@ bench_find() {
     say "find: $FIND_N files"
     find "$tree" >/dev/null
     for ((i = 1; i <= RUNS; i++)); do
-        for col in "${COLS[@]}"; do
+        order "$i"
+        for col in "${ORDER[@]}"; do
             timed find "$col" "$tree" check_find -- \
                 sh -c 'exec find . -printf "%s\n" >"$1"' sh "$WORK/logs/find.list" || true
         done
@@ -275,7 +283,8 @@ bench_create() {
     row create "create $(num "$CREATE_N") files of 100 B" ratio 3 "<= 3x native"
     say "create: $CREATE_N files"
     for ((i = 1; i <= RUNS; i++)); do
-        for col in "${COLS[@]}"; do
+        order "$i"
+        for col in "${ORDER[@]}"; do
             fresh_dir; dir=$DIR
             timed create "$col" "$dir" check_create -- "$WORK/bin/mkfiles" out "$CREATE_N" 100 || true
             rm -rf "$dir"
@@ -295,7 +304,8 @@ bench_write() {
     (cd "$dir" && "${dd[@]}")  # warm-up: the first write of this much memory is slow on a VM
     rm -rf "$dir"
     for ((i = 1; i <= RUNS; i++)); do
-        for col in "${COLS[@]}"; do
+        order "$i"
+        for col in "${ORDER[@]}"; do
             fresh_dir; dir=$DIR
             if [[ $col == native ]]; then
                 timed write native "$dir" check_big -- sh -c "${dd[*]} && exec openssl dgst -sha256 big" || true
@@ -319,7 +329,8 @@ bench_read() {
     cat "$dir/big" >/dev/null
     local rd=(dd if=big of=/dev/null bs=1M status=none)
     for ((i = 1; i <= RUNS; i++)); do
-        for col in "${COLS[@]}"; do
+        order "$i"
+        for col in "${ORDER[@]}"; do
             if [[ $col == native ]]; then
                 timed read native "$dir" check_none -- sh -c "${rd[*]} && exec openssl dgst -sha256 big" || true
             else
@@ -369,7 +380,8 @@ bench_true() {
     if wants true; then
         row true "run -- true over $(num "$TREE_N") files / $mib MiB" speedup 5 ">= 5x faster than in-toto-run"
         for ((i = 1; i <= RUNS; i++)); do
-            for col in "${COLS[@]}"; do
+            order "$i"
+            for col in "${ORDER[@]}"; do
                 timed true "$col" "$tree" check_none -- true || true
             done
         done
@@ -443,6 +455,7 @@ if ! timed probe peer "$DIR" check_none -- true; then
 fi
 
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
 T_START=$EPOCHREALTIME
 for r in $ALL_ROWS; do
     wants "$r" || continue
@@ -462,7 +475,7 @@ totofs_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
     echo "date	$START"
     echo "machine	$(nproc) cores ($cpu), $mem RAM, Linux $(uname -r), runs on $WORK_FS"
     echo "versions	totofs $("$TOTOFS" --version 2>/dev/null | awk '{print $2}') (git $totofs_rev), in-toto $peer_version, $(gcc --version | head -n1), $(rustc --version)"
-    echo "mode	$( ((QUICK)) && echo quick || echo full ), $RUNS run(s) per cell, medians; took ${ELAPSED} s"
+    echo "mode	$( ((QUICK)) && echo quick || echo full ), $RUNS run(s) per cell, medians; took ${ELAPSED} s; load average $LOAD at the start"
 } >"$WORK/meta.tsv"
 mkdir -p "$(dirname "$OUT")"
 python3 "$ROOT/scripts/bench/table.py" "$WORK/meta.tsv" "$ROWS" "$RESULTS" "$OUT"

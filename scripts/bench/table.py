@@ -130,11 +130,11 @@ def main(meta_path, rows_path, results_path, out_path):
         table.append((label, cells["native"], cells["totofs"], cells["peer"], ratio_text,
                       fmt_ratio(speed), target, met))
         if rid == "latency":
-            for col in ("totofs", "peer"):
-                e = median(rid, col, "exit_seconds")
-                if e is not None:
-                    name = "totofs" if col == "totofs" else "in-toto-run"
-                    notes[("info", f"{name} exited {fmt_time(e)} after the step's last act")].append(label)
+            exits = [f"{name} exited {fmt_time(e)}" for name, e in
+                     (("totofs", median(rid, "totofs", "exit_seconds")),
+                      ("in-toto-run", median(rid, "peer", "exit_seconds"))) if e is not None]
+            if exits:
+                notes[("info", " and ".join(exits) + " after the step's last act")].append(label)
 
     # Plain table on stdout.
     widths = [max(len(str(r[i])) for r in table + [HEAD]) for i in range(len(HEAD))]
