@@ -42,12 +42,12 @@ for r in $ONLY; do [[ " $ALL_ROWS " == *" $r "* ]] || die "unknown row '$r' (row
 # or two, and the RSS row then extrapolates to 1,000,000 files.
 if ((QUICK)); then
     : "${RUNS:=1}"
-    FIND_N=20000 CREATE_N=10000 BIG_MIB=256 TREE_N=5000 TREE_SIZE=35000 RSS_N=100000
+    FIND_N=20000 CREATE_N=10000 BIG_MIB=256 TREE_N=5000 TREE_SIZE=34990 RSS_N=100000
     RUST_FEATURES=(--no-default-features)
     [[ -n $ONLY ]] || ONLY=${ALL_ROWS/lua /}
 else
     : "${RUNS:=3}"
-    FIND_N=20000 CREATE_N=10000 BIG_MIB=1024 TREE_N=20000 TREE_SIZE=35000 RSS_N=1000000
+    FIND_N=20000 CREATE_N=10000 BIG_MIB=1024 TREE_N=20000 TREE_SIZE=34990 RSS_N=1000000
     RUST_FEATURES=()
     [[ -n $ONLY ]] || ONLY=$ALL_ROWS
 fi
@@ -89,8 +89,11 @@ WORK=$(cd "$WORK" && pwd)
 cleanup() {
     ((KEEP)) && return
     if [[ -n $LOOPDEV ]]; then
-        umount "$WORK" && losetup -d "$LOOPDEV"
-        rm -rf "$BASE"
+        if umount "$WORK" && losetup -d "$LOOPDEV"; then
+            rm -rf "$BASE"
+        else
+            say "could not unmount $WORK ($LOOPDEV, image $IMAGE): a process still uses it?"
+        fi
     elif [[ -n ${BASE:-} ]]; then
         rm -rf "$BASE"
     else
@@ -98,6 +101,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$WORK/bin" "$WORK/logs" "$WORK/runs"
 RESULTS=$WORK/results.tsv
 ROWS=$WORK/rows.tsv

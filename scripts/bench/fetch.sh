@@ -16,6 +16,7 @@ ensure_tools() {
     if ((${#missing[@]})); then
         if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
             say "installing ${missing[*]} (apt-get)"
+            apt-get update -qq >/dev/null || die "apt-get update failed"
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
                 "${missing[@]}" libc6-dev >/dev/null || die "apt-get install ${missing[*]} failed"
         else
