@@ -170,6 +170,12 @@ timed() {
         fail "$rowid" "$col" "the step did not do its work: $why"
         return 1
     fi
+    if [[ $col != native ]]; then
+        local counts
+        counts=$(python3 "$ROOT/scripts/bench/linkstat.py" "$dir"/$LINK_GLOB 2>&1) \
+            || { fail "$rowid" "$col" "unreadable link: $counts"; return 1; }
+        result "$rowid" "$col" artifacts "$counts"
+    fi
     if [[ ${RSS:-0} == 1 ]]; then
         result "$rowid" "$col" rss_kib "$(tail -n1 "$rssfile")"
     else

@@ -37,6 +37,11 @@ def fmt_time(s):
     return f"{s * 1000:.0f} ms" if abs(s) < 1 else f"{s:.2f} s"
 
 
+def fmt_counts(text):
+    m, _, p = text.partition(" ")
+    return f"{m} materials and {p} products"
+
+
 def fmt_ratio(r):
     return "—" if r is None else f"{r:.2f}x"
 
@@ -46,8 +51,11 @@ def main(meta_path, rows_path, results_path, out_path):
     rows = read_tsv(rows_path, 5)
     values = defaultdict(list)   # (row, col, metric) -> [float]
     errors = {}                  # (row, col) -> first reason
+    artifacts = {}               # (row, col) -> "MATERIALS PRODUCTS" of the last link
     for row, col, metric, value in read_tsv(results_path, 4):
-        if metric == "error":
+        if metric == "artifacts":
+            artifacts[(row, col)] = value.strip()
+        elif metric == "error":
             errors.setdefault((row, col), value.strip() or "failed")
         else:
             try:
@@ -127,6 +135,21 @@ def main(meta_path, rows_path, results_path, out_path):
             ratio_text = "—" if check != "abs" or ratio is None else fmt_ratio(ratio)
         else:
             ratio_text = fmt_ratio(ratio)
+        # A recorder that is fast because it recorded less is no win: flag differing links.
+        arow = "latency_raw" if rid == "latency" else rid
+        if check == "bytes":
+            arow = f"rss_{big}"
+        a_t, a_p = artifacts.get((arow, "totofs")), artifacts.get((arow, "peer"))
+        if a_t and a_p and a_t != a_p:
+            met = "?" if met == "yes" else met
+            notes[("info", f"links differ: totofs recorded {fmt_counts(a_t)}, "
+                           f"in-toto-run {fmt_counts(a_p)}")].append(label)
+        if check == "bytes":
+            for col in ("totofs", "peer"):
+                lo = median(f"rss_{small}", col, "rss_kib")
+                if lo is not None and median(f"rss_{big}", col, "rss_kib") is None:
+                    name = "totofs" if col == "totofs" else "in-toto-run"
+                    notes[("info", f"{name} peak RSS at {small:,} files: {lo / 1024:.0f} MiB")].append(label)
         table.append((label, cells["native"], cells["totofs"], cells["peer"], ratio_text,
                       fmt_ratio(speed), target, met))
         if rid == "latency":
