@@ -149,15 +149,18 @@ timed() {
     local rssfile=$WORK/logs/rss
     [[ ${RSS:-0} == 1 ]] && cmd=(/usr/bin/time -f %M -o "$rssfile" "${cmd[@]}")
     rm -f "$dir"/$LINK_GLOB
-    sync
+    sync -f "$dir"  # write back the last run's data before timing this one
     local log=$WORK/logs/$rowid.$col rc=0 t0 t1
     t0=$EPOCHREALTIME
     (cd "$dir" && exec "${cmd[@]}") >"$log.out" 2>"$log.err" </dev/null || rc=$?
     t1=$EPOCHREALTIME
     LAST_END=$t1
     if ((rc != 0)); then
-        # The error line itself, not a trailing hint such as clap's "For more information...".
-        local msg; msg=$(grep -m1 -iE 'error|totofs:|fail|denied|not ' "$log.err" || grep -v '^[[:space:]]*$' "$log.err" | tail -n1 || true)
+        # The recorder's own error line, else the first error line (not a trailing hint such as
+        # clap's "For more information..."), else the last line (a Python exception, say).
+        local msg
+        msg=$(grep -m1 '^totofs:' "$log.err" || grep -m1 -E '^error|: (fatal )?error' "$log.err" \
+              || grep -v '^[[:space:]]*$' "$log.err" | tail -n1 || true)
         fail "$rowid" "$col" "exit $rc: ${msg:-(no message; see $log.err)}"
         return 1
     fi
