@@ -38,6 +38,14 @@ done
 for r in $ONLY; do [[ " $ALL_ROWS " == *" $r "* ]] || die "unknown row '$r' (rows: $ALL_ROWS)"; done
 [[ ${BASH_VERSINFO[0]} -ge 5 ]] || die "needs bash 5 (EPOCHREALTIME)"
 
+# The load before this script adds its own: other work on the machine makes the numbers noisy.
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
+BUSY=
+if awk -v l="$LOAD" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+    BUSY=" (a busy machine: other work competes for the cores, so single runs vary widely; prefer a quiet machine or --runs 5)"
+    say "load average $LOAD on $(nproc) cores: the numbers will be noisy"
+fi
+
 # Sizes. The full run follows the targets' own sizes; --quick shrinks them to finish in a minute
 # or two, and the RSS row then extrapolates to 1,000,000 files.
 if ((QUICK)); then
@@ -468,7 +476,6 @@ if ! timed probe peer "$DIR" check_none -- true; then
 fi
 
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
-LOAD=$(cut -d' ' -f1 /proc/loadavg)
 T_START=$EPOCHREALTIME
 for r in $ALL_ROWS; do
     wants "$r" || continue
@@ -488,7 +495,7 @@ totofs_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
     echo "date	$START"
     echo "machine	$(nproc) cores ($cpu), $mem RAM, Linux $(uname -r), runs on $WORK_FS"
     echo "versions	totofs $("$TOTOFS" --version 2>/dev/null | awk '{print $2}') (git $totofs_rev), in-toto $peer_version, $(gcc --version | head -n1), $(rustc --version)"
-    echo "mode	$( ((QUICK)) && echo quick || echo full ), $RUNS run(s) per cell, medians; took ${ELAPSED} s; load average $LOAD at the start"
+    echo "mode	$( ((QUICK)) && echo quick || echo full ), $RUNS run(s) per cell, medians; took ${ELAPSED} s; load average $LOAD at the start$BUSY"
 } >"$WORK/meta.tsv"
 mkdir -p "$(dirname "$OUT")"
 python3 "$ROOT/scripts/bench/table.py" "$WORK/meta.tsv" "$ROWS" "$RESULTS" "$OUT"

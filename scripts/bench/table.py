@@ -196,6 +196,20 @@ def main(meta_path, rows_path, results_path, out_path):
     if note_lines:
         md.append("")
         md.extend(f"- {n}" for n in note_lines)
+    # Every run, in the order run, so a reader can judge the spread behind each median.
+    spread = []
+    for rid, label, check, *_ in rows:
+        if check == "bytes":
+            continue
+        cols = []
+        for col, name in (("native", "native"), ("totofs", "totofs"), ("peer", "in-toto-run")):
+            v = values.get((rid, col, "seconds"))
+            if v:
+                cols.append(f"{name} " + ", ".join(fmt_time(x) for x in v))
+        if cols:
+            spread.append(f"- {label}: " + "; ".join(cols))
+    if spread:
+        md.extend(["", "Every run:", ""] + spread)
     with open(out_path, "w", encoding="utf-8") as f:
         f.write("\n".join(md) + "\n")
 
