@@ -22,7 +22,7 @@ say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 2; }
 usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
 
-QUICK=0 RUNS= ONLY= OUT=$ROOT/bench-results.md KEEP=0
+QUICK=0 RUNS='' ONLY='' OUT=$ROOT/bench-results.md KEEP=0
 while (($#)); do
     case $1 in
         --quick) QUICK=1 ;;
@@ -70,7 +70,7 @@ mkdir -p "$CACHE"
 # not cached twice) unless TOTOFS_BENCH_WORK names a directory: on a long-lived filesystem,
 # file creation right after many deletions (earlier runs, other builds) is several times
 # slower and swamps the creation-heavy rows.
-LOOPDEV= IMAGE= WORK_FS=
+LOOPDEV='' IMAGE='' WORK_FS=''
 if [[ -n ${TOTOFS_BENCH_WORK:-} ]]; then
     WORK=$TOTOFS_BENCH_WORK
     mkdir -p "$WORK"
@@ -105,7 +105,7 @@ cleanup() {
     elif [[ -n ${BASE:-} ]]; then
         rm -rf "$BASE"
     else
-        rm -rf "$WORK/bin" "$WORK/logs" "$WORK/runs" "$WORK"/*.tsv
+        rm -rf "${WORK:?}/bin" "$WORK/logs" "$WORK/runs" "$WORK"/*.tsv
     fi
 }
 trap cleanup EXIT

@@ -4,6 +4,8 @@
 # downloaded is kept under $CACHE so a second run on the same machine works offline.
 #
 # Expects: ROOT (repository root), CACHE (cache dir), say() and die() from bench.sh.
+# Sets: PEER_BIN (find_peer).
+# shellcheck disable=SC2034  # PEER_BIN is read by bench.sh
 
 # Install the Debian packages that provide missing commands (a fresh machine), if we may.
 ensure_tools() {
