@@ -158,6 +158,8 @@ timed() {
     [[ ${RSS:-0} == 1 ]] && cmd=(/usr/bin/time -f %M -o "$rssfile" "${cmd[@]}")
     rm -f "$dir"/$LINK_GLOB
     sync -f "$dir"  # write back the last run's data before timing this one
+    # Give the blocks of deleted runs back to the host, or the image grows with every run.
+    if [[ -n $LOOPDEV ]]; then fstrim "$WORK" 2>/dev/null || true; fi
     local log=$WORK/logs/$rowid.$col rc=0 t0 t1
     t0=$EPOCHREALTIME
     (cd "$dir" && exec "${cmd[@]}") >"$log.out" 2>"$log.err" </dev/null || rc=$?
