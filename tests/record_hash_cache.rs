@@ -43,7 +43,7 @@ fn run(dir: &Path, flags: &[&str], cmd: &[&str]) -> RunOut {
     let out = common::run(&mut c);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "totofs run failed: {stderr}");
-    let stats = stderr.lines().find(|l| l.starts_with("totofs: stats: ")).expect("stats line");
+    let stats = stderr.lines().find(|l| l.starts_with("totofs: stats: hashed ")).expect("stats line");
     let num = |before: &str| -> u64 {
         let i = stats.find(before).expect("field") + before.len();
         stats[i..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()

@@ -49,10 +49,25 @@ pub fn count_hashed(bytes: u64) {
     BYTES_HASHED.fetch_add(bytes, Ordering::Relaxed);
 }
 
-/// With `TOTOFS_STATS=1`, one line on stderr: how many files were hashed and how many digests
-/// came from the cache.
+static PHASES: Mutex<Vec<(&'static str, std::time::Duration)>> = Mutex::new(Vec::new());
+
+/// Note how long a phase of the recording took (printed by [`print_stats`]).
+pub fn phase(name: &'static str, since: std::time::Instant) {
+    if let Ok(mut p) = PHASES.lock() {
+        p.push((name, since.elapsed()));
+    }
+}
+
+/// With `TOTOFS_STATS=1`, lines on stderr: how many files were hashed, how many digests came
+/// from the cache, and how long each phase took.
 pub fn print_stats() {
     if std::env::var_os("TOTOFS_STATS").is_some_and(|v| v == "1") {
+        if let Ok(p) = PHASES.lock() {
+            let list: Vec<String> = p.iter().map(|(n, d)| format!("{n} {:.3} s", d.as_secs_f64())).collect();
+            if !list.is_empty() {
+                eprintln!("totofs: stats: phases: {}", list.join(", "));
+            }
+        }
         eprintln!(
             "totofs: stats: hashed {} files ({} bytes), {} from the hash cache",
             FILES_HASHED.load(Ordering::Relaxed),

@@ -246,9 +246,10 @@ impl Materials {
             .collect()
     }
 
-    /// The hash of material `i` (after the pool has finished).
+    /// The hash of material `i` (hashing it here, or waiting for the thread that is).
     pub fn hash_of(&self, i: usize) -> Result<HashDict> {
         self.hash_item(i);
+        self.wait_done(i);
         match self.items[i].result.get() {
             Some(Ok(h)) => Ok(h.clone()),
             Some(Err(e)) => Err(Error::Record(e.clone())),

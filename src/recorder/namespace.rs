@@ -137,14 +137,19 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
         return Ok(Outcome::Unavailable("the working directory is /".into()));
     }
     // Everything below is done before any thread exists (unshare needs that).
+    let t = std::time::Instant::now();
     let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
+    hash_cache::phase("material walk", t);
     if let Err(why) = enter_private_namespace() {
         return Ok(Outcome::Unavailable(why));
     }
     let caller_nofile = raise_fd_limit();
     let rootfd = open_dir(&root)?;
     let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
+    let t = std::time::Instant::now();
     let materials = Materials::new(entries, &root, &real_root, cache)?;
+    hash_cache::phase("material stat", t);
+    let t = std::time::Instant::now();
     let tracker = Arc::new(Tracker::new());
     let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
     let written = Written::new(hash_threads());
@@ -162,26 +167,34 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     };
     let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
     let pool = materials.spawn_pool(hash_threads());
+    hash_cache::phase("mount", t);
 
     let mut step = cmd.clone();
     step.cwd = Some(root.clone());
     step.umask = Some(caller_umask);
     step.nofile = caller_nofile;
+    let t = std::time::Instant::now();
     let end = supervise::run_step(&step);
+    hash_cache::phase("step", t);
+    let t = std::time::Instant::now();
 
     // Every process of the step is gone: unmount, so the real tree is all there is.
     let _ = bg.umount_and_join();
     unsafe { libc::umask(caller_umask) };
-    for t in pool {
-        let _ = t.join();
-    }
     written.finish();
+    hash_cache::phase("unmount and hashes", t);
     let end = end?;
     let observed = Observed { tracker, materials, written, root };
+    let t = std::time::Instant::now();
     let (m, p) = match &end {
         StepEnd::Finished { .. } => seal(opts, &observed)?,
         _ => (Artifacts::new(), Artifacts::new()),
     };
+    // The pool has finished with the materials (seal waited for every hash it used).
+    for t in pool {
+        let _ = t.join();
+    }
+    hash_cache::phase("seal", t);
     drop(rootfd);
     Ok(Outcome::Recorded(m, end, p, observed.tracker))
 }
@@ -200,10 +213,6 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             None => false,
         }
     };
-
-    let materials = o.materials.artifacts(|m| {
-        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
-    })?;
 
     let cache = o.materials.cache();
     let mut entries = artifacts::collect(&opts.products, &opts.artifacts)?;
@@ -243,6 +252,10 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         }
     }
     products.extend(hash_cache::hash_entries(cache, &to_hash)?);
+    // Materials last: the product walk above ran while the pool was still hashing them.
+    let materials = o.materials.artifacts(|m| {
+        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
+    })?;
     Ok((materials, products))
 }
 

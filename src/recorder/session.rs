@@ -108,7 +108,9 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
             },
         },
     };
+    let t = std::time::Instant::now();
     let code = finish(opts, key, &cmd.argv, recorded, cmd.timeout);
+    hash_cache::phase("link", t);
     if let (Ok(_), Some(c)) = (&code, &cache) {
         save_cache(c);
     }
