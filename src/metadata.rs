@@ -561,14 +561,18 @@ impl Metadata {
     /// Add a signature by `key` (replacing an older one by the same key). The payload is
     /// re-serialised from the model first, so what is signed is exactly in-toto 3.x's field set.
     pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
+        // Built from the payload in place: cloning a link's artifacts first costs more than the
+        // signature itself for a large tree.
         let fresh = match &self.envelope {
-            Envelope::Metablock { .. } => Self::new_metablock(self.payload.clone()),
-            Envelope::Dsse { .. } => Self::new_dsse(self.payload.clone()),
+            Envelope::Metablock { .. } => Envelope::Metablock { signed: self.payload.to_value() },
+            Envelope::Dsse { .. } => {
+                Envelope::Dsse { payload: cjson::dump_python_compact(&self.payload.to_value()).into_bytes() }
+            }
         };
-        if fresh.envelope != self.envelope {
+        if fresh != self.envelope {
             // The content changed under existing signatures; they no longer cover it.
             self.signatures.clear();
-            self.envelope = fresh.envelope;
+            self.envelope = fresh;
         }
         let sig = key.sign(&self.signed_bytes()?)?;
         self.signatures.retain(|s| s.keyid != key.keyid());

@@ -49,12 +49,22 @@ pub fn count_hashed(bytes: u64) {
     BYTES_HASHED.fetch_add(bytes, Ordering::Relaxed);
 }
 
-static PHASES: Mutex<Vec<(&'static str, std::time::Duration)>> = Mutex::new(Vec::new());
+static PHASES: Mutex<Vec<(&'static str, std::time::Duration, u64)>> = Mutex::new(Vec::new());
 
-/// Note how long a phase of the recording took (printed by [`print_stats`]).
+/// Note how long a phase of the recording took, and the process's peak RSS (KiB) after it
+/// (printed by [`print_stats`]).
 pub fn phase(name: &'static str, since: std::time::Instant) {
+    let elapsed = since.elapsed();
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
     if let Ok(mut p) = PHASES.lock() {
-        p.push((name, since.elapsed()));
+        p.push((name, elapsed, hwm));
     }
 }
 
@@ -63,7 +73,8 @@ pub fn phase(name: &'static str, since: std::time::Instant) {
 pub fn print_stats() {
     if std::env::var_os("TOTOFS_STATS").is_some_and(|v| v == "1") {
         if let Ok(p) = PHASES.lock() {
-            let list: Vec<String> = p.iter().map(|(n, d)| format!("{n} {:.3} s", d.as_secs_f64())).collect();
+            let list: Vec<String> =
+                p.iter().map(|(n, d, k)| format!("{n} {:.3} s (peak {} MiB)", d.as_secs_f64(), k / 1024)).collect();
             if !list.is_empty() {
                 eprintln!("totofs: stats: phases: {}", list.join(", "));
             }
