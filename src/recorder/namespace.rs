@@ -181,8 +181,10 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     // Every process of the step is gone: unmount, so the real tree is all there is.
     let _ = bg.umount_and_join();
     unsafe { libc::umask(caller_umask) };
+    hash_cache::phase("unmount", t);
+    let t = std::time::Instant::now();
     written.finish();
-    hash_cache::phase("unmount and hashes", t);
+    hash_cache::phase("written hashes", t);
     let end = end?;
     let observed = Observed { tracker, materials, written, root };
     let t = std::time::Instant::now();
