@@ -78,6 +78,26 @@ pub fn dump_pretty(value: &Value) -> String {
     out
 }
 
+/// [`dump_pretty`] of an object given as borrowed `(key, value)` pairs, which must be in sorted
+/// key order: a caller need not clone a large value into a new object to print it.
+pub fn dump_pretty_fields(fields: &[(&str, &Value)]) -> String {
+    let mut out = String::with_capacity(512);
+    if fields.is_empty() {
+        write_pretty(&Value::Object(serde_json::Map::new()), 0, &mut out);
+        return out;
+    }
+    out.push('{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        out.push_str(if i > 0 { ",\n" } else { "\n" });
+        push_indent(1, &mut out);
+        write_python_str(k, &mut out);
+        out.push_str(": ");
+        write_pretty(v, 1, &mut out);
+    }
+    out.push_str("\n}");
+    out
+}
+
 fn write_pretty(value: &Value, depth: usize, out: &mut String) {
     match value {
         Value::Array(items) if !items.is_empty() => {

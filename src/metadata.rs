@@ -558,6 +558,15 @@ impl Metadata {
         }
     }
 
+    /// A new envelope around `payload` signed by `key`: like `new_*` then [`Metadata::sign`],
+    /// with the payload serialised once (for a large link that is most of the signing time).
+    pub fn new_signed(payload: Payload, dsse: bool, key: &PrivateKey) -> Result<Self> {
+        let mut md = if dsse { Self::new_dsse(payload) } else { Self::new_metablock(payload) };
+        let sig = key.sign(&md.signed_bytes()?)?;
+        md.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
+        Ok(md)
+    }
+
     /// Add a signature by `key` (replacing an older one by the same key). The payload is
     /// re-serialised from the model first, so what is signed is exactly in-toto 3.x's field set.
     pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
@@ -598,7 +607,7 @@ impl Metadata {
             Envelope::Metablock { signed } => {
                 let sigs: Vec<Value> =
                     self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
-                cjson::dump_pretty(&json!({"signatures": sigs, "signed": signed}))
+                cjson::dump_pretty_fields(&[("signatures", &Value::Array(sigs)), ("signed", signed)])
             }
             Envelope::Dsse { payload } => {
                 let b64 = base64::engine::general_purpose::STANDARD;

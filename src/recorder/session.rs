@@ -75,8 +75,7 @@ pub fn write_link(
         environment: serde_json::Map::new(),
     };
     let payload = Payload::Link(link);
-    let mut md = if opts.use_dsse { Metadata::new_dsse(payload) } else { Metadata::new_metablock(payload) };
-    md.sign(key)?;
+    let md = Metadata::new_signed(payload, opts.use_dsse, key)?;
     let path = opts.link_path(key);
     md.write(&path)?;
     Ok(path)
