@@ -171,3 +171,34 @@ fn without_a_value_the_cache_goes_under_xdg_cache_home() {
     let files: Vec<_> = std::fs::read_dir(xdg.join("totofs")).unwrap().collect();
     assert_eq!(files.len(), 1);
 }
+
+fn mount_session(dir: &Path, cache: &Path, script: &str) -> Value {
+    let mut c = totofs();
+    c.args(["mount", "-n", "step", "--signing-key"])
+        .arg(pem(KEY))
+        .arg(format!("--hash-cache={}", cache.display()))
+        .arg(dir);
+    assert_eq!(common::run(&mut c).status.code(), Some(0));
+    sh(dir, script);
+    let mut u = totofs();
+    u.arg("unmount").arg(dir);
+    assert_eq!(common::run(&mut u).status.code(), Some(0));
+    signed(&std::fs::read(dir.join(LINK)).expect("link"))
+}
+
+#[test]
+fn mount_sessions_share_the_cache_and_still_see_every_change() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    tree(&dir);
+    let cache = tmp.path().join("cache");
+    let first = mount_session(&dir, &cache, "cat src/f1.c > /dev/null");
+    // magic, count, 7 files of 88 bytes, checksum.
+    assert_eq!(std::fs::metadata(&cache).unwrap().len(), 20 + 8 + 7 * 88 + 32);
+    assert_eq!(first["materials"]["src/f3.c"]["sha256"], sha256(b"source 3\n").as_str());
+    sh(&dir, "m=$(stat -c %y src/f3.c) && printf 'SOURCE 3\\n' | dd of=src/f3.c conv=notrunc status=none && touch -d \"$m\" src/f3.c");
+    let second = mount_session(&dir, &cache, "true");
+    assert_eq!(second["materials"]["src/f3.c"]["sha256"], sha256(b"SOURCE 3\n").as_str());
+    assert_eq!(second["materials"]["src/f1.c"]["sha256"], sha256(b"source 1\n").as_str());
+}
