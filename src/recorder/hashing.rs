@@ -42,6 +42,43 @@ impl StatSig {
     }
 }
 
+/// Stat every entry and find where totofs reads it (`(identity, covered, read path)`), on one
+/// thread per core: the step waits for this, so it is worth the second core.
+fn identify_all(entries: &[Entry], root: &Path, real_root: &Path) -> Result<Vec<(StatSig, bool, PathBuf)>> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let chunk = entries.len().div_ceil(threads).max(1024);
+    let parts: Vec<Result<Vec<(StatSig, bool, PathBuf)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = entries
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut resolver = Resolver::default();
+                    part.iter()
+                        .map(|e| {
+                            let (meta, canon) = resolver
+                                .identify(&e.path)
+                                .map_err(|err| Error::input(&e.path, format!("cannot read: {err}")))?;
+                            Ok(match canon.strip_prefix(root) {
+                                Ok(rel) => (StatSig::of(&meta), true, real_root.join(rel)),
+                                Err(_) => (StatSig::of(&meta), false, canon),
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Record("a stat thread panicked".into()))))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(entries.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
 /// `realpath` for many files of few directories: each directory is resolved once.
 #[derive(Debug, Default)]
 pub struct Resolver {
@@ -49,6 +86,31 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// The file's metadata (symlinks followed) and canonical path, with one `lstat` for a file
+    /// that is not a symlink.
+    pub fn identify(&mut self, path: &Path) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
+        let l = std::fs::symlink_metadata(path)?;
+        if l.file_type().is_symlink() {
+            return Ok((std::fs::metadata(path)?, std::fs::canonicalize(path)?));
+        }
+        Ok((l, self.canonical_of_non_link(path)?))
+    }
+
+    fn canonical_of_non_link(&mut self, path: &Path) -> std::io::Result<PathBuf> {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                if let Some(p) = self.dirs.get(parent) {
+                    return Ok(p.join(name));
+                }
+                let canon = std::fs::canonicalize(parent)?;
+                self.dirs.insert(parent.to_path_buf(), canon.clone());
+                Ok(canon.join(name))
+            }
+            _ => std::fs::canonicalize(path),
+        }
+    }
+
     pub fn canonical(&mut self, path: &Path) -> std::io::Result<PathBuf> {
         let is_link = std::fs::symlink_metadata(path)?.file_type().is_symlink();
         match (path.parent(), path.file_name()) {
@@ -110,17 +172,10 @@ impl Materials {
             Some(c) => c.exclude(entries),
             None => entries,
         };
+        let identified = identify_all(&entries, root, real_root)?;
         let mut items = Vec::with_capacity(entries.len());
         let mut by_key: HashMap<FileKey, Vec<usize>> = HashMap::new();
-        let mut resolver = Resolver::default();
-        for e in entries {
-            let meta = std::fs::metadata(&e.path).map_err(|err| Error::input(&e.path, format!("cannot read: {err}")))?;
-            let sig = StatSig::of(&meta);
-            let canon = resolver.canonical(&e.path).map_err(|err| Error::input(&e.path, err))?;
-            let (covered, read_path) = match canon.strip_prefix(root) {
-                Ok(rel) => (true, real_root.join(rel)),
-                Err(_) => (false, canon),
-            };
+        for (e, (sig, covered, read_path)) in entries.into_iter().zip(identified) {
             let same = by_key.entry(sig.key()).or_default();
             let primary = same.iter().copied().find(|&j| {
                 let o: &Material = &items[j];

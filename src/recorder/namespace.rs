@@ -226,9 +226,9 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     let mut resolver = Resolver::default();
     let mut products = Artifacts::new();
     for e in entries {
-        let meta = std::fs::metadata(&e.path).map_err(|err| Error::input(&e.path, err))?;
+        let (meta, canon) = resolver.identify(&e.path).map_err(|err| Error::input(&e.path, err))?;
         let sig = StatSig::of(&meta);
-        let covered = resolver.canonical(&e.path).map(|c| c.starts_with(&o.root)).unwrap_or(false);
+        let covered = canon.starts_with(&o.root);
         if opts.only_accessed && covered && !accessed.contains(&sig.key()) && !name_touched(&e.path) {
             continue;
         }
