@@ -270,13 +270,13 @@ def main():
         compiled_from = {"src/main.c": "tampered\n"} if fail_inner else srcs
         if not drop_inner_link:
             write_link(sub_dir, make_link("compile", compiled_from, {**compiled_from, **APP}), erin, dsse=True)
-        outer = layout([key_dict(dave), key_dict(bob)], [
+        outer = layout([key_dict(dave), key_dict(carl)], [
             step("sub", [dave], prod=["CREATE out/app", "CREATE src/*", "DISALLOW *"]),
-            step("package", [bob], mat=["MATCH out/app WITH PRODUCTS FROM sub", "DISALLOW *"],
+            step("package", [carl], mat=["MATCH out/app WITH PRODUCTS FROM sub", "DISALLOW *"],
                  prod=["CREATE app.tar.gz", "DISALLOW *"]),
         ])
         write_layout(case_dir, outer, [owner])
-        write_link(case_dir, make_link("package", APP, {"app.tar.gz": "tarball\n"}), bob)
+        write_link(case_dir, make_link("package", APP, {"app.tar.gz": "tarball\n"}), carl)
 
     sublayout(case("pass-sublayout", "pass"))
 
