@@ -179,7 +179,7 @@ def tamper(path, fn):
 def main():
     os.makedirs(KEYS, exist_ok=True)
     for entry in os.listdir(HERE):
-        if os.path.isdir(os.path.join(HERE, entry)) and entry not in ("keys",):
+        if os.path.isdir(os.path.join(HERE, entry)) and entry != "keys":
             shutil.rmtree(os.path.join(HERE, entry))
     owner, alice, bob, carl = (signer_for(n) for n in ("owner", "alice", "bob", "carl"))
     dave, erin = signer_for("dave"), signer_for("erin")
@@ -438,5 +438,31 @@ def record_real_chain(case_dir, owner, clone_signer, build_signer):
     write_layout(case_dir, lay, [owner])
 
 
+def fnmatch_cases():
+    """Random patterns and names over a small alphabet, with Python's own fnmatch verdicts."""
+    import fnmatch
+    import random
+    rng = random.Random(20240229)
+    alphabet = "ab-!^]\\[*?/.z"
+    cases = []
+    for _ in range(4000):
+        pat = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 7)))
+        if rng.random() < 0.5:
+            name = "".join(rng.choice("ab-!^]\\[/.z") for _ in range(rng.randint(0, 6)))
+        else:  # a name shaped like the pattern, so that many cases match
+            name = "".join("".join(rng.choice("ab/.-]") for _ in range(rng.randint(0, 3))) if c == "*"
+                           else rng.choice("ab-]!") if c in "?[" else c for c in pat)
+        try:
+            verdict = fnmatch.fnmatchcase(name, pat)
+        except Exception:  # noqa: BLE001 (a pattern Python's re refuses)
+            verdict = None
+        cases.append([name, pat, verdict])
+    with open(os.path.join(HERE, "fnmatch-cases.json"), "w") as f:
+        json.dump(cases, f)
+        f.write("\n")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] != ["--fnmatch-only"]:
+        main()
+    fnmatch_cases()
