@@ -488,7 +488,19 @@ impl Metadata {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let v = cjson::parse(bytes)?;
+        let mut v = cjson::parse(bytes)?;
+        // A Metablock's `signed` value is moved into the envelope rather than cloned: links can
+        // list tens of thousands of artifacts.
+        if let Some(o) = v.as_object_mut() {
+            if !o.contains_key("payload") {
+                if let Some(signed) = o.remove("signed") {
+                    let parsed = Payload::from_value(&signed)?;
+                    cjson::ensure_canonical(&signed)?;
+                    let signatures = Self::parse_signatures(o, false)?;
+                    return Ok(Metadata { envelope: Envelope::Metablock { signed }, payload: parsed, signatures });
+                }
+            }
+        }
         Self::from_value(&v)
     }
 
@@ -509,7 +521,7 @@ impl Metadata {
         let signed = o.get("signed").ok_or_else(|| Error::format("neither a Metablock ('signed') nor a DSSE envelope ('payload')"))?;
         let parsed = Payload::from_value(signed)?;
         // Refuse what cannot be signed (floats) up front, with a clear message.
-        cjson::canonical(signed)?;
+        cjson::ensure_canonical(signed)?;
         let signatures = Self::parse_signatures(o, false)?;
         Ok(Metadata { envelope: Envelope::Metablock { signed: signed.clone() }, payload: parsed, signatures })
     }

@@ -380,10 +380,53 @@ fn sig_ids(md: &Metadata) -> String {
     md.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", ")
 }
 
+/// What the verifier keeps of a link file once its signature is checked: the link, or the whole
+/// envelope when it carries a sublayout (which is verified again, recursively).
+enum Body {
+    Link(Link),
+    Layout(Box<Metadata>),
+}
+
+enum Verdict {
+    /// Validly signed by an authorised key; the key's own keyid (what thresholds count).
+    Valid(String),
+    /// Found but not counted.
+    Skipped(String),
+    /// The layout's key for this link cannot be used at all.
+    BadKey(String),
+}
+
 struct Loaded {
     keyid: String,
     file: String,
-    md: Metadata,
+    format: &'static str,
+    verdict: Verdict,
+    body: Body,
+}
+
+/// Load a link and check its signature in one go, so only the link (not the parsed envelope)
+/// stays in memory.
+fn load_and_check(path: &Path, keyid: &str, keys: &HashMap<&str, std::result::Result<PublicKey, String>>) -> Result<Option<Loaded>> {
+    let Some(md) = load_link(path)? else { return Ok(None) };
+    let verdict = match keys.get(keyid) {
+        None => Verdict::Skipped(format!("keyid {keyid} is listed in pubkeys but the layout has no such key")),
+        Some(Err(e)) => Verdict::BadKey(e.clone()),
+        Some(Ok(key)) => match check_signature(&md, key) {
+            Ok(()) => Verdict::Valid(key.keyid().to_string()),
+            Err(reason) => Verdict::Skipped(reason),
+        },
+    };
+    let format = if md.is_dsse() { "dsse" } else { "metablock" };
+    let body = if matches!(md.payload, Payload::Layout(_)) {
+        Body::Layout(Box::new(md))
+    } else {
+        match md.payload {
+            Payload::Link(l) => Body::Link(l),
+            Payload::Layout(_) => return Ok(None),
+        }
+    };
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Some(Loaded { keyid: keyid.to_string(), file, format, verdict, body }))
 }
 
 fn verify_layout_body(
@@ -393,7 +436,16 @@ fn verify_layout_body(
     scope: &[String],
     report: &mut LayoutReport,
 ) -> Flow<Link> {
-    // 4. Load links: `<step>.<keyid8>.link` for every authorised keyid (each keyid once).
+    // The layout's keys for the keyids steps authorise (parsed once; unusable ones only matter
+    // if a link needs them).
+    let mut keys: HashMap<&str, std::result::Result<PublicKey, String>> = HashMap::new();
+    for keyid in layout.steps.iter().flat_map(|s| s.pubkeys.iter()) {
+        if let Some(dict) = layout.keys.get(keyid) {
+            keys.entry(keyid.as_str()).or_insert_with(|| PublicKey::from_key_dict(dict).map_err(|e| e.to_string()));
+        }
+    }
+    // 4. Load links: `<step>.<keyid8>.link` for every authorised keyid (each keyid once). Link
+    // signatures are checked right away, on all cores; the results are used in in-toto's order.
     let mut jobs: Vec<(usize, String, PathBuf)> = Vec::new();
     for (si, step) in layout.steps.iter().enumerate() {
         let mut seen = BTreeSet::new();
@@ -402,7 +454,7 @@ fn verify_layout_body(
             jobs.push((si, keyid.clone(), link_dir.join(file)));
         }
     }
-    let results = par_map(&jobs, |(_, _, path)| load_link(path));
+    let results = par_map(&jobs, |(_, keyid, path)| load_and_check(path, keyid, &keys));
     let mut loaded: Vec<Vec<Loaded>> = layout.steps.iter().map(|_| Vec::new()).collect();
     report.steps = layout
         .steps
@@ -416,14 +468,16 @@ fn verify_layout_body(
             sublayouts: vec![],
         })
         .collect();
-    for ((si, keyid, path), res) in jobs.into_iter().zip(results) {
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        match res? {
-            Some(md) => loaded[si].push(Loaded { keyid, file, md }),
-            None => report.steps[si].missing.push(file),
-        }
-    }
+    let mut results = jobs.into_iter().zip(results).peekable();
     for (si, step) in layout.steps.iter().enumerate() {
+        while let Some(((_, _, path), res)) = results.next_if(|((s, _, _), _)| *s == si) {
+            match res? {
+                Some(l) => loaded[si].push(l),
+                None => report.steps[si]
+                    .missing
+                    .push(path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()),
+            }
+        }
         if (loaded[si].len() as u64) < step.threshold {
             let details = report.steps[si].missing.iter().map(|f| format!("missing {}", link_dir.join(f).display())).collect();
             return Err(failure(
@@ -447,47 +501,29 @@ fn verify_layout_body(
         }
     }
     // 5. Link signatures and thresholds, counted over distinct authorised keys.
-    let mut layout_keys: HashMap<String, PublicKey> = HashMap::new();
-    for (si, _) in layout.steps.iter().enumerate() {
-        for l in &loaded[si] {
-            if let Some(dict) = layout.keys.get(&l.keyid) {
-                if !layout_keys.contains_key(l.keyid.as_str()) {
-                    let key = PublicKey::from_key_dict(dict)
-                        .map_err(|e| Error::Format(format!("{}: layout key '{}': {e}", scoped(scope, None), l.keyid)))?;
-                    layout_keys.insert(l.keyid.clone(), key);
+    let mut verified: Vec<Vec<Loaded>> = layout.steps.iter().map(|_| Vec::new()).collect();
+    for (si, step) in layout.steps.iter().enumerate() {
+        let mut main_keys = BTreeSet::new();
+        for l in std::mem::take(&mut loaded[si]) {
+            match &l.verdict {
+                Verdict::BadKey(e) => {
+                    return Err(Stop::Err(Error::Format(format!("{}: layout key '{}': {e}", scoped(scope, None), l.keyid))))
+                }
+                Verdict::Skipped(reason) => {
+                    report.steps[si].skipped.push(SkippedLink { file: l.file.clone(), reason: reason.clone() })
+                }
+                Verdict::Valid(main) => {
+                    main_keys.insert(main.clone());
+                    report.steps[si].functionaries.push(Functionary {
+                        keyid: l.keyid.clone(),
+                        file: l.file.clone(),
+                        format: l.format,
+                    });
+                    verified[si].push(l);
                 }
             }
         }
-    }
-    let checks: Vec<(usize, usize)> =
-        loaded.iter().enumerate().flat_map(|(si, ls)| (0..ls.len()).map(move |li| (si, li))).collect();
-    let verdicts = par_map(&checks, |&(si, li)| {
-        let l = &loaded[si][li];
-        match layout_keys.get(l.keyid.as_str()) {
-            None => Err(format!("keyid {} is listed in pubkeys but the layout has no such key", l.keyid)),
-            Some(key) => check_signature(&l.md, key).map(|_| key.keyid().to_string()),
-        }
-    });
-    let mut verified: Vec<Vec<Loaded>> = layout.steps.iter().map(|_| Vec::new()).collect();
-    let mut loaded_iter: Vec<std::vec::IntoIter<Loaded>> = loaded.into_iter().map(Vec::into_iter).collect();
-    let mut main_keys: Vec<BTreeSet<String>> = layout.steps.iter().map(|_| BTreeSet::new()).collect();
-    for (&(si, _), verdict) in checks.iter().zip(verdicts) {
-        let Some(l) = loaded_iter[si].next() else { continue };
-        match verdict {
-            Ok(main) => {
-                main_keys[si].insert(main);
-                report.steps[si].functionaries.push(Functionary {
-                    keyid: l.keyid.clone(),
-                    file: l.file.clone(),
-                    format: if l.md.is_dsse() { "dsse" } else { "metablock" },
-                });
-                verified[si].push(l);
-            }
-            Err(reason) => report.steps[si].skipped.push(SkippedLink { file: l.file.clone(), reason }),
-        }
-    }
-    for (si, step) in layout.steps.iter().enumerate() {
-        let n = main_keys[si].len() as u64;
+        let n = main_keys.len() as u64;
         if n < step.threshold {
             let sr = &report.steps[si];
             let mut details: Vec<String> = sr.skipped.iter().map(|s| format!("{}: {}", s.file, s.reason)).collect();
@@ -514,17 +550,15 @@ fn verify_layout_body(
     for (si, step) in layout.steps.iter().enumerate() {
         let mut links = Vec::new();
         for l in std::mem::take(&mut verified[si]) {
-            let link = match &l.md.payload {
-                Payload::Link(link) => link.clone(),
-                Payload::Layout(_) => {
-                    let dict = layout.keys.get(&l.keyid);
-                    let key = layout_keys.get(l.keyid.as_str()).cloned();
-                    let (Some(_), Some(key)) = (dict, key) else { continue };
+            let link = match l.body {
+                Body::Link(link) => link,
+                Body::Layout(md) => {
+                    let Some(Ok(key)) = keys.get(l.keyid.as_str()) else { continue };
                     let sub_dir = link_dir.join(format!("{}.{}", step.name, keyid8(&l.keyid)));
                     let mut sub_scope = scope.to_vec();
                     sub_scope.push(step.name.clone());
                     let mut sub_report = LayoutReport::default();
-                    let res = verify_layout(ctx, &l.md, std::slice::from_ref(&key), &sub_dir, None, &sub_scope, &mut sub_report);
+                    let res = verify_layout(ctx, &md, std::slice::from_ref(key), &sub_dir, None, &sub_scope, &mut sub_report);
                     report.steps[si].sublayouts.push(SublayoutReport { keyid: l.keyid.clone(), layout: sub_report });
                     let mut summary = res?;
                     summary.name = step.name.clone();
@@ -573,9 +607,9 @@ fn verify_layout_body(
     // 9. One link per step: the first in pubkeys order.
     let mut reduced: HashMap<&str, Link> = HashMap::new();
     for (si, step) in layout.steps.iter().enumerate() {
-        match chain[si].first() {
+        match chain[si].drain(..).next() {
             Some((_, _, link)) => {
-                reduced.insert(step.name.as_str(), link.clone());
+                reduced.insert(step.name.as_str(), link);
             }
             None => {
                 return Err(failure(
@@ -590,13 +624,15 @@ fn verify_layout_body(
         }
     }
     drop(chain);
-    // 10. Step rules.
+    // 10. Step rules: steps are independent, so they run on all cores; the first failure in
+    // layout order is the one reported, as in in-toto.
     {
         let links: Links = reduced.iter().map(|(k, v)| (*k, v)).collect();
-        for step in &layout.steps {
+        let outcomes = par_map(&layout.steps, |step| {
             item_rules(scope, &step.name, ArtifactKind::Materials, &step.expected_materials, &links)?;
-            item_rules(scope, &step.name, ArtifactKind::Products, &step.expected_products, &links)?;
-        }
+            item_rules(scope, &step.name, ArtifactKind::Products, &step.expected_products, &links)
+        });
+        outcomes.into_iter().collect::<Flow<Vec<()>>>()?;
     }
     // 11. Inspections, in the current directory.
     let mut inspection_links: HashMap<&str, Link> = HashMap::new();

@@ -10,6 +10,7 @@ use super::fnmatch::Pattern;
 use crate::error::Result;
 use crate::metadata::{ArtifactKind, Artifacts, HashDict, Link, Rule, RuleKind};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 /// The queue after one rule.
@@ -92,7 +93,7 @@ struct MatchRule<'r> {
 
 impl MatchRule<'_> {
     /// `(source path, destination path)` when `path` falls under this rule's pattern.
-    fn paths(&self, path: &str) -> Option<(String, String)> {
+    fn paths<'p>(&self, path: &'p str) -> Option<(Cow<'p, str>, Cow<'p, str>)> {
         let rest = match &self.source_prefix {
             Some(prefix) => path.strip_prefix(prefix.as_str())?,
             None => path,
@@ -101,11 +102,11 @@ impl MatchRule<'_> {
             return None;
         }
         let src = match &self.source_prefix {
-            // verifylib joins the original (unnormalised) prefix again.
-            Some(_) => py_join(self.raw_source_prefix, rest),
-            None => rest.to_string(),
+            // verifylib joins the prefix as written in the rule again.
+            Some(_) => Cow::Owned(py_join(self.raw_source_prefix, rest)),
+            None => Cow::Borrowed(rest),
         };
-        let dst = if self.dest_prefix.is_empty() { rest.to_string() } else { py_join(self.dest_prefix, rest) };
+        let dst = if self.dest_prefix.is_empty() { Cow::Borrowed(rest) } else { Cow::Owned(py_join(self.dest_prefix, rest)) };
         Some((src, dst))
     }
 }
@@ -136,10 +137,10 @@ pub fn verify_item_rules(
     };
     let source = artifacts(link, kind);
     let mut queue: BTreeSet<&str> = source.keys().map(String::as_str).collect();
-    let mut consumed_by: HashMap<String, usize> = HashMap::new();
+    let mut consumed_by: HashMap<&str, usize> = HashMap::new();
     let mut trace: Vec<TraceEntry> = Vec::new();
     for (idx, rule) in rules.iter().enumerate() {
-        let mut consumed: Vec<String> = Vec::new();
+        let mut consumed: Vec<&str> = Vec::new();
         match &rule.kind {
             RuleKind::Match { .. } => {
                 let m = prepare_match(&rule.kind)?;
@@ -149,11 +150,11 @@ pub fn verify_item_rules(
                         let Some((src, dst)) = m.paths(path) else { continue };
                         // verifylib indexes the source by the re-joined path; a path it cannot find
                         // again there (odd prefixes) makes in-toto fail with a KeyError.
-                        let Some(src_hash) = source.get(&src) else {
+                        let Some((src_key, src_hash)) = source.get_key_value(src.as_ref()) else {
                             return Ok(Err(internal_failure(item, kind, rule, &src, trace)));
                         };
-                        if dest_artifacts.get(&dst) == Some(src_hash) {
-                            consumed.push(src);
+                        if dest_artifacts.get(dst.as_ref()) == Some(src_hash) {
+                            consumed.push(src_key.as_str());
                         }
                     }
                 }
@@ -170,7 +171,7 @@ pub fn verify_item_rules(
                         _ => true,
                     };
                     if take {
-                        consumed.push(path.to_string());
+                        consumed.push(path);
                     }
                 }
             }
@@ -191,7 +192,7 @@ pub fn verify_item_rules(
         }
         let n = consumed.len();
         for c in consumed {
-            if queue.remove(c.as_str()) {
+            if queue.remove(c) {
                 consumed_by.insert(c, idx);
             }
         }
@@ -244,7 +245,7 @@ fn diagnose(
     rules: &[Rule],
     failed_idx: usize,
     paths: &[&str],
-    consumed_by: &HashMap<String, usize>,
+    consumed_by: &HashMap<&str, usize>,
     links: &Links,
     trace: Vec<TraceEntry>,
 ) -> Result<RuleFailure> {
@@ -281,6 +282,7 @@ fn diagnose(
                 RuleKind::Match { .. } => {
                     let Some(m) = prepare_match(&rule.kind)? else { continue };
                     let Some((_, dst)) = m.paths(path) else { continue };
+                    let dst = dst.into_owned();
                     let from = format!("{} {}", m.dest_name, kind_name(m.dest_type));
                     Some(match links.get(m.dest_name) {
                         None => (1, problem(path, &found, None, None, rule, format!("there is no link for '{}' to match against", m.dest_name))),
