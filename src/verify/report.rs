@@ -92,7 +92,7 @@ pub fn failure(f: &Failure) -> String {
         }
         let _ = writeln!(out, "  {:<50} FAILED", rule.rule);
     }
-    let _ = writeln!(out, "(in-toto-verify: {})", first_line(&f.in_toto_error));
+    let _ = writeln!(out, "(in-toto-verify reports this as {})", first_line(&f.in_toto_error));
     out
 }
 

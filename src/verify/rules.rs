@@ -342,7 +342,10 @@ fn diagnose(
     }
     let message = match &failed.kind {
         RuleKind::Require(f) => format!("'REQUIRE {f}' did not find {f}"),
-        _ => format!("'{failed}' matched the following artifacts: {paths:?}"),
+        _ => {
+            let owned: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            format!("'{failed}' matched the following artifacts: {}", super::inspect::py_list(&owned))
+        }
     };
     Ok(RuleFailure { rule: failed.to_string(), artifacts: problems, matched: paths.len(), trace, message })
 }
