@@ -1,0 +1,296 @@
+//! Keys: keyids in both conventions, every key format totofs loads, `totofs key`, `totofs keygen`,
+//! and clean one-line errors for bad key input. Expected keyids come from in-toto 3.1.0 /
+//! securesystemslib (tests/data/interop/keyids.json, tests/data/keys/keyids.json).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use totofs::keys::{PrivateKey, PublicKey};
+use totofs::metadata::Metadata;
+
+fn keys_dir() -> PathBuf {
+    repo_root().join("tests/data/keys")
+}
+
+fn json_file(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run detached from any terminal, so a password prompt cannot block and must fail cleanly.
+fn no_tty(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.stdin(std::process::Stdio::null())
+}
+
+/// A bad-input failure: exit 2, one line on stderr naming the file and the reason, no panic.
+fn assert_bad_input(o: &Output, file: &Path, reason: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert!(err.starts_with(&format!("totofs: {}: ", file.display())), "file not named: {err}");
+    assert!(err.contains(reason), "expected '{reason}' in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+const TYPES: [&str; 3] = ["ed25519", "rsa", "ecdsa"];
+
+#[test]
+fn interop_keyids_in_both_conventions() {
+    let expected = json_file(&vectors().join("keyids.json"));
+    for t in TYPES {
+        let e = &expected[t];
+        let v3 = e["key_dict_in_toto3"]["keyid"].as_str().unwrap();
+        let legacy = e["legacy_style_keyid(go/in-toto<=2 style: +keyid_hash_algorithms, PEM stripped)"].as_str().unwrap();
+        let public = PublicKey::load(&pem(&format!("{t}_public.pem"))).unwrap();
+        assert_eq!(public.keyid(), v3, "{t}");
+        assert_eq!(public.keyid_v3(), v3, "{t}");
+        assert_eq!(public.keyid_legacy(), legacy, "{t}");
+        assert!(public.matches_keyid(legacy) && public.matches_keyid(v3));
+        assert_eq!(public.to_key_dict(), e["key_dict_in_toto3"], "{t}: key dict");
+        let plain = PrivateKey::load(&pem(&format!("{t}_private_unencrypted.pem")), None).unwrap();
+        let enc = PrivateKey::load(&pem(&format!("{t}_private_encrypted.pem")), Some("hunter2")).unwrap();
+        assert_eq!(plain.keyid(), v3, "{t}");
+        assert_eq!(enc.keyid(), v3, "{t}");
+
+        let o = run(totofs().args(["key", "id"]).arg(pem(&format!("{t}_public.pem"))));
+        assert_eq!(stdout(&o), format!("{v3}\n"));
+        let o = run(totofs().args(["key", "id", "--legacy"]).arg(pem(&format!("{t}_public.pem"))));
+        assert_eq!(stdout(&o), format!("{legacy}\n"));
+        // A private key file gives its public key's id (with the password when encrypted).
+        let o = run(totofs().args(["key", "id", "-P", "hunter2"]).arg(pem(&format!("{t}_private_encrypted.pem"))));
+        assert_eq!(stdout(&o), format!("{v3}\n"));
+    }
+}
+
+#[test]
+fn key_show_prints_the_layout_key_dict() {
+    let expected = json_file(&vectors().join("keyids.json"));
+    for t in TYPES {
+        let o = run(totofs().args(["key", "show"]).arg(pem(&format!("{t}_public.pem"))));
+        assert!(o.status.success());
+        let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(shown, expected[t]["key_dict_in_toto3"], "{t}");
+        // Sorted keys, indent 1, like in-toto's own files.
+        assert!(stdout(&o).starts_with("{\n \"keyid\": "), "{}", stdout(&o));
+    }
+    // Several keys: a keyid -> key map, ready for a layout's "keys".
+    let o = run(totofs().args(["key", "show"]).arg(pem("rsa_public.pem")).arg(pem("ed25519_public.pem")));
+    let map: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(map[expected["rsa"]["key_dict_in_toto3"]["keyid"].as_str().unwrap()], expected["rsa"]["key_dict_in_toto3"]);
+    assert_eq!(map.as_object().unwrap().len(), 2);
+    // Legacy form: legacy keyid, keyid_hash_algorithms, PEM without trailing newline.
+    let o = run(totofs().args(["key", "show", "--legacy"]).arg(pem("ecdsa_public.pem")));
+    let legacy: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(legacy["keyid"], expected["ecdsa"]["legacy_style_keyid(go/in-toto<=2 style: +keyid_hash_algorithms, PEM stripped)"]);
+    assert_eq!(legacy["keyid_hash_algorithms"], serde_json::json!(["sha256", "sha512"]));
+    assert!(!legacy["keyval"]["public"].as_str().unwrap().ends_with('\n'));
+    // What `key show` prints loads back as the same key.
+    let dir = tempdir();
+    let f = dir.path().join("k.json");
+    write(&f, &o.stdout);
+    assert_eq!(PublicKey::load(&f).unwrap().keyid(), legacy["keyid"].as_str().unwrap());
+}
+
+#[test]
+fn every_key_format_matches_python_keyids() {
+    let expected = json_file(&keys_dir().join("keyids.json"));
+    let encrypted = [
+        "rsa_pkcs1_aes128.pem",
+        "rsa_pkcs1_des3.pem",
+        "rsa_pbes2_scrypt.pem",
+        "ec_sec1_aes256.pem",
+        "ec_pbes1_sha1_des.pem",
+        "p384_pbes2_des3_sha1.pem",
+    ];
+    for (name, id) in expected.as_object().unwrap() {
+        let path = keys_dir().join(name.trim_end_matches(":dict"));
+        if let Some(file) = name.strip_suffix(":dict") {
+            let k = PublicKey::load(&keys_dir().join(file)).unwrap();
+            assert_eq!(k.to_key_dict(), *id, "{file}: key dict");
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let got = if name.contains("public") {
+            PublicKey::load(&path).unwrap_or_else(|e| panic!("{e}")).keyid().to_string()
+        } else {
+            let pw = encrypted.contains(&name.as_str()).then_some("hunter2");
+            let k = PrivateKey::load(&path, pw).unwrap_or_else(|e| panic!("{e}"));
+            // Every private key signs, and its public half verifies what it signed.
+            let sig = k.sign(b"message").unwrap();
+            k.public().verify(b"message", &sig).unwrap();
+            assert!(k.public().verify(b"massage", &sig).is_err());
+            k.keyid().to_string()
+        };
+        assert_eq!(got, id, "{name}");
+    }
+}
+
+#[test]
+fn keyid_does_not_depend_on_the_pem_layout() {
+    // CRLF line endings and 76-column base64 are re-serialised to cryptography's layout first.
+    let text = std::fs::read_to_string(pem("rsa_public.pem")).unwrap();
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut rewrapped = String::from("-----BEGIN PUBLIC KEY-----\r\n");
+    for chunk in body.as_bytes().chunks(76) {
+        rewrapped.push_str(std::str::from_utf8(chunk).unwrap());
+        rewrapped.push_str("\r\n");
+    }
+    rewrapped.push_str("-----END PUBLIC KEY-----\r\n");
+    assert_eq!(PublicKey::from_pem(&rewrapped).unwrap().keyid(), PublicKey::load(&pem("rsa_public.pem")).unwrap().keyid());
+}
+
+#[test]
+fn legacy_key_dicts_sign_under_their_own_keyid() {
+    let legacy_id = "80003b25971d561f04d375f0b91cefd58956937f8951d9e604301af34539ae2f";
+    let public = PublicKey::load(&keys_dir().join("ed25519_legacy_public.json")).unwrap();
+    assert_eq!(public.keyid(), legacy_id);
+    assert_eq!(public.keyid_legacy(), legacy_id);
+    let private = PrivateKey::load(&keys_dir().join("ed25519_legacy_private.json"), None).unwrap();
+    assert_eq!(private.keyid(), legacy_id);
+    // Same key as the PEM: a signature under the legacy keyid verifies with the 3.x public key.
+    let mut md = Metadata::load(&vectors().join("write-code.c6d8bf2e.link")).unwrap();
+    md.signatures.clear();
+    md.sign(&private).unwrap();
+    assert_eq!(md.signatures[0].keyid, legacy_id);
+    md.verify_signature(&PublicKey::load(&pem("ed25519_public.pem")).unwrap()).unwrap();
+    // A private half that does not belong to the public half is refused.
+    let mut dict = json_file(&keys_dir().join("ed25519_legacy_private.json"));
+    dict["keyval"]["private"] = Value::String("11".repeat(32));
+    let e = PrivateKey::from_key_dict(&dict).unwrap_err().to_string();
+    assert!(e.contains("does not belong"), "{e}");
+}
+
+#[test]
+fn rsa_pss_signatures_with_any_salt_length_verify() {
+    // Signed by Python with PSS.MAX_LENGTH (222-byte salt); in-toto-sign --verify accepts it.
+    let link = keys_dir().join("max-salt.301438bb.link");
+    let key = PublicKey::load(&keys_dir().join("rsa_public.pem")).unwrap();
+    Metadata::load(&link).unwrap().verify_signature(&key).unwrap();
+    let text = std::fs::read_to_string(&link).unwrap().replace("max-salt", "max-salT");
+    assert!(Metadata::from_bytes(text.as_bytes()).unwrap().verify_signature(&key).is_err());
+}
+
+#[test]
+fn bad_key_input_is_one_line_exit_2() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cases: Vec<(PathBuf, &str, Vec<&str>)> = {
+        let truncated = d.join("truncated.pem");
+        let pubpem = std::fs::read_to_string(pem("rsa_public.pem")).unwrap();
+        write(&truncated, &pubpem[..pubpem.len() / 2]);
+        let trunc_json = d.join("truncated.json");
+        write(&trunc_json, r#"{"keytype": "ed25519", "scheme": "#);
+        let unknown = d.join("unknown.json");
+        write(&unknown, r#"{"keytype": "dsa", "scheme": "dsa-sha1", "keyval": {"public": "00"}}"#);
+        let not_hex = d.join("nothex.json");
+        write(&not_hex, r#"{"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "zz"}}"#);
+        let binary = d.join("binary.der");
+        write(&binary, [0x30u8, 0x82, 0xff, 0xfe, 0x00]);
+        let empty = d.join("empty.pem");
+        write(&empty, "");
+        vec![
+            (truncated, "truncated", vec![]),
+            (trunc_json, "", vec![]),
+            (unknown, "unsupported key type 'dsa'", vec![]),
+            (not_hex, "not hex", vec![]),
+            (binary, "not UTF-8", vec![]),
+            (empty, "empty file", vec![]),
+            (keys_dir().join("p521_public.pem"), "P-521 keys are not supported", vec![]),
+            (keys_dir().join("p521_private.pem"), "P-521 keys are not supported", vec![]),
+            (keys_dir().join("openssh_ed25519"), "OpenSSH private keys are not supported", vec![]),
+            (pem("rsa_private_encrypted.pem"), "encrypted; give -P/--password", vec![]),
+            (pem("ecdsa_private_encrypted.pem"), "wrong password", vec!["-P", "hunter3"]),
+            (pem("ed25519_private_encrypted.pem"), "wrong password", vec!["-P", "hunter3"]),
+            (keys_dir().join("rsa_pkcs1_aes128.pem"), "wrong password", vec!["-P", "hunter3"]),
+            (pem("ed25519_private_unencrypted.pem"), "not encrypted", vec!["-P", "hunter2"]),
+            (d.join("missing.pem"), "No such file", vec![]),
+        ]
+    };
+    for (file, reason, extra) in &cases {
+        let o = totofs().args(["key", "id"]).args(extra).arg(file).output().unwrap();
+        assert_bad_input(&o, file, reason);
+    }
+}
+
+#[test]
+fn keygen_writes_a_usable_pair_and_never_overwrites() {
+    let dir = tempdir();
+    let name = dir.path().join("alice");
+    let o = run(totofs().arg("keygen").arg(&name));
+    assert!(o.status.success());
+    let keyid = stdout(&o).trim().to_string();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&name), 0o600);
+    let public = PublicKey::load(&dir.path().join("alice.pub")).unwrap();
+    let private = PrivateKey::load(&name, None).unwrap();
+    assert_eq!(public.keyid(), keyid);
+    assert_eq!(private.keyid(), keyid);
+    assert_eq!(public.scheme(), "ed25519");
+    let sig = private.sign(b"x").unwrap();
+    public.verify(b"x", &sig).unwrap();
+    // The files look exactly like Python cryptography's PKCS#8 / SPKI output.
+    let text = std::fs::read_to_string(&name).unwrap();
+    assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"), "{text}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("alice.pub")).unwrap(), public.to_spki_pem().unwrap());
+
+    // Existing files are not replaced without --force.
+    let before = std::fs::read(&name).unwrap();
+    let o = totofs().arg("keygen").arg(&name).output().unwrap();
+    assert_bad_input(&o, &name, "already exists");
+    assert_eq!(std::fs::read(&name).unwrap(), before);
+    std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(totofs().args(["keygen", "--force", "-o"]).arg(&name));
+    assert!(o.status.success());
+    assert_ne!(std::fs::read(&name).unwrap(), before);
+    assert_eq!(mode(&name), 0o600, "a replaced private key is private again");
+
+    // Encrypted: needs the password; nothing is written when no terminal can be asked.
+    let bob = dir.path().join("bob");
+    let o = run(totofs().args(["keygen", "-P", "s3cret"]).arg(&bob));
+    let bob_id = stdout(&o).trim().to_string();
+    assert!(std::fs::read_to_string(&bob).unwrap().starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
+    assert_eq!(PrivateKey::load(&bob, Some("s3cret")).unwrap().keyid(), bob_id);
+    assert!(PrivateKey::load(&bob, None).unwrap_err().to_string().contains("encrypted; give -P/--password"));
+    let carl = dir.path().join("carl");
+    let o = no_tty(totofs().arg("keygen").arg(&carl).arg("-P")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot prompt for a password"), "{}", stderr(&o));
+    assert!(!carl.exists() && !dir.path().join("carl.pub").exists());
+    // `-P` without a value on an unencrypted key needs no prompt at all.
+    let o = run(no_tty(totofs().args(["key", "id"]).arg(&name).arg("-P")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = no_tty(totofs().args(["key", "id"]).arg(&bob).arg("-P")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+
+    // Python (in-toto 3.1.0's cryptography) loads both and derives the same keyids.
+    let Some(bin) = peer_bin() else { return };
+    let script = "import sys\n\
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key\n\
+        from securesystemslib.signer import SSlibKey\n\
+        for path, pw in [(sys.argv[1], None), (sys.argv[2], b's3cret')]:\n\
+        \x20   k = load_pem_private_key(open(path, 'rb').read(), pw)\n\
+        \x20   print(SSlibKey.from_crypto(k.public_key()).keyid)\n";
+    let o = run(peer(&bin, "python").arg("-c").arg(script).arg(&name).arg(&bob));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let keyid_now = PrivateKey::load(&name, None).unwrap().keyid().to_string();
+    assert_eq!(stdout(&o), format!("{keyid_now}\n{bob_id}\n"));
+}
