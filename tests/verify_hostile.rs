@@ -45,7 +45,7 @@ fn one_step_chain(dir: &Path, k: &PrivateKey) {
     write_signed(&dir.join("root.layout"), Payload::Layout(l), k);
 }
 
-fn build_link(k: &PrivateKey) -> Payload {
+fn build_link() -> Payload {
     let mut link = Link { name: "build".into(), ..Default::default() };
     link.products.insert("out".into(), [("sha256".to_string(), "ab".repeat(32))].into_iter().collect());
     Payload::Link(link)
@@ -73,7 +73,7 @@ fn symlinked_link_file_is_followed_like_in_toto() {
     let dir = t.path().join("chain");
     std::fs::create_dir(&dir).unwrap();
     one_step_chain(&dir, &k);
-    write_signed(&t.path().join("elsewhere.link"), build_link(&k), &k);
+    write_signed(&t.path().join("elsewhere.link"), build_link(), &k);
     std::os::unix::fs::symlink(t.path().join("elsewhere.link"), dir.join(link_name(&k, "build"))).unwrap();
     let out = verify(&dir, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -218,7 +218,7 @@ fn bad_params_and_arguments_are_usage_errors() {
     let l = layout(&k, json!([{"_type": "step", "name": "build", "pubkeys": [id], "threshold": 1,
         "expected_materials": [], "expected_products": [["CREATE", "{missing}"]], "expected_command": []}]), json!([]));
     write_signed(&t.path().join("root.layout"), Payload::Layout(l), &k);
-    write_signed(&t.path().join(link_name(&k, "build")), build_link(&k), &k);
+    write_signed(&t.path().join(link_name(&k, "build")), build_link(), &k);
     let out = verify(t.path(), &["--param", "other=1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no value for parameter 'missing'"), "{}", stderr(&out));
