@@ -127,7 +127,9 @@ fn is_hex(s: &str) -> bool {
 fn opt_artifacts(o: &Map<String, Value>, key: &str) -> Result<Artifacts> {
     let Some(v) = o.get(key) else { return Ok(Artifacts::new()) };
     let m = v.as_object().ok_or_else(|| Error::format(format!("link field '{key}' is not an object")))?;
-    let mut out = Artifacts::new();
+    // Collected first and built in one go: `from_iter` bulk-loads sorted input (JSON objects
+    // arrive sorted) instead of searching the tree once per artifact.
+    let mut out: Vec<(String, HashDict)> = Vec::with_capacity(m.len());
     for (path, hashes) in m {
         let hm = hashes
             .as_object()
@@ -140,9 +142,9 @@ fn opt_artifacts(o: &Map<String, Value>, key: &str) -> Result<Artifacts> {
                 .ok_or_else(|| Error::format(format!("{key} entry '{path}': '{algo}' is not a hex digest")))?;
             dict.insert(algo.clone(), d.to_string());
         }
-        out.insert(path.clone(), dict);
+        out.push((path.clone(), dict));
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 /// Which artifact set of a link a rule refers to.

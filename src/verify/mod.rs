@@ -663,14 +663,33 @@ fn verify_layout_body(
     // 13. The summary link: materials of the first step, the rest from the last.
     let mut summary = Link::default();
     if let (Some(first), Some(last)) = (layout.steps.first(), layout.steps.last()) {
-        if let (Some(f), Some(l)) = (reduced.get(first.name.as_str()), reduced.get(last.name.as_str())) {
-            summary.materials = f.materials.clone();
-            summary.products = l.products.clone();
-            summary.byproducts = l.byproducts.clone();
-            summary.command = l.command.clone();
+        if let Some(f) = reduced.get_mut(first.name.as_str()) {
+            summary.materials = std::mem::take(&mut f.materials);
+        }
+        if let Some(l) = reduced.get_mut(last.name.as_str()) {
+            summary.products = std::mem::take(&mut l.products);
+            summary.byproducts = std::mem::take(&mut l.byproducts);
+            summary.command = std::mem::take(&mut l.command);
         }
     }
+    par_drop(reduced.into_values().collect());
     Ok(summary)
+}
+
+/// Free large values on all cores: a link with tens of thousands of artifacts takes as long to
+/// free as to parse.
+fn par_drop<T: Send>(mut items: Vec<T>) {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if threads <= 1 || items.len() < 2 {
+        return;
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        while !items.is_empty() {
+            let part: Vec<T> = items.drain(..chunk.min(items.len())).collect();
+            s.spawn(move || drop(part));
+        }
+    });
 }
 
 fn short(h: Option<&HashDict>) -> String {

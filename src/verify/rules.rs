@@ -137,6 +137,8 @@ pub fn verify_item_rules(
     };
     let source = artifacts(link, kind);
     let mut queue: BTreeSet<&str> = source.keys().map(String::as_str).collect();
+    // Who consumed what only matters to explain a failed REQUIRE.
+    let track = rules.iter().any(|r| matches!(r.kind, RuleKind::Require(_)));
     let mut consumed_by: HashMap<&str, usize> = HashMap::new();
     let mut trace: Vec<TraceEntry> = Vec::new();
     for (idx, rule) in rules.iter().enumerate() {
@@ -192,7 +194,7 @@ pub fn verify_item_rules(
         }
         let n = consumed.len();
         for c in consumed {
-            if queue.remove(c) {
+            if queue.remove(c) && track {
                 consumed_by.insert(c, idx);
             }
         }
