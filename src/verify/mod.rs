@@ -13,6 +13,7 @@
 //! the expected-command warning; equal artifacts across functionaries when threshold > 1; step
 //! rules; inspections; inspection rules.
 
+mod fastlink;
 pub mod fnmatch;
 pub mod inspect;
 pub mod params;
@@ -21,7 +22,7 @@ pub mod rules;
 
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{ArtifactKind, Artifacts, HashDict, Layout, Link, Metadata, Payload};
+use crate::metadata::{ArtifactKind, Artifacts, HashDict, Layout, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES};
 use params::Params;
 use rules::{Links, RuleFailure};
 use serde::Serialize;
@@ -201,20 +202,24 @@ fn failure(kind: FailureKind, scope: &[String], item: Option<&str>, what: String
 /// Check `key`'s signature the way in-toto 3.1.0 does: for a Metablock the first signature whose
 /// keyid equals the key's keyid; for DSSE any signature with that keyid that verifies.
 pub fn check_signature(md: &Metadata, key: &PublicKey) -> std::result::Result<(), String> {
-    let id = key.keyid();
     let bytes = md.signed_bytes().map_err(|e| e.to_string())?;
-    if md.is_dsse() {
+    check_signatures(&md.signatures, &bytes, md.is_dsse(), key)
+}
+
+fn check_signatures(sigs: &[Signature], bytes: &[u8], dsse: bool, key: &PublicKey) -> std::result::Result<(), String> {
+    let id = key.keyid();
+    if dsse {
         let mut any = false;
-        for s in md.signatures.iter().filter(|s| s.keyid == id) {
+        for s in sigs.iter().filter(|s| s.keyid == id) {
             any = true;
-            if key.verify(&bytes, &s.sig).is_ok() {
+            if key.verify(bytes, &s.sig).is_ok() {
                 return Ok(());
             }
         }
         return Err(if any { format!("invalid signature for keyid '{id}'") } else { format!("no signature found for key '{id}'") });
     }
-    let sig = md.signatures.iter().find(|s| s.keyid == id).ok_or_else(|| format!("no signature found for key '{id}'"))?;
-    key.verify(&bytes, &sig.sig).map_err(|_| format!("invalid signature for keyid '{id}'"))
+    let sig = sigs.iter().find(|s| s.keyid == id).ok_or_else(|| format!("no signature found for key '{id}'"))?;
+    key.verify(bytes, &sig.sig).map_err(|_| format!("invalid signature for keyid '{id}'"))
 }
 
 /// `{keyid:.8}`.
@@ -261,14 +266,19 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     all.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Load a link file if it exists. Like in-toto, a file that cannot be opened counts as missing; a
-/// file that is there but is not valid metadata stops verification. Devices and FIFOs are refused.
-fn load_link(path: &Path) -> Result<Option<Metadata>> {
+/// Read a link file if it exists. Like in-toto, a file that cannot be opened counts as missing;
+/// devices and FIFOs are refused, and so are files over [`MAX_METADATA_BYTES`].
+fn read_link(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::metadata(path) {
         Err(_) => Ok(None),
         Ok(m) if m.is_dir() => Ok(None),
         Ok(m) if !m.is_file() => Err(Error::input(path, "not a regular file")),
-        Ok(_) => Metadata::load(path).map(Some),
+        Ok(m) if m.len() > MAX_METADATA_BYTES => Err(Error::input(path, format!("file is too large ({} bytes)", m.len()))),
+        Ok(_) => match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::input(path, e)),
+        },
     }
 }
 
@@ -407,15 +417,26 @@ struct Loaded {
 /// Load a link and check its signature in one go, so only the link (not the parsed envelope)
 /// stays in memory.
 fn load_and_check(path: &Path, keyid: &str, keys: &HashMap<&str, std::result::Result<PublicKey, String>>) -> Result<Option<Loaded>> {
-    let Some(md) = load_link(path)? else { return Ok(None) };
-    let verdict = match keys.get(keyid) {
+    let Some(bytes) = read_link(path)? else { return Ok(None) };
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let check = |sigs: &[Signature], signed: &[u8], dsse: bool| match keys.get(keyid) {
         None => Verdict::Skipped(format!("keyid {keyid} is listed in pubkeys but the layout has no such key")),
         Some(Err(e)) => Verdict::BadKey(e.clone()),
-        Some(Ok(key)) => match check_signature(&md, key) {
+        Some(Ok(key)) => match check_signatures(sigs, signed, dsse, key) {
             Ok(()) => Verdict::Valid(key.keyid().to_string()),
             Err(reason) => Verdict::Skipped(reason),
         },
     };
+    // The usual case, a plain Metablock link, without building a JSON tree.
+    if let Some(fast) = fastlink::read(&bytes) {
+        drop(bytes);
+        let verdict = check(&fast.signatures, &fast.signed_bytes, false);
+        return Ok(Some(Loaded { keyid: keyid.to_string(), file, format: "metablock", verdict, body: Body::Link(fast.link) }));
+    }
+    let md = Metadata::from_bytes(&bytes).map_err(|e| e.in_file(path))?;
+    drop(bytes);
+    let signed = md.signed_bytes().map_err(|e| e.in_file(path))?;
+    let verdict = check(&md.signatures, &signed, md.is_dsse());
     let format = if md.is_dsse() { "dsse" } else { "metablock" };
     let body = if matches!(md.payload, Payload::Layout(_)) {
         Body::Layout(Box::new(md))
@@ -425,7 +446,6 @@ fn load_and_check(path: &Path, keyid: &str, keys: &HashMap<&str, std::result::Re
             Payload::Layout(_) => return Ok(None),
         }
     };
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(Some(Loaded { keyid: keyid.to_string(), file, format, verdict, body }))
 }
 
