@@ -462,7 +462,57 @@ def fnmatch_cases():
         f.write("\n")
 
 
+def rule_cases():
+    """Random artifact sets and rule lists, with verifylib.verify_item_rules' own verdicts."""
+    import random
+    from in_toto.exceptions import RuleVerificationError
+    from in_toto.verifylib import verify_item_rules
+    import logging
+    logging.disable(logging.CRITICAL)
+    rng = random.Random(7)
+    paths = ["x", "src/x", "src/y", "src/sub/z", "lib/x", "site/lib/x", "a\\b", ".hidden"]
+    pats = ["*", "src/*", "x", "?", "[sl]*", "*x", "src", "lib/*", "*/x", "[!s]*", "a\\*"]
+    prefixes = ["src", "src/", "lib", "site", "site/lib"]
+
+    def arts():
+        return {p: {"sha256": rng.choice(["11", "22"])} for p in rng.sample(paths, rng.randint(0, 5))}
+
+    def rule():
+        kind = rng.choice(["MATCH"] * 4 + ["CREATE", "DELETE", "MODIFY", "ALLOW", "DISALLOW", "REQUIRE"])
+        if kind == "REQUIRE":
+            return [kind, rng.choice(paths)]
+        if kind != "MATCH":
+            return [kind, rng.choice(pats)]
+        r = ["MATCH", rng.choice(pats)]
+        if rng.random() < 0.3:
+            r += ["IN", rng.choice(prefixes)]
+        r += ["WITH", rng.choice(["MATERIALS", "PRODUCTS"])]
+        if rng.random() < 0.3:
+            r += ["IN", rng.choice(prefixes)]
+        return r + ["FROM", rng.choice(["a", "b", "b", "nobody"])]
+
+    cases = []
+    for _ in range(2000):
+        a = {"materials": arts(), "products": arts()}
+        b = {"materials": arts(), "products": arts()}
+        links = {n: Link(name=n, materials=d["materials"], products=d["products"]) for n, d in (("a", a), ("b", b))}
+        kind = rng.choice(["materials", "products"])
+        rules = [rule() for _ in range(rng.randint(1, 5))]
+        try:
+            verify_item_rules("a", kind, rules, links)
+            result = "pass"
+        except RuleVerificationError:
+            result = "fail"
+        except Exception:  # noqa: BLE001 (verifylib's own KeyError on odd prefixes)
+            result = "error"
+        cases.append({"a": a, "b": b, "kind": kind, "rules": rules, "result": result})
+    with open(os.path.join(HERE, "rule-cases.json"), "w") as f:
+        json.dump(cases, f, separators=(",", ":"))
+        f.write("\n")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--fnmatch-only"]:
+    if sys.argv[1:] != ["--cases-only"]:
         main()
     fnmatch_cases()
+    rule_cases()
