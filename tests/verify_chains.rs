@@ -291,3 +291,33 @@ fn expected_command_mismatch_is_a_warning() {
     let w = doc["warnings"].as_array().unwrap();
     assert!(w.iter().any(|w| w.as_str().unwrap().contains("ran ['make', '-j8'] but the layout expects ['make']")), "{doc:#}");
 }
+
+/// Inspection links are byte-identical to the ones in-toto-verify writes for the same inspection.
+#[test]
+fn inspection_links_match_in_toto_byte_for_byte() {
+    let Some(bin) = peer_bin() else { return };
+    let case = load_case("pass-inspections");
+    let (t1, ours) = stage(&case);
+    let out = run(totofs()
+        .current_dir(&ours)
+        .args(["verify", "-l"])
+        .arg(t1.path().join("root.layout"))
+        .arg("-k")
+        .args(&case.keys)
+        .arg("--link-dir")
+        .arg(t1.path()));
+    assert!(out.status.success());
+    let (t2, theirs) = stage(&case);
+    let out = run(peer(&bin, "in-toto-verify")
+        .current_dir(&theirs)
+        .arg("-l")
+        .arg(t2.path().join("root.layout"))
+        .arg("--verification-keys")
+        .args(&case.keys)
+        .arg("--link-dir")
+        .arg(t2.path()));
+    assert!(out.status.success());
+    for f in ["copy.link", "check.link"] {
+        assert_eq!(std::fs::read(ours.join(f)).unwrap(), std::fs::read(theirs.join(f)).unwrap(), "{f}");
+    }
+}
