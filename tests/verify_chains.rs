@@ -48,7 +48,11 @@ fn load_case(name: &str) -> Case {
         params: meta
             .get("params")
             .and_then(Value::as_object)
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                    .collect()
+            })
             .unwrap_or_default(),
         peer: meta["peer"].as_str().unwrap().to_string(),
         dir,
@@ -67,15 +71,23 @@ fn stage(case: &Case) -> (tempfile::TempDir, PathBuf) {
 fn run_totofs(case: &Case) -> (i32, Value) {
     let (t, work) = stage(case);
     let mut cmd = totofs();
-    cmd.current_dir(&work).arg("verify").arg("-l").arg(t.path().join("root.layout")).arg("-k");
+    cmd.current_dir(&work)
+        .arg("verify")
+        .arg("-l")
+        .arg(t.path().join("root.layout"))
+        .arg("-k");
     cmd.args(&case.keys).arg("--link-dir").arg(t.path()).arg("--json");
     for (k, v) in &case.params {
         cmd.arg("--param").arg(format!("{k}={v}"));
     }
     let out = run(&mut cmd);
     let code = out.status.code().expect("totofs exited by signal");
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json output is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     (code, doc)
 }
 
@@ -85,7 +97,10 @@ fn run_peer(bin: &Path, case: &Case) -> bool {
     let out = match case.peer.as_str() {
         "cli" => {
             let mut cmd = peer(bin, "in-toto-verify");
-            cmd.current_dir(&work).arg("-l").arg(t.path().join("root.layout")).arg("--verification-keys");
+            cmd.current_dir(&work)
+                .arg("-l")
+                .arg(t.path().join("root.layout"))
+                .arg("--verification-keys");
             cmd.args(&case.keys).arg("--link-dir").arg(t.path());
             run(&mut cmd)
         }
@@ -102,10 +117,17 @@ for path in keys:
     key_dict[k["keyid"]] = k
 in_toto_verify(Metadata.load(layout), key_dict, link_dir, substitution_parameters=params)
 "#;
-            let params: serde_json::Map<String, Value> =
-                case.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let params: serde_json::Map<String, Value> = case
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             let mut cmd = peer(bin, "python");
-            cmd.current_dir(&work).arg("-c").arg(script).arg(t.path().join("root.layout")).arg(t.path());
+            cmd.current_dir(&work)
+                .arg("-c")
+                .arg(script)
+                .arg(t.path().join("root.layout"))
+                .arg(t.path());
             cmd.arg(Value::Object(params).to_string()).args(&case.keys);
             run(&mut cmd)
         }
@@ -140,7 +162,10 @@ fn check(name: &str) {
     }
     if let Some(bin) = peer_bin() {
         let peer_pass = run_peer(&bin, &case);
-        assert_eq!(peer_pass, want_pass, "{name}: in-toto 3.1.0 disagrees with the expected outcome");
+        assert_eq!(
+            peer_pass, want_pass,
+            "{name}: in-toto 3.1.0 disagrees with the expected outcome"
+        );
     }
 }
 
@@ -243,7 +268,10 @@ fn failure_text_goes_to_stderr_with_trace() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let first = err.lines().next().unwrap();
-    assert!(first.contains("build: MATCH src/* WITH PRODUCTS FROM clone failed for src/main.c"), "{err}");
+    assert!(
+        first.contains("build: MATCH src/* WITH PRODUCTS FROM clone failed for src/main.c"),
+        "{err}"
+    );
     assert!(err.contains("trace of expected_materials of build"), "{err}");
     assert!(err.contains("DISALLOW *"), "{err}");
 }
@@ -254,7 +282,13 @@ fn sublayout_failure_names_the_path_into_the_sublayout() {
     let (_, doc) = run_totofs(&case);
     let f = &doc["failure"];
     assert_eq!(f["scope"], serde_json::json!(["sub"]));
-    assert!(f["headline"].as_str().unwrap().starts_with("sub > compile: MATCH src/* WITH PRODUCTS FROM fetch failed for src/main.c"), "{f:#}");
+    assert!(
+        f["headline"]
+            .as_str()
+            .unwrap()
+            .starts_with("sub > compile: MATCH src/* WITH PRODUCTS FROM fetch failed for src/main.c"),
+        "{f:#}"
+    );
 }
 
 #[test]
@@ -273,7 +307,10 @@ fn success_summary_lists_steps_functionaries_and_inspections() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("verification PASSED"), "{s}");
     assert!(s.contains("step build: 1 of 1 required link(s) valid: build."), "{s}");
-    assert!(s.contains("inspection copy: ['cp', 'out/app', 'copy.bin'] exited 0"), "{s}");
+    assert!(
+        s.contains("inspection copy: ['cp', 'out/app', 'copy.bin'] exited 0"),
+        "{s}"
+    );
     // Inspection links are written, unsigned, into the current directory.
     let link = std::fs::read_to_string(work.join("copy.link")).unwrap();
     let v: Value = serde_json::from_str(&link).unwrap();
@@ -289,7 +326,13 @@ fn expected_command_mismatch_is_a_warning() {
     let (code, doc) = run_totofs(&case);
     assert_eq!(code, 0);
     let w = doc["warnings"].as_array().unwrap();
-    assert!(w.iter().any(|w| w.as_str().unwrap().contains("ran ['make', '-j8'] but the layout expects ['make']")), "{doc:#}");
+    assert!(
+        w.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("ran ['make', '-j8'] but the layout expects ['make']")),
+        "{doc:#}"
+    );
 }
 
 /// Inspection links are byte-identical to the ones in-toto-verify writes for the same inspection.
@@ -318,6 +361,10 @@ fn inspection_links_match_in_toto_byte_for_byte() {
         .arg(t2.path()));
     assert!(out.status.success());
     for f in ["copy.link", "check.link"] {
-        assert_eq!(std::fs::read(ours.join(f)).unwrap(), std::fs::read(theirs.join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(ours.join(f)).unwrap(),
+            std::fs::read(theirs.join(f)).unwrap(),
+            "{f}"
+        );
     }
 }

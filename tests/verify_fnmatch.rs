@@ -14,7 +14,9 @@ fn agrees_with_python_fnmatch() {
     for (name, pat, want) in &cases {
         let got = fnmatch(name, pat).ok();
         if got != *want {
-            wrong.push(format!("name {name:?} pattern {pat:?}: python {want:?}, totofs {got:?}"));
+            wrong.push(format!(
+                "name {name:?} pattern {pat:?}: python {want:?}, totofs {got:?}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{} disagreements:\n{}", wrong.len(), wrong.join("\n"));

@@ -38,7 +38,14 @@ fn hand_written_layout_signed_and_verified() {
 }}, "signatures": []}}"#
     );
     write(&d.join("root.layout"), layout);
-    assert!(run(totofs().arg("sign").arg("-f").arg(d.join("root.layout")).arg("-k").arg(d.join("alice"))).status.success());
+    assert!(run(totofs()
+        .arg("sign")
+        .arg("-f")
+        .arg(d.join("root.layout"))
+        .arg("-k")
+        .arg(d.join("alice")))
+    .status
+    .success());
 
     // bob's link, written unsigned and signed with totofs sign (named <step>.<keyid8>.link).
     let (src, app) = (b"int main;\n".as_slice(), b"app\n".as_slice());
@@ -54,22 +61,38 @@ fn hand_written_layout_signed_and_verified() {
     let links = d.join("links");
     std::fs::create_dir(&links).unwrap();
     let signed = links.join(format!("build.{}.link", &bob_id[..8]));
-    assert!(run(totofs().arg("sign").arg("-f").arg(d.join("build.link")).arg("-k").arg(d.join("bob")).arg("-o").arg(&signed))
-        .status
-        .success());
+    assert!(run(totofs()
+        .arg("sign")
+        .arg("-f")
+        .arg(d.join("build.link"))
+        .arg("-k")
+        .arg(d.join("bob"))
+        .arg("-o")
+        .arg(&signed))
+    .status
+    .success());
 
-    let verify = |dir: &Path| run(totofs().current_dir(dir).args(["verify", "-l", "../root.layout", "-k", "../alice.pub"]));
+    let verify = |dir: &Path| {
+        run(totofs()
+            .current_dir(dir)
+            .args(["verify", "-l", "../root.layout", "-k", "../alice.pub"]))
+    };
     let out = verify(&links);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("step build: 1 of 1 required link(s) valid"));
     if let Some(bin) = peer_bin() {
-        let out = run(peer(&bin, "in-toto-verify")
-            .current_dir(&links)
-            .args(["-l", "../root.layout", "--verification-keys", "../alice.pub"]));
+        let out = run(peer(&bin, "in-toto-verify").current_dir(&links).args([
+            "-l",
+            "../root.layout",
+            "--verification-keys",
+            "../alice.pub",
+        ]));
         assert!(out.status.success(), "in-toto-verify rejects the hand-written chain");
     }
     // A key that did not sign the layout is refused.
-    let out = run(totofs().current_dir(&links).args(["verify", "-l", "../root.layout", "-k", "../bob.pub"]));
+    let out = run(totofs()
+        .current_dir(&links)
+        .args(["verify", "-l", "../root.layout", "-k", "../bob.pub"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("layout: not validly signed by key"));
 }

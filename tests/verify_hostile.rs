@@ -40,20 +40,33 @@ fn write_signed(path: &Path, payload: Payload, k: &PrivateKey) {
 
 fn one_step_chain(dir: &Path, k: &PrivateKey) {
     let id = k.keyid();
-    let l = layout(k, json!([{"_type": "step", "name": "build", "pubkeys": [id], "threshold": 1,
-        "expected_materials": [], "expected_products": [["CREATE", "out"], ["DISALLOW", "*"]], "expected_command": []}]), json!([]));
+    let l = layout(
+        k,
+        json!([{"_type": "step", "name": "build", "pubkeys": [id], "threshold": 1,
+        "expected_materials": [], "expected_products": [["CREATE", "out"], ["DISALLOW", "*"]], "expected_command": []}]),
+        json!([]),
+    );
     write_signed(&dir.join("root.layout"), Payload::Layout(l), k);
 }
 
 fn build_link() -> Payload {
-    let mut link = Link { name: "build".into(), ..Default::default() };
-    link.products.insert("out".into(), [("sha256".to_string(), "ab".repeat(32))].into_iter().collect());
+    let mut link = Link {
+        name: "build".into(),
+        ..Default::default()
+    };
+    link.products.insert(
+        "out".into(),
+        [("sha256".to_string(), "ab".repeat(32))].into_iter().collect(),
+    );
     Payload::Link(link)
 }
 
 fn verify(dir: &Path, extra: &[&str]) -> std::process::Output {
     let mut cmd = totofs();
-    cmd.current_dir(dir).args(["verify", "-l", "root.layout", "-k"]).arg(pubkey_path()).args(["--link-dir", "."]);
+    cmd.current_dir(dir)
+        .args(["verify", "-l", "root.layout", "-k"])
+        .arg(pubkey_path())
+        .args(["--link-dir", "."]);
     cmd.args(extra);
     run(&mut cmd)
 }
@@ -102,7 +115,11 @@ fn symlink_loop_and_dangling_symlink_count_as_missing() {
     std::os::unix::fs::symlink(&name, t.path().join(&name)).unwrap();
     let out = verify(t.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("build: requires 1 link file(s), found 0"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("build: requires 1 link file(s), found 0"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -129,7 +146,10 @@ fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
     let out = verify(t.path(), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.starts_with("totofs: ") && err.contains(&link_name(&k, "build")), "{err}");
+    assert!(
+        err.starts_with("totofs: ") && err.contains(&link_name(&k, "build")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -141,7 +161,11 @@ fn sublayout_cycle_through_a_symlinked_link_dir_is_detected() {
     // sublayout's link directory is a symlink back to the same directory.
     let step = json!([{"_type": "step", "name": "sub", "pubkeys": [id], "threshold": 1,
         "expected_materials": [], "expected_products": [], "expected_command": []}]);
-    write_signed(&t.path().join("root.layout"), Payload::Layout(layout(&k, step.clone(), json!([]))), &k);
+    write_signed(
+        &t.path().join("root.layout"),
+        Payload::Layout(layout(&k, step.clone(), json!([]))),
+        &k,
+    );
     let mut sub = layout(&k, step, json!([]));
     sub.readme = "sublayout".into();
     write_signed(&t.path().join(link_name(&k, "sub")), Payload::Layout(sub), &k);
@@ -158,16 +182,28 @@ fn step_and_inspection_names_cannot_escape() {
     let id = k.keyid().to_string();
     let work = t.path().join("work");
     std::fs::create_dir(&work).unwrap();
-    let l = layout(&k, json!([]), json!([{"_type": "inspection", "name": "../escaped", "run": ["true"],
-        "expected_materials": [], "expected_products": []}]));
+    let l = layout(
+        &k,
+        json!([]),
+        json!([{"_type": "inspection", "name": "../escaped", "run": ["true"],
+        "expected_materials": [], "expected_products": []}]),
+    );
     write_signed(&work.join("root.layout"), Payload::Layout(l), &k);
     let out = verify(&work, &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("inspection name '../escaped'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("inspection name '../escaped'"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!t.path().join("escaped.link").exists());
 
-    let l = layout(&k, json!([{"_type": "step", "name": "../../etc/x", "pubkeys": [id], "threshold": 1,
-        "expected_materials": [], "expected_products": [], "expected_command": []}]), json!([]));
+    let l = layout(
+        &k,
+        json!([{"_type": "step", "name": "../../etc/x", "pubkeys": [id], "threshold": 1,
+        "expected_materials": [], "expected_products": [], "expected_command": []}]),
+        json!([]),
+    );
     write_signed(&work.join("root.layout"), Payload::Layout(l), &k);
     let out = verify(&work, &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -178,16 +214,25 @@ fn step_and_inspection_names_cannot_escape() {
 fn hanging_inspection_is_killed_with_its_process_group() {
     let t = tempdir();
     let k = key();
-    let l = layout(&k, json!([]), json!([{"_type": "inspection", "name": "hang",
+    let l = layout(
+        &k,
+        json!([]),
+        json!([{"_type": "inspection", "name": "hang",
         "run": ["sh", "-c", "sleep 300 & echo $! > grandchild.pid; wait"],
-        "expected_materials": [], "expected_products": []}]));
+        "expected_materials": [], "expected_products": []}]),
+    );
     write_signed(&t.path().join("root.layout"), Payload::Layout(l), &k);
     let start = Instant::now();
     let out = verify(t.path(), &["--inspection-timeout", "1"]);
     let took = start.elapsed();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(took < Duration::from_secs(20), "{took:?}");
-    assert!(stderr(&out).contains("hang: command ['sh', '-c', 'sleep 300 & echo $! > grandchild.pid; wait'] timed out after 1 s"), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("hang: command ['sh', '-c', 'sleep 300 & echo $! > grandchild.pid; wait'] timed out after 1 s"),
+        "{}",
+        stderr(&out)
+    );
     // The grandchild died with the group (gone, or a zombie waiting for init).
     let pid = std::fs::read_to_string(t.path().join("grandchild.pid")).unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -195,19 +240,30 @@ fn hanging_inspection_is_killed_with_its_process_group() {
         let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
         assert_eq!(state, Some('Z'), "grandchild still running: {stat}");
     }
-    assert!(!t.path().join("hang.link").exists(), "a failed inspection writes no link");
+    assert!(
+        !t.path().join("hang.link").exists(),
+        "a failed inspection writes no link"
+    );
 }
 
 #[test]
 fn missing_inspection_program_fails_verification() {
     let t = tempdir();
     let k = key();
-    let l = layout(&k, json!([]), json!([{"_type": "inspection", "name": "nope",
-        "run": ["/nonexistent/program"], "expected_materials": [], "expected_products": []}]));
+    let l = layout(
+        &k,
+        json!([]),
+        json!([{"_type": "inspection", "name": "nope",
+        "run": ["/nonexistent/program"], "expected_materials": [], "expected_products": []}]),
+    );
     write_signed(&t.path().join("root.layout"), Payload::Layout(l), &k);
     let out = verify(t.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("nope: cannot run ['/nonexistent/program']"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nope: cannot run ['/nonexistent/program']"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -215,19 +271,30 @@ fn bad_params_and_arguments_are_usage_errors() {
     let t = tempdir();
     let k = key();
     let id = k.keyid().to_string();
-    let l = layout(&k, json!([{"_type": "step", "name": "build", "pubkeys": [id], "threshold": 1,
-        "expected_materials": [], "expected_products": [["CREATE", "{missing}"]], "expected_command": []}]), json!([]));
+    let l = layout(
+        &k,
+        json!([{"_type": "step", "name": "build", "pubkeys": [id], "threshold": 1,
+        "expected_materials": [], "expected_products": [["CREATE", "{missing}"]], "expected_command": []}]),
+        json!([]),
+    );
     write_signed(&t.path().join("root.layout"), Payload::Layout(l), &k);
     write_signed(&t.path().join(link_name(&k, "build")), build_link(), &k);
     let out = verify(t.path(), &["--param", "other=1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no value for parameter 'missing'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no value for parameter 'missing'"),
+        "{}",
+        stderr(&out)
+    );
     let out = verify(t.path(), &["--param", "no-equals-sign"]);
     assert_eq!(out.status.code(), Some(2));
     let out = run(totofs().current_dir(t.path()).args(["verify", "-l", "root.layout"]));
     assert_eq!(out.status.code(), Some(2), "keys are required");
     // A link given as the layout.
-    let out = run(totofs().current_dir(t.path()).args(["verify", "-l", &link_name(&k, "build"), "-k"]).arg(pubkey_path()));
+    let out = run(totofs()
+        .current_dir(t.path())
+        .args(["verify", "-l", &link_name(&k, "build"), "-k"])
+        .arg(pubkey_path()));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is a link, not a layout"), "{}", stderr(&out));
 }
@@ -235,7 +302,10 @@ fn bad_params_and_arguments_are_usage_errors() {
 #[test]
 fn json_output_for_input_errors() {
     let t = tempdir();
-    let out = run(totofs().current_dir(t.path()).args(["verify", "-l", "absent.layout", "--json", "-k"]).arg(pubkey_path()));
+    let out = run(totofs()
+        .current_dir(t.path())
+        .args(["verify", "-l", "absent.layout", "--json", "-k"])
+        .arg(pubkey_path()));
     assert_eq!(out.status.code(), Some(2));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["passed"], false);

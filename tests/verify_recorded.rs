@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 use totofs::keys::PrivateKey;
 use totofs::metadata::{Layout, Metadata, Payload};
 
-const CLONE: &[&str] = &["sh", "-c", "mkdir -p src && printf 'int main(void) { return 0; }\\n' > src/main.c"];
+const CLONE: &[&str] = &[
+    "sh",
+    "-c",
+    "mkdir -p src && printf 'int main(void) { return 0; }\\n' > src/main.c",
+];
 const BUILD: &[&str] = &["sh", "-c", "mkdir -p out && cat src/main.c > out/app"];
 
 enum Recorder {
@@ -85,16 +89,29 @@ fn chain(clone_by: Recorder, build_by: Recorder, tamper: bool) -> (bool, Option<
         &PrivateKey::load(&build_pem, None).unwrap(),
     );
     let owner_pub = pem("rsa_public.pem");
-    let out = run(totofs().current_dir(&work).args(["verify", "-l"]).arg(&layout).arg("-k").arg(&owner_pub));
+    let out = run(totofs()
+        .current_dir(&work)
+        .args(["verify", "-l"])
+        .arg(&layout)
+        .arg("-k")
+        .arg(&owner_pub));
     let ours = out.status.success();
     if tamper {
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("build: MATCH src/* WITH PRODUCTS FROM clone failed for src/main.c"), "{err}");
+        assert!(
+            err.contains("build: MATCH src/* WITH PRODUCTS FROM clone failed for src/main.c"),
+            "{err}"
+        );
     }
     let theirs = peer_bin().map(|bin| {
-        run(peer(&bin, "in-toto-verify").current_dir(&work).arg("-l").arg(&layout).arg("--verification-keys").arg(&owner_pub))
-            .status
-            .success()
+        run(peer(&bin, "in-toto-verify")
+            .current_dir(&work)
+            .arg("-l")
+            .arg(&layout)
+            .arg("--verification-keys")
+            .arg(&owner_pub))
+        .status
+        .success()
     });
     (ours, theirs)
 }
@@ -102,17 +119,32 @@ fn chain(clone_by: Recorder, build_by: Recorder, tamper: bool) -> (bool, Option<
 #[test]
 #[ignore = "needs `totofs run` from the recorder; run with --include-ignored once it is merged"]
 fn totofs_recorded_chain_verifies_under_both() {
-    assert_eq!(chain(Recorder::Totofs, Recorder::Totofs, false), (true, peer_bin().map(|_| true)));
-    assert_eq!(chain(Recorder::Totofs, Recorder::Totofs, true), (false, peer_bin().map(|_| false)));
+    assert_eq!(
+        chain(Recorder::Totofs, Recorder::Totofs, false),
+        (true, peer_bin().map(|_| true))
+    );
+    assert_eq!(
+        chain(Recorder::Totofs, Recorder::Totofs, true),
+        (false, peer_bin().map(|_| false))
+    );
 }
 
 #[test]
 #[ignore = "needs `totofs run` from the recorder; run with --include-ignored once it is merged"]
 fn mixed_recorders_verify_under_both() {
     let Some(bin) = peer_bin() else { return };
-    assert_eq!(chain(Recorder::InToto(bin.clone()), Recorder::Totofs, false), (true, Some(true)));
-    assert_eq!(chain(Recorder::Totofs, Recorder::InToto(bin.clone()), false), (true, Some(true)));
-    assert_eq!(chain(Recorder::InToto(bin), Recorder::Totofs, true), (false, Some(false)));
+    assert_eq!(
+        chain(Recorder::InToto(bin.clone()), Recorder::Totofs, false),
+        (true, Some(true))
+    );
+    assert_eq!(
+        chain(Recorder::Totofs, Recorder::InToto(bin.clone()), false),
+        (true, Some(true))
+    );
+    assert_eq!(
+        chain(Recorder::InToto(bin), Recorder::Totofs, true),
+        (false, Some(false))
+    );
 }
 
 /// The in-toto-run half alone (no `totofs run` needed): links recorded by in-toto-run verify under
@@ -120,6 +152,12 @@ fn mixed_recorders_verify_under_both() {
 #[test]
 fn in_toto_run_chain_verifies_under_both() {
     let Some(bin) = peer_bin() else { return };
-    assert_eq!(chain(Recorder::InToto(bin.clone()), Recorder::InToto(bin.clone()), false), (true, Some(true)));
-    assert_eq!(chain(Recorder::InToto(bin.clone()), Recorder::InToto(bin), true), (false, Some(false)));
+    assert_eq!(
+        chain(Recorder::InToto(bin.clone()), Recorder::InToto(bin.clone()), false),
+        (true, Some(true))
+    );
+    assert_eq!(
+        chain(Recorder::InToto(bin.clone()), Recorder::InToto(bin), true),
+        (false, Some(false))
+    );
 }

@@ -30,7 +30,11 @@ fn agrees_with_in_toto_verify_item_rules() {
     for (i, case) in cases.iter().enumerate() {
         let (a, b) = (link("a", &case["a"]), link("b", &case["b"]));
         let links: Links = [("a", &a), ("b", &b)].into_iter().collect();
-        let kind = if case["kind"] == "materials" { ArtifactKind::Materials } else { ArtifactKind::Products };
+        let kind = if case["kind"] == "materials" {
+            ArtifactKind::Materials
+        } else {
+            ArtifactKind::Products
+        };
         let rules: Vec<Rule> = case["rules"]
             .as_array()
             .unwrap()
@@ -47,5 +51,10 @@ fn agrees_with_in_toto_verify_item_rules() {
             wrong.push(format!("case {i}: in-toto {want}, totofs {got}: {case}"));
         }
     }
-    assert!(wrong.is_empty(), "{} disagreements:\n{}", wrong.len(), wrong.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
 }

@@ -45,9 +45,16 @@ pub fn verify(a: VerifyArgs) -> Result<i32> {
 
 fn run(a: &VerifyArgs) -> Result<i32> {
     if !(a.inspection_timeout.is_finite() && a.inspection_timeout > 0.0 && a.inspection_timeout < 1e9) {
-        return Err(Error::Usage(format!("--inspection-timeout {}: must be a positive number of seconds", a.inspection_timeout)));
+        return Err(Error::Usage(format!(
+            "--inspection-timeout {}: must be a positive number of seconds",
+            a.inspection_timeout
+        )));
     }
-    let params = if a.params.is_empty() { None } else { Some(params::parse_params(&a.params)?) };
+    let params = if a.params.is_empty() {
+        None
+    } else {
+        Some(params::parse_params(&a.params)?)
+    };
     let keys = a.keys.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
     let opts = Options {
         link_dir: a.link_dir.clone(),

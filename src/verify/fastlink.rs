@@ -103,7 +103,10 @@ pub fn read(bytes: &[u8]) -> Option<FastLink> {
         if sig.keyid.is_empty() || sig.sig.len() % 2 != 0 || !sig.sig.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        signatures.push(Signature { keyid: sig.keyid, sig: hex::decode(&sig.sig).ok()? });
+        signatures.push(Signature {
+            keyid: sig.keyid,
+            sig: hex::decode(&sig.sig).ok()?,
+        });
     }
     // Keys in code point order: _type, byproducts, command, environment, materials, name, products.
     let mut out = Vec::with_capacity(bytes.len());
@@ -137,7 +140,11 @@ pub fn read(bytes: &[u8]) -> Option<FastLink> {
         byproducts: s.byproducts,
         environment: s.environment,
     };
-    Some(FastLink { link, signatures, signed_bytes: out })
+    Some(FastLink {
+        link,
+        signatures,
+        signed_bytes: out,
+    })
 }
 
 #[cfg(test)]
@@ -169,7 +176,9 @@ mod tests {
                     walk(&p, n);
                 } else if p.extension().is_some_and(|x| x == "link") {
                     let bytes = std::fs::read(&p).unwrap();
-                    let Ok(slow) = Metadata::from_bytes(&bytes) else { continue };
+                    let Ok(slow) = Metadata::from_bytes(&bytes) else {
+                        continue;
+                    };
                     match read(&bytes) {
                         Some(fast) => {
                             assert_eq!(fast.signed_bytes, slow.signed_bytes().unwrap(), "{}", p.display());
@@ -177,13 +186,20 @@ mod tests {
                             assert_eq!(fast.signatures, slow.signatures, "{}", p.display());
                             *n += 1;
                         }
-                        None => assert!(slow.is_dsse() || matches!(slow.payload, Payload::Layout(_)), "{}", p.display()),
+                        None => assert!(
+                            slow.is_dsse() || matches!(slow.payload, Payload::Layout(_)),
+                            "{}",
+                            p.display()
+                        ),
                     }
                 }
             }
         }
         let mut n = 0;
-        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"), &mut n);
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"),
+            &mut n,
+        );
         assert!(n > 40, "only {n} fixture links took the fast path");
     }
 

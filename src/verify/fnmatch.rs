@@ -56,9 +56,10 @@ impl Pattern {
                         tokens.push(Token::Lit('['));
                         continue;
                     }
-                    tokens.push(class_token(&p, i, j).map_err(|why| {
-                        Error::Format(format!("invalid pattern '{pat}': {why}"))
-                    })?);
+                    tokens.push(
+                        class_token(&p, i, j)
+                            .map_err(|why| Error::Format(format!("invalid pattern '{pat}': {why}")))?,
+                    );
                     i = j + 1;
                 }
                 c => tokens.push(Token::Lit(c)),

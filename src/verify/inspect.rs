@@ -24,7 +24,10 @@ pub struct Ran {
 
 /// Python's `repr()` of a list of strings, as in-toto prints commands.
 pub fn py_list(items: &[String]) -> String {
-    let parts: Vec<String> = items.iter().map(|s| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))).collect();
+    let parts: Vec<String> = items
+        .iter()
+        .map(|s| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect();
     format!("[{}]", parts.join(", "))
 }
 
@@ -57,16 +60,29 @@ pub fn run(insp: &Inspection, timeout: Duration) -> Result<Ran> {
         environment: Default::default(),
     };
     if failure.is_some() {
-        return Ok(Ran { link, return_value, failure, link_file: None });
+        return Ok(Ran {
+            link,
+            return_value,
+            failure,
+            link_file: None,
+        });
     }
     let path = PathBuf::from(format!("{}.link", insp.name));
     Metadata::new_metablock(Payload::Link(link.clone())).write(&path)?;
-    Ok(Ran { link, return_value, failure: None, link_file: Some(path) })
+    Ok(Ran {
+        link,
+        return_value,
+        failure: None,
+        link_file: Some(path),
+    })
 }
 
 fn execute(argv: &[String], timeout: Duration) -> (Option<i64>, Option<String>) {
     let Some((prog, args)) = argv.split_first() else {
-        return (None, Some("the inspection has no command to run ('run' is empty)".into()));
+        return (
+            None,
+            Some("the inspection has no command to run ('run' is empty)".into()),
+        );
     };
     let mut child = match Command::new(prog)
         .args(args)
@@ -84,9 +100,13 @@ fn execute(argv: &[String], timeout: Duration) -> (Option<i64>, Option<String>) 
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
-                let rv = status.code().map(i64::from).or_else(|| status.signal().map(|s| -i64::from(s))).unwrap_or(-1);
-                let failure = (rv != 0)
-                    .then(|| format!("Got non-zero return value '{rv}' from command '{}'.", py_list(argv)));
+                let rv = status
+                    .code()
+                    .map(i64::from)
+                    .or_else(|| status.signal().map(|s| -i64::from(s)))
+                    .unwrap_or(-1);
+                let failure =
+                    (rv != 0).then(|| format!("Got non-zero return value '{rv}' from command '{}'.", py_list(argv)));
                 return (Some(rv), failure);
             }
             Ok(None) => {}

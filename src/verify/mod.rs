@@ -22,7 +22,9 @@ pub mod rules;
 
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{ArtifactKind, Artifacts, HashDict, Layout, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES};
+use crate::metadata::{
+    ArtifactKind, Artifacts, HashDict, Layout, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES,
+};
 use params::Params;
 use rules::{Links, RuleFailure};
 use serde::Serialize;
@@ -45,7 +47,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { link_dir: PathBuf::from("."), params: None, inspection_timeout: Duration::from_secs(10) }
+        Options {
+            link_dir: PathBuf::from("."),
+            params: None,
+            inspection_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -186,7 +192,14 @@ fn scoped(scope: &[String], item: Option<&str>) -> String {
     }
 }
 
-fn failure(kind: FailureKind, scope: &[String], item: Option<&str>, what: String, details: Vec<String>, msg: String) -> Stop {
+fn failure(
+    kind: FailureKind,
+    scope: &[String],
+    item: Option<&str>,
+    what: String,
+    details: Vec<String>,
+    msg: String,
+) -> Stop {
     Stop::Fail(Box::new(Failure {
         kind,
         scope: scope.to_vec(),
@@ -216,10 +229,18 @@ fn check_signatures(sigs: &[Signature], bytes: &[u8], dsse: bool, key: &PublicKe
                 return Ok(());
             }
         }
-        return Err(if any { format!("invalid signature for keyid '{id}'") } else { format!("no signature found for key '{id}'") });
+        return Err(if any {
+            format!("invalid signature for keyid '{id}'")
+        } else {
+            format!("no signature found for key '{id}'")
+        });
     }
-    let sig = sigs.iter().find(|s| s.keyid == id).ok_or_else(|| format!("no signature found for key '{id}'"))?;
-    key.verify(bytes, &sig.sig).map_err(|_| format!("invalid signature for keyid '{id}'"))
+    let sig = sigs
+        .iter()
+        .find(|s| s.keyid == id)
+        .ok_or_else(|| format!("no signature found for key '{id}'"))?;
+    key.verify(bytes, &sig.sig)
+        .map_err(|_| format!("invalid signature for keyid '{id}'"))
 }
 
 /// `{keyid:.8}`.
@@ -240,7 +261,10 @@ fn check_step_name(name: &str) -> Result<()> {
 /// Run `f` over `items` on all cores, keeping the order.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(items.len().max(1));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len().max(1));
     if threads <= 1 {
         return items.iter().map(f).collect();
     }
@@ -273,7 +297,9 @@ fn read_link(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(_) => Ok(None),
         Ok(m) if m.is_dir() => Ok(None),
         Ok(m) if !m.is_file() => Err(Error::input(path, "not a regular file")),
-        Ok(m) if m.len() > MAX_METADATA_BYTES => Err(Error::input(path, format!("file is too large ({} bytes)", m.len()))),
+        Ok(m) if m.len() > MAX_METADATA_BYTES => {
+            Err(Error::input(path, format!("file is too large ({} bytes)", m.len())))
+        }
         Ok(_) => match std::fs::read(path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -294,15 +320,32 @@ pub fn verify_file(path: &Path, keys: &[PublicKey], opts: &Options) -> Result<Re
 /// Verify a layout (already loaded) with `keys`. Input errors (unreadable or malformed files,
 /// unusable keys) are `Err`; a supply chain that does not verify is `Ok` with a failure.
 pub fn verify(md: &Metadata, keys: &[PublicKey], opts: &Options) -> Result<Report> {
-    let mut ctx = Ctx { opts, warnings: Vec::new(), stack: Vec::new() };
+    let mut ctx = Ctx {
+        opts,
+        warnings: Vec::new(),
+        stack: Vec::new(),
+    };
     let mut layout_report = LayoutReport::default();
-    let outcome = verify_layout(&mut ctx, md, keys, &opts.link_dir, opts.params.as_ref(), &[], &mut layout_report);
+    let outcome = verify_layout(
+        &mut ctx,
+        md,
+        keys,
+        &opts.link_dir,
+        opts.params.as_ref(),
+        &[],
+        &mut layout_report,
+    );
     let failure = match outcome {
         Ok(_) => None,
         Err(Stop::Fail(f)) => Some(*f),
         Err(Stop::Err(e)) => return Err(e),
     };
-    Ok(Report { passed: failure.is_none(), layout: layout_report, warnings: ctx.warnings, failure })
+    Ok(Report {
+        passed: failure.is_none(),
+        layout: layout_report,
+        warnings: ctx.warnings,
+        failure,
+    })
 }
 
 fn verify_layout(
@@ -341,7 +384,10 @@ fn verify_layout(
         report.signed_by.push(key.keyid().to_string());
     }
     let Payload::Layout(layout) = &md.payload else {
-        return Err(Stop::Err(Error::Format(format!("{}: the metadata is a link, not a layout", scoped(scope, None)))));
+        return Err(Stop::Err(Error::Format(format!(
+            "{}: the metadata is a link, not a layout",
+            scoped(scope, None)
+        ))));
     };
     // 2. Expiry.
     report.expires = layout.expires.clone();
@@ -361,10 +407,16 @@ fn verify_layout(
     let canon = std::fs::canonicalize(link_dir).unwrap_or_else(|_| link_dir.to_path_buf());
     let digest = Sha256::digest(md.signed_bytes()?).to_vec();
     if ctx.stack.iter().any(|(d, h)| *d == canon && *h == digest) {
-        return Err(Stop::Err(Error::input(link_dir, format!("sublayout cycle: {} verifies itself again", scoped(scope, None)))));
+        return Err(Stop::Err(Error::input(
+            link_dir,
+            format!("sublayout cycle: {} verifies itself again", scoped(scope, None)),
+        )));
     }
     if ctx.stack.len() >= MAX_SUBLAYOUT_DEPTH {
-        return Err(Stop::Err(Error::input(link_dir, format!("sublayouts nest deeper than {MAX_SUBLAYOUT_DEPTH} levels"))));
+        return Err(Stop::Err(Error::input(
+            link_dir,
+            format!("sublayouts nest deeper than {MAX_SUBLAYOUT_DEPTH} levels"),
+        )));
     }
     // 3. Parameter substitution.
     let mut layout: Layout = layout.clone();
@@ -387,7 +439,11 @@ fn sig_ids(md: &Metadata) -> String {
     if md.signatures.is_empty() {
         return "none".into();
     }
-    md.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", ")
+    md.signatures
+        .iter()
+        .map(|s| s.keyid.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What the verifier keeps of a link file once its signature is checked: the link, or the whole
@@ -416,11 +472,20 @@ struct Loaded {
 
 /// Load a link and check its signature in one go, so only the link (not the parsed envelope)
 /// stays in memory.
-fn load_and_check(path: &Path, keyid: &str, keys: &HashMap<&str, std::result::Result<PublicKey, String>>) -> Result<Option<Loaded>> {
+fn load_and_check(
+    path: &Path,
+    keyid: &str,
+    keys: &HashMap<&str, std::result::Result<PublicKey, String>>,
+) -> Result<Option<Loaded>> {
     let Some(bytes) = read_link(path)? else { return Ok(None) };
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let check = |sigs: &[Signature], signed: &[u8], dsse: bool| match keys.get(keyid) {
-        None => Verdict::Skipped(format!("keyid {keyid} is listed in pubkeys but the layout has no such key")),
+        None => Verdict::Skipped(format!(
+            "keyid {keyid} is listed in pubkeys but the layout has no such key"
+        )),
         Some(Err(e)) => Verdict::BadKey(e.clone()),
         Some(Ok(key)) => match check_signatures(sigs, signed, dsse, key) {
             Ok(()) => Verdict::Valid(key.keyid().to_string()),
@@ -431,7 +496,13 @@ fn load_and_check(path: &Path, keyid: &str, keys: &HashMap<&str, std::result::Re
     if let Some(fast) = fastlink::read(&bytes) {
         drop(bytes);
         let verdict = check(&fast.signatures, &fast.signed_bytes, false);
-        return Ok(Some(Loaded { keyid: keyid.to_string(), file, format: "metablock", verdict, body: Body::Link(fast.link) }));
+        return Ok(Some(Loaded {
+            keyid: keyid.to_string(),
+            file,
+            format: "metablock",
+            verdict,
+            body: Body::Link(fast.link),
+        }));
     }
     let md = Metadata::from_bytes(&bytes).map_err(|e| e.in_file(path))?;
     drop(bytes);
@@ -446,7 +517,13 @@ fn load_and_check(path: &Path, keyid: &str, keys: &HashMap<&str, std::result::Re
             Payload::Layout(_) => return Ok(None),
         }
     };
-    Ok(Some(Loaded { keyid: keyid.to_string(), file, format, verdict, body }))
+    Ok(Some(Loaded {
+        keyid: keyid.to_string(),
+        file,
+        format,
+        verdict,
+        body,
+    }))
 }
 
 fn verify_layout_body(
@@ -461,7 +538,8 @@ fn verify_layout_body(
     let mut keys: HashMap<&str, std::result::Result<PublicKey, String>> = HashMap::new();
     for keyid in layout.steps.iter().flat_map(|s| s.pubkeys.iter()) {
         if let Some(dict) = layout.keys.get(keyid) {
-            keys.entry(keyid.as_str()).or_insert_with(|| PublicKey::from_key_dict(dict).map_err(|e| e.to_string()));
+            keys.entry(keyid.as_str())
+                .or_insert_with(|| PublicKey::from_key_dict(dict).map_err(|e| e.to_string()));
         }
     }
     // 4. Load links: `<step>.<keyid8>.link` for every authorised keyid (each keyid once). Link
@@ -493,13 +571,19 @@ fn verify_layout_body(
         while let Some(((_, _, path), res)) = results.next_if(|((s, _, _), _)| *s == si) {
             match res? {
                 Some(l) => loaded[si].push(l),
-                None => report.steps[si]
-                    .missing
-                    .push(path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()),
+                None => report.steps[si].missing.push(
+                    path.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
             }
         }
         if (loaded[si].len() as u64) < step.threshold {
-            let details = report.steps[si].missing.iter().map(|f| format!("missing {}", link_dir.join(f).display())).collect();
+            let details = report.steps[si]
+                .missing
+                .iter()
+                .map(|f| format!("missing {}", link_dir.join(f).display()))
+                .collect();
             return Err(failure(
                 FailureKind::LinkNotFound,
                 scope,
@@ -527,11 +611,16 @@ fn verify_layout_body(
         for l in std::mem::take(&mut loaded[si]) {
             match &l.verdict {
                 Verdict::BadKey(e) => {
-                    return Err(Stop::Err(Error::Format(format!("{}: layout key '{}': {e}", scoped(scope, None), l.keyid))))
+                    return Err(Stop::Err(Error::Format(format!(
+                        "{}: layout key '{}': {e}",
+                        scoped(scope, None),
+                        l.keyid
+                    ))))
                 }
-                Verdict::Skipped(reason) => {
-                    report.steps[si].skipped.push(SkippedLink { file: l.file.clone(), reason: reason.clone() })
-                }
+                Verdict::Skipped(reason) => report.steps[si].skipped.push(SkippedLink {
+                    file: l.file.clone(),
+                    reason: reason.clone(),
+                }),
                 Verdict::Valid(main) => {
                     main_keys.insert(main.clone());
                     report.steps[si].functionaries.push(Functionary {
@@ -547,7 +636,11 @@ fn verify_layout_body(
         if n < step.threshold {
             let sr = &report.steps[si];
             let mut details: Vec<String> = sr.skipped.iter().map(|s| format!("{}: {}", s.file, s.reason)).collect();
-            details.extend(sr.functionaries.iter().map(|f| format!("{}: valid ({})", f.file, f.keyid)));
+            details.extend(
+                sr.functionaries
+                    .iter()
+                    .map(|f| format!("{}: valid ({})", f.file, f.keyid)),
+            );
             details.extend(sr.missing.iter().map(|f| format!("{f}: not found")));
             return Err(failure(
                 FailureKind::Threshold,
@@ -573,13 +666,26 @@ fn verify_layout_body(
             let link = match l.body {
                 Body::Link(link) => link,
                 Body::Layout(md) => {
-                    let Some(Ok(key)) = keys.get(l.keyid.as_str()) else { continue };
+                    let Some(Ok(key)) = keys.get(l.keyid.as_str()) else {
+                        continue;
+                    };
                     let sub_dir = link_dir.join(format!("{}.{}", step.name, keyid8(&l.keyid)));
                     let mut sub_scope = scope.to_vec();
                     sub_scope.push(step.name.clone());
                     let mut sub_report = LayoutReport::default();
-                    let res = verify_layout(ctx, &md, std::slice::from_ref(key), &sub_dir, None, &sub_scope, &mut sub_report);
-                    report.steps[si].sublayouts.push(SublayoutReport { keyid: l.keyid.clone(), layout: sub_report });
+                    let res = verify_layout(
+                        ctx,
+                        &md,
+                        std::slice::from_ref(key),
+                        &sub_dir,
+                        None,
+                        &sub_scope,
+                        &mut sub_report,
+                    );
+                    report.steps[si].sublayouts.push(SublayoutReport {
+                        keyid: l.keyid.clone(),
+                        layout: sub_report,
+                    });
                     let mut summary = res?;
                     summary.name = step.name.clone();
                     summary
@@ -607,11 +713,19 @@ fn verify_layout_body(
         if step.threshold <= 1 {
             continue;
         }
-        let Some((_, ref_file, reference)) = chain[si].first() else { continue };
+        let Some((_, ref_file, reference)) = chain[si].first() else {
+            continue;
+        };
         for (_, file, link) in chain[si].iter().skip(1) {
             if link.materials != reference.materials || link.products != reference.products {
                 let mut details = artifact_diff("materials", &reference.materials, &link.materials, ref_file, file);
-                details.extend(artifact_diff("products", &reference.products, &link.products, ref_file, file));
+                details.extend(artifact_diff(
+                    "products",
+                    &reference.products,
+                    &link.products,
+                    ref_file,
+                    file,
+                ));
                 let first = details.first().cloned().unwrap_or_default();
                 return Err(failure(
                     FailureKind::DifferentArtifacts,
@@ -649,8 +763,20 @@ fn verify_layout_body(
     {
         let links: Links = reduced.iter().map(|(k, v)| (*k, v)).collect();
         let outcomes = par_map(&layout.steps, |step| {
-            item_rules(scope, &step.name, ArtifactKind::Materials, &step.expected_materials, &links)?;
-            item_rules(scope, &step.name, ArtifactKind::Products, &step.expected_products, &links)
+            item_rules(
+                scope,
+                &step.name,
+                ArtifactKind::Materials,
+                &step.expected_materials,
+                &links,
+            )?;
+            item_rules(
+                scope,
+                &step.name,
+                ArtifactKind::Products,
+                &step.expected_products,
+                &links,
+            )
         });
         outcomes.into_iter().collect::<Flow<Vec<()>>>()?;
     }
@@ -667,7 +793,14 @@ fn verify_layout_body(
             link_file: ran.link_file.as_ref().map(|p| p.display().to_string()),
         });
         if let Some(why) = ran.failure {
-            return Err(failure(FailureKind::Inspection, scope, Some(&insp.name), why.clone(), vec![], why));
+            return Err(failure(
+                FailureKind::Inspection,
+                scope,
+                Some(&insp.name),
+                why.clone(),
+                vec![],
+                why,
+            ));
         }
         inspection_links.insert(insp.name.as_str(), ran.link);
     }
@@ -676,8 +809,20 @@ fn verify_layout_body(
         let mut links: Links = reduced.iter().map(|(k, v)| (*k, v)).collect();
         links.extend(inspection_links.iter().map(|(k, v)| (*k, v)));
         for insp in &layout.inspect {
-            item_rules(scope, &insp.name, ArtifactKind::Materials, &insp.expected_materials, &links)?;
-            item_rules(scope, &insp.name, ArtifactKind::Products, &insp.expected_products, &links)?;
+            item_rules(
+                scope,
+                &insp.name,
+                ArtifactKind::Materials,
+                &insp.expected_materials,
+                &links,
+            )?;
+            item_rules(
+                scope,
+                &insp.name,
+                ArtifactKind::Products,
+                &insp.expected_products,
+                &links,
+            )?;
         }
     }
     // 13. The summary link: materials of the first step, the rest from the last.
@@ -717,7 +862,12 @@ fn short(h: Option<&HashDict>) -> String {
         None => "absent".into(),
         Some(h) => h
             .iter()
-            .map(|(a, x)| format!("{a}:{}", x.get(..16).map(|s| format!("{s}...")).unwrap_or_else(|| x.clone())))
+            .map(|(a, x)| {
+                format!(
+                    "{a}:{}",
+                    x.get(..16).map(|s| format!("{s}...")).unwrap_or_else(|| x.clone())
+                )
+            })
             .collect::<Vec<_>>()
             .join(","),
     }
@@ -734,7 +884,13 @@ fn artifact_diff(kind: &str, a: &Artifacts, b: &Artifacts, fa: &str, fb: &str) -
         .collect()
 }
 
-fn item_rules(scope: &[String], item: &str, kind: ArtifactKind, rules: &[crate::metadata::Rule], links: &Links) -> Flow<()> {
+fn item_rules(
+    scope: &[String],
+    item: &str,
+    kind: ArtifactKind,
+    rules: &[crate::metadata::Rule],
+    links: &Links,
+) -> Flow<()> {
     let kind_s = match kind {
         ArtifactKind::Materials => "materials",
         ArtifactKind::Products => "products",
@@ -744,15 +900,27 @@ fn item_rules(scope: &[String], item: &str, kind: ArtifactKind, rules: &[crate::
         Err(f) => f,
     };
     let who = scoped(scope, Some(item));
-    let more = if fail.matched > 1 { format!(" (and {} more)", fail.matched - 1) } else { String::new() };
+    let more = if fail.matched > 1 {
+        format!(" (and {} more)", fail.matched - 1)
+    } else {
+        String::new()
+    };
     let (headline, mut details) = match fail.artifacts.first() {
-        Some(p) if fail.rule.to_uppercase().starts_with("REQUIRE") => (format!("{who}: {} failed: {}", fail.rule, p.reason), vec![]),
+        Some(p) if fail.rule.to_uppercase().starts_with("REQUIRE") => {
+            (format!("{who}: {} failed: {}", fail.rule, p.reason), vec![])
+        }
         Some(p) => match &p.near_rule {
             Some(near) => (
                 format!("{who}: {near} failed for {}{more}: {}", p.path, p.reason),
                 vec![format!("so '{}' in expected_{kind_s} rejected {}", fail.rule, p.path)],
             ),
-            None => (format!("{who}: '{}' in expected_{kind_s} matched {}{more}: {}", fail.rule, p.path, p.reason), vec![]),
+            None => (
+                format!(
+                    "{who}: '{}' in expected_{kind_s} matched {}{more}: {}",
+                    fail.rule, p.path, p.reason
+                ),
+                vec![],
+            ),
         },
         None => (format!("{who}: {} failed", fail.rule), vec![]),
     };

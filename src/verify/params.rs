@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 pub type Params = BTreeMap<String, String>;
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Parse `NAME=VALUE` arguments.
@@ -23,7 +26,9 @@ pub fn parse_params<S: AsRef<str>>(args: &[S]) -> Result<Params> {
             .split_once('=')
             .ok_or_else(|| Error::Usage(format!("--param '{a}': expected NAME=VALUE")))?;
         if !valid_name(k) {
-            return Err(Error::Usage(format!("--param '{a}': the name must match [a-zA-Z0-9_-]+")));
+            return Err(Error::Usage(format!(
+                "--param '{a}': the name must match [a-zA-Z0-9_-]+"
+            )));
         }
         out.insert(k.to_string(), v.to_string());
     }
@@ -66,7 +71,9 @@ pub fn format(s: &str, params: &Params) -> std::result::Result<String, String> {
                     return Err(format!("positional field '{{{field}}}' (only named parameters exist)"));
                 }
                 if field.contains(['.', '[', '!', ':', '{', '}']) {
-                    return Err(format!("unsupported field '{{{field}}}' (only plain {{name}} is substituted)"));
+                    return Err(format!(
+                        "unsupported field '{{{field}}}' (only plain {{name}} is substituted)"
+                    ));
                 }
                 match params.get(&field) {
                     Some(v) => out.push_str(v),
@@ -109,14 +116,30 @@ fn sub_list(list: &mut [String], params: &Params, what: &str) -> Result<()> {
 pub fn substitute(layout: &mut Layout, params: &Params) -> Result<()> {
     for step in &mut layout.steps {
         let what = format!("step '{}'", step.name);
-        sub_rules(&mut step.expected_materials, params, &format!("{what} expected_materials"))?;
-        sub_rules(&mut step.expected_products, params, &format!("{what} expected_products"))?;
+        sub_rules(
+            &mut step.expected_materials,
+            params,
+            &format!("{what} expected_materials"),
+        )?;
+        sub_rules(
+            &mut step.expected_products,
+            params,
+            &format!("{what} expected_products"),
+        )?;
         sub_list(&mut step.expected_command, params, &format!("{what} expected_command"))?;
     }
     for insp in &mut layout.inspect {
         let what = format!("inspection '{}'", insp.name);
-        sub_rules(&mut insp.expected_materials, params, &format!("{what} expected_materials"))?;
-        sub_rules(&mut insp.expected_products, params, &format!("{what} expected_products"))?;
+        sub_rules(
+            &mut insp.expected_materials,
+            params,
+            &format!("{what} expected_materials"),
+        )?;
+        sub_rules(
+            &mut insp.expected_products,
+            params,
+            &format!("{what} expected_products"),
+        )?;
         sub_list(&mut insp.run, params, &format!("{what} run"))?;
     }
     Ok(())

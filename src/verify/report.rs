@@ -24,7 +24,11 @@ fn layout_lines(out: &mut String, l: &LayoutReport, depth: usize) {
         let _ = writeln!(out, "{pad}layout signed by {}, expires {}", ids.join(", "), l.expires);
     }
     for s in &l.steps {
-        let fs: Vec<String> = s.functionaries.iter().map(|f| format!("{} ({})", f.file, f.format)).collect();
+        let fs: Vec<String> = s
+            .functionaries
+            .iter()
+            .map(|f| format!("{} ({})", f.file, f.format))
+            .collect();
         let _ = writeln!(
             out,
             "{pad}step {}: {} of {} required link(s) valid{}{}",
@@ -38,7 +42,12 @@ fn layout_lines(out: &mut String, l: &LayoutReport, depth: usize) {
             let _ = writeln!(out, "{pad}  skipped {}: {}", k.file, k.reason);
         }
         for sub in &s.sublayouts {
-            let _ = writeln!(out, "{pad}  sublayout signed by {} (links in {}):", sub.keyid.get(..8).unwrap_or(&sub.keyid), sub.layout.link_dir);
+            let _ = writeln!(
+                out,
+                "{pad}  sublayout signed by {} (links in {}):",
+                sub.keyid.get(..8).unwrap_or(&sub.keyid),
+                sub.layout.link_dir
+            );
             layout_lines(out, &sub.layout, depth + 2);
         }
     }

@@ -106,18 +106,32 @@ impl MatchRule<'_> {
             Some(_) => Cow::Owned(py_join(self.raw_source_prefix, rest)),
             None => Cow::Borrowed(rest),
         };
-        let dst = if self.dest_prefix.is_empty() { Cow::Borrowed(rest) } else { Cow::Owned(py_join(self.dest_prefix, rest)) };
+        let dst = if self.dest_prefix.is_empty() {
+            Cow::Borrowed(rest)
+        } else {
+            Cow::Owned(py_join(self.dest_prefix, rest))
+        };
         Some((src, dst))
     }
 }
 
 fn prepare_match<'r>(rule: &'r RuleKind) -> Result<Option<MatchRule<'r>>> {
-    let RuleKind::Match { pattern, source_prefix, dest_type, dest_prefix, dest_name } = rule else {
+    let RuleKind::Match {
+        pattern,
+        source_prefix,
+        dest_type,
+        dest_prefix,
+        dest_name,
+    } = rule
+    else {
         return Ok(None);
     };
     Ok(Some(MatchRule {
         pattern: Pattern::new(pattern)?,
-        source_prefix: source_prefix.as_deref().filter(|p| !p.is_empty()).map(|p| py_join(p, "")),
+        source_prefix: source_prefix
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|p| py_join(p, "")),
         raw_source_prefix: source_prefix.as_deref().unwrap_or(""),
         dest_prefix: dest_prefix.as_deref().unwrap_or(""),
         dest_type: *dest_type,
@@ -263,7 +277,10 @@ fn diagnose(
         let found = source.get(path).cloned();
         if let RuleKind::Require(_) = failed.kind {
             let reason = match (consumed_by.get(path), &found) {
-                (Some(&i), _) => format!("{path} was consumed earlier by '{}', so REQUIRE no longer sees it", rules[i]),
+                (Some(&i), _) => format!(
+                    "{path} was consumed earlier by '{}', so REQUIRE no longer sees it",
+                    rules[i]
+                ),
                 (None, None) => format!("{item} did not record {path} among its {}", kind_name(kind)),
                 (None, Some(_)) => format!("{path} is not in the queue"),
             };
@@ -287,16 +304,47 @@ fn diagnose(
                     let dst = dst.into_owned();
                     let from = format!("{} {}", m.dest_name, kind_name(m.dest_type));
                     Some(match links.get(m.dest_name) {
-                        None => (1, problem(path, &found, None, None, rule, format!("there is no link for '{}' to match against", m.dest_name))),
+                        None => (
+                            1,
+                            problem(
+                                path,
+                                &found,
+                                None,
+                                None,
+                                rule,
+                                format!("there is no link for '{}' to match against", m.dest_name),
+                            ),
+                        ),
                         Some(dest) => match artifacts(dest, m.dest_type).get(&dst) {
-                            None => (2, problem(path, &found, None, Some(from.clone()), rule, format!(
-                                "{} did not record {} among its {}", m.dest_name, dst, kind_name(m.dest_type)
-                            ))),
+                            None => (
+                                2,
+                                problem(
+                                    path,
+                                    &found,
+                                    None,
+                                    Some(from.clone()),
+                                    rule,
+                                    format!(
+                                        "{} did not record {} among its {}",
+                                        m.dest_name,
+                                        dst,
+                                        kind_name(m.dest_type)
+                                    ),
+                                ),
+                            ),
                             Some(want) => {
                                 let got = found.as_ref().map(short).unwrap_or_default();
-                                (3, problem(path, &found, Some(want.clone()), Some(from.clone()), rule, format!(
-                                    "{} recorded {}, {item} {verb} {got}", m.dest_name, short(want)
-                                )))
+                                (
+                                    3,
+                                    problem(
+                                        path,
+                                        &found,
+                                        Some(want.clone()),
+                                        Some(from.clone()),
+                                        rule,
+                                        format!("{} recorded {}, {item} {verb} {got}", m.dest_name, short(want)),
+                                    ),
+                                )
                             }
                         },
                     })
@@ -310,7 +358,9 @@ fn diagnose(
                     let why = match &rule.kind {
                         RuleKind::Create(_) if in_m.is_some() => format!("{path} is not new: it is also a material"),
                         RuleKind::Create(_) => format!("{path} is not a product"),
-                        RuleKind::Delete(_) if in_p.is_some() => format!("{path} was not deleted: it is still a product"),
+                        RuleKind::Delete(_) if in_p.is_some() => {
+                            format!("{path} was not deleted: it is still a product")
+                        }
                         RuleKind::Delete(_) => format!("{path} is not a material"),
                         _ => match (in_m, in_p) {
                             (Some(a), Some(b)) if a == b => format!("{path} is unchanged ({})", short(a)),
@@ -346,10 +396,19 @@ fn diagnose(
         RuleKind::Require(f) => format!("'REQUIRE {f}' did not find {f}"),
         _ => {
             let owned: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
-            format!("'{failed}' matched the following artifacts: {}", super::inspect::py_list(&owned))
+            format!(
+                "'{failed}' matched the following artifacts: {}",
+                super::inspect::py_list(&owned)
+            )
         }
     };
-    Ok(RuleFailure { rule: failed.to_string(), artifacts: problems, matched: paths.len(), trace, message })
+    Ok(RuleFailure {
+        rule: failed.to_string(),
+        artifacts: problems,
+        matched: paths.len(),
+        trace,
+        message,
+    })
 }
 
 fn problem(
@@ -394,12 +453,20 @@ mod tests {
     #[test]
     fn match_create_modify_delete_and_disallow() {
         let clone = link("clone", &[], &[("src/a.c", "aa"), ("src/b.c", "bb")]);
-        let build = link("build", &[("src/a.c", "aa"), ("src/b.c", "bb"), ("old", "00")], &[("src/a.c", "a2"), ("out", "ff")]);
+        let build = link(
+            "build",
+            &[("src/a.c", "aa"), ("src/b.c", "bb"), ("old", "00")],
+            &[("src/a.c", "a2"), ("out", "ff")],
+        );
         let links: Links = [("clone", &clone), ("build", &build)].into_iter().collect();
         let ok = verify_item_rules(
             "build",
             ArtifactKind::Materials,
-            &[rule("MATCH src/* WITH PRODUCTS FROM clone"), rule("DELETE old"), rule("DISALLOW *")],
+            &[
+                rule("MATCH src/* WITH PRODUCTS FROM clone"),
+                rule("DELETE old"),
+                rule("DISALLOW *"),
+            ],
             &links,
         )
         .unwrap();
@@ -444,7 +511,10 @@ mod tests {
         let fail = verify_item_rules(
             "install",
             ArtifactKind::Materials,
-            &[rule("MATCH lib/* IN site WITH PRODUCTS IN pkg FROM dist"), rule("DISALLOW *")],
+            &[
+                rule("MATCH lib/* IN site WITH PRODUCTS IN pkg FROM dist"),
+                rule("DISALLOW *"),
+            ],
             &links,
         )
         .unwrap()
@@ -454,7 +524,10 @@ mod tests {
         let ok = verify_item_rules(
             "install",
             ArtifactKind::Materials,
-            &[rule("MATCH * IN sit WITH PRODUCTS IN pkg FROM dist"), rule("DISALLOW *")],
+            &[
+                rule("MATCH * IN sit WITH PRODUCTS IN pkg FROM dist"),
+                rule("DISALLOW *"),
+            ],
             &links,
         )
         .unwrap();
@@ -467,10 +540,24 @@ mod tests {
         let links: Links = [("a", &a)].into_iter().collect();
         let r = verify_item_rules("a", ArtifactKind::Products, &[rule("REQUIRE x")], &links).unwrap();
         assert!(r.is_ok());
-        let r = verify_item_rules("a", ArtifactKind::Products, &[rule("ALLOW x"), rule("REQUIRE x")], &links).unwrap();
-        assert!(r.unwrap_err().artifacts[0].reason.contains("consumed earlier by 'ALLOW x'"));
+        let r = verify_item_rules(
+            "a",
+            ArtifactKind::Products,
+            &[rule("ALLOW x"), rule("REQUIRE x")],
+            &links,
+        )
+        .unwrap();
+        assert!(r.unwrap_err().artifacts[0]
+            .reason
+            .contains("consumed earlier by 'ALLOW x'"));
         // MATCH against a step without a link consumes nothing and is not an error by itself.
-        let r = verify_item_rules("a", ArtifactKind::Products, &[rule("MATCH * WITH PRODUCTS FROM nobody")], &links).unwrap();
+        let r = verify_item_rules(
+            "a",
+            ArtifactKind::Products,
+            &[rule("MATCH * WITH PRODUCTS FROM nobody")],
+            &links,
+        )
+        .unwrap();
         assert!(r.is_ok());
     }
 }
