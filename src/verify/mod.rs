@@ -283,7 +283,8 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
                 })
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        // A worker that panicked must not silently drop its share of the results.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     });
     let mut all: Vec<(usize, R)> = parts.drain(..).flatten().collect();
     all.sort_by_key(|(i, _)| *i);
