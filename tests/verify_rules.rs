@@ -6,19 +6,20 @@ mod common;
 
 use serde_json::Value;
 use totofs::metadata::{ArtifactKind, Artifacts, Link, Rule};
+use totofs::verify::arts::VLink;
 use totofs::verify::rules::{verify_item_rules, Links};
 
 fn artifacts(v: &Value) -> Artifacts {
     serde_json::from_value(v.clone()).unwrap()
 }
 
-fn link(name: &str, v: &Value) -> Link {
-    Link {
+fn link(name: &str, v: &Value) -> VLink {
+    VLink::from(Link {
         name: name.into(),
         materials: artifacts(&v["materials"]),
         products: artifacts(&v["products"]),
         ..Default::default()
-    }
+    })
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! A fast reader for the usual link file: a Metablock whose `signed` object has exactly in-toto's
-//! seven link fields with the expected types. It deserialises straight into a [`Link`] and writes
+//! seven link fields with the expected types. It deserialises straight into a [`VLink`] and writes
 //! the canonical bytes from the typed fields, skipping the generic JSON tree that
 //! [`Metadata::from_bytes`](crate::metadata::Metadata::from_bytes) builds; on a large chain that
 //! halves verification time. Anything else (DSSE, extra or missing fields, odd values, a layout)
@@ -7,11 +7,12 @@
 //! messages. For every file it accepts, the bytes it returns equal
 //! `cjson::canonical(signed)` (tested against the general reader).
 
+use super::arts::{Arts, Digest, VLink};
 use crate::cjson;
-use crate::metadata::{HashDict, Link, Signature};
+use crate::metadata::Signature;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,8 +28,8 @@ struct Signed {
     ty: String,
     name: String,
     command: Vec<String>,
-    materials: BTreeMap<String, HashDict>,
-    products: BTreeMap<String, HashDict>,
+    materials: ArtsDe,
+    products: ArtsDe,
     byproducts: Map<String, Value>,
     environment: Map<String, Value>,
 }
@@ -42,7 +43,7 @@ struct Sig {
 
 /// A link read by the fast path: the link, its signatures and the exact bytes they cover.
 pub struct FastLink {
-    pub link: Link,
+    pub link: VLink,
     pub signatures: Vec<Signature>,
     pub signed_bytes: Vec<u8>,
 }
@@ -63,30 +64,93 @@ fn push_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Encode an artifact map; `false` if a digest is not hex (the general reader then reports it).
-fn push_artifacts(a: &BTreeMap<String, HashDict>, out: &mut Vec<u8>) -> bool {
+/// An artifact map, read straight into [`Arts`]; a digest that is not hex makes it fail.
+struct ArtsDe(Arts);
+
+impl<'de> Deserialize<'de> for ArtsDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ArtsDe;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an artifact map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<ArtsDe, A::Error> {
+                let mut entries = Vec::with_capacity(m.size_hint().unwrap_or(0));
+                while let Some(path) = m.next_key::<String>()? {
+                    let DigestDe(digest) = m.next_value()?;
+                    entries.push((path.into_boxed_str(), digest));
+                }
+                Ok(ArtsDe(Arts::from_entries(entries)))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+struct DigestDe(Digest);
+
+impl<'de> Deserialize<'de> for DigestDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DigestDe;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a hash dict")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<DigestDe, A::Error> {
+                let mut pairs: Vec<(String, String)> = Vec::with_capacity(1);
+                while let Some(algo) = m.next_key::<String>()? {
+                    let hex: String = m.next_value()?;
+                    if !hex_ok(&hex) {
+                        return Err(de::Error::custom("digest is not hex"));
+                    }
+                    pairs.push((algo, hex));
+                }
+                if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+                    pairs.reverse();
+                    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                    pairs.dedup_by(|later, first| later.0 == first.0);
+                }
+                Ok(DigestDe(Digest::from_sorted_pairs(pairs)))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn push_artifacts(a: &Arts, out: &mut Vec<u8>) {
     out.push(b'{');
-    for (i, (path, dict)) in a.iter().enumerate() {
+    for (i, (path, digest)) in a.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         push_str(path, out);
-        out.extend_from_slice(b":{");
-        for (j, (algo, hex)) in dict.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
+        out.push(b':');
+        match digest {
+            Digest::Sha256(raw) => {
+                let mut hex = [0u8; 64];
+                // 32 bytes always fit 64 hex digits.
+                let _ = hex::encode_to_slice(raw, &mut hex);
+                out.extend_from_slice(b"{\"sha256\":\"");
+                out.extend_from_slice(&hex);
+                out.extend_from_slice(b"\"}");
             }
-            if !hex_ok(hex) {
-                return false;
+            Digest::Other(pairs) => {
+                out.push(b'{');
+                for (j, (algo, hex)) in pairs.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    push_str(algo, out);
+                    out.push(b':');
+                    push_str(hex, out);
+                }
+                out.push(b'}');
             }
-            push_str(algo, out);
-            out.push(b':');
-            push_str(hex, out);
         }
-        out.push(b'}');
     }
     out.push(b'}');
-    true
 }
 
 /// Read `bytes` as a plain Metablock link, or `None` if it is anything else.
@@ -122,23 +186,18 @@ pub fn read(bytes: &[u8]) -> Option<FastLink> {
     out.extend_from_slice(b"],\"environment\":");
     out.extend_from_slice(&environment);
     out.extend_from_slice(b",\"materials\":");
-    if !push_artifacts(&s.materials, &mut out) {
-        return None;
-    }
+    push_artifacts(&s.materials.0, &mut out);
     out.extend_from_slice(b",\"name\":");
     push_str(&s.name, &mut out);
     out.extend_from_slice(b",\"products\":");
-    if !push_artifacts(&s.products, &mut out) {
-        return None;
-    }
+    push_artifacts(&s.products.0, &mut out);
     out.push(b'}');
-    let link = Link {
+    let link = VLink {
         name: s.name,
         command: s.command,
-        materials: s.materials,
-        products: s.products,
+        materials: s.materials.0,
+        products: s.products.0,
         byproducts: s.byproducts,
-        environment: s.environment,
     };
     Some(FastLink {
         link,
@@ -161,7 +220,10 @@ mod tests {
         let fast = read(text.as_bytes()).expect("plain link");
         let slow = Metadata::from_bytes(text.as_bytes()).unwrap();
         assert_eq!(fast.signed_bytes, slow.signed_bytes().unwrap());
-        assert_eq!(Payload::Link(fast.link), slow.payload);
+        let Payload::Link(l) = slow.payload.clone() else {
+            panic!("a link")
+        };
+        assert_eq!(fast.link, VLink::from(l));
         assert_eq!(fast.signatures, slow.signatures);
     }
 
@@ -182,7 +244,10 @@ mod tests {
                     match read(&bytes) {
                         Some(fast) => {
                             assert_eq!(fast.signed_bytes, slow.signed_bytes().unwrap(), "{}", p.display());
-                            assert_eq!(Payload::Link(fast.link), slow.payload, "{}", p.display());
+                            let Payload::Link(l) = slow.payload.clone() else {
+                                panic!("{}", p.display())
+                            };
+                            assert_eq!(fast.link, VLink::from(l), "{}", p.display());
                             assert_eq!(fast.signatures, slow.signatures, "{}", p.display());
                             *n += 1;
                         }

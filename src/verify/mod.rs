@@ -13,6 +13,7 @@
 //! the expected-command warning; equal artifacts across functionaries when threshold > 1; step
 //! rules; inspections; inspection rules.
 
+pub mod arts;
 mod fastlink;
 pub mod fnmatch;
 pub mod inspect;
@@ -22,13 +23,12 @@ pub mod rules;
 
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{
-    ArtifactKind, Artifacts, HashDict, Layout, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES,
-};
+use crate::metadata::{ArtifactKind, Layout, Metadata, Payload, Signature, MAX_METADATA_BYTES};
+use arts::{Arts, Digest, VLink};
 use params::Params;
 use rules::{Links, RuleFailure};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -284,7 +284,10 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
             })
             .collect();
         // A worker that panicked must not silently drop its share of the results.
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     });
     let mut all: Vec<(usize, R)> = parts.drain(..).flatten().collect();
     all.sort_by_key(|(i, _)| *i);
@@ -357,7 +360,7 @@ fn verify_layout(
     params: Option<&Params>,
     scope: &[String],
     report: &mut LayoutReport,
-) -> Flow<Link> {
+) -> Flow<VLink> {
     report.link_dir = link_dir.display().to_string();
     // 1. Every given key must have signed the layout.
     if keys.is_empty() {
@@ -450,7 +453,7 @@ fn sig_ids(md: &Metadata) -> String {
 /// What the verifier keeps of a link file once its signature is checked: the link, or the whole
 /// envelope when it carries a sublayout (which is verified again, recursively).
 enum Body {
-    Link(Link),
+    Link(VLink),
     Layout(Box<Metadata>),
 }
 
@@ -514,7 +517,7 @@ fn load_and_check(
         Body::Layout(Box::new(md))
     } else {
         match md.payload {
-            Payload::Link(l) => Body::Link(l),
+            Payload::Link(l) => Body::Link(VLink::from(l)),
             Payload::Layout(_) => return Ok(None),
         }
     };
@@ -533,7 +536,7 @@ fn verify_layout_body(
     link_dir: &Path,
     scope: &[String],
     report: &mut LayoutReport,
-) -> Flow<Link> {
+) -> Flow<VLink> {
     // The layout's keys for the keyids steps authorise (parsed once; unusable ones only matter
     // if a link needs them).
     let mut keys: HashMap<&str, std::result::Result<PublicKey, String>> = HashMap::new();
@@ -660,7 +663,7 @@ fn verify_layout_body(
         }
     }
     // 6. Sublayouts become summary links.
-    let mut chain: Vec<Vec<(String, String, Link)>> = Vec::new();
+    let mut chain: Vec<Vec<(String, String, VLink)>> = Vec::new();
     for (si, step) in layout.steps.iter().enumerate() {
         let mut links = Vec::new();
         for l in std::mem::take(&mut verified[si]) {
@@ -740,7 +743,7 @@ fn verify_layout_body(
         }
     }
     // 9. One link per step: the first in pubkeys order.
-    let mut reduced: HashMap<&str, Link> = HashMap::new();
+    let mut reduced: HashMap<&str, VLink> = HashMap::new();
     for (si, step) in layout.steps.iter().enumerate() {
         match chain[si].drain(..).next() {
             Some((_, _, link)) => {
@@ -782,7 +785,7 @@ fn verify_layout_body(
         outcomes.into_iter().collect::<Flow<Vec<()>>>()?;
     }
     // 11. Inspections, in the current directory.
-    let mut inspection_links: HashMap<&str, Link> = HashMap::new();
+    let mut inspection_links: HashMap<&str, VLink> = HashMap::new();
     for insp in &layout.inspect {
         let ran = inspect::run(insp, ctx.opts.inspection_timeout)?;
         report.inspections.push(InspectionReport {
@@ -803,7 +806,7 @@ fn verify_layout_body(
                 why,
             ));
         }
-        inspection_links.insert(insp.name.as_str(), ran.link);
+        inspection_links.insert(insp.name.as_str(), VLink::from(ran.link));
     }
     // 12. Inspection rules, over step and inspection links.
     {
@@ -827,7 +830,7 @@ fn verify_layout_body(
         }
     }
     // 13. The summary link: materials of the first step, the rest from the last.
-    let mut summary = Link::default();
+    let mut summary = VLink::default();
     if let (Some(first), Some(last)) = (layout.steps.first(), layout.steps.last()) {
         if let Some(f) = reduced.get_mut(first.name.as_str()) {
             summary.materials = std::mem::take(&mut f.materials);
@@ -858,10 +861,11 @@ fn par_drop<T: Send>(mut items: Vec<T>) {
     });
 }
 
-fn short(h: Option<&HashDict>) -> String {
+fn short(h: Option<&Digest>) -> String {
     match h {
         None => "absent".into(),
         Some(h) => h
+            .pairs()
             .iter()
             .map(|(a, x)| {
                 format!(
@@ -875,11 +879,11 @@ fn short(h: Option<&HashDict>) -> String {
 }
 
 /// Human-readable differences between two artifact sets (at most 10 lines).
-fn artifact_diff(kind: &str, a: &Artifacts, b: &Artifacts, fa: &str, fb: &str) -> Vec<String> {
-    let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+fn artifact_diff(kind: &str, a: &Arts, b: &Arts, fa: &str, fb: &str) -> Vec<String> {
+    let paths: BTreeSet<&str> = a.keys().chain(b.keys()).collect();
     paths
         .into_iter()
-        .filter(|p| a.get(*p) != b.get(*p))
+        .filter(|p| a.get(p) != b.get(p))
         .take(10)
         .map(|p| format!("{kind} {p}: {fa} has {}, {fb} has {}", short(a.get(p)), short(b.get(p))))
         .collect()

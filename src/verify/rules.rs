@@ -6,12 +6,13 @@
 //! consumes; DISALLOW fails on anything it matches in the queue, REQUIRE fails if its file is not
 //! in the queue; the list ends with an implicit `ALLOW *`. Each rule globs each queued path once.
 
+use super::arts::{Arts, Digest, VLink};
 use super::fnmatch::Pattern;
 use crate::error::Result;
-use crate::metadata::{ArtifactKind, Artifacts, HashDict, Link, Rule, RuleKind};
+use crate::metadata::{ArtifactKind, HashDict, Rule, RuleKind};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 /// The queue after one rule.
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +52,7 @@ pub struct RuleFailure {
 }
 
 /// Links by step or inspection name, as rules see them.
-pub type Links<'a> = HashMap<&'a str, &'a Link>;
+pub type Links<'a> = HashMap<&'a str, &'a VLink>;
 
 fn kind_name(k: ArtifactKind) -> &'static str {
     match k {
@@ -60,7 +61,7 @@ fn kind_name(k: ArtifactKind) -> &'static str {
     }
 }
 
-fn artifacts(link: &Link, k: ArtifactKind) -> &Artifacts {
+fn artifacts(link: &VLink, k: ArtifactKind) -> &Arts {
     match k {
         ArtifactKind::Materials => &link.materials,
         ArtifactKind::Products => &link.products,
@@ -150,7 +151,7 @@ pub fn verify_item_rules(
         return Ok(Ok(Vec::new()));
     };
     let source = artifacts(link, kind);
-    let mut queue: BTreeSet<&str> = source.keys().map(String::as_str).collect();
+    let mut queue: BTreeMap<&str, &Digest> = source.iter().collect();
     // Who consumed what only matters to explain a failed REQUIRE.
     let track = rules.iter().any(|r| matches!(r.kind, RuleKind::Require(_)));
     let mut consumed_by: HashMap<&str, usize> = HashMap::new();
@@ -162,24 +163,31 @@ pub fn verify_item_rules(
                 let m = prepare_match(&rule.kind)?;
                 if let Some((m, dest)) = m.as_ref().and_then(|m| Some((m, links.get(m.dest_name)?))) {
                     let dest_artifacts = artifacts(dest, m.dest_type);
-                    for path in &queue {
+                    // Queued paths come in order, and so (prefixes being fixed) do their
+                    // destination paths: each lookup starts where the previous one ended.
+                    let mut hint = 0;
+                    for (path, hash) in &queue {
                         let Some((src, dst)) = m.paths(path) else { continue };
                         // verifylib indexes the source by the re-joined path; a path it cannot find
                         // again there (odd prefixes) makes in-toto fail with a KeyError.
-                        let Some((src_key, src_hash)) = source.get_key_value(src.as_ref()) else {
-                            return Ok(Err(internal_failure(item, kind, rule, &src, trace)));
+                        let (src_key, src_hash) = match &src {
+                            Cow::Borrowed(_) => (*path, *hash),
+                            Cow::Owned(joined) => match source.get_key_value(joined) {
+                                Some(found) => found,
+                                None => return Ok(Err(internal_failure(item, kind, rule, &src, trace))),
+                            },
                         };
-                        if dest_artifacts.get(dst.as_ref()) == Some(src_hash) {
-                            consumed.push(src_key.as_str());
+                        if dest_artifacts.seek(&mut hint, dst.as_ref()) == Some(src_hash) {
+                            consumed.push(src_key);
                         }
                     }
                 }
             }
             RuleKind::Create(p) | RuleKind::Delete(p) | RuleKind::Modify(p) | RuleKind::Allow(p) => {
                 let pat = Pattern::new(p)?;
-                for path in queue.iter().filter(|path| pat.matches(path)) {
-                    let in_m = link.materials.get(*path);
-                    let in_p = link.products.get(*path);
+                for path in queue.keys().copied().filter(|path| pat.matches(path)) {
+                    let in_m = link.materials.get(path);
+                    let in_p = link.products.get(path);
                     let take = match &rule.kind {
                         RuleKind::Create(_) => in_p.is_some() && in_m.is_none(),
                         RuleKind::Delete(_) => in_m.is_some() && in_p.is_none(),
@@ -193,14 +201,14 @@ pub fn verify_item_rules(
             }
             RuleKind::Disallow(p) => {
                 let pat = Pattern::new(p)?;
-                let hits: Vec<&str> = queue.iter().copied().filter(|path| pat.matches(path)).collect();
+                let hits: Vec<&str> = queue.keys().copied().filter(|path| pat.matches(path)).collect();
                 if !hits.is_empty() {
                     let failure = diagnose(item, kind, link, rules, idx, &hits, &consumed_by, links, trace)?;
                     return Ok(Err(failure));
                 }
             }
             RuleKind::Require(f) => {
-                if !queue.contains(f.as_str()) {
+                if !queue.contains_key(f.as_str()) {
                     let failure = diagnose(item, kind, link, rules, idx, &[f.as_str()], &consumed_by, links, trace)?;
                     return Ok(Err(failure));
                 }
@@ -208,7 +216,7 @@ pub fn verify_item_rules(
         }
         let n = consumed.len();
         for c in consumed {
-            if queue.remove(c) && track {
+            if queue.remove(c).is_some() && track {
                 consumed_by.insert(c, idx);
             }
         }
@@ -216,7 +224,7 @@ pub fn verify_item_rules(
             rule: rule.to_string(),
             consumed: n,
             left: queue.len(),
-            left_sample: queue.iter().take(8).map(|s| s.to_string()).collect(),
+            left_sample: queue.keys().take(8).map(|s| s.to_string()).collect(),
         });
     }
     Ok(Ok(trace))
@@ -242,8 +250,9 @@ fn internal_failure(item: &str, kind: ArtifactKind, rule: &Rule, path: &str, tra
     }
 }
 
-fn short(h: &HashDict) -> String {
-    h.iter()
+fn short(d: &Digest) -> String {
+    d.pairs()
+        .iter()
         .map(|(algo, hex)| {
             let cut = hex.get(..16).map(|s| format!("{s}...")).unwrap_or_else(|| hex.clone());
             format!("{algo}:{cut}")
@@ -257,7 +266,7 @@ fn short(h: &HashDict) -> String {
 fn diagnose(
     item: &str,
     kind: ArtifactKind,
-    link: &Link,
+    link: &VLink,
     rules: &[Rule],
     failed_idx: usize,
     paths: &[&str],
@@ -274,7 +283,8 @@ fn diagnose(
     };
     let mut problems = Vec::new();
     for &path in paths.iter().take(EXPLAIN) {
-        let found = source.get(path).cloned();
+        let found_digest = source.get(path);
+        let found = found_digest.map(Digest::to_dict);
         if let RuleKind::Require(_) = failed.kind {
             let reason = match (consumed_by.get(path), &found) {
                 (Some(&i), _) => format!(
@@ -333,13 +343,13 @@ fn diagnose(
                                 ),
                             ),
                             Some(want) => {
-                                let got = found.as_ref().map(short).unwrap_or_default();
+                                let got = found_digest.map(short).unwrap_or_default();
                                 (
                                     3,
                                     problem(
                                         path,
                                         &found,
-                                        Some(want.clone()),
+                                        Some(want.to_dict()),
                                         Some(from.clone()),
                                         rule,
                                         format!("{} recorded {}, {item} {verb} {got}", m.dest_name, short(want)),
@@ -387,7 +397,7 @@ fn diagnose(
                 near_rule: None,
                 reason: format!(
                     "no earlier rule accounts for it ({item} {verb} {})",
-                    found.as_ref().map(short).unwrap_or_default()
+                    found_digest.map(short).unwrap_or_default()
                 ),
             },
         });
@@ -441,13 +451,13 @@ mod tests {
         [("sha256".to_string(), x.to_string())].into_iter().collect()
     }
 
-    fn link(name: &str, m: &[(&str, &str)], p: &[(&str, &str)]) -> Link {
-        Link {
+    fn link(name: &str, m: &[(&str, &str)], p: &[(&str, &str)]) -> VLink {
+        VLink::from(crate::metadata::Link {
             name: name.into(),
             materials: m.iter().map(|(a, b)| (a.to_string(), h(b))).collect(),
             products: p.iter().map(|(a, b)| (a.to_string(), h(b))).collect(),
             ..Default::default()
-        }
+        })
     }
 
     #[test]
