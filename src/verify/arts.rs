@@ -53,23 +53,31 @@ impl Digest {
 
 /// 64 lowercase hex digits to 32 bytes; `None` for anything else (upper case included, which must
 /// stay distinct from lower case).
-fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
-    fn nibble(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
+pub(crate) fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
+    // Nibble values of '0'-'9' and 'a'-'f'; 0xff for every other byte.
+    const LUT: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
         }
-    }
-    let h = hex.as_bytes();
-    if h.len() != 64 {
-        return None;
-    }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    let h: &[u8; 64] = hex.as_bytes().try_into().ok()?;
     let mut raw = [0u8; 32];
-    for (i, pair) in h.chunks_exact(2).enumerate() {
-        raw[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    let mut bad = 0u8;
+    for i in 0..32 {
+        let (hi, lo) = (LUT[h[2 * i] as usize], LUT[h[2 * i + 1] as usize]);
+        bad |= hi | lo;
+        raw[i] = (hi << 4) | (lo & 0x0f);
     }
-    Some(raw)
+    (bad & 0xf0 == 0).then_some(raw)
 }
 
 /// Path -> hash dict, sorted by path (byte order, like the maps in-toto's JSON uses).
@@ -243,6 +251,21 @@ mod tests {
         let mut hint = 0;
         for i in 0..100 {
             assert!(arts.seek(&mut hint, &format!("p{i:03}")).is_some());
+        }
+    }
+
+    #[test]
+    fn sha256_decoding_takes_only_64_lowercase_hex_digits() {
+        let good = "0123456789abcdef".repeat(4);
+        assert_eq!(decode_lower_sha256(&good).map(hex::encode), Some(good.clone()));
+        for bad in [
+            good.to_uppercase(),
+            good[..63].to_string(),
+            format!("{good}0"),
+            good.replace('f', "g"),
+            good.replacen("ab", "é", 1),
+        ] {
+            assert_eq!(decode_lower_sha256(&bad), None, "{bad}");
         }
     }
 

@@ -99,14 +99,26 @@ impl<'de> Deserialize<'de> for DigestDe {
                 f.write_str("a hash dict")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<DigestDe, A::Error> {
-                let mut pairs: Vec<(String, String)> = Vec::with_capacity(1);
-                while let Some(algo) = m.next_key::<String>()? {
-                    let hex: String = m.next_value()?;
-                    if !hex_ok(&hex) {
-                        return Err(de::Error::custom("digest is not hex"));
-                    }
+                // The usual dict, one sha256, is decoded from the borrowed text without allocating.
+                let mut pairs: Vec<(Str<'de>, Str<'de>)> = Vec::new();
+                while let Some(algo) = m.next_key::<Str<'de>>()? {
+                    let hex: Str<'de> = m.next_value()?;
                     pairs.push((algo, hex));
                 }
+                if let [(algo, hex)] = pairs.as_slice() {
+                    if algo.as_str() == "sha256" {
+                        if let Some(raw) = super::arts::decode_lower_sha256(hex.as_str()) {
+                            return Ok(DigestDe(Digest::Sha256(raw)));
+                        }
+                    }
+                }
+                if !pairs.iter().all(|(_, hex)| hex_ok(hex.as_str())) {
+                    return Err(de::Error::custom("digest is not hex"));
+                }
+                let mut pairs: Vec<(String, String)> = pairs
+                    .into_iter()
+                    .map(|(a, h)| (a.as_str().to_string(), h.as_str().to_string()))
+                    .collect();
                 if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
                     pairs.reverse();
                     pairs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -116,6 +128,43 @@ impl<'de> Deserialize<'de> for DigestDe {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+enum Str<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Str<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Str::Borrowed(s) => s,
+            Str::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str::Owned(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str::Owned(v))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
