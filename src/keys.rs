@@ -5,7 +5,7 @@
 //! that object plus `keyid_hash_algorithms` (legacy in-toto <= 2.x and in-toto-golang).
 //!
 //! Supported: ed25519 (`ed25519`), RSA (`rsassa-pss-sha256/384/512`, `rsa-pkcs1v15-sha256/384/512`)
-//! and ECDSA on P-256 and P-384 (`ecdsa-sha2-nistp256/384`, DER signatures), for verifying and for
+//! and ECDSA on P-256, P-384 and P-521 (`ecdsa-sha2-nistp256/384/521`, DER signatures), for verifying and for
 //! signing. Public keys load from SPKI PEM (also PKCS#1 `RSA PUBLIC KEY`) and from key dicts;
 //! private keys from PKCS#8 PEM (plain or encrypted), PKCS#1 and SEC1 PEM (plain or with OpenSSL's
 //! traditional encryption), and legacy securesystemslib JSON key dicts with a `keyval.private`.
@@ -66,6 +66,7 @@ enum Scheme {
     RsaPkcs1v15(HashAlg),
     EcdsaP256,
     EcdsaP384,
+    EcdsaP521,
 }
 
 impl Scheme {
@@ -80,6 +81,7 @@ impl Scheme {
             "rsa-pkcs1v15-sha512" => Scheme::RsaPkcs1v15(HashAlg::Sha512),
             "ecdsa-sha2-nistp256" => Scheme::EcdsaP256,
             "ecdsa-sha2-nistp384" => Scheme::EcdsaP384,
+            "ecdsa-sha2-nistp521" => Scheme::EcdsaP521,
             _ => return None,
         })
     }
@@ -92,6 +94,7 @@ impl Scheme {
             Scheme::RsaPss(_) | Scheme::RsaPkcs1v15(_) => keytype == "rsa",
             Scheme::EcdsaP256 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp256",
             Scheme::EcdsaP384 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp384",
+            Scheme::EcdsaP521 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp521",
         }
     }
 }
@@ -103,6 +106,7 @@ enum Material {
     Rsa(Box<rsa::RsaPublicKey>),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
 }
 
 impl Material {
@@ -112,6 +116,7 @@ impl Material {
             Material::Rsa(_) => "an RSA key",
             Material::P256(_) => "an ECDSA P-256 key",
             Material::P384(_) => "an ECDSA P-384 key",
+            Material::P521(_) => "an ECDSA P-521 key",
         }
     }
 
@@ -122,6 +127,7 @@ impl Material {
             Material::Rsa(_) => ("rsa", Scheme::RsaPss(HashAlg::Sha256), "rsassa-pss-sha256", self.spki_pem()?),
             Material::P256(_) => ("ecdsa", Scheme::EcdsaP256, "ecdsa-sha2-nistp256", self.spki_pem()?),
             Material::P384(_) => ("ecdsa", Scheme::EcdsaP384, "ecdsa-sha2-nistp384", self.spki_pem()?),
+            Material::P521(_) => ("ecdsa", Scheme::EcdsaP521, "ecdsa-sha2-nistp521", self.spki_pem()?),
         })
     }
 
@@ -131,6 +137,10 @@ impl Material {
             Material::Rsa(k) => k.to_public_key_der(),
             Material::P256(vk) => vk.to_public_key_der(),
             Material::P384(vk) => vk.to_public_key_der(),
+            // p521's ECDSA key type has no SPKI encoder; its curve-generic public key does.
+            Material::P521(vk) => p521::PublicKey::from_sec1_bytes(vk.to_encoded_point(false).as_bytes())
+                .map_err(|_| Error::format("invalid P-521 public key point"))?
+                .to_public_key_der(),
         };
         doc.map(|d| d.as_bytes().to_vec()).map_err(|e| Error::format(format!("cannot encode the public key: {e}")))
     }
@@ -143,14 +153,11 @@ impl Material {
     fn from_spki_der(der: &[u8]) -> Result<Self> {
         let spki = spki::SubjectPublicKeyInfoRef::try_from(der)
             .map_err(|e| Error::format(format!("not a valid SubjectPublicKeyInfo: {e}")))?;
-        let bits = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| Error::format("public key bit string has unused bits"))?;
+        let bits =
+            spki.subject_public_key.as_bytes().ok_or_else(|| Error::format("public key bit string has unused bits"))?;
         match spki.algorithm.oid {
             OID_ED25519 => {
-                let raw: [u8; 32] =
-                    bits.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
+                let raw: [u8; 32] = bits.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
                 Ok(Material::Ed25519(
                     ed25519_dalek::VerifyingKey::from_bytes(&raw)
                         .map_err(|_| Error::format("invalid ed25519 public key"))?,
@@ -171,12 +178,15 @@ impl Material {
                         p384::ecdsa::VerifyingKey::from_sec1_bytes(bits)
                             .map_err(|_| Error::format("invalid P-384 public key point"))?,
                     )),
-                    OID_P521 => Err(Error::format("ECDSA P-521 keys are not supported (P-256 and P-384 are)")),
+                    OID_P521 => Ok(Material::P521(
+                        p521::ecdsa::VerifyingKey::from_sec1_bytes(bits)
+                            .map_err(|_| Error::format("invalid P-521 public key point"))?,
+                    )),
                     other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
                 }
             }
             other => Err(Error::format(format!(
-                "unsupported public key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384)"
+                "unsupported public key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
             ))),
         }
     }
@@ -213,9 +223,9 @@ impl Material {
     fn verify(&self, scheme: Scheme, msg: &[u8], sig: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier as _;
         match (self, scheme) {
-            (Material::Ed25519(vk), Scheme::Ed25519) => ed25519_dalek::Signature::from_slice(sig)
-                .map(|s| vk.verify_strict(msg, &s).is_ok())
-                .unwrap_or(false),
+            (Material::Ed25519(vk), Scheme::Ed25519) => {
+                ed25519_dalek::Signature::from_slice(sig).map(|s| vk.verify_strict(msg, &s).is_ok()).unwrap_or(false)
+            }
             (Material::Rsa(k), Scheme::RsaPss(h)) => match h {
                 HashAlg::Sha256 => pss::verify::<Sha256>(k, msg, sig),
                 HashAlg::Sha384 => pss::verify::<Sha384>(k, msg, sig),
@@ -234,6 +244,9 @@ impl Material {
             }
             (Material::P384(vk), Scheme::EcdsaP384) => {
                 p384::ecdsa::Signature::from_der(sig).map(|s| vk.verify(msg, &s).is_ok()).unwrap_or(false)
+            }
+            (Material::P521(vk), Scheme::EcdsaP521) => {
+                p521::ecdsa::Signature::from_der(sig).map(|s| vk.verify(msg, &s).is_ok()).unwrap_or(false)
             }
             _ => false,
         }
@@ -266,6 +279,12 @@ impl std::fmt::Debug for PublicKey {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// in-toto 3.x keyid: SHA-256 of the canonical `{keytype, scheme, keyval: {public}}`.
+fn keyid_of(keytype: &str, scheme: &str, public: &str) -> Result<String> {
+    let obj = json!({"keytype": keytype, "scheme": scheme, "keyval": {"public": public}});
+    Ok(sha256_hex(&cjson::canonical(&obj)?))
 }
 
 fn is_json(text: &str) -> bool {
@@ -347,8 +366,7 @@ impl PublicKey {
         let material = match alg {
             Scheme::Ed25519 => {
                 let raw = hex::decode(public).map_err(|_| Error::format("ed25519 public key is not hex"))?;
-                let raw: [u8; 32] =
-                    raw.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
+                let raw: [u8; 32] = raw.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
                 Material::Ed25519(
                     ed25519_dalek::VerifyingKey::from_bytes(&raw)
                         .map_err(|_| Error::format("invalid ed25519 public key"))?,
@@ -362,9 +380,13 @@ impl PublicKey {
                 | (Material::Rsa(_), Scheme::RsaPss(_) | Scheme::RsaPkcs1v15(_))
                 | (Material::P256(_), Scheme::EcdsaP256)
                 | (Material::P384(_), Scheme::EcdsaP384)
+                | (Material::P521(_), Scheme::EcdsaP521)
         );
         if !fits {
-            return Err(Error::format(format!("keyval.public is {} but the scheme is '{scheme}'", material.describe())));
+            return Err(Error::format(format!(
+                "keyval.public is {} but the scheme is '{scheme}'",
+                material.describe()
+            )));
         }
         let mut key = PublicKey {
             keyid: String::new(),
@@ -386,8 +408,16 @@ impl PublicKey {
     }
 
     fn compute_keyid(&self) -> Result<String> {
-        let obj = json!({"keytype": self.keytype, "scheme": self.scheme, "keyval": {"public": self.public}});
-        Ok(sha256_hex(&cjson::canonical(&obj)?))
+        keyid_of(&self.keytype, &self.scheme, &self.public)
+    }
+
+    /// `keyval.public` as in-toto 3.x would write it for this key: lowercase hex for ed25519, the
+    /// PEM re-serialised like Python `cryptography` does otherwise (a key dict may hold any layout).
+    fn public_normalised(&self) -> String {
+        match &self.material {
+            Material::Ed25519(vk) => hex::encode(vk.as_bytes()),
+            m => m.spki_pem().unwrap_or_else(|_| self.public.clone()),
+        }
     }
 
     /// The keyid this key carries (in-toto 3.x convention unless a key dict said otherwise).
@@ -395,9 +425,10 @@ impl PublicKey {
         &self.keyid
     }
 
-    /// The keyid under in-toto 3.x rules, whatever this key was loaded with.
+    /// The keyid under in-toto 3.x rules (`keyval.public` normalised as `cryptography` writes
+    /// it), whatever this key was loaded with.
     pub fn keyid_v3(&self) -> String {
-        self.compute_keyid().unwrap_or_default()
+        keyid_of(&self.keytype, &self.scheme, &self.public_normalised()).unwrap_or_default()
     }
 
     /// The legacy keyid (in-toto <= 2.x, in-toto-golang): `keyid_hash_algorithms` included, PEM trimmed.
@@ -410,13 +441,23 @@ impl PublicKey {
             "keytype": self.keytype,
             "scheme": self.scheme,
             "keyid_hash_algorithms": ["sha256", "sha512"],
-            "keyval": {"public": self.public.trim()},
+            "keyval": {"public": self.public_normalised().trim()},
         })
     }
 
-    /// Does `id` name this key, under either convention (or as the id it was loaded with)?
+    /// Does `id` name this key: the id it was loaded with, its in-toto 3.x or legacy keyid, or
+    /// either computed over `keyval.public` exactly as a key dict gave it?
     pub fn matches_keyid(&self, id: &str) -> bool {
-        id == self.keyid || id == self.keyid_v3() || id == self.keyid_legacy()
+        if id == self.keyid || id == self.keyid_v3() || id == self.keyid_legacy() {
+            return true;
+        }
+        let as_given = json!({
+            "keytype": self.keytype,
+            "scheme": self.scheme,
+            "keyid_hash_algorithms": ["sha256", "sha512"],
+            "keyval": {"public": self.public.trim()},
+        });
+        self.compute_keyid().is_ok_and(|k| k == id) || cjson::canonical(&as_given).is_ok_and(|b| sha256_hex(&b) == id)
     }
 
     pub fn scheme(&self) -> &str {
@@ -447,6 +488,17 @@ impl PublicKey {
         })
     }
 
+    /// The key dict in-toto 3.x would write for this key, whatever it was loaded from: 3.x keyid,
+    /// `keyval.public` normalised as `cryptography` writes it.
+    pub fn to_key_dict_v3(&self) -> Value {
+        json!({
+            "keyid": self.keyid_v3(),
+            "keytype": self.keytype,
+            "scheme": self.scheme,
+            "keyval": {"public": self.public_normalised()},
+        })
+    }
+
     /// The key dict as in-toto <= 2.x and in-toto-golang write it: legacy keyid,
     /// `keyid_hash_algorithms`, and the PEM without its trailing newline.
     pub fn to_key_dict_legacy(&self) -> Value {
@@ -471,6 +523,7 @@ enum Signer {
     Rsa(Box<rsa::RsaPrivateKey>),
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
 }
 
 impl Signer {
@@ -480,6 +533,7 @@ impl Signer {
             Signer::Rsa(sk) => Material::Rsa(Box::new(sk.to_public_key())),
             Signer::P256(sk) => Material::P256(*sk.verifying_key()),
             Signer::P384(sk) => Material::P384(*sk.verifying_key()),
+            Signer::P521(sk) => Material::P521(p521::ecdsa::VerifyingKey::from(sk)),
         }
     }
 
@@ -492,14 +546,16 @@ impl Signer {
         match info.algorithm.oid {
             OID_ED25519 => Ok(Signer::Ed25519(ed25519_dalek::SigningKey::try_from(info).map_err(|e| bad(&e))?)),
             OID_RSA => Ok(Signer::Rsa(Box::new(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?))),
-            OID_EC => match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
-                OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                OID_P384 => Ok(Signer::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                OID_P521 => Err(Error::format("ECDSA P-521 keys are not supported (P-256 and P-384 are)")),
-                other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
-            },
+            OID_EC => {
+                match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
+                    OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
+                    OID_P384 => Ok(Signer::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
+                    OID_P521 => Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(|e| bad(&e))?),
+                    other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
+                }
+            }
             other => Err(Error::format(format!(
-                "unsupported private key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384)"
+                "unsupported private key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
             ))),
         }
     }
@@ -512,7 +568,16 @@ impl Signer {
         if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
             return Ok(Signer::P384(k.into()));
         }
-        Err(Error::format("not a valid P-256 or P-384 EC private key (only these curves are supported)"))
+        if let Ok(k) = p521::SecretKey::from_sec1_der(der) {
+            return Self::from_p521(k);
+        }
+        Err(Error::format("not a valid P-256, P-384 or P-521 EC private key (only these curves are supported)"))
+    }
+
+    fn from_p521(k: p521::SecretKey) -> Result<Self> {
+        p521::ecdsa::SigningKey::from_bytes(&k.to_bytes())
+            .map(Signer::P521)
+            .map_err(|_| Error::format("invalid P-521 private key"))
     }
 
     fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
@@ -535,6 +600,9 @@ impl Signer {
             Signer::Rsa(sk) => sk.to_pkcs8_der(),
             Signer::P256(sk) => sk.to_pkcs8_der(),
             Signer::P384(sk) => sk.to_pkcs8_der(),
+            Signer::P521(sk) => p521::SecretKey::from_bytes(&sk.to_bytes())
+                .map_err(|_| Error::format("invalid P-521 private key"))?
+                .to_pkcs8_der(),
         };
         doc.map(|d| d.as_bytes().to_vec()).map_err(|e| Error::format(format!("cannot encode the private key: {e}")))
     }
@@ -602,16 +670,15 @@ impl PrivateKey {
     /// not encrypted is an error, as with Python `cryptography`.
     pub fn from_pem(pem: &str, password: Option<&str>) -> Result<Self> {
         let blocks = pem::parse(pem)?;
-        let block = blocks
-            .iter()
-            .find(|b| b.label.ends_with("PRIVATE KEY"))
-            .ok_or_else(|| match blocks.first().map(|b| b.label.as_str()) {
+        let block = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")).ok_or_else(|| {
+            match blocks.first().map(|b| b.label.as_str()) {
                 Some("PUBLIC KEY" | "RSA PUBLIC KEY") => {
                     Error::format("this is a public key; signing needs the private key")
                 }
                 Some(l) => Error::format(format!("PEM '{l}' is not a private key")),
                 None => Error::format("no PEM private key found (expected '-----BEGIN PRIVATE KEY-----')"),
-            })?;
+            }
+        })?;
         if block.label == "OPENSSH PRIVATE KEY" {
             return Err(Error::format(
                 "OpenSSH private keys are not supported; convert with 'ssh-keygen -p -m PKCS8 -f FILE'",
@@ -728,6 +795,12 @@ impl PrivateKey {
             }
             (Signer::P384(sk), Scheme::EcdsaP384) => {
                 let s: p384::ecdsa::Signature = sk.sign(msg);
+                s.to_der().as_bytes().to_vec()
+            }
+            (Signer::P521(sk), Scheme::EcdsaP521) => {
+                let s: p521::ecdsa::Signature = sk
+                    .try_sign_with_rng(&mut rng, msg)
+                    .map_err(|e| Error::format(format!("ECDSA signing failed: {e}")))?;
                 s.to_der().as_bytes().to_vec()
             }
             _ => return Err(Error::format(format!("this key cannot sign with scheme '{}'", self.public.scheme))),

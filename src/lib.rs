@@ -14,3 +14,5 @@ pub use error::{Error, Result};
 pub mod cli;
 pub mod recorder;
 pub mod verify;
+pub mod investigate;
+pub mod trace;

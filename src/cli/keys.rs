@@ -178,15 +178,7 @@ pub fn key(a: KeyArgs) -> Result<i32> {
         KeyCommand::Show(a) => {
             let mut passwords = Passwords::new(a.password);
             let keys = a.keys.iter().map(|p| load_public(p, &mut passwords)).collect::<Result<Vec<_>>>()?;
-            let dict = |k: &PublicKey| {
-                if a.legacy {
-                    k.to_key_dict_legacy()
-                } else {
-                    let mut d = k.to_key_dict();
-                    d["keyid"] = Value::String(k.keyid_v3());
-                    d
-                }
-            };
+            let dict = |k: &PublicKey| if a.legacy { k.to_key_dict_legacy() } else { k.to_key_dict_v3() };
             let out = if keys.len() == 1 {
                 dict(&keys[0])
             } else {

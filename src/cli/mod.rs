@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod investigate;
 pub mod keys;
 pub mod record;
 pub mod sign;
@@ -31,6 +32,12 @@ pub enum Command {
     Unmount(record::UnmountArgs),
     /// Verify a supply chain against a layout (like in-toto-verify).
     Verify(verify::VerifyArgs),
+    /// Compare two links of one step and explain, from their traces, why products differ.
+    Diff(investigate::DiffArgs),
+    /// Summarise a link (and with --trace, the processes of the step).
+    Show(investigate::ShowArgs),
+    /// Build a step twice under varied conditions and explain any difference.
+    Repro(investigate::ReproArgs),
 }
 
 /// Parse arguments and run; returns the exit code.
@@ -51,6 +58,9 @@ pub fn main() -> i32 {
         Command::Mount(a) => record::mount(a),
         Command::Unmount(a) => record::unmount(a),
         Command::Verify(a) => verify::verify(a),
+        Command::Diff(a) => investigate::diff(a),
+        Command::Show(a) => investigate::show(a),
+        Command::Repro(a) => investigate::repro(a),
     };
     match result {
         Ok(code) => code,

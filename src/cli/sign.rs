@@ -92,10 +92,7 @@ fn sign_and_write(mut md: Metadata, a: &SignArgs) -> Result<i32> {
     for key in &keys {
         md.sign(key).map_err(|e| e.in_file(&a.file))?;
     }
-    let dropped: Vec<&String> = kept
-        .iter()
-        .filter(|id| !md.signatures.iter().any(|s| &&s.keyid == id))
-        .collect();
+    let dropped: Vec<&String> = kept.iter().filter(|id| !md.signatures.iter().any(|s| &&s.keyid == id)).collect();
     if !dropped.is_empty() && !a.quiet {
         eprintln!(
             "totofs: warning: {}: the payload was re-serialised to in-toto 3.x's field set, so the \

@@ -1,6 +1,7 @@
 //! Password-based encryption of private keys: decrypting encrypted PKCS#8
 //! (`BEGIN ENCRYPTED PRIVATE KEY`) in both the PBES2 form Python `cryptography` and OpenSSL 3 write
-//! and the older PBES1 form (`pbeWithMD5AndDES-CBC`, `pbeWithSHA1AndDES-CBC`) older OpenSSL wrote,
+//! the older PBES1 form (`pbeWithMD5AndDES-CBC`, `pbeWithSHA1AndDES-CBC`), and the PKCS#12 form
+//! (`pbeWithSHAAnd3-KeyTripleDES-CBC`, OpenSSL 1.0's default for `pkcs8 -topk8`),
 //! and encrypting the keys `totofs keygen` writes (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC).
 
 use crate::error::{Error, Result};
@@ -19,8 +20,17 @@ fn wrong_password() -> Error {
 
 /// Decrypt an `EncryptedPrivateKeyInfo` (DER) into a PKCS#8 `PrivateKeyInfo` (DER).
 pub fn decrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
-    let info = EncryptedPrivateKeyInfo::try_from(der)
-        .map_err(|e| Error::format(format!("not an encrypted PKCS#8 key, or an unsupported encryption scheme: {e}")))?;
+    let info = match EncryptedPrivateKeyInfo::try_from(der) {
+        Ok(info) => info,
+        Err(e) => match pkcs12::parse(der) {
+            Some(p12) => return p12.decrypt(password),
+            None => {
+                return Err(Error::format(format!(
+                    "not an encrypted PKCS#8 key, or an unsupported encryption scheme: {e}"
+                )))
+            }
+        },
+    };
     let plain = match &info.encryption_algorithm {
         pkcs5::EncryptionScheme::Pbes2(params) => match params.decrypt(password, info.encrypted_data) {
             Ok(p) => p,
@@ -73,6 +83,7 @@ pub fn cbc_decrypt(cipher: &str, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Re
         "AES-256-CBC" => run::<aes::Aes256>(key, iv, ciphertext),
         "DES-CBC" => run::<des::Des>(key, iv, ciphertext),
         "DES-EDE3-CBC" => run::<des::TdesEde3>(key, iv, ciphertext),
+        "DES-EDE-CBC" => run::<des::TdesEde2>(key, iv, ciphertext),
         other => Err(Error::format(format!("unsupported cipher '{other}'"))),
     }
 }
@@ -92,4 +103,93 @@ pub fn encrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
         .encrypt_with_params(params, password)
         .map_err(|e| Error::format(format!("cannot encrypt the private key: {e}")))?;
     Ok(doc.as_bytes().to_vec())
+}
+
+/// PKCS#12 password-based encryption inside PKCS#8 (RFC 7292 appendix B and C):
+/// `pbeWithSHAAnd3-KeyTripleDES-CBC` and `pbeWithSHAAnd2-KeyTripleDES-CBC`.
+mod pkcs12 {
+    use super::{cbc_decrypt, wrong_password};
+    use crate::error::{Error, Result};
+    use pkcs8::der::asn1::{ObjectIdentifier, OctetStringRef};
+    use pkcs8::der::{Decode, Reader, SliceReader};
+    use sha1::{Digest, Sha1};
+
+    const OID_SHA1_3DES: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.3");
+    const OID_SHA1_2DES: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.4");
+
+    pub struct Encrypted {
+        oid: ObjectIdentifier,
+        salt: Vec<u8>,
+        iterations: u32,
+        data: Vec<u8>,
+    }
+
+    /// `EncryptedPrivateKeyInfo` with PKCS#12 PBE parameters `{salt, iterations}`.
+    pub fn parse(der: &[u8]) -> Option<Encrypted> {
+        let mut r = SliceReader::new(der).ok()?;
+        let e = r
+            .sequence(|r| {
+                let (oid, salt, iterations) = r.sequence(|r| {
+                    let oid = ObjectIdentifier::decode(r)?;
+                    let (salt, iterations) = r.sequence(|r| {
+                        let salt = OctetStringRef::decode(r)?.as_bytes().to_vec();
+                        Ok((salt, u32::decode(r)?))
+                    })?;
+                    Ok((oid, salt, iterations))
+                })?;
+                let data = OctetStringRef::decode(r)?.as_bytes().to_vec();
+                Ok(Encrypted { oid, salt, iterations, data })
+            })
+            .ok()?;
+        (e.oid == OID_SHA1_3DES || e.oid == OID_SHA1_2DES).then_some(e)
+    }
+
+    impl Encrypted {
+        pub fn decrypt(&self, password: &[u8]) -> Result<Vec<u8>> {
+            let text = std::str::from_utf8(password).map_err(|_| Error::format("password is not UTF-8"))?;
+            // The password as a NUL-terminated BMPString (UTF-16BE).
+            let mut bmp: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+            bmp.extend_from_slice(&[0, 0]);
+            let (cipher, key_len) = if self.oid == OID_SHA1_3DES { ("DES-EDE3-CBC", 24) } else { ("DES-EDE-CBC", 16) };
+            let key = kdf(&bmp, &self.salt, self.iterations, 1, key_len);
+            let iv = kdf(&bmp, &self.salt, self.iterations, 2, 8);
+            let plain = cbc_decrypt(cipher, &key, &iv, &self.data)?;
+            pkcs8::PrivateKeyInfo::try_from(plain.as_slice()).map_err(|_| wrong_password())?;
+            Ok(plain)
+        }
+    }
+
+    /// RFC 7292 B.2 key derivation with SHA-1 (u = 20, v = 64); `id` 1 = key, 2 = IV.
+    fn kdf(password: &[u8], salt: &[u8], iterations: u32, id: u8, n: usize) -> Vec<u8> {
+        const V: usize = 64;
+        let fill = |s: &[u8]| -> Vec<u8> {
+            if s.is_empty() {
+                return Vec::new();
+            }
+            let len = V * s.len().div_ceil(V);
+            s.iter().cycle().take(len).copied().collect()
+        };
+        let mut i: Vec<u8> = fill(salt);
+        i.extend(fill(password));
+        let mut out = Vec::with_capacity(n + 20);
+        while out.len() < n {
+            let mut a = Sha1::new().chain_update([id; V]).chain_update(&i).finalize().to_vec();
+            for _ in 1..iterations.max(1) {
+                a = Sha1::digest(&a).to_vec();
+            }
+            out.extend_from_slice(&a);
+            // I_j = (I_j + B + 1) mod 2^(8v), B = A repeated to v bytes.
+            let b: Vec<u8> = a.iter().cycle().take(V).copied().collect();
+            for block in i.chunks_mut(V) {
+                let mut carry: u16 = 1;
+                for k in (0..V).rev() {
+                    let sum = block[k] as u16 + b[k] as u16 + carry;
+                    block[k] = sum as u8;
+                    carry = sum >> 8;
+                }
+            }
+        }
+        out.truncate(n);
+        out
+    }
 }

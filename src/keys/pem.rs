@@ -27,9 +27,8 @@ impl Block {
     /// Decrypt a traditional encrypted block (`DEK-Info: <cipher>,<hex iv>`).
     pub fn decrypt(&self, password: &[u8]) -> Result<Vec<u8>> {
         let info = self.header("DEK-Info").ok_or_else(|| Error::format("encrypted PEM has no DEK-Info header"))?;
-        let (cipher, iv_hex) = info
-            .split_once(',')
-            .ok_or_else(|| Error::format(format!("malformed DEK-Info header '{info}'")))?;
+        let (cipher, iv_hex) =
+            info.split_once(',').ok_or_else(|| Error::format(format!("malformed DEK-Info header '{info}'")))?;
         let iv = hex::decode(iv_hex.trim()).map_err(|_| Error::format(format!("malformed DEK-Info IV '{iv_hex}'")))?;
         let cipher = cipher.trim().to_ascii_uppercase();
         let (key_len, block_len) = match cipher.as_str() {

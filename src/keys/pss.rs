@@ -80,7 +80,8 @@ mod tests {
     fn key() -> RsaPrivateKey {
         use rsa::pkcs8::DecodePrivateKey;
         let pem = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems/rsa_private_unencrypted.pem"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/interop/pems/rsa_private_unencrypted.pem"),
         )
         .unwrap();
         RsaPrivateKey::from_pkcs8_pem(&pem).unwrap()

@@ -14,17 +14,19 @@ from securesystemslib.signer import SSlibKey
 
 PRIVATE = {
     "rsa_pkcs1.pem": None, "rsa_pkcs1_aes128.pem": b"hunter2", "rsa_pkcs1_des3.pem": b"hunter2",
-    "rsa_pbes2_scrypt.pem": b"hunter2", "ec_sec1.pem": None, "ec_sec1_aes256.pem": b"hunter2",
-    "p384_private.pem": None, "p384_pbes2_des3_sha1.pem": b"hunter2",
+    "rsa_pbes2_scrypt.pem": b"hunter2", "rsa_pkcs12_sha1_3des.pem": b"hunter2", "ec_sec1.pem": None, "ec_sec1_aes256.pem": b"hunter2",
+    "p384_private.pem": None, "p521_private.pem": None, "p384_pbes2_des3_sha1.pem": b"hunter2",
 }
-PUBLIC = ["rsa_public.pem", "rsa_pkcs1_public.pem", "ec_public.pem", "ec_public_compressed.pem", "p384_public.pem"]
+PUBLIC = ["rsa_public.pem", "rsa_pkcs1_public.pem", "ec_public.pem", "ec_public_compressed.pem", "p384_public.pem", "p521_public.pem"]
 
 out = {}
 for name, pw in PRIVATE.items():
     k = load_pem_private_key(open(name, "rb").read(), pw)
     out[name] = SSlibKey.from_crypto(k.public_key()).keyid
-# cryptography cannot decrypt PBES1 pbeWithSHA1AndDES-CBC; it holds the key of ec_sec1.pem.
+# cryptography cannot decrypt PBES1 pbeWithSHA1AndDES-CBC; the file holds the key of ec_sec1.pem.
 out["ec_pbes1_sha1_des.pem"] = out["ec_sec1.pem"]
+# Nor PKCS#12 pbeWithSHAAnd2-KeyTripleDES-CBC.
+out["ec_pkcs12_sha1_2des.pem"] = out["ec_sec1.pem"]
 for name in PUBLIC:
     key = SSlibKey.from_crypto(load_pem_public_key(open(name, "rb").read()))
     d = key.to_dict(); d["keyid"] = key.keyid

@@ -1,0 +1,146 @@
+//! `totofs show`: a readable summary of a link (step, command, return value, counts, the product
+//! tree) and, with its trace, the step's process tree and what each process read and wrote.
+
+use crate::investigate::causes::shell_words;
+use crate::metadata::{Artifacts, Link};
+use crate::trace::Trace;
+use std::fmt::Write as _;
+
+/// Summary of one link. `signers` are the keyids of its signatures, `dsse` its envelope.
+pub fn render_link(link: &Link, signers: &[String], dsse: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "step: {}", link.name);
+    let cmd = if link.command.is_empty() { "(none)".to_string() } else { shell_words(&link.command) };
+    let _ = writeln!(out, "command: {cmd}");
+    match link.return_value() {
+        Some(rv) => {
+            let _ = writeln!(out, "return value: {rv}");
+        }
+        None => {
+            let _ = writeln!(out, "return value: (no command run)");
+        }
+    }
+    let envelope = if dsse { "DSSE" } else { "Metablock" };
+    if signers.is_empty() {
+        let _ = writeln!(out, "signed by: nobody ({envelope}, unsigned)");
+    } else {
+        let _ = writeln!(out, "signed by: {} ({envelope})", signers.join(", "));
+    }
+    let created = link.products.keys().filter(|p| !link.materials.contains_key(*p)).count();
+    let modified = link.products.iter().filter(|(p, h)| link.materials.get(*p).is_some_and(|m| m != *h)).count();
+    let deleted: Vec<&String> = link.materials.keys().filter(|p| !link.products.contains_key(*p)).collect();
+    let _ = writeln!(out, "materials: {}", link.materials.len());
+    let _ = writeln!(
+        out,
+        "products: {} ({created} created, {modified} modified, {} unchanged, {} deleted)",
+        link.products.len(),
+        link.products.len() - created - modified,
+        deleted.len()
+    );
+    if !link.products.is_empty() {
+        out.push_str("product tree (+ created, ~ modified):\n");
+        out.push_str(&tree(&link.products, &link.materials));
+    }
+    if !deleted.is_empty() {
+        out.push_str("deleted:\n");
+        for p in deleted {
+            let _ = writeln!(out, "  - {p}");
+        }
+    }
+    out
+}
+
+/// The products as an indented tree, directories first shown when entered.
+fn tree(products: &Artifacts, materials: &Artifacts) -> String {
+    let mut out = String::new();
+    let mut open: Vec<&str> = Vec::new();
+    for (path, hash) in products {
+        let parts: Vec<&str> = path.split('/').collect();
+        let (file, dirs) = parts.split_last().unwrap_or((&"", &[]));
+        let common = open.iter().zip(dirs.iter()).take_while(|(a, b)| a == b).count();
+        open.truncate(common);
+        for d in &dirs[common..] {
+            let _ = writeln!(out, "  {}  {d}/", "  ".repeat(open.len()));
+            open.push(d);
+        }
+        let mark = match materials.get(path) {
+            None => "+",
+            Some(m) if m != hash => "~",
+            Some(_) => " ",
+        };
+        let _ = writeln!(out, "  {}{mark} {file}", "  ".repeat(open.len()));
+    }
+    out
+}
+
+/// The process tree of a trace with what each process read and wrote.
+pub fn render_trace(trace: &Trace) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "processes: {}", trace.processes.len());
+    let mut depth = std::collections::HashMap::new();
+    for p in &trace.processes {
+        let d = p.parent.and_then(|id| depth.get(&id).copied()).map_or(0, |d: usize| d + 1);
+        depth.insert(p.id, d);
+        let pad = "  ".repeat(d + 1);
+        let _ = writeln!(out, "{pad}[{}] pid {}: {}  (cwd {})", p.id, p.pid, shell_words(&p.argv), p.cwd);
+        if !p.reads.is_empty() {
+            let _ = writeln!(out, "{pad}    read: {}", p.reads.iter().cloned().collect::<Vec<_>>().join(", "));
+        }
+        if !p.writes.is_empty() {
+            let _ = writeln!(out, "{pad}    wrote: {}", p.writes.iter().cloned().collect::<Vec<_>>().join(", "));
+        }
+    }
+    let deleted: Vec<&String> =
+        trace.files.iter().filter(|(_, f)| f.ops.contains(&crate::trace::FileOp::Deleted)).map(|(p, _)| p).collect();
+    if !deleted.is_empty() {
+        let _ = writeln!(out, "deleted during the step: {}", deleted.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::HashDict;
+    use crate::trace::{FileOp, ProcessStart, TraceBuilder};
+
+    fn h(x: &str) -> HashDict {
+        [("sha256".to_string(), x.repeat(64 / x.len()))].into()
+    }
+
+    #[test]
+    fn link_summary_and_tree() {
+        let mut l = Link {
+            name: "build".into(),
+            command: vec!["make".into(), "-j2".into()],
+            byproducts: Link::run_byproducts("", "", 0),
+            ..Default::default()
+        };
+        l.materials.insert("src/a.c".into(), h("a"));
+        l.materials.insert("src/b.c".into(), h("b"));
+        l.materials.insert("old".into(), h("c"));
+        l.products.insert("src/a.c".into(), h("a"));
+        l.products.insert("src/b.c".into(), h("d"));
+        l.products.insert("src/obj/a.o".into(), h("e"));
+        l.products.insert("z.bin".into(), h("f"));
+        let s = render_link(&l, &["c6d8bf2e".into()], false);
+        assert!(s.contains("step: build\ncommand: make -j2\nreturn value: 0\n"), "{s}");
+        assert!(s.contains("products: 4 (2 created, 1 modified, 1 unchanged, 1 deleted)"), "{s}");
+        assert!(s.contains("    src/\n      a.c\n    ~ b.c\n      obj/\n      + a.o\n  + z.bin\n"), "{s}");
+        assert!(s.contains("deleted:\n  - old\n"), "{s}");
+    }
+
+    #[test]
+    fn trace_tree() {
+        let mut b = TraceBuilder::new("build");
+        let make = b.process(ProcessStart { pid: 5, argv: vec!["make".into()], cwd: "/w".into(), ..Default::default() });
+        let cc = b.process(ProcessStart { pid: 6, parent: Some(make), argv: vec!["cc".into(), "a.c".into()], cwd: "/w".into(), ..Default::default() });
+        b.file_op(cc, "a.c", FileOp::Read);
+        b.file_op(cc, "a.o", FileOp::Created);
+        b.file_op(cc, "tmp", FileOp::Created);
+        b.file_op(cc, "tmp", FileOp::Deleted);
+        let s = render_trace(&b.finish(&Link::default()));
+        assert!(s.contains("processes: 2\n  [1] pid 5: make  (cwd /w)\n    [2] pid 6: cc a.c  (cwd /w)\n        read: a.c\n        wrote: a.o, tmp\n"), "{s}");
+        assert!(s.contains("deleted during the step: tmp"), "{s}");
+    }
+}

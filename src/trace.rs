@@ -1,0 +1,901 @@
+//! Signed step traces: which process of a recorded step read and wrote which file.
+//!
+//! A trace is written beside its link as `<step>.<keyid8>.trace`. The file is ONE JSON document, a
+//! DSSE envelope (payload type `application/vnd.in-toto+json`, serialised like a DSSE link) over an
+//! in-toto Statement v1 whose only subject is the link file (its name and the SHA-256 of its bytes)
+//! and whose predicate (`https://totofs.dev/trace/v1`) is the trace. One signed document rather
+//! than JSON Lines: the whole trace is signed as a unit and bound to the link's bytes, so no line can
+//! be dropped, reordered or swapped, and a trace cannot be moved to another link.
+//!
+//! This module owns the model ([`Trace`], [`Process`], [`FileRecord`], [`FileOp`]), the API a
+//! recorder fills it with ([`TraceBuilder`]), and the file format: [`TraceFile`] signs, writes,
+//! loads and verifies. A trace never holds environment values (they carry secrets): there is no
+//! field for them.
+
+use crate::cjson;
+use crate::error::{Error, Result};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::metadata::{pae, HashDict, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// `_type` of an in-toto Statement v1.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// `predicateType` of a totofs trace.
+pub const PREDICATE_TYPE: &str = "https://totofs.dev/trace/v1";
+/// File name suffix of a trace (replaces the link's `.link`).
+pub const TRACE_SUFFIX: &str = ".trace";
+
+/// What happened to a file during the step, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FileOp {
+    /// Opened for reading (lookup, stat, readdir and readlink are not reads).
+    Read,
+    Created,
+    Written,
+    Truncated,
+    /// This file is the destination of a rename; the string is the old artifact name.
+    RenamedFrom(String),
+    /// This file was renamed away; the string is the new artifact name.
+    RenamedTo(String),
+    Deleted,
+}
+
+impl FileOp {
+    pub fn as_string(&self) -> String {
+        match self {
+            FileOp::Read => "read".into(),
+            FileOp::Created => "created".into(),
+            FileOp::Written => "written".into(),
+            FileOp::Truncated => "truncated".into(),
+            FileOp::RenamedFrom(p) => format!("renamed-from:{p}"),
+            FileOp::RenamedTo(p) => format!("renamed-to:{p}"),
+            FileOp::Deleted => "deleted".into(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "read" => FileOp::Read,
+            "created" => FileOp::Created,
+            "written" => FileOp::Written,
+            "truncated" => FileOp::Truncated,
+            "deleted" => FileOp::Deleted,
+            _ => {
+                if let Some(p) = s.strip_prefix("renamed-from:") {
+                    FileOp::RenamedFrom(p.to_string())
+                } else if let Some(p) = s.strip_prefix("renamed-to:") {
+                    FileOp::RenamedTo(p.to_string())
+                } else {
+                    return Err(Error::format(format!("unknown file operation '{s}'")));
+                }
+            }
+        })
+    }
+
+    /// Does this operation change the file's content (so the process doing it wrote the file)?
+    pub fn writes(&self) -> bool {
+        matches!(self, FileOp::Created | FileOp::Written | FileOp::Truncated | FileOp::RenamedFrom(_))
+    }
+}
+
+/// Index of a process in [`Trace::processes`]'s id space (unique within one trace).
+pub type ProcId = u64;
+
+/// One process of the step. Processes are listed in the order they started.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Process {
+    /// Unique within the trace (pids can be reused; ids are not).
+    pub id: ProcId,
+    pub pid: u32,
+    /// The id of the parent process, if the parent belongs to the step.
+    pub parent: Option<ProcId>,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    /// Artifact names this process opened for reading.
+    pub reads: BTreeSet<String>,
+    /// Artifact names whose content this process created, wrote, truncated or renamed into place.
+    pub writes: BTreeSet<String>,
+}
+
+/// The process that touched a file first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FirstProcess {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// Everything the step did to one file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FileRecord {
+    pub ops: Vec<FileOp>,
+    pub first: Option<FirstProcess>,
+    /// Content before the step (the material's hash), `None` if the file did not exist.
+    pub before: Option<HashDict>,
+    /// Content after the step (the product's hash); for a file deleted before the step ended, its
+    /// last content if the recorder hashed it, else `None`.
+    pub after: Option<HashDict>,
+}
+
+/// The trace of one step.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trace {
+    pub step: String,
+    pub processes: Vec<Process>,
+    pub files: BTreeMap<String, FileRecord>,
+}
+
+/// What a recorder knows about a process when it first sees it.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessStart {
+    pub pid: u32,
+    pub parent: Option<ProcId>,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    /// The kernel's command name (`/proc/<pid>/comm`); empty: derived from argv[0].
+    pub comm: String,
+}
+
+/// A process as a recorder observed it: told apart from a later process with the same pid by
+/// its start time (`/proc/<pid>/stat` field 22).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedProcess {
+    pub pid: u32,
+    pub start: u64,
+    pub ppid: u32,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub comm: String,
+}
+
+/// One thing a process did to a file (an artifact name), in the order the recorder saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedOp {
+    pub pid: u32,
+    pub start: u64,
+    pub path: String,
+    pub op: FileOp,
+}
+
+/// Build a trace from a recorder's tables at the end of a step: processes are put in start
+/// order, each parent is the process with the parent's pid that started last before the child,
+/// and hashes not set by the recorder come from the link. Operations by processes not listed are
+/// dropped.
+pub fn trace_from_observed(step: &str, mut procs: Vec<ObservedProcess>, ops: Vec<ObservedOp>, link: &Link) -> Trace {
+    procs.sort_by_key(|p| (p.start, p.pid));
+    let mut b = TraceBuilder::new(step);
+    let mut ids = std::collections::HashMap::new();
+    for p in procs {
+        let parent = b.latest_with_pid(p.ppid).filter(|_| p.ppid != p.pid);
+        let key = (p.pid, p.start);
+        let id = b.process(ProcessStart { pid: p.pid, parent, argv: p.argv, cwd: p.cwd, comm: p.comm });
+        ids.insert(key, id);
+    }
+    for o in ops {
+        if let Some(id) = ids.get(&(o.pid, o.start)) {
+            b.file_op(*id, &o.path, o.op);
+        }
+    }
+    b.finish(link)
+}
+
+/// Fills a [`Trace`] while a step runs, or from a recorder's tables at the end. Processes get ids
+/// in the order they are added, which must be the order they started (sort by start time): the
+/// cause analysis takes a file a process read as written by the processes that started before it.
+/// A recorder keys its own table by (pid, start time) and keeps the [`ProcId`] this returns.
+#[derive(Debug, Default)]
+pub struct TraceBuilder {
+    trace: Trace,
+    comms: Vec<String>,
+}
+
+impl TraceBuilder {
+    pub fn new(step: &str) -> Self {
+        TraceBuilder { trace: Trace { step: step.to_string(), ..Default::default() }, comms: Vec::new() }
+    }
+
+    /// Add a process; returns its id for [`TraceBuilder::file_op`].
+    pub fn process(&mut self, start: ProcessStart) -> ProcId {
+        let id = self.trace.processes.len() as ProcId + 1;
+        let comm = if start.comm.is_empty() {
+            let a0 = start.argv.first().map(String::as_str).unwrap_or("");
+            a0.rsplit('/').next().unwrap_or(a0).chars().take(15).collect()
+        } else {
+            start.comm
+        };
+        self.comms.push(comm);
+        self.trace.processes.push(Process {
+            id,
+            pid: start.pid,
+            parent: start.parent.filter(|p| *p >= 1 && *p < id),
+            argv: start.argv,
+            cwd: start.cwd,
+            ..Default::default()
+        });
+        id
+    }
+
+    /// The most recently added process with this pid (to turn a recorder's ppid into a parent id).
+    pub fn latest_with_pid(&self, pid: u32) -> Option<ProcId> {
+        self.trace.processes.iter().rev().find(|p| p.pid == pid).map(|p| p.id)
+    }
+
+    /// Record that process `proc` did `op` to the file `path` (an artifact name). Unknown process
+    /// ids are ignored rather than trusted.
+    pub fn file_op(&mut self, proc: ProcId, path: &str, op: FileOp) {
+        let Some(idx) = (proc as usize).checked_sub(1).filter(|i| *i < self.trace.processes.len()) else {
+            return;
+        };
+        let p = &mut self.trace.processes[idx];
+        if op == FileOp::Read {
+            p.reads.insert(path.to_string());
+        } else if op.writes() {
+            p.writes.insert(path.to_string());
+        }
+        let rec = self.trace.files.entry(path.to_string()).or_default();
+        if rec.first.is_none() {
+            rec.first = Some(FirstProcess { pid: p.pid, comm: self.comms[idx].clone() });
+        }
+        // Repeated reads or writes add nothing; keep the sequence of distinct events.
+        if rec.ops.last() != Some(&op) {
+            rec.ops.push(op);
+        }
+    }
+
+    /// Set a file's content hashes (before the step / after it, or at deletion).
+    pub fn set_hashes(&mut self, path: &str, before: Option<HashDict>, after: Option<HashDict>) {
+        let rec = self.trace.files.entry(path.to_string()).or_default();
+        rec.before = before;
+        rec.after = after;
+    }
+
+    /// Finish: files without hashes take them from the link (materials before, products after).
+    pub fn finish(mut self, link: &Link) -> Trace {
+        for (path, rec) in self.trace.files.iter_mut() {
+            if rec.before.is_none() {
+                rec.before = link.materials.get(path).cloned();
+            }
+            if rec.after.is_none() {
+                rec.after = link.products.get(path).cloned();
+            }
+        }
+        self.trace
+    }
+}
+
+fn hash_value(h: &Option<HashDict>) -> Value {
+    match h {
+        None => Value::Null,
+        Some(d) => Value::Object(d.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+    }
+}
+
+fn parse_hash(v: Option<&Value>, what: &str) -> Result<Option<HashDict>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => {
+            let mut d = HashDict::new();
+            for (k, v) in m {
+                let hexv = v
+                    .as_str()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .ok_or_else(|| Error::format(format!("{what}: '{k}' is not a hex digest")))?;
+                d.insert(k.clone(), hexv.to_string());
+            }
+            Ok(Some(d))
+        }
+        Some(_) => Err(Error::format(format!("{what} is not a hash object or null"))),
+    }
+}
+
+fn str_list(v: Option<&Value>, what: &str) -> Result<Vec<String>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let arr = v.as_array().ok_or_else(|| Error::format(format!("{what} is not a list")))?;
+    arr.iter()
+        .map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::format(format!("{what} holds a non-string"))))
+        .collect()
+}
+
+fn get_str<'a>(o: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str> {
+    o.get(key).and_then(Value::as_str).ok_or_else(|| Error::format(format!("{what} has no string '{key}'")))
+}
+
+fn get_u64(o: &Map<String, Value>, key: &str, what: &str) -> Result<u64> {
+    o.get(key).and_then(Value::as_u64).ok_or_else(|| Error::format(format!("{what} has no non-negative integer '{key}'")))
+}
+
+impl Trace {
+    /// The predicate object of the trace Statement. Built by hand rather than with `json!`:
+    /// traces of large builds hold tens of thousands of entries.
+    pub fn to_value(&self) -> Value {
+        self.to_value_against(None)
+    }
+
+    /// The predicate, leaving out each `before`/`after` hash that equals the link's material or
+    /// product entry for that path (a reader takes it from the link the trace is bound to).
+    pub fn to_value_against(&self, link: Option<&Link>) -> Value {
+        fn strs<'a>(it: impl Iterator<Item = &'a String>) -> Value {
+            Value::Array(it.map(|s| Value::String(s.clone())).collect())
+        }
+        let processes: Vec<Value> = self
+            .processes
+            .iter()
+            .map(|p| {
+                let mut o = Map::new();
+                o.insert("id".into(), Value::from(p.id));
+                o.insert("pid".into(), Value::from(p.pid));
+                o.insert("parent".into(), p.parent.map_or(Value::Null, Value::from));
+                o.insert("argv".into(), strs(p.argv.iter()));
+                o.insert("cwd".into(), Value::String(p.cwd.clone()));
+                o.insert("reads".into(), strs(p.reads.iter()));
+                o.insert("writes".into(), strs(p.writes.iter()));
+                Value::Object(o)
+            })
+            .collect();
+        let files: Map<String, Value> = self
+            .files
+            .iter()
+            .map(|(path, f)| {
+                let mut o = Map::new();
+                o.insert("ops".into(), Value::Array(f.ops.iter().map(|op| Value::String(op.as_string())).collect()));
+                let first = match &f.first {
+                    None => Value::Null,
+                    Some(fp) => {
+                        let mut m = Map::new();
+                        m.insert("pid".into(), Value::from(fp.pid));
+                        m.insert("comm".into(), Value::String(fp.comm.clone()));
+                        Value::Object(m)
+                    }
+                };
+                o.insert("first".into(), first);
+                if link.is_none_or(|l| l.materials.get(path) != f.before.as_ref()) {
+                    o.insert("before".into(), hash_value(&f.before));
+                }
+                if link.is_none_or(|l| l.products.get(path) != f.after.as_ref()) {
+                    o.insert("after".into(), hash_value(&f.after));
+                }
+                (path.clone(), Value::Object(o))
+            })
+            .collect();
+        let mut o = Map::new();
+        o.insert("step".into(), Value::String(self.step.clone()));
+        o.insert("processes".into(), Value::Array(processes));
+        o.insert("files".into(), Value::Object(files));
+        Value::Object(o)
+    }
+
+    /// Parse and check a predicate: unique process ids, parents that exist and started earlier,
+    /// and every path a process names present in `files`.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        Self::from_value_against(v, None)
+    }
+
+    /// Parse a predicate whose absent `before`/`after` hashes come from `link`.
+    pub fn from_value_against(v: &Value, link: Option<&Link>) -> Result<Self> {
+        let o = v.as_object().ok_or_else(|| Error::format("trace predicate is not an object"))?;
+        let step = get_str(o, "step", "trace predicate")?.to_string();
+        let mut files = BTreeMap::new();
+        if let Some(fv) = o.get("files") {
+            let fo = fv.as_object().ok_or_else(|| Error::format("trace 'files' is not an object"))?;
+            for (path, rec) in fo {
+                let what = format!("trace file '{path}'");
+                let ro = rec.as_object().ok_or_else(|| Error::format(format!("{what} is not an object")))?;
+                let ops = str_list(ro.get("ops"), &format!("{what} 'ops'"))?
+                    .iter()
+                    .map(|s| FileOp::parse(s).map_err(|e| Error::format(format!("{what}: {e}"))))
+                    .collect::<Result<Vec<_>>>()?;
+                let first = match ro.get("first") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Object(fo)) => Some(FirstProcess {
+                        pid: u32::try_from(get_u64(fo, "pid", &what)?)
+                            .map_err(|_| Error::format(format!("{what}: pid out of range")))?,
+                        comm: get_str(fo, "comm", &what)?.to_string(),
+                    }),
+                    Some(_) => return Err(Error::format(format!("{what} 'first' is not an object"))),
+                };
+                files.insert(
+                    path.clone(),
+                    FileRecord {
+                        ops,
+                        first,
+                        before: match ro.get("before") {
+                            None => link.and_then(|l| l.materials.get(path)).cloned(),
+                            v => parse_hash(v, &format!("{what} 'before'"))?,
+                        },
+                        after: match ro.get("after") {
+                            None => link.and_then(|l| l.products.get(path)).cloned(),
+                            v => parse_hash(v, &format!("{what} 'after'"))?,
+                        },
+                    },
+                );
+            }
+        }
+        let mut processes = Vec::new();
+        let mut seen = BTreeSet::new();
+        let plist = match o.get("processes") {
+            None => Vec::new(),
+            Some(pv) => pv.as_array().ok_or_else(|| Error::format("trace 'processes' is not a list"))?.clone(),
+        };
+        for pv in &plist {
+            let po = pv.as_object().ok_or_else(|| Error::format("a trace process is not an object"))?;
+            let id = get_u64(po, "id", "trace process")?;
+            let what = format!("trace process {id}");
+            let parent = match po.get("parent") {
+                None | Some(Value::Null) => None,
+                Some(p) => {
+                    let p = p.as_u64().ok_or_else(|| Error::format(format!("{what}: 'parent' is not an id")))?;
+                    if !seen.contains(&p) {
+                        return Err(Error::format(format!("{what}: parent {p} is not an earlier process")));
+                    }
+                    Some(p)
+                }
+            };
+            if !seen.insert(id) {
+                return Err(Error::format(format!("trace lists process id {id} twice")));
+            }
+            let reads: BTreeSet<String> = str_list(po.get("reads"), &format!("{what} 'reads'"))?.into_iter().collect();
+            let writes: BTreeSet<String> = str_list(po.get("writes"), &format!("{what} 'writes'"))?.into_iter().collect();
+            if let Some(p) = reads.iter().chain(writes.iter()).find(|p| !files.contains_key(*p)) {
+                return Err(Error::format(format!("{what} names '{p}', which is not in the trace's files")));
+            }
+            processes.push(Process {
+                id,
+                pid: u32::try_from(get_u64(po, "pid", &what)?).map_err(|_| Error::format(format!("{what}: pid out of range")))?,
+                parent,
+                argv: str_list(po.get("argv"), &format!("{what} 'argv'"))?,
+                cwd: get_str(po, "cwd", &what)?.to_string(),
+                reads,
+                writes,
+            });
+        }
+        Ok(Trace { step, processes, files })
+    }
+
+    /// Position of the process with this id in `processes`.
+    pub fn index_of(&self, id: ProcId) -> Option<usize> {
+        self.processes.iter().position(|p| p.id == id)
+    }
+}
+
+/// `<step>.<keyid8>.trace`, the name of the trace beside `<step>.<keyid8>.link`.
+pub fn trace_file_name(step: &str, keyid: &str) -> String {
+    format!("{}.{}{TRACE_SUFFIX}", step, &keyid[..keyid.len().min(8)])
+}
+
+/// Where the trace of the link at `link_path` lives: `.link` replaced by `.trace`, else the
+/// in-toto name of the link with the given keyid, in the same directory.
+pub fn trace_path_for_link(link_path: &Path, step: &str, keyid: &str) -> PathBuf {
+    let name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = link_path.parent().unwrap_or(Path::new(""));
+    match name.strip_suffix(".link") {
+        Some(stem) if !stem.is_empty() => dir.join(format!("{stem}{TRACE_SUFFIX}")),
+        _ => dir.join(trace_file_name(step, keyid)),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).or_else(|_| STANDARD_NO_PAD.decode(s)).or_else(|_| URL_SAFE_NO_PAD.decode(s)).ok()
+}
+
+/// A trace file: the Statement (subject = the link file, predicate = the trace, plus the public
+/// key of the signer so the trace can be checked on its own) in a DSSE envelope.
+#[derive(Debug, Clone)]
+pub struct TraceFile {
+    pub trace: Trace,
+    /// The link file's name (`<step>.<keyid8>.link`).
+    pub subject_name: String,
+    /// SHA-256 (hex) of the link file's bytes.
+    pub subject_sha256: String,
+    /// The signer's public key dict, as carried in the predicate (`signer`).
+    pub signer: Option<Value>,
+    pub signatures: Vec<Signature>,
+    payload: Vec<u8>,
+    /// The link the trace is for (parsed from its bytes), to leave out hashes it already holds.
+    link: Option<Link>,
+}
+
+impl TraceFile {
+    /// An unsigned trace file for the link whose file is named `link_file_name` and holds `link_bytes`.
+    pub fn new(trace: Trace, link_file_name: &str, link_bytes: &[u8]) -> Self {
+        let link = match Metadata::from_bytes(link_bytes).map(|m| m.payload) {
+            Ok(Payload::Link(l)) => Some(l),
+            _ => None,
+        };
+        TraceFile {
+            trace,
+            subject_name: link_file_name.to_string(),
+            subject_sha256: sha256_hex(link_bytes),
+            signer: None,
+            signatures: Vec::new(),
+            payload: Vec::new(),
+            link,
+        }
+    }
+
+    fn statement(&self) -> Value {
+        let mut predicate = self.trace.to_value_against(self.link.as_ref());
+        if let (Some(signer), Some(o)) = (&self.signer, predicate.as_object_mut()) {
+            o.insert("signer".into(), signer.clone());
+        }
+        // `json!` would re-serialise the (large) predicate; move it in instead.
+        let mut o = Map::new();
+        o.insert("_type".into(), Value::String(STATEMENT_TYPE.into()));
+        o.insert("subject".into(), json!([{"name": self.subject_name, "digest": {"sha256": self.subject_sha256}}]));
+        o.insert("predicateType".into(), Value::String(PREDICATE_TYPE.into()));
+        o.insert("predicate".into(), predicate);
+        Value::Object(o)
+    }
+
+    /// Sign with `key` (the key that signed the link). Replaces any earlier signature.
+    pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
+        self.signer = Some(key.public().to_key_dict());
+        self.payload = cjson::dump_python_compact(&self.statement()).into_bytes();
+        let sig = key.sign(&pae(PAYLOAD_TYPE, &self.payload))?;
+        self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
+        Ok(())
+    }
+
+    /// The file content: a one-line DSSE envelope, like in-toto 3.x's DSSE links.
+    pub fn to_file_string(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let sigs: Vec<Value> = self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
+        cjson::dump_python_compact(&json!({
+            "payload": b64.encode(&self.payload),
+            "payloadType": PAYLOAD_TYPE,
+            "signatures": sigs,
+        }))
+    }
+
+    /// Write atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        crate::metadata::write_atomic(path, self.to_file_string().as_bytes())
+    }
+
+    /// Parse a trace file (signatures not checked yet: see [`TraceFile::verify`]). Hashes left
+    /// out because the link holds them stay unknown; see [`TraceFile::from_bytes_for`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes_for(bytes, None)
+    }
+
+    /// Parse a trace file, taking left-out hashes from `link` (the link it claims to be for).
+    pub fn from_bytes_for(bytes: &[u8], link: Option<&Link>) -> Result<Self> {
+        let v = cjson::parse(bytes)?;
+        let o = v.as_object().ok_or_else(|| Error::format("trace is not a JSON object"))?;
+        let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
+        if pt != PAYLOAD_TYPE {
+            return Err(Error::format(format!("not a DSSE trace: payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+        }
+        let p = o.get("payload").and_then(Value::as_str).ok_or_else(|| Error::format("DSSE 'payload' is missing or not a string"))?;
+        let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        let mut signatures = Vec::new();
+        for s in o.get("signatures").and_then(Value::as_array).ok_or_else(|| Error::format("trace has no 'signatures' list"))? {
+            let keyid = s.get("keyid").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'keyid'"))?;
+            let raw = s.get("sig").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'sig'"))?;
+            let sig = decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?;
+            signatures.push(Signature { keyid: keyid.to_string(), sig });
+        }
+        let st = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
+        let so = st.as_object().ok_or_else(|| Error::format("trace statement is not an object"))?;
+        if so.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
+            return Err(Error::format(format!("trace payload is not an in-toto Statement ('_type' is not '{STATEMENT_TYPE}')")));
+        }
+        if so.get("predicateType").and_then(Value::as_str) != Some(PREDICATE_TYPE) {
+            return Err(Error::format(format!("statement's predicateType is not '{PREDICATE_TYPE}'")));
+        }
+        let subjects = so.get("subject").and_then(Value::as_array).ok_or_else(|| Error::format("statement has no 'subject' list"))?;
+        let [subject] = subjects.as_slice() else {
+            return Err(Error::format(format!("a trace statement has exactly one subject (the link), found {}", subjects.len())));
+        };
+        let subject_name = subject.get("name").and_then(Value::as_str).ok_or_else(|| Error::format("statement subject has no 'name'"))?;
+        let subject_sha256 = subject
+            .get("digest")
+            .and_then(|d| d.get("sha256"))
+            .and_then(Value::as_str)
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| Error::format("statement subject has no sha256 digest"))?;
+        let predicate = so.get("predicate").ok_or_else(|| Error::format("statement has no 'predicate'"))?;
+        let trace = Trace::from_value_against(predicate, link)?;
+        Ok(TraceFile {
+            trace,
+            subject_name: subject_name.to_string(),
+            subject_sha256: subject_sha256.to_ascii_lowercase(),
+            signer: predicate.get("signer").cloned(),
+            signatures,
+            payload,
+            link: link.cloned(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::load_for(path, None)
+    }
+
+    /// Load a trace file, taking left-out hashes from `link`.
+    pub fn load_for(path: &Path, link: Option<&Link>) -> Result<Self> {
+        let bytes = read_limited(path)?;
+        Self::from_bytes_for(&bytes, link).map_err(|e| e.in_file(path))
+    }
+
+    /// Check the envelope's signature with `key`.
+    pub fn verify(&self, key: &PublicKey) -> Result<()> {
+        let sig = self
+            .signatures
+            .iter()
+            .find(|s| key.matches_keyid(&s.keyid))
+            .ok_or_else(|| Error::Signature(format!("trace has no signature by key '{}'", key.keyid())))?;
+        key.verify(&pae(PAYLOAD_TYPE, &self.payload), &sig.sig)
+            .map_err(|_| Error::Signature(format!("invalid trace signature for keyid '{}' (the trace was changed after signing)", key.keyid())))
+    }
+
+    /// The signer's public key as carried in the trace.
+    pub fn signer_key(&self) -> Result<PublicKey> {
+        let v = self.signer.as_ref().ok_or_else(|| Error::format("trace does not carry its signer's public key"))?;
+        PublicKey::from_key_dict(v).map_err(|e| Error::format(format!("trace signer: {e}")))
+    }
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::input(path, "not a regular file"));
+    }
+    if meta.len() > MAX_METADATA_BYTES {
+        return Err(Error::input(path, format!("file is too large ({} bytes)", meta.len())));
+    }
+    std::fs::read(path).map_err(|e| Error::input(path, e))
+}
+
+/// A link loaded from a file, with the bytes its trace is bound to.
+#[derive(Debug, Clone)]
+pub struct LoadedLink {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub metadata: Metadata,
+    pub link: Link,
+}
+
+impl LoadedLink {
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = read_limited(path)?;
+        let metadata = Metadata::from_bytes(&bytes).map_err(|e| e.in_file(path))?;
+        let link = match &metadata.payload {
+            Payload::Link(l) => l.clone(),
+            Payload::Layout(_) => return Err(Error::input(path, "is a layout, not a link")),
+        };
+        Ok(LoadedLink { path: path.to_path_buf(), bytes, metadata, link })
+    }
+
+    /// The keyid of the link's first signature (empty when unsigned).
+    pub fn keyid(&self) -> &str {
+        self.metadata.signatures.first().map(|s| s.keyid.as_str()).unwrap_or("")
+    }
+
+    /// Where this link's trace lives.
+    pub fn trace_path(&self) -> PathBuf {
+        trace_path_for_link(&self.path, &self.link.name, self.keyid())
+    }
+
+    /// Check the link's signature with `key`.
+    pub fn verify(&self, key: &PublicKey) -> Result<()> {
+        self.metadata.verify_signature(key).map_err(|e| Error::input(&self.path, e))
+    }
+
+    /// Load this link's trace, if there is one, and check that it belongs to this link: signed
+    /// by the key that signed the link (and, if `key` is given, by that key), bound to the link
+    /// file's exact bytes, for the same step. Any failure names the trace file.
+    pub fn load_trace(&self, key: Option<&PublicKey>) -> Result<Option<Trace>> {
+        let path = self.trace_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let tf = TraceFile::load_for(&path, Some(&self.link))?;
+        let refuse = |why: String| Error::input(&path, format!("refused: {why}"));
+        let signer = tf.signer_key().map_err(|e| refuse(e.to_string()))?;
+        if let Some(k) = key {
+            if !k.matches_keyid(signer.keyid()) && !signer.matches_keyid(k.keyid()) {
+                return Err(refuse(format!("signed by key '{}', not by the given key '{}'", signer.keyid(), k.keyid())));
+            }
+        }
+        tf.verify(&signer).map_err(|e| refuse(e.to_string()))?;
+        let link_keyid = self.keyid();
+        if link_keyid.is_empty() {
+            return Err(refuse(format!("its link {} is unsigned", self.path.display())));
+        }
+        if !self.metadata.signatures.iter().any(|s| signer.matches_keyid(&s.keyid)) {
+            return Err(refuse(format!("signed by key '{}' but the link is signed by '{link_keyid}'", signer.keyid())));
+        }
+        self.metadata
+            .verify_signature(&signer)
+            .map_err(|e| refuse(format!("the link {} does not verify with the trace's key: {e}", self.path.display())))?;
+        let link_name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if tf.subject_name != link_name {
+            return Err(refuse(format!("it was made for link '{}', not '{link_name}' (swapped trace)", tf.subject_name)));
+        }
+        if tf.subject_sha256 != sha256_hex(&self.bytes) {
+            return Err(refuse(format!(
+                "the link {} is not the one the trace was signed for (sha256 differs: swapped or edited)",
+                self.path.display()
+            )));
+        }
+        if tf.trace.step != self.link.name {
+            return Err(refuse(format!("trace of step '{}', but the link is step '{}'", tf.trace.step, self.link.name)));
+        }
+        Ok(Some(tf.trace))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(x: &str) -> HashDict {
+        [("sha256".to_string(), hex::encode(Sha256::digest(x.as_bytes())))].into()
+    }
+
+    fn sample() -> Trace {
+        let mut b = TraceBuilder::new("build");
+        let make = b.process(ProcessStart { pid: 10, argv: vec!["make".into()], cwd: "/src".into(), ..Default::default() });
+        let cc = b.process(ProcessStart {
+            pid: 11,
+            parent: Some(make),
+            argv: vec!["/usr/bin/cc".into(), "-c".into(), "a.c".into()],
+            cwd: "/src".into(),
+            ..Default::default()
+        });
+        b.file_op(make, "Makefile", FileOp::Read);
+        b.file_op(cc, "a.c", FileOp::Read);
+        b.file_op(cc, "a.c", FileOp::Read);
+        b.file_op(cc, "a.o", FileOp::Created);
+        b.file_op(cc, "a.o", FileOp::Written);
+        b.file_op(cc, "a.o", FileOp::Written);
+        let mut link = Link { name: "build".into(), ..Default::default() };
+        link.materials.insert("a.c".into(), h("a.c"));
+        link.products.insert("a.o".into(), h("a.o"));
+        b.finish(&link)
+    }
+
+    #[test]
+    fn builder_records_processes_and_ops() {
+        let t = sample();
+        assert_eq!(t.processes.len(), 2);
+        assert_eq!(t.processes[1].parent, Some(1));
+        assert_eq!(t.processes[1].reads.iter().collect::<Vec<_>>(), ["a.c"]);
+        assert_eq!(t.processes[1].writes.iter().collect::<Vec<_>>(), ["a.o"]);
+        let ao = &t.files["a.o"];
+        assert_eq!(ao.ops, vec![FileOp::Created, FileOp::Written]);
+        assert_eq!(ao.first, Some(FirstProcess { pid: 11, comm: "cc".into() }));
+        assert_eq!(ao.before, None);
+        assert_eq!(ao.after, Some(h("a.o")));
+        assert_eq!(t.files["a.c"].before, Some(h("a.c")));
+    }
+
+    #[test]
+    fn observed_tables_become_a_trace_in_start_order() {
+        let p = |pid, start, ppid, a: &str| ObservedProcess {
+            pid,
+            start,
+            ppid,
+            argv: vec![a.to_string()],
+            cwd: "/w".into(),
+            comm: a.to_string(),
+        };
+        // Listed out of order; pid 20 is reused by a later, unrelated process.
+        let procs = vec![p(21, 30, 20, "cc"), p(20, 10, 1, "make"), p(20, 50, 1, "date"), p(22, 40, 20, "ld")];
+        let op = |pid, start, path: &str, op| ObservedOp { pid, start, path: path.into(), op };
+        let ops = vec![
+            op(21, 30, "a.c", FileOp::Read),
+            op(21, 30, "a.o", FileOp::Created),
+            op(22, 40, "a.o", FileOp::Read),
+            op(22, 40, "prog", FileOp::Created),
+            op(20, 50, "stamp", FileOp::Written),
+            op(99, 1, "ghost", FileOp::Read),
+        ];
+        let t = trace_from_observed("build", procs, ops, &Link::default());
+        let argv0: Vec<&str> = t.processes.iter().map(|p| p.argv[0].as_str()).collect();
+        assert_eq!(argv0, ["make", "cc", "ld", "date"]);
+        assert_eq!(t.processes[1].parent, Some(t.processes[0].id), "cc's parent is make");
+        assert_eq!(t.processes[2].parent, Some(t.processes[0].id), "ld's parent is make, not the later pid 20");
+        assert_eq!(t.processes[3].parent, None);
+        assert_eq!(t.processes[3].writes.iter().collect::<Vec<_>>(), ["stamp"]);
+        assert!(!t.files.contains_key("ghost"));
+        assert_eq!(t.files["a.o"].first, Some(FirstProcess { pid: 21, comm: "cc".into() }));
+    }
+
+    #[test]
+    fn parents_by_pid_and_unknown_ids_ignored() {
+        let mut b = TraceBuilder::new("s");
+        let first = b.process(ProcessStart { pid: 7, ..Default::default() });
+        let reused = b.process(ProcessStart { pid: 7, ..Default::default() });
+        assert_ne!(first, reused);
+        assert_eq!(b.latest_with_pid(7), Some(reused));
+        assert_eq!(b.latest_with_pid(8), None);
+        b.file_op(99, "x", FileOp::Read);
+        let bad_parent = b.process(ProcessStart { pid: 9, parent: Some(42), ..Default::default() });
+        let t = b.finish(&Link::default());
+        assert!(t.files.is_empty());
+        assert_eq!(t.processes[(bad_parent - 1) as usize].parent, None);
+    }
+
+    #[test]
+    fn predicate_round_trips() {
+        let t = sample();
+        assert_eq!(Trace::from_value(&t.to_value()).unwrap(), t);
+    }
+
+    #[test]
+    fn hashes_the_link_holds_are_left_out_and_filled_back() {
+        let t = sample();
+        let mut link = Link { name: "build".into(), ..Default::default() };
+        link.materials.insert("a.c".into(), h("a.c"));
+        link.products.insert("a.o".into(), h("a.o"));
+        let v = t.to_value_against(Some(&link));
+        assert!(v["files"]["a.c"].get("before").is_none());
+        assert!(v["files"]["a.o"].get("after").is_none());
+        assert!(v["files"]["a.o"].get("before").is_none(), "absent from the link too: left out");
+        let mut t2 = t.clone();
+        if let Some(f) = t2.files.get_mut("a.o") {
+            f.after = None;
+        }
+        let v2 = t2.to_value_against(Some(&link));
+        assert_eq!(v2["files"]["a.o"].get("after"), Some(&Value::Null), "differs from the link: kept");
+        assert_eq!(Trace::from_value_against(&v2, Some(&link)).unwrap(), t2);
+        assert_eq!(Trace::from_value_against(&v, Some(&link)).unwrap(), t);
+        let without = Trace::from_value(&v).unwrap();
+        assert_eq!(without.files["a.o"].after, None);
+
+        let key = PrivateKey::load(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems/ed25519_private_unencrypted.pem"),
+            None,
+        )
+        .unwrap();
+        let mut md = Metadata::new_metablock(Payload::Link(link.clone()));
+        md.sign(&key).unwrap();
+        let bytes = md.to_file_string().into_bytes();
+        let mut tf = TraceFile::new(t.clone(), "build.c6d8bf2e.link", &bytes);
+        tf.sign(&key).unwrap();
+        let file = tf.to_file_string();
+        let back = TraceFile::from_bytes_for(file.as_bytes(), Some(&link)).unwrap();
+        back.verify(key.public()).unwrap();
+        assert_eq!(back.trace, t);
+        assert_eq!(back.subject_sha256, sha256_hex(&bytes));
+    }
+
+    #[test]
+    fn predicate_rejects_inconsistent_input() {
+        let mut v = sample().to_value();
+        v["processes"][1]["parent"] = json!(7);
+        assert!(Trace::from_value(&v).unwrap_err().to_string().contains("parent 7"));
+        let mut v = sample().to_value();
+        v["processes"][1]["reads"] = json!(["nowhere.c"]);
+        assert!(Trace::from_value(&v).unwrap_err().to_string().contains("nowhere.c"));
+        let mut v = sample().to_value();
+        v["files"]["a.o"]["ops"] = json!(["exploded"]);
+        assert!(Trace::from_value(&v).unwrap_err().to_string().contains("exploded"));
+        let mut v = sample().to_value();
+        v["processes"][1]["id"] = json!(1);
+        assert!(Trace::from_value(&v).is_err());
+    }
+
+    #[test]
+    fn op_strings_round_trip() {
+        for op in [FileOp::Read, FileOp::Created, FileOp::Written, FileOp::Truncated, FileOp::Deleted,
+                   FileOp::RenamedFrom("x y".into()), FileOp::RenamedTo("a:b".into())] {
+            assert_eq!(FileOp::parse(&op.as_string()).unwrap(), op);
+        }
+    }
+
+    #[test]
+    fn trace_file_names() {
+        assert_eq!(trace_file_name("build", "c6d8bf2e4f48"), "build.c6d8bf2e.trace");
+        assert_eq!(trace_path_for_link(Path::new("d/build.c6d8bf2e.link"), "build", "x"), Path::new("d/build.c6d8bf2e.trace"));
+        assert_eq!(trace_path_for_link(Path::new("odd"), "build", "c6d8bf2e4f"), Path::new("build.c6d8bf2e.trace"));
+    }
+}

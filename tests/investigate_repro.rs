@@ -1,0 +1,72 @@
+//! `totofs repro`: the step is recorded twice by `totofs run` under varied conditions and the
+//! difference explained. The end-to-end tests build real sources with make and gcc and need the
+//! FUSE recorder's traces.
+
+mod common;
+
+use common::{tempdir, totofs, write};
+use serde_json::Value;
+use std::path::Path;
+
+fn repro(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = totofs().arg("repro").args(args).current_dir(dir).output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+#[test]
+fn unknown_variation_is_a_usage_error() {
+    let d = tempdir();
+    let (code, _, stderr) = repro(d.path(), &["--vary", "path,weather", "--", "true"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown variation 'weather'"), "{stderr}");
+    let (code, _, _) = repro(d.path(), &["--vary", "path"]);
+    assert_eq!(code, 2, "a command is required");
+}
+
+#[test]
+#[ignore = "needs the FUSE recorder"]
+fn a_reproducible_step_exits_zero() {
+    let d = tempdir();
+    write(&d.path().join("src/in.txt"), "b\na\n");
+    write(&d.path().join("Makefile"), "out/sorted.txt: src/in.txt\n\tmkdir -p out\n\tLC_ALL=C sort src/in.txt > out/sorted.txt\n");
+    let (code, stdout, stderr) = repro(d.path(), &["--", "make"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("reproducible: the products are identical"), "{stdout}");
+    assert!(!d.path().join("out").exists(), "the working tree itself is not built in");
+}
+
+#[test]
+#[ignore = "needs the FUSE recorder"]
+fn repro_names_a_path_dependent_compiler_and_a_timestamp() {
+    let d = tempdir();
+    write(&d.path().join("main.c"), "int main(void) { return 0; }\n");
+    write(&d.path().join("README"), "demo\n");
+    write(
+        &d.path().join("Makefile"),
+        "all: libdemo.a stamp.txt\n\
+         main.o: main.c\n\tgcc -g -O0 -c main.c -o main.o\n\
+         libdemo.a: main.o\n\tar rcD libdemo.a main.o\n\
+         stamp.txt: README\n\tdate +%s%N > stamp.txt\n",
+    );
+    let (code, stdout, stderr) = repro(d.path(), &["--vary", "path,time", "--json", "--", "make"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["materials"]["changed"], serde_json::json!([]));
+    let changed = v["products"]["changed"].as_array().unwrap();
+    for p in ["main.o", "libdemo.a", "stamp.txt"] {
+        assert!(changed.iter().any(|c| c == p), "{p} differs: {v}");
+    }
+    let causes = v["causes"].as_array().unwrap();
+    let find = |artifact: &str| causes.iter().filter(|c| c["artifact"] == artifact).collect::<Vec<_>>();
+    // main.o carries the build path (DW_AT_comp_dir): the compiler's invocation (cwd) changed.
+    let lib = find("libdemo.a");
+    assert!(!lib.is_empty(), "{v}");
+    assert!(lib.iter().all(|c| c["kind"] == "changed-invocation"), "{v}");
+    assert_eq!(lib[0]["via"][1], "main.o", "traced from the archive to the object: {v}");
+    // date stores the time: identical inputs and invocation at the same path, output differs.
+    let stamp = find("stamp.txt");
+    assert_eq!(stamp.len(), 1, "{v}");
+    assert_eq!(stamp[0]["kind"], "nondeterministic-process", "{v}");
+    assert!(stamp[0]["process"]["argv"].as_array().unwrap().iter().any(|a| a.as_str().unwrap_or("").contains("date")), "{v}");
+    assert_eq!(v["control_build"], true);
+}
