@@ -368,3 +368,17 @@ fn inspection_links_match_in_toto_byte_for_byte() {
         );
     }
 }
+
+/// A link that does not count says why, naming the key it was signed with.
+#[test]
+fn skipped_links_say_why() {
+    let (_, doc) = run_totofs(&load_case("fail-link-signed-by-other-key"));
+    let skipped = &doc["layout"]["steps"][0]["skipped"][0];
+    let reason = skipped["reason"].as_str().unwrap();
+    let erin_id = String::from_utf8(run(totofs().args(["key", "id"]).arg(chains().join("keys/erin.pub"))).stdout).unwrap();
+    assert!(reason.starts_with("no signature found for key '"), "{reason}");
+    assert!(reason.contains(&format!("(signed by {})", erin_id.trim())), "{reason}");
+    let (_, doc) = run_totofs(&load_case("fail-bad-link-signature"));
+    let reason = doc["layout"]["steps"][0]["skipped"][0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("invalid signature for keyid '"), "{reason}");
+}

@@ -232,15 +232,26 @@ fn check_signatures(sigs: &[Signature], bytes: &[u8], dsse: bool, key: &PublicKe
         return Err(if any {
             format!("invalid signature for keyid '{id}'")
         } else {
-            format!("no signature found for key '{id}'")
+            no_signature(sigs, id)
         });
     }
     let sig = sigs
         .iter()
         .find(|s| s.keyid == id)
-        .ok_or_else(|| format!("no signature found for key '{id}'"))?;
+        .ok_or_else(|| no_signature(sigs, id))?;
     key.verify(bytes, &sig.sig)
         .map_err(|_| format!("invalid signature for keyid '{id}'"))
+}
+
+/// in-toto's "No signature found" reason, with the keyids the file is signed with.
+fn no_signature(sigs: &[Signature], id: &str) -> String {
+    let by: Vec<&str> = sigs.iter().map(|s| s.keyid.as_str()).collect();
+    let by = if by.is_empty() {
+        "nobody".to_string()
+    } else {
+        by.join(", ")
+    };
+    format!("no signature found for key '{id}' (signed by {by})")
 }
 
 /// `{keyid:.8}`.
