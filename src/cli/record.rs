@@ -1,19 +1,127 @@
-//! `totofs run`, `totofs mount`, `totofs unmount`.
+//! `totofs run`, `totofs mount`, `totofs unmount`: flag parsing only; the work is in
+//! [`crate::recorder`].
 use crate::error::{Error, Result};
+use crate::recorder::artifacts::ArtifactOptions;
+use crate::recorder::session::{self, Method, RecordOptions};
+use crate::recorder::supervise::StepCommand;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The recording flags `run` and `mount` share (in-toto-run's meaning).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RecordFlags {
+    /// Step name (the link's name and file name).
+    #[arg(short = 'n', long = "step-name")]
+    pub step_name: String,
+    /// Private key (PKCS#8 PEM) to sign the link with.
+    #[arg(long = "signing-key")]
+    pub signing_key: PathBuf,
+    /// Password of an encrypted key (prompted for when given without a value).
+    #[arg(short = 'P', long = "password", num_args = 0..=1)]
+    pub password: Option<Option<String>>,
+    /// Material paths (default: `.`).
+    #[arg(short = 'm', long = "materials", num_args = 1..)]
+    pub materials: Vec<String>,
+    /// Product paths (default: `.`).
+    #[arg(short = 'p', long = "products", num_args = 1..)]
+    pub products: Vec<String>,
+    /// Directory to write the link to (default: the working directory).
+    #[arg(short = 'd', long = "metadata-directory")]
+    pub metadata_directory: Option<PathBuf>,
+    /// Write a DSSE envelope instead of a Metablock.
+    #[arg(long = "use-dsse")]
+    pub use_dsse: bool,
+    /// Gitignore-style patterns of paths not to record (replace the defaults).
+    #[arg(long = "exclude", num_args = 1..)]
+    pub exclude: Option<Vec<String>>,
+    /// Record paths relative to this directory.
+    #[arg(long = "base-path")]
+    pub base_path: Option<PathBuf>,
+    /// Prefixes stripped from recorded paths.
+    #[arg(long = "lstrip-paths", num_args = 1..)]
+    pub lstrip_paths: Vec<String>,
+    /// Record only the files the step opened or changed.
+    #[arg(long = "only-accessed")]
+    pub only_accessed: bool,
+    /// Record by snapshots before and after (like in-toto-run), without the overlay.
+    #[arg(long = "no-fuse")]
+    pub no_fuse: bool,
+}
+
+impl RecordFlags {
+    fn options(&self) -> Result<RecordOptions> {
+        let artifacts =
+            ArtifactOptions::new(self.exclude.as_deref(), self.base_path.clone(), self.lstrip_paths.clone())?;
+        if let Some(b) = &self.base_path {
+            if !b.is_dir() {
+                return Err(Error::input(b, "base path does not exist or is not a directory"));
+            }
+        }
+        let dot = || vec![".".to_string()];
+        Ok(RecordOptions {
+            name: self.step_name.clone(),
+            materials: if self.materials.is_empty() { dot() } else { self.materials.clone() },
+            products: if self.products.is_empty() { dot() } else { self.products.clone() },
+            artifacts,
+            use_dsse: self.use_dsse,
+            only_accessed: self.only_accessed,
+            metadata_dir: self.metadata_directory.clone(),
+        })
+    }
+}
 
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {}
-#[derive(clap::Args, Debug)]
-pub struct MountArgs {}
-#[derive(clap::Args, Debug)]
-pub struct UnmountArgs {}
+pub struct RunArgs {
+    #[command(flatten)]
+    pub flags: RecordFlags,
+    /// Capture stdout and stderr in the link (they are still shown).
+    #[arg(short = 's', long = "record-streams")]
+    pub record_streams: bool,
+    /// Kill the step and write no link after this many seconds (default: no limit).
+    #[arg(long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
 
-pub fn run(_a: RunArgs) -> Result<i32> {
-    Err(Error::Usage("run: not yet available".into()))
+#[derive(clap::Args, Debug)]
+pub struct MountArgs {
+    #[command(flatten)]
+    pub flags: RecordFlags,
+    /// The directory to record (default: `.`).
+    pub dir: Option<PathBuf>,
 }
-pub fn mount(_a: MountArgs) -> Result<i32> {
-    Err(Error::Usage("mount: not yet available".into()))
+
+#[derive(clap::Args, Debug)]
+pub struct UnmountArgs {
+    /// The directory of the session (default: `.`).
+    pub dir: Option<PathBuf>,
 }
-pub fn unmount(_a: UnmountArgs) -> Result<i32> {
-    Err(Error::Usage("unmount: not yet available".into()))
+
+pub fn run(a: RunArgs) -> Result<i32> {
+    let opts = a.flags.options()?;
+    let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
+    let mut cmd = StepCommand::new(a.command);
+    cmd.record_streams = a.record_streams;
+    if let Some(t) = a.timeout {
+        if !(t > 0.0 && t.is_finite()) {
+            return Err(Error::Usage(format!("--timeout: '{t}' is not a positive number of seconds")));
+        }
+        cmd.timeout = Some(Duration::from_secs_f64(t));
+    }
+    let method = if a.flags.no_fuse { Method::Snapshot } else { Method::Auto };
+    session::run(&opts, &key, cmd, method)
+}
+
+pub fn mount(a: MountArgs) -> Result<i32> {
+    let opts = a.flags.options()?;
+    let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
+    let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));
+    crate::recorder::mount::mount(&opts, key, &dir, a.flags.no_fuse)
+}
+
+pub fn unmount(a: UnmountArgs) -> Result<i32> {
+    let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));
+    crate::recorder::mount::unmount(&dir)
 }

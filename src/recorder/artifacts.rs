@@ -312,8 +312,9 @@ pub fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec
     Ok(entries)
 }
 
-/// `os.walk(followlinks=True)` with exclusion and pruning; a directory reached twice through
-/// symlinks (a loop) is walked once.
+/// `os.walk(followlinks=True)` with exclusion and pruning. A directory reached through several
+/// names (a symlinked directory and its target) is walked under each name, like os.walk; only a
+/// symlink loop (a directory inside itself) is not entered again.
 fn walk(
     norm: &str,
     dir: &Path,
@@ -323,9 +324,22 @@ fn walk(
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).map_err(|e| Error::input(dir, e))?;
+    // `visited` holds the directories on the way down from the path argument.
     if !visited.insert((meta.dev(), meta.ino())) {
         return Ok(());
     }
+    let result = walk_children(norm, dir, opts, visited, add);
+    visited.remove(&(meta.dev(), meta.ino()));
+    result
+}
+
+fn walk_children(
+    norm: &str,
+    dir: &Path,
+    opts: &ArtifactOptions,
+    visited: &mut std::collections::HashSet<(u64, u64)>,
+    add: &mut dyn FnMut(String, PathBuf) -> Result<()>,
+) -> Result<()> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         // os.walk ignores directories it cannot list.
@@ -362,19 +376,33 @@ fn walk(
 
 /// SHA-256 of a file's content, as in-toto records it.
 pub fn hash_file(path: &Path) -> Result<HashDict> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::input(path, format!("cannot read: {e}"))),
-        };
-        h.update(&buf[..n]);
+    let f = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    hash_reader(f).map_err(|e| Error::input(path, format!("cannot read: {e}")))
+}
+
+/// SHA-256 of everything `r` yields. The read buffer is per thread and reused: hashing many
+/// small files must not allocate (and zero) a large buffer each time.
+pub fn hash_reader(mut r: impl Read) -> std::io::Result<HashDict> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    Ok(sha256_dict(h.finalize().as_slice()))
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        if buf.is_empty() {
+            buf.resize(1 << 20, 0);
+        }
+        let mut h = Sha256::new();
+        loop {
+            let n = match r.read(&mut buf[..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            h.update(&buf[..n]);
+        }
+        Ok(sha256_dict(h.finalize().as_slice()))
+    })
 }
 
 /// `{"sha256": hex}` from a raw digest.

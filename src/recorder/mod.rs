@@ -3,5 +3,23 @@
 //!
 //! - [`artifacts`]: in-toto-run's artifact recording rules (walk, excludes, symlinks, base path,
 //!   lstrip) and file hashing, shared by every recording mode and by inspections.
+//! - [`session`]: one step from start to signed link; picks the recording method.
+//! - [`supervise`]: the step's processes (process group, signals, timeout, streams, waiting for
+//!   every process the step started).
+//! - [`snapshot`]: the no-FUSE method (in-toto-run's before/after snapshots).
+//! - [`namespace`]: `totofs run`'s private mount namespace with the overlay over the working
+//!   directory.
+//! - [`overlay`]: the FUSE filesystem (thin callbacks over `*at()` calls on the real tree).
+//! - [`tracking`]: per-file operations and the processes that did them.
+//! - [`hashing`]: material hashing in the background while the step runs.
+//! - [`mount`]: `totofs mount` / `totofs unmount` sessions.
 
 pub mod artifacts;
+pub mod hashing;
+pub mod mount;
+pub mod namespace;
+pub mod overlay;
+pub mod session;
+pub mod snapshot;
+pub mod supervise;
+pub mod tracking;

@@ -1,0 +1,281 @@
+//! `totofs mount` / `totofs unmount`: one recorded step that spans several commands.
+//!
+//! `mount` forks a daemon that lists the materials, mounts the overlay over the directory in the
+//! caller's mount namespace, and only then lets `mount` return. Everything done under the
+//! directory is recorded until the mount ends, by `totofs unmount` or a plain `umount`; the
+//! daemon then seals the link (no command, no byproducts, like in-toto-record) and writes a
+//! result file that `unmount` waits for. Without FUSE the daemon records snapshots instead
+//! (materials at mount, products when `unmount` stops it).
+
+use super::artifacts;
+use super::hashing::{Materials, Written};
+use super::namespace::{self, Observed};
+use super::overlay::Overlay;
+use super::session::{self, RecordOptions};
+use super::tracking::Tracker;
+use crate::error::{Error, Result};
+use crate::keys::PrivateKey;
+use crate::metadata::Artifacts;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a session's state lives: one file per mounted directory.
+fn state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir());
+    base.unwrap_or_else(|| PathBuf::from("/tmp")).join("totofs-sessions")
+}
+
+/// The state directory must be this user's own (0700, not a symlink): another user must not be
+/// able to plant or read session results.
+fn ensure_state_dir() -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let d = state_dir();
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
+    let m = std::fs::symlink_metadata(&d).map_err(|e| Error::input(&d, e))?;
+    // SAFETY: geteuid has no failure mode.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() || m.uid() != me {
+        return Err(Error::input(&d, "session state directory is not a directory of this user"));
+    }
+    if m.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::input(&d, e))?;
+    }
+    Ok(())
+}
+
+fn state_path(dir: &Path, ext: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(Sha256::digest(dir.as_os_str().as_encoded_bytes()));
+    state_dir().join(format!("{}.{ext}", &h[..24]))
+}
+
+/// `totofs mount`: returns once the overlay is ready (exit 0), or with the reason it is not.
+pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -> Result<i32> {
+    opts.check()?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| Error::input(dir, e))?;
+    if !dir.is_dir() {
+        return Err(Error::input(&dir, "not a directory"));
+    }
+    let mut opts = opts.clone();
+    // The link goes to the directory unless -d says otherwise (resolved against the caller's cwd).
+    opts.metadata_dir = Some(match &opts.metadata_dir {
+        Some(d) => std::fs::canonicalize(d).map_err(|e| Error::input(d, e))?,
+        None => dir.clone(),
+    });
+    if let Some(b) = &opts.artifacts.base_path {
+        opts.artifacts.base_path = Some(std::fs::canonicalize(b).map_err(|e| Error::input(b, e))?);
+    }
+    let fuse_problem = if no_fuse { None } else { namespace::fuse_unavailable() };
+    if let Some(why) = &fuse_problem {
+        eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-record");
+    }
+    let snapshot = no_fuse || fuse_problem.is_some();
+    ensure_state_dir()?;
+    if let Some(pid) = std::fs::read_to_string(state_path(&dir, "pid"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<libc::pid_t>().ok()))
+    {
+        if alive(pid) {
+            return Err(Error::input(&dir, format!("already recorded by a totofs session (pid {pid})")));
+        }
+    }
+    let _ = std::fs::remove_file(state_path(&dir, "result"));
+
+    let mut fds = [0; 2];
+    // SAFETY: pipe/fork while single-threaded; the child only runs this process's own code.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::io("cannot create a pipe", std::io::Error::last_os_error()));
+    }
+    let (rd, wr) = unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::io("cannot fork", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(rd);
+        let code = daemon(&opts, &key, &dir, snapshot, wr);
+        std::process::exit(code);
+    }
+    drop(wr);
+    let mut msg = String::new();
+    let _ = (&rd).read_to_string(&mut msg);
+    if msg.trim() == "ready" {
+        Ok(0)
+    } else {
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let m = msg.trim();
+        Err(Error::Record(if m.is_empty() { "the session daemon failed to start".into() } else { m.to_string() }))
+    }
+}
+
+/// The session daemon; returns its exit code.
+fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mut ready: std::fs::File) -> i32 {
+    // SAFETY: detach from the caller's session and terminal.
+    unsafe { libc::setsid() };
+    let mut report = |r: std::result::Result<(), String>| {
+        let _ = ready.write_all(match &r {
+            Ok(()) => b"ready\n".to_vec(),
+            Err(e) => format!("{e}\n").into_bytes(),
+        }.as_slice());
+    };
+    let started = (|| -> Result<Started> {
+        std::env::set_current_dir(dir).map_err(|e| Error::input(dir, e))?;
+        if snapshot {
+            let m = artifacts::record(&opts.materials, &opts.artifacts)?;
+            return Ok(Started::Snapshot(m));
+        }
+        let _ = namespace::raise_fd_limit();
+        let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
+        let rootfd = namespace::open_dir(dir)?;
+        let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
+        let materials = Materials::new(entries, dir, &real_root)?;
+        let tracker = Arc::new(Tracker::new());
+        let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
+        let written = Written::new(namespace::hash_threads());
+        let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
+            .map_err(|e| Error::input(dir, e))?;
+        unsafe { libc::umask(0) };
+        let session = fuser::Session::new(overlay, dir, &namespace::fuse_config())
+            .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
+        let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
+        let pool = materials.spawn_pool(namespace::hash_threads());
+        let observed = Observed { tracker, materials, written, root: dir.to_path_buf() };
+        Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
+    })();
+    let write_pid = || {
+        let _ = std::fs::write(
+            state_path(dir, "pid"),
+            format!("{} {}\n", std::process::id(), if snapshot { "snapshot" } else { "fuse" }),
+        );
+    };
+    let started = match started {
+        Ok(s) => {
+            write_pid();
+            report(Ok(()));
+            s
+        }
+        Err(e) => {
+            report(Err(e.to_string()));
+            return 2;
+        }
+    };
+    drop(ready);
+    quiet_stdio();
+    let sealed: Result<(Artifacts, Artifacts)> = match started {
+        Started::Snapshot(m) => {
+            wait_for_stop();
+            artifacts::record(&opts.products, &opts.artifacts).map(|p| (m, p))
+        }
+        Started::Fuse { bg, pool, observed, _rootfd } => {
+            // The session ends when the directory is unmounted.
+            let _ = bg.join();
+            for t in pool {
+                let _ = t.join();
+            }
+            observed.written.finish();
+            namespace::seal(opts, &observed)
+        }
+    };
+    let result = sealed.and_then(|(m, p)| session::write_link(opts, key, &[], m, p, serde_json::Map::new()));
+    let (code, text) = match result {
+        Ok(path) => (0, format!("ok {}\n", path.display())),
+        Err(e) => (1, format!("error {e}\n")),
+    };
+    let _ = crate::metadata::write_atomic(&state_path(dir, "result"), text.as_bytes());
+    let _ = std::fs::remove_file(state_path(dir, "pid"));
+    code
+}
+
+enum Started {
+    Snapshot(Artifacts),
+    Fuse {
+        bg: fuser::BackgroundSession,
+        pool: Vec<std::thread::JoinHandle<()>>,
+        observed: Observed,
+        _rootfd: std::os::fd::OwnedFd,
+    },
+}
+
+fn quiet_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: replacing the standard fds with /dev/null.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Snapshot sessions end on SIGTERM (sent by `totofs unmount`) or SIGINT.
+fn wait_for_stop() {
+    if let Ok(mut s) = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]) {
+        let _ = s.forever().next();
+    }
+}
+
+fn alive(pid: libc::pid_t) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')').next().map(|s| !s.trim_start().starts_with('Z') && !s.trim().is_empty()).unwrap_or(false)
+}
+
+/// `totofs unmount`: end the session on `dir` and wait for its link.
+pub fn unmount(dir: &Path) -> Result<i32> {
+    let dir = std::fs::canonicalize(dir).map_err(|e| Error::input(dir, e))?;
+    let pid_file = state_path(&dir, "pid");
+    let state = std::fs::read_to_string(&pid_file).ok();
+    let result_file = state_path(&dir, "result");
+    if state.is_none() && !result_file.exists() {
+        return Err(Error::input(&dir, "no totofs session is recording this directory"));
+    }
+    if let Some(state) = &state {
+        let mut it = state.split_whitespace();
+        let pid: libc::pid_t = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let mode = it.next().unwrap_or("fuse");
+        if mode == "snapshot" {
+            if pid > 0 {
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        } else {
+            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+                .map_err(|_| Error::input(&dir, "path contains a NUL byte"))?;
+            // SAFETY: plain umount of the session's mount point.
+            if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EBUSY) {
+                    return Err(Error::Record(format!(
+                        "{}: still in use by a process (leave the directory, end the processes and retry)",
+                        dir.display()
+                    )));
+                }
+                if e.raw_os_error() != Some(libc::EINVAL) {
+                    return Err(Error::input(&dir, format!("cannot unmount: {e}")));
+                }
+            }
+        }
+        let t = Instant::now();
+        // The daemon removes its pid file once the result is written.
+        while pid > 0 && pid_file.exists() && alive(pid) {
+            if t.elapsed() > Duration::from_secs(3600) {
+                return Err(Error::Record("the session did not finish its link".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let text = std::fs::read_to_string(&result_file)
+        .map_err(|_| Error::Record(format!("{}: the session ended without a result", dir.display())))?;
+    let _ = std::fs::remove_file(&result_file);
+    match text.trim().split_once(' ') {
+        Some(("ok", path)) => {
+            eprintln!("totofs: wrote {path}");
+            Ok(0)
+        }
+        Some((_, why)) => {
+            eprintln!("totofs: no link written: {why}");
+            Ok(1)
+        }
+        None => Ok(1),
+    }
+}

@@ -1,0 +1,252 @@
+//! The overlay's mount lifecycle for `totofs run`: totofs enters a private mount namespace,
+//! mounts the FUSE overlay over the step's working directory (after opening that directory, so
+//! the daemon reaches the real tree below the mount), runs the step there, and unmounts. The
+//! mount exists only in that namespace: nothing outside the step sees it, and when the
+//! namespace's last process is gone (even after SIGKILL of totofs: the step's processes die with
+//! it through PR_SET_PDEATHSIG) the mount is gone too.
+//!
+//! totofs's own working directory keeps pointing at the real directory below the mount, so its
+//! relative paths (the material and product walks) never go through the overlay.
+
+use super::artifacts::{self, Entry};
+use super::hashing::{Materials, Resolver, StatSig, Written};
+use super::overlay::Overlay;
+use super::session::RecordOptions;
+use super::supervise::{self, StepCommand, StepEnd};
+use super::tracking::Tracker;
+use crate::error::{Error, Result};
+use crate::metadata::Artifacts;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How a FUSE recording went.
+pub enum Outcome {
+    /// Materials, how the step ended, products, and what the overlay saw (every file's
+    /// operations and the processes that did them).
+    Recorded(Artifacts, StepEnd, Artifacts, Arc<Tracker>),
+    /// FUSE could not be set up (nothing ran yet): the reason, for the fallback notice.
+    Unavailable(String),
+}
+
+/// Why FUSE cannot be used here, if it cannot (checked before anything is changed).
+pub fn fuse_unavailable() -> Option<String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Some("no /dev/fuse".into());
+    }
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+        return Some(format!("cannot open /dev/fuse: {e}"));
+    }
+    None
+}
+
+/// Enter a private mount namespace (this process must still be single-threaded).
+pub fn enter_private_namespace() -> std::result::Result<(), String> {
+    // SAFETY: plain syscalls.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(format!("cannot create a private mount namespace: {}", std::io::Error::last_os_error()));
+    }
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(format!("cannot make the mount namespace private: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Open a directory (before it is mounted over) for the daemon.
+pub fn open_dir(dir: &Path) -> Result<OwnedFd> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::input(dir, "path contains a NUL byte"))?;
+    // SAFETY: open returns a new fd we own.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::input(dir, std::io::Error::last_os_error()));
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The session configuration: a thread per core (at least two, so that a request waiting for
+/// a material's hash never starves the others), other users allowed (a build may drop
+/// privileges), kernel permission checks.
+pub fn fuse_config() -> fuser::Config {
+    let mut cfg = fuser::Config::default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    cfg.n_threads = Some(cores.max(2) + 1);
+    cfg.clone_fd = true;
+    cfg.acl = fuser::SessionACL::All;
+    cfg.mount_options = vec![
+        fuser::MountOption::FSName("totofs".into()),
+        fuser::MountOption::Subtype("totofs".into()),
+        fuser::MountOption::DefaultPermissions,
+    ];
+    cfg
+}
+
+/// Threads for background hashing: one per core.
+pub fn hash_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// Raise the fd limit as far as allowed (the overlay holds one `O_PATH` fd per known node);
+/// returns the caller's limit, which the step gets back.
+pub fn raise_fd_limit() -> Option<(u64, u64)> {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return None;
+        }
+        #[allow(clippy::unnecessary_cast)]
+        let caller = (rl.rlim_cur as u64, rl.rlim_max as u64);
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(caller.1);
+        let want = libc::rlimit { rlim_cur: nr_open as libc::rlim_t, rlim_max: nr_open as libc::rlim_t };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) != 0 {
+            let fallback = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &fallback);
+        }
+        Some(caller)
+    }
+}
+
+/// The overlay's view of the step, for building the link after it.
+pub struct Observed {
+    pub tracker: Arc<Tracker>,
+    pub materials: Arc<Materials>,
+    /// Hashes of written files, made when their last writer closed them.
+    pub written: Arc<Written>,
+    /// The overlay's root (canonical).
+    pub root: PathBuf,
+}
+
+/// Run the step under the overlay mounted over the working directory.
+pub fn record_step(opts: &RecordOptions, cmd: &StepCommand) -> Result<Outcome> {
+    let root = std::fs::canonicalize(".").map_err(|e| Error::io("cannot resolve the working directory", e))?;
+    if root == Path::new("/") {
+        return Ok(Outcome::Unavailable("the working directory is /".into()));
+    }
+    // Everything below is done before any thread exists (unshare needs that).
+    let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
+    if let Err(why) = enter_private_namespace() {
+        return Ok(Outcome::Unavailable(why));
+    }
+    let caller_nofile = raise_fd_limit();
+    let rootfd = open_dir(&root)?;
+    let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
+    let materials = Materials::new(entries, &root, &real_root)?;
+    let tracker = Arc::new(Tracker::new());
+    let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
+    let written = Written::new(hash_threads());
+    let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
+        .map_err(|e| Error::input(&root, e))?;
+    // The daemon creates files with the modes the kernel asks for; the step gets the caller's umask.
+    // SAFETY: umask is always safe.
+    let caller_umask = unsafe { libc::umask(0) };
+    let session = match fuser::Session::new(overlay, &root, &fuse_config()) {
+        Ok(s) => s,
+        Err(e) => {
+            unsafe { libc::umask(caller_umask) };
+            return Ok(Outcome::Unavailable(format!("cannot mount the overlay: {e}")));
+        }
+    };
+    let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
+    let pool = materials.spawn_pool(hash_threads());
+
+    let mut step = cmd.clone();
+    step.cwd = Some(root.clone());
+    step.umask = Some(caller_umask);
+    step.nofile = caller_nofile;
+    let end = supervise::run_step(&step);
+
+    // Every process of the step is gone: unmount, so the real tree is all there is.
+    let _ = bg.umount_and_join();
+    unsafe { libc::umask(caller_umask) };
+    for t in pool {
+        let _ = t.join();
+    }
+    written.finish();
+    let end = end?;
+    let observed = Observed { tracker, materials, written, root };
+    let (m, p) = match &end {
+        StepEnd::Finished { .. } => seal(opts, &observed)?,
+        _ => (Artifacts::new(), Artifacts::new()),
+    };
+    drop(rootfd);
+    Ok(Outcome::Recorded(m, end, p, observed.tracker))
+}
+
+/// The link's materials and products from what the overlay saw. Products are the tree after
+/// the step, walked like in-toto-run; a product whose file the step did not change, and whose
+/// identity (device, inode, size, times) is the material's, reuses the material's hash.
+pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)> {
+    let changed = o.tracker.changed();
+    let accessed = o.tracker.accessed();
+    let changed_names = o.tracker.changed_names();
+    let rel = |p: &Path| -> Option<String> { relative_name(p, &o.root) };
+    let name_touched = |p: &Path| -> bool {
+        match rel(p) {
+            Some(r) => changed_names.iter().any(|n| n == &r || r.starts_with(&format!("{n}/"))),
+            None => false,
+        }
+    };
+
+    let materials = o.materials.artifacts(|m| {
+        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
+    })?;
+
+    let entries = artifacts::collect(&opts.products, &opts.artifacts)?;
+    let by_name = o.materials.by_name();
+    let mut to_hash: Vec<Entry> = Vec::new();
+    let mut resolver = Resolver::default();
+    let mut products = Artifacts::new();
+    for e in entries {
+        let meta = std::fs::metadata(&e.path).map_err(|err| Error::input(&e.path, err))?;
+        let sig = StatSig::of(&meta);
+        let covered = resolver.canonical(&e.path).map(|c| c.starts_with(&o.root)).unwrap_or(false);
+        if opts.only_accessed && covered && !accessed.contains(&sig.key()) && !name_touched(&e.path) {
+            continue;
+        }
+        let reuse = by_name.get(e.name.as_str()).and_then(|&i| {
+            let m = &o.materials.items()[i];
+            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && m.path == e.path).then_some(i)
+        });
+        match reuse {
+            Some(i) => {
+                products.insert(e.name, o.materials.hash_of(i)?);
+            }
+            None => match o.written.hash_for(&sig).filter(|_| covered) {
+                Some(h) => {
+                    products.insert(e.name, h);
+                }
+                None => to_hash.push(e),
+            },
+        }
+    }
+    products.extend(artifacts::hash_entries(&to_hash, 0)?);
+    Ok((materials, products))
+}
+
+/// A path's name relative to the overlay's root (`None` outside it).
+pub fn relative_name(p: &Path, root: &Path) -> Option<String> {
+    let s = p.to_string_lossy();
+    let norm = artifacts::normpath(&s);
+    if norm.starts_with('/') {
+        let r = Path::new(&norm).strip_prefix(root).ok()?;
+        let r = r.to_string_lossy().into_owned();
+        return Some(if r.is_empty() { ".".into() } else { r });
+    }
+    if norm == ".." || norm.starts_with("../") {
+        return None;
+    }
+    Some(norm)
+}

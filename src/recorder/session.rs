@@ -1,0 +1,149 @@
+//! One recorded step from start to signed link: choose the recording method (the FUSE overlay in
+//! a private mount namespace, or in-toto-run's snapshots when FUSE is unavailable or refused), run
+//! the step, build the link, sign it and write `<name>.<keyid8>.link`.
+
+use super::artifacts::ArtifactOptions;
+use super::supervise::{StepCommand, StepEnd};
+use crate::error::{Error, Result};
+use crate::keys::PrivateKey;
+use crate::metadata::{Artifacts, Link, Metadata, Payload};
+use std::path::{Path, PathBuf};
+
+/// What to record and where the link goes (the in-toto-run flags).
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub name: String,
+    pub materials: Vec<String>,
+    pub products: Vec<String>,
+    pub artifacts: ArtifactOptions,
+    pub use_dsse: bool,
+    pub only_accessed: bool,
+    pub metadata_dir: Option<PathBuf>,
+}
+
+impl RecordOptions {
+    /// Where the signed link goes.
+    pub fn link_path(&self, key: &PrivateKey) -> PathBuf {
+        let f = Metadata::link_file_name(&self.name, key.keyid());
+        match &self.metadata_dir {
+            Some(d) => d.join(f),
+            None => PathBuf::from(f),
+        }
+    }
+
+    /// Fail early (before the step runs) on a metadata directory that cannot take the link.
+    pub fn check(&self) -> Result<()> {
+        if let Some(d) = &self.metadata_dir {
+            if !d.is_dir() {
+                return Err(Error::input(d, "metadata directory does not exist or is not a directory"));
+            }
+        }
+        if self.name.is_empty() {
+            return Err(Error::Usage("the step name must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// How to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The overlay if FUSE works here, else snapshots (with a one-line notice).
+    Auto,
+    /// Snapshots, like in-toto-run (`--no-fuse`).
+    Snapshot,
+}
+
+/// Sign and write the link; returns its path.
+pub fn write_link(
+    opts: &RecordOptions,
+    key: &PrivateKey,
+    command: &[String],
+    materials: Artifacts,
+    products: Artifacts,
+    byproducts: serde_json::Map<String, serde_json::Value>,
+) -> Result<PathBuf> {
+    let link = Link {
+        name: opts.name.clone(),
+        command: command.to_vec(),
+        materials,
+        products,
+        byproducts,
+        environment: serde_json::Map::new(),
+    };
+    let payload = Payload::Link(link);
+    let mut md = if opts.use_dsse { Metadata::new_dsse(payload) } else { Metadata::new_metablock(payload) };
+    md.sign(key)?;
+    let path = opts.link_path(key);
+    md.write(&path)?;
+    Ok(path)
+}
+
+/// Run and record a step; returns totofs's exit code (the command's, like in-toto-run).
+pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Method) -> Result<i32> {
+    opts.check()?;
+    let recorded = match method {
+        Method::Snapshot => {
+            super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
+        }
+        Method::Auto => match super::namespace::fuse_unavailable() {
+            Some(why) => {
+                eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run");
+                super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
+            }
+            None => match super::namespace::record_step(opts, &cmd)? {
+                // The per-file trace (`_trace`) is kept by the overlay; the link does not carry it.
+                super::namespace::Outcome::Recorded(m, end, p, _trace) => (m, end, p),
+                super::namespace::Outcome::Unavailable(why) => {
+                    eprintln!(
+                        "totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"
+                    );
+                    super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
+                }
+            },
+        },
+    };
+    finish(opts, key, &cmd.argv, recorded, cmd.timeout)
+}
+
+/// Turn a step's end into a link (or none) and an exit code.
+pub fn finish(
+    opts: &RecordOptions,
+    key: &PrivateKey,
+    argv: &[String],
+    (materials, end, products): (Artifacts, StepEnd, Artifacts),
+    timeout: Option<std::time::Duration>,
+) -> Result<i32> {
+    match end {
+        StepEnd::Finished { return_value, stdout, stderr } => {
+            let by = Link::run_byproducts(&stdout, &stderr, return_value);
+            write_link(opts, key, argv, materials, products, by)?;
+            Ok(exit_code(return_value))
+        }
+        StepEnd::TimedOut => {
+            let secs = timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0);
+            eprintln!("totofs: the step did not end within {secs} s and was killed; no link is written");
+            Ok(1)
+        }
+        StepEnd::Aborted => Ok(130),
+    }
+}
+
+/// totofs's exit status for a command's return value: the status itself, or 128+signal.
+pub fn exit_code(return_value: i64) -> i32 {
+    if return_value < 0 {
+        128 + (-return_value) as i32
+    } else {
+        (return_value & 0xff) as i32
+    }
+}
+
+/// The directory a relative path argument is resolved against.
+pub fn cwd() -> Result<PathBuf> {
+    std::env::current_dir().map_err(|e| Error::io("cannot determine the working directory", e))
+}
+
+/// Is `p` (absolute, normalised) inside `root`?
+pub fn is_under(p: &Path, root: &Path) -> bool {
+    p.starts_with(root)
+}

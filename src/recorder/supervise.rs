@@ -1,0 +1,314 @@
+//! The step's processes: start the command in its own process group, pass Ctrl-C and SIGTERM on
+//! to that group, capture (and still show) its streams with `-s`, bound it with `--timeout`, and
+//! wait until every process it started has exited (totofs is a child subreaper, so daemons the
+//! step leaves behind are re-parented to it and waited for too).
+
+use crate::error::{Error, Result};
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct StepCommand {
+    pub argv: Vec<String>,
+    /// Capture stdout and stderr (they are still copied to totofs's own streams).
+    pub record_streams: bool,
+    /// Bound on the whole step, its left-behind processes included.
+    pub timeout: Option<Duration>,
+    /// Working directory of the command (the overlay's path, entered after the mount).
+    pub cwd: Option<PathBuf>,
+    /// The umask the command gets (the caller's; the overlay daemon itself runs with 0).
+    pub umask: Option<libc::mode_t>,
+    /// The fd limit (soft, hard) the command gets (the caller's; the daemon raises its own).
+    pub nofile: Option<(u64, u64)>,
+    /// After this long waiting for left-behind processes, say so once.
+    pub linger_notice: Duration,
+}
+
+impl StepCommand {
+    pub fn new(argv: Vec<String>) -> Self {
+        StepCommand {
+            argv,
+            record_streams: false,
+            timeout: None,
+            cwd: None,
+            umask: None,
+            nofile: None,
+            linger_notice: Duration::from_secs(3),
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepEnd {
+    /// The command ran to its end (possibly killed by a signal: negative return value, like
+    /// Python's subprocess) and every process it started is gone.
+    Finished { return_value: i64, stdout: String, stderr: String },
+    /// `--timeout` expired; everything was killed.
+    TimedOut,
+    /// A second Ctrl-C: everything was killed.
+    Aborted,
+}
+
+/// Signals totofs forwards to the step's process group.
+const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Run the step to its end. Must be called before other children of this process exist: every
+/// child is waited for.
+pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
+    let Some((prog, args)) = cmd.argv.split_first() else {
+        return Err(Error::Usage("no command given (put it after --)".into()));
+    };
+    // SAFETY: plain prctl on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(FORWARDED)
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+
+    // On a terminal, the step stays in totofs's foreground process group: it can read the
+    // terminal, and Ctrl-C reaches it (and totofs) directly. Otherwise it gets its own group,
+    // and totofs passes signals on to that group.
+    // SAFETY: isatty/tcgetpgrp/getpgrp only query.
+    let tty = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
+    let mut command = Command::new(prog);
+    command.args(args);
+    if !tty {
+        command.process_group(0);
+    }
+    if let Some(dir) = &cmd.cwd {
+        command.current_dir(dir);
+    }
+    if cmd.record_streams {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let umask = cmd.umask;
+    let nofile = cmd.nofile;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != parent {
+                // totofs died between fork and prctl.
+                libc::_exit(137);
+            }
+            if let Some(m) = umask {
+                libc::umask(m);
+            }
+            if let Some((cur, max)) = nofile {
+                let rl = libc::rlimit { rlim_cur: cur as libc::rlim_t, rlim_max: max as libc::rlim_t };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let mut child = command.spawn().map_err(|e| Error::Record(format!("cannot run '{prog}': {e}")))?;
+    let pid = child.id() as libc::pid_t;
+
+    let out_reader = child.stdout.take().map(|s| tee(s, false));
+    let err_reader = child.stderr.take().map(|s| tee(s, true));
+
+    let mut main_status: Option<i64> = None;
+    let mut main_exit_at: Option<Instant> = None;
+    let mut told_linger = false;
+    let mut interrupts = 0;
+    let mut sleep = Duration::from_micros(200);
+    let end = loop {
+        // Reap whatever has exited.
+        let mut progressed = false;
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid with a valid pointer.
+            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if r > 0 {
+                progressed = true;
+                if r == pid {
+                    main_status = Some(return_value(status));
+                    main_exit_at = Some(Instant::now());
+                }
+                continue;
+            }
+            if r == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            // ECHILD: every process of the step is gone.
+            if main_status.is_some() {
+                break;
+            }
+            return Err(Error::Record(format!("lost track of the command: {err}")));
+        }
+        if main_status.is_some() && no_children() {
+            break StepEnd::Finished { return_value: main_status.unwrap_or(0), stdout: String::new(), stderr: String::new() };
+        }
+        for sig in signals.pending() {
+            if sig == libc::SIGINT {
+                interrupts += 1;
+            }
+            if interrupts >= 2 {
+                eprintln!("totofs: second interrupt: killing the step; no link is written");
+                kill_all(pid);
+                reap_all();
+                return Ok(StepEnd::Aborted);
+            }
+            if tty && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
+                // The terminal sent it to the whole foreground group, the step included.
+                continue;
+            }
+            // SAFETY: signalling the step's processes.
+            unsafe {
+                if tty {
+                    for p in children_of_self() {
+                        libc::kill(p, sig);
+                    }
+                } else {
+                    libc::kill(-pid, sig);
+                }
+            }
+        }
+        if let Some(t) = cmd.timeout {
+            if start.elapsed() >= t {
+                kill_all(pid);
+                reap_all();
+                return Ok(StepEnd::TimedOut);
+            }
+        }
+        if let Some(at) = main_exit_at {
+            if !told_linger && at.elapsed() >= cmd.linger_notice {
+                told_linger = true;
+                let left = children_of_self();
+                let names: Vec<String> = left.iter().take(5).map(|p| format!("{} ({})", p, comm(*p))).collect();
+                eprintln!(
+                    "totofs: the command has exited; waiting for {} process(es) it started to exit: {}",
+                    left.len(),
+                    names.join(", ")
+                );
+            }
+        }
+        if progressed {
+            sleep = Duration::from_micros(200);
+        } else {
+            std::thread::sleep(sleep);
+            sleep = (sleep * 2).min(Duration::from_millis(10));
+        }
+    };
+    let stdout = out_reader.map(join_text).unwrap_or_default();
+    let stderr = err_reader.map(join_text).unwrap_or_default();
+    Ok(match end {
+        StepEnd::Finished { return_value, .. } => StepEnd::Finished { return_value, stdout, stderr },
+        other => other,
+    })
+}
+
+/// `subprocess`'s return code: the exit status, or minus the signal number.
+fn return_value(status: libc::c_int) -> i64 {
+    if libc::WIFSIGNALED(status) {
+        -(libc::WTERMSIG(status) as i64)
+    } else {
+        libc::WEXITSTATUS(status) as i64
+    }
+}
+
+/// Copy a child stream to ours while keeping it.
+fn tee<R: Read + Send + 'static>(mut r: R, is_err: bool) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    all.extend_from_slice(&buf[..n]);
+                    if is_err {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                    } else {
+                        let mut o = std::io::stdout();
+                        let _ = o.write_all(&buf[..n]);
+                        let _ = o.flush();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        all
+    })
+}
+
+/// Decode captured bytes the way Python's text-mode streams do (universal newlines).
+fn join_text(h: std::thread::JoinHandle<Vec<u8>>) -> String {
+    let bytes = h.join().unwrap_or_default();
+    let s = String::from_utf8_lossy(&bytes);
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Children of this process (all threads), from `/proc/self/task/*/children`.
+pub fn children_of_self() -> Vec<libc::pid_t> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
+    for t in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()));
+        }
+    }
+    out
+}
+
+fn no_children() -> bool {
+    // SAFETY: waitid with P_ALL/WNOHANG|WNOWAIT only inspects.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+}
+
+fn comm(pid: libc::pid_t) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// SIGKILL the step's process group and every remaining child.
+fn kill_all(pgid: libc::pid_t) {
+    // SAFETY: signalling processes this process started.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    for p in children_of_self() {
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+            libc::kill(-p, libc::SIGKILL);
+        }
+    }
+}
+
+/// Wait for every child (after `kill_all`), killing late arrivals.
+fn reap_all() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r > 0 {
+            continue;
+        }
+        if r < 0 || Instant::now() > deadline {
+            break;
+        }
+        for p in children_of_self() {
+            unsafe {
+                libc::kill(p, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
