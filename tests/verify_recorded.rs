@@ -2,9 +2,8 @@
 //! verify under both `totofs verify` and `in-toto-verify` with the same layout, and a source edited
 //! between the steps fails under both.
 //!
-//! NOTE: needs `totofs run` (the recorder). Until the recorder is merged these tests are ignored;
-//! run them with `cargo test --test verify_recorded -- --include-ignored`, and drop the `ignore`
-//! attributes once `totofs run` exists.
+//! `totofs run` records both ways: by snapshots (`--no-fuse`, like in-toto-run) and through the
+//! FUSE overlay (which needs /dev/fuse and root, as the recorder's own tests do).
 mod common;
 
 use common::*;
@@ -21,7 +20,10 @@ const CLONE: &[&str] = &[
 const BUILD: &[&str] = &["sh", "-c", "mkdir -p out && cat src/main.c > out/app"];
 
 enum Recorder {
+    /// `totofs run --no-fuse`.
     Totofs,
+    /// `totofs run` through the overlay.
+    TotofsFuse,
     InToto(PathBuf),
 }
 
@@ -30,6 +32,11 @@ fn record(rec: &Recorder, work: &Path, name: &str, key: &Path, materials: bool, 
         Recorder::Totofs => {
             let mut c = totofs();
             c.args(["run", "--no-fuse"]);
+            c
+        }
+        Recorder::TotofsFuse => {
+            let mut c = totofs();
+            c.arg("run");
             c
         }
         Recorder::InToto(bin) => peer(bin, "in-toto-run"),
@@ -117,7 +124,6 @@ fn chain(clone_by: Recorder, build_by: Recorder, tamper: bool) -> (bool, Option<
 }
 
 #[test]
-#[ignore = "needs `totofs run` from the recorder; run with --include-ignored once it is merged"]
 fn totofs_recorded_chain_verifies_under_both() {
     assert_eq!(
         chain(Recorder::Totofs, Recorder::Totofs, false),
@@ -130,7 +136,18 @@ fn totofs_recorded_chain_verifies_under_both() {
 }
 
 #[test]
-#[ignore = "needs `totofs run` from the recorder; run with --include-ignored once it is merged"]
+fn overlay_recorded_chain_verifies_under_both() {
+    assert_eq!(
+        chain(Recorder::TotofsFuse, Recorder::TotofsFuse, false),
+        (true, peer_bin().map(|_| true))
+    );
+    assert_eq!(
+        chain(Recorder::TotofsFuse, Recorder::Totofs, true),
+        (false, peer_bin().map(|_| false))
+    );
+}
+
+#[test]
 fn mixed_recorders_verify_under_both() {
     let Some(bin) = peer_bin() else { return };
     assert_eq!(
@@ -142,13 +159,17 @@ fn mixed_recorders_verify_under_both() {
         (true, Some(true))
     );
     assert_eq!(
+        chain(Recorder::InToto(bin.clone()), Recorder::TotofsFuse, false),
+        (true, Some(true))
+    );
+    assert_eq!(
         chain(Recorder::InToto(bin), Recorder::Totofs, true),
         (false, Some(false))
     );
 }
 
-/// The in-toto-run half alone (no `totofs run` needed): links recorded by in-toto-run verify under
-/// totofs exactly as under in-toto-verify, and tampering fails both.
+/// Links recorded by in-toto-run alone verify under totofs exactly as under in-toto-verify, and
+/// tampering fails both.
 #[test]
 fn in_toto_run_chain_verifies_under_both() {
     let Some(bin) = peer_bin() else { return };
