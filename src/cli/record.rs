@@ -46,6 +46,9 @@ pub struct RecordFlags {
     /// Record by snapshots before and after (like in-toto-run), without the overlay.
     #[arg(long = "no-fuse")]
     pub no_fuse: bool,
+    /// Write no trace (`<step>.<keyid8>.trace`: which process read and wrote which file).
+    #[arg(long = "no-trace")]
+    pub no_trace: bool,
 }
 
 impl RecordFlags {
@@ -66,6 +69,7 @@ impl RecordFlags {
             use_dsse: self.use_dsse,
             only_accessed: self.only_accessed,
             metadata_dir: self.metadata_directory.clone(),
+            trace: !self.no_trace,
         })
     }
 }

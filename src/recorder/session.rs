@@ -19,6 +19,8 @@ pub struct RecordOptions {
     pub use_dsse: bool,
     pub only_accessed: bool,
     pub metadata_dir: Option<PathBuf>,
+    /// Write the signed trace beside the link (off with `--no-trace`).
+    pub trace: bool,
 }
 
 impl RecordOptions {
@@ -82,6 +84,7 @@ pub fn write_link(
 /// Run and record a step; returns totofs's exit code (the command's, like in-toto-run).
 pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Method) -> Result<i32> {
     opts.check()?;
+    let mut tracker = None;
     let recorded = match method {
         Method::Snapshot => {
             super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
@@ -92,8 +95,11 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
                 super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd)?
             }
             None => match super::namespace::record_step(opts, &cmd)? {
-                // The per-file trace (`_trace`) is kept by the overlay; the link does not carry it.
-                super::namespace::Outcome::Recorded(m, end, p, _trace) => (m, end, p),
+                // What the overlay saw per process goes into the trace, not the link.
+                super::namespace::Outcome::Recorded(m, end, p, observed) => {
+                    tracker = Some(observed);
+                    (m, end, p)
+                }
                 super::namespace::Outcome::Unavailable(why) => {
                     eprintln!(
                         "totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"
@@ -103,7 +109,15 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
             },
         },
     };
-    finish(opts, key, &cmd.argv, recorded, cmd.timeout)
+    let linked = matches!(recorded.1, StepEnd::Finished { .. });
+    let code = finish(opts, key, &cmd.argv, recorded, cmd.timeout)?;
+    if linked {
+        let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
+        if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root) {
+            eprintln!("totofs: the link is written, but its trace is not: {e}");
+        }
+    }
+    Ok(code)
 }
 
 /// Turn a step's end into a link (or none) and an exit code.
