@@ -53,8 +53,9 @@ pub struct RecordFlags {
 
 impl RecordFlags {
     fn options(&self) -> Result<RecordOptions> {
-        let artifacts =
-            ArtifactOptions::new(self.exclude.as_deref(), self.base_path.clone(), self.lstrip_paths.clone())?;
+        // Without --exclude: in-toto's defaults, and totofs's own trace files.
+        let exclude = self.exclude.clone().unwrap_or_else(crate::recorder::trace_writer::default_excludes);
+        let artifacts = ArtifactOptions::new(Some(&exclude), self.base_path.clone(), self.lstrip_paths.clone())?;
         if let Some(b) = &self.base_path {
             if !b.is_dir() {
                 return Err(Error::input(b, "base path does not exist or is not a directory"));

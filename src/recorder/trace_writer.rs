@@ -13,6 +13,17 @@ use crate::keys::PrivateKey;
 use crate::trace::{trace_from_observed, trace_path_for_link, LoadedLink, TraceFile};
 use std::path::{Path, PathBuf};
 
+/// The gitignore pattern of trace files (`<step>.<keyid8>.trace`). `totofs run` and `mount` add
+/// it to in-toto's default excludes: like a link (`*.link*`), a trace is the recorder's output,
+/// not an artifact, and a layout written for in-toto-run (`DISALLOW *`) must not meet it among
+/// the next step's materials.
+pub const TRACE_EXCLUDE: &str = "*.[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].trace";
+
+/// in-toto's default excludes and [`TRACE_EXCLUDE`].
+pub fn default_excludes() -> Vec<String> {
+    super::artifacts::DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).chain([TRACE_EXCLUDE.to_string()]).collect()
+}
+
 /// After the link is written: write its trace (`tracker` is `None` without the overlay), or
 /// remove a stale one when there is none to write. Returns the trace's path if one was written.
 pub fn after_link(opts: &RecordOptions, key: &PrivateKey, tracker: Option<&Tracker>, root: &Path) -> Result<Option<PathBuf>> {
@@ -84,5 +95,9 @@ mod tests {
         assert_eq!(based("src/main.c").as_deref(), Some("main.c"));
         assert_eq!(based("src/main.o"), None);
         assert_eq!(based("other/x.c"), None, "outside the base path");
+        let ex = super::super::artifacts::ExcludeSet::new(&default_excludes()).unwrap();
+        assert!(ex.is_excluded("build.c6d8bf2e.trace") && ex.is_excluded("d/x.y.0123abcd.trace"));
+        assert!(!ex.is_excluded("perf.trace") && !ex.is_excluded("a.c6d8bf2.trace") && !ex.is_excluded("a.C6D8BF2E.trace"));
+        assert!(ex.is_excluded("build.c6d8bf2e.link") && ex.is_excluded(".git"));
     }
 }

@@ -470,6 +470,100 @@ mod tests {
         assert!(t.changed_names().is_empty());
     }
 
+    /// Children of `pid` (its main thread's).
+    fn children(pid: u32) -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    fn wait_for(mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("condition not reached in 5 s");
+    }
+
+    #[test]
+    fn every_process_that_touches_a_file_is_logged_once_per_operation() {
+        let t = Tracker::new();
+        let me = std::process::id();
+        let mut other = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        t.note((1, 2), "a.c", op::READ, me);
+        t.note((1, 2), "a.c", op::READ, other.id());
+        t.note((1, 2), "a.c", op::READ, other.id());
+        t.note((1, 3), "a.o", op::CREATED, other.id());
+        t.note((1, 3), "a.o", op::WRITTEN, other.id());
+        t.note_rename((1, 3), "a.o", "b.o", other.id());
+        let (procs, ops) = t.observed(|n| Some(n.to_string()));
+        other.kill().unwrap();
+        other.wait().unwrap();
+        let sleep = procs.iter().find(|p| p.pid == other.id()).expect("sleep registered");
+        assert_eq!(sleep.argv, ["sleep", "5"]);
+        assert_eq!(sleep.ppid, me);
+        let ops: Vec<(u32, &str, String)> = ops.iter().map(|o| (o.pid, o.path.as_str(), o.op.as_string())).collect();
+        assert_eq!(
+            ops,
+            [
+                (me, "a.c", "read".to_string()),
+                (other.id(), "a.c", "read".into()),
+                (other.id(), "a.o", "created".into()),
+                (other.id(), "a.o", "written".into()),
+                (other.id(), "a.o", "renamed-to:b.o".into()),
+                (other.id(), "b.o", "renamed-from:a.o".into()),
+            ],
+            "the later reader is not lost, repeats are not kept"
+        );
+        // The file summary still names the first process per operation.
+        assert_eq!(t.files()[&(1, 2)].first, vec![(op::READ, Some(t.identify(me).unwrap()))]);
+    }
+
+    #[test]
+    fn argv_is_read_again_after_exec_and_ancestors_are_registered() {
+        let t = Tracker::new();
+        // sh forks sleep (two commands), then execs sleep for the last one.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & sleep 0.5; exec sleep 6"])
+            .spawn()
+            .unwrap();
+        let sh_pid = sh.id();
+        wait_for(|| !children(sh_pid).is_empty());
+        let child = children(sh_pid)[0];
+        wait_for(|| std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c.trim() == "sleep"));
+        t.note((9, 1), "x", op::READ, child);
+        let (procs, _) = t.observed(|n| Some(n.to_string()));
+        let shell = procs.iter().find(|p| p.pid == sh_pid).expect("the parent shell is registered as an ancestor");
+        assert_eq!(shell.argv[0], "sh");
+        assert_eq!(shell.ppid, std::process::id());
+        assert!(!procs.iter().any(|p| p.pid == std::process::id()), "not above the step's root");
+        wait_for(|| std::fs::read(format!("/proc/{sh_pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")));
+        t.note((9, 2), "y", op::READ, sh_pid);
+        let (procs, _) = t.observed(|n| Some(n.to_string()));
+        let same: Vec<_> = procs.iter().filter(|p| p.pid == sh_pid).collect();
+        assert_eq!(same.len(), 1, "one process per (pid, start time)");
+        assert_eq!(same[0].argv, ["sleep", "6"], "argv re-read after exec");
+        let _ = sh.kill();
+        let _ = sh.wait();
+        let _ = std::process::Command::new("kill").arg(child.to_string()).status();
+    }
+
+    #[test]
+    fn a_gone_process_is_not_invented() {
+        let t = Tracker::new();
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        t.note((1, 1), "z", op::READ, pid);
+        let (procs, ops) = t.observed(|n| Some(n.to_string()));
+        assert!(procs.iter().all(|p| p.pid != pid) && ops.is_empty());
+        assert!(t.accessed().contains(&(1, 1)), "the file is still accessed for the link");
+    }
+
     #[test]
     fn names_of_removed_files_are_kept() {
         let t = Tracker::new();
