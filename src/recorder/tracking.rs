@@ -298,7 +298,7 @@ impl Tracker {
     /// Read a process's argv and working directory (never its environment) and store them.
     fn register(&self, id: ProcId, st: Stat) {
         let pid = id.pid;
-        let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
+        let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| {
                 b.split(|c| *c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
             })
@@ -306,6 +306,8 @@ impl Tracker {
         let cwd =
             std::fs::read_link(format!("/proc/{pid}/cwd")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
         match self.procs.entry(id) {
+            // An exiting process has no argv left to read: keep what was read before.
+            dashmap::mapref::entry::Entry::Occupied(_) if argv.is_empty() => {}
             dashmap::mapref::entry::Entry::Occupied(mut e) => {
                 let p = e.get_mut();
                 p.comm = st.comm;
