@@ -667,7 +667,6 @@ impl Overlay {
             if !self.is_own(h.opener) {
                 self.tracker.note_by(h.node.key, &name, op::WRITTEN, h.opener_id);
             }
-
         }
         let last = {
             let mut w = self.writers.entry(h.node.key).or_insert(1);
