@@ -47,7 +47,7 @@ fn program(p: &Process) -> &str {
     a0.rsplit('/').next().unwrap_or(a0)
 }
 
-fn find<'a>(t: &'a Trace, f: impl Fn(&Process) -> bool) -> Vec<&'a Process> {
+fn find(t: &Trace, f: impl Fn(&Process) -> bool) -> Vec<&Process> {
     t.processes.iter().filter(|p| f(p)).collect()
 }
 
