@@ -496,6 +496,9 @@ mod tests {
         let t = Tracker::new();
         let me = std::process::id();
         let mut other = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        // spawn returns at exec's point of no return; the new argv is in place a moment later.
+        let pid = other.id();
+        wait_for(|| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")));
         t.note((1, 2), "a.c", op::READ, me);
         t.note((1, 2), "a.c", op::READ, other.id());
         t.note((1, 2), "a.c", op::READ, other.id());
