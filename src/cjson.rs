@@ -16,6 +16,18 @@ pub fn canonical(value: &Value) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Fail exactly when [`canonical`] would (a number that is not an integer), without encoding.
+pub fn ensure_canonical(value: &Value) -> Result<()> {
+    match value {
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            Err(Error::format(format!("canonical JSON allows integers only, found {n}")))
+        }
+        Value::Array(items) => items.iter().try_for_each(ensure_canonical),
+        Value::Object(map) => map.values().try_for_each(ensure_canonical),
+        _ => Ok(()),
+    }
+}
+
 fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),

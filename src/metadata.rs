@@ -127,7 +127,9 @@ fn is_hex(s: &str) -> bool {
 fn opt_artifacts(o: &Map<String, Value>, key: &str) -> Result<Artifacts> {
     let Some(v) = o.get(key) else { return Ok(Artifacts::new()) };
     let m = v.as_object().ok_or_else(|| Error::format(format!("link field '{key}' is not an object")))?;
-    let mut out = Artifacts::new();
+    // Collected first and built in one go: `from_iter` bulk-loads sorted input (JSON objects
+    // arrive sorted) instead of searching the tree once per artifact.
+    let mut out: Vec<(String, HashDict)> = Vec::with_capacity(m.len());
     for (path, hashes) in m {
         let hm = hashes
             .as_object()
@@ -140,9 +142,9 @@ fn opt_artifacts(o: &Map<String, Value>, key: &str) -> Result<Artifacts> {
                 .ok_or_else(|| Error::format(format!("{key} entry '{path}': '{algo}' is not a hex digest")))?;
             dict.insert(algo.clone(), d.to_string());
         }
-        out.insert(path.clone(), dict);
+        out.push((path.clone(), dict));
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 /// Which artifact set of a link a rule refers to.
@@ -488,7 +490,19 @@ impl Metadata {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let v = cjson::parse(bytes)?;
+        let mut v = cjson::parse(bytes)?;
+        // A Metablock's `signed` value is moved into the envelope rather than cloned: links can
+        // list tens of thousands of artifacts.
+        if let Some(o) = v.as_object_mut() {
+            if !o.contains_key("payload") {
+                if let Some(signed) = o.remove("signed") {
+                    let parsed = Payload::from_value(&signed)?;
+                    cjson::ensure_canonical(&signed)?;
+                    let signatures = Self::parse_signatures(o, false)?;
+                    return Ok(Metadata { envelope: Envelope::Metablock { signed }, payload: parsed, signatures });
+                }
+            }
+        }
         Self::from_value(&v)
     }
 
@@ -509,7 +523,7 @@ impl Metadata {
         let signed = o.get("signed").ok_or_else(|| Error::format("neither a Metablock ('signed') nor a DSSE envelope ('payload')"))?;
         let parsed = Payload::from_value(signed)?;
         // Refuse what cannot be signed (floats) up front, with a clear message.
-        cjson::canonical(signed)?;
+        cjson::ensure_canonical(signed)?;
         let signatures = Self::parse_signatures(o, false)?;
         Ok(Metadata { envelope: Envelope::Metablock { signed: signed.clone() }, payload: parsed, signatures })
     }

@@ -1,9 +1,86 @@
-//! `totofs verify`.
+//! `totofs verify`: the in-toto-verify command line over [`crate::verify`].
 use crate::error::{Error, Result};
+use crate::keys::PublicKey;
+use crate::verify::{self, params, report, Options};
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
-pub struct VerifyArgs {}
+pub struct VerifyArgs {
+    /// The signed layout (Metablock or DSSE).
+    #[arg(short = 'l', long = "layout")]
+    pub layout: PathBuf,
+    /// Public keys (SPKI PEM or key dict JSON); every one of them must have signed the layout.
+    #[arg(short = 'k', long = "verification-keys", alias = "layout-keys", num_args = 1.., required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Where the links are (`<step>.<keyid8>.link`).
+    #[arg(long = "link-dir", short = 'd', default_value = ".")]
+    pub link_dir: PathBuf,
+    /// Seconds an inspection may run before its process group is killed.
+    #[arg(long = "inspection-timeout", default_value_t = 10.0)]
+    pub inspection_timeout: f64,
+    /// Substitute `{NAME}` in the layout's rules, expected commands and inspection commands.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Print the report as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn verify(_a: VerifyArgs) -> Result<i32> {
-    Err(Error::Usage("verify: not yet available".into()))
+pub fn verify(a: VerifyArgs) -> Result<i32> {
+    let result = run(&a);
+    if !a.json {
+        return result;
+    }
+    // With --json, input errors are JSON too (and keep their exit code).
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let doc = serde_json::json!({"passed": false, "error": e.to_string(), "exit_code": e.exit_code()});
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Ok(e.exit_code())
+        }
+    }
+}
+
+fn run(a: &VerifyArgs) -> Result<i32> {
+    if !(a.inspection_timeout.is_finite() && a.inspection_timeout > 0.0 && a.inspection_timeout < 1e9) {
+        return Err(Error::Usage(format!(
+            "--inspection-timeout {}: must be a positive number of seconds",
+            a.inspection_timeout
+        )));
+    }
+    let params = if a.params.is_empty() {
+        None
+    } else {
+        Some(params::parse_params(&a.params)?)
+    };
+    let keys = a.keys.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
+    let opts = Options {
+        link_dir: a.link_dir.clone(),
+        params,
+        inspection_timeout: Duration::from_secs_f64(a.inspection_timeout),
+    };
+    let rep = verify::verify_file(&a.layout, &keys, &opts)?;
+    let code = if rep.passed { 0 } else { 1 };
+    if a.json {
+        let doc = serde_json::to_value(&rep).map_err(|e| Error::format(format!("cannot encode the report: {e}")))?;
+        let mut doc = doc;
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("exit_code".into(), code.into());
+        }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(code);
+    }
+    let layout_name = a.layout.display().to_string();
+    match &rep.failure {
+        None => print!("{}", report::summary(&rep, &layout_name)),
+        Some(f) => {
+            eprint!("totofs: verification failed: {}", report::failure(f));
+            for w in &rep.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
+    Ok(code)
 }

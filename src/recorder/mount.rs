@@ -119,6 +119,13 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
 fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mut ready: std::fs::File) -> i32 {
     // SAFETY: detach from the caller's session and terminal.
     unsafe { libc::setsid() };
+    // Catch the stop signals before anyone can learn our pid: `totofs unmount` may send SIGTERM as
+    // soon as `totofs mount` has returned.
+    let stop_signals = if snapshot {
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).ok()
+    } else {
+        None
+    };
     let mut report = |r: std::result::Result<(), String>| {
         let _ = ready.write_all(match &r {
             Ok(()) => b"ready\n".to_vec(),
@@ -171,7 +178,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     let mut tracker = None;
     let sealed: Result<(Artifacts, Artifacts)> = match started {
         Started::Snapshot(m) => {
-            wait_for_stop();
+            wait_for_stop(stop_signals);
             artifacts::record(&opts.products, &opts.artifacts).map(|p| (m, p))
         }
         Started::Fuse { bg, pool, observed, _rootfd } => {
@@ -221,8 +228,8 @@ fn quiet_stdio() {
 }
 
 /// Snapshot sessions end on SIGTERM (sent by `totofs unmount`) or SIGINT.
-fn wait_for_stop() {
-    if let Ok(mut s) = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]) {
+fn wait_for_stop(signals: Option<signal_hook::iterator::Signals>) {
+    if let Some(mut s) = signals {
         let _ = s.forever().next();
     }
 }
