@@ -53,9 +53,10 @@ cat > "$D/keys/root.layout" <<LAYOUT
   "inspect": [
     {"_type": "inspection", "name": "untar", "run": ["tar", "xzf", "hello.tar.gz"],
      "expected_materials": [["MATCH", "hello.tar.gz", "WITH", "PRODUCTS", "FROM", "package"],
-                            ["ALLOW", "root.layout"], ["DISALLOW", "*"]],
+                            ["ALLOW", "root.layout"], ["ALLOW", "*.trace"], ["DISALLOW", "*"]],
      "expected_products": [["MATCH", "hello", "WITH", "PRODUCTS", "IN", "src", "FROM", "build"],
-                           ["ALLOW", "hello.tar.gz"], ["ALLOW", "root.layout"], ["DISALLOW", "*"]]}
+                           ["ALLOW", "hello.tar.gz"], ["ALLOW", "root.layout"], ["ALLOW", "*.trace"],
+                           ["DISALLOW", "*"]]}
   ]
 }, "signatures": []}
 LAYOUT
@@ -98,4 +99,12 @@ else
     echo "UNEXPECTED: tampered chain gave exit $rc" >&2
     exit 1
 fi
+say "what did the build read and write, and which process did it? (the signed trace)"
+"$T" show --trace "$D"/final/build.*.link | head -n 30
+
+say "why do the honest and the attacked builds differ?"
+set +e
+"$T" diff "$D"/final/build.*.link "$D"/attack/final/build.*.link
+set -e
+
 say "demo files are in $D"

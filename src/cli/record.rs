@@ -46,6 +46,9 @@ pub struct RecordFlags {
     /// Record by snapshots before and after (like in-toto-run), without the overlay.
     #[arg(long = "no-fuse")]
     pub no_fuse: bool,
+    /// Write no trace (`<step>.<keyid8>.trace`: which process read and wrote which file).
+    #[arg(long = "no-trace")]
+    pub no_trace: bool,
     /// Remember file digests between runs in FILE (default: one file per directory under
     /// $XDG_CACHE_HOME/totofs/), so unchanged files are not read again.
     #[arg(long = "hash-cache", value_name = "FILE", num_args = 0..=1, require_equals = true)]
@@ -55,8 +58,9 @@ pub struct RecordFlags {
 impl RecordFlags {
     /// `dir`: the directory being recorded (the default cache is per directory).
     fn options(&self, dir: &std::path::Path) -> Result<RecordOptions> {
-        let artifacts =
-            ArtifactOptions::new(self.exclude.as_deref(), self.base_path.clone(), self.lstrip_paths.clone())?;
+        // Without --exclude: in-toto's defaults, and totofs's own trace files.
+        let exclude = self.exclude.clone().unwrap_or_else(crate::recorder::trace_writer::default_excludes);
+        let artifacts = ArtifactOptions::new(Some(&exclude), self.base_path.clone(), self.lstrip_paths.clone())?;
         if let Some(b) = &self.base_path {
             if !b.is_dir() {
                 return Err(Error::input(b, "base path does not exist or is not a directory"));
@@ -77,6 +81,7 @@ impl RecordFlags {
             only_accessed: self.only_accessed,
             metadata_dir: self.metadata_directory.clone(),
             hash_cache,
+            trace: !self.no_trace,
         })
     }
 }

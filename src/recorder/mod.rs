@@ -11,6 +11,7 @@
 //!   directory.
 //! - [`overlay`]: the FUSE filesystem (thin callbacks over `*at()` calls on the real tree).
 //! - [`tracking`]: per-file operations and the processes that did them.
+//! - [`trace_writer`]: the signed trace written beside the link.
 //! - [`hashing`]: material hashing in the background while the step runs.
 //! - [`hash_cache`]: `--hash-cache`, digests remembered between runs; hashing counters.
 //! - [`mount`]: `totofs mount` / `totofs unmount` sessions.
@@ -24,4 +25,5 @@ pub mod overlay;
 pub mod session;
 pub mod snapshot;
 pub mod supervise;
+pub mod trace_writer;
 pub mod tracking;

@@ -74,6 +74,9 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
         eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-record");
     }
     let snapshot = no_fuse || fuse_problem.is_some();
+    if snapshot && opts.trace {
+        eprintln!("totofs: recorded by snapshots, which observe no processes: no trace is written");
+    }
     ensure_state_dir()?;
     if let Some(pid) = std::fs::read_to_string(state_path(&dir, "pid"))
         .ok()
@@ -142,7 +145,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         let rootfd = namespace::open_dir(dir)?;
         let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
         let materials = Materials::new(entries, dir, &real_root, cache.clone())?;
-        let tracker = Arc::new(Tracker::new());
+        let tracker = Arc::new(Tracker::for_tree(dir));
         let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
         let written = Written::new(namespace::hash_threads());
         let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
@@ -174,6 +177,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     };
     drop(ready);
     quiet_stdio();
+    let mut tracker = None;
     let sealed: Result<(Artifacts, Artifacts)> = match started {
         Started::Snapshot(m) => {
             wait_for_stop(stop_signals);
@@ -186,6 +190,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
                 let _ = t.join();
             }
             observed.written.finish();
+            tracker = Some(Arc::clone(&observed.tracker));
             namespace::seal(opts, &observed)
         }
     };
@@ -194,7 +199,13 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         session::save_cache(c);
     }
     let (code, text) = match result {
-        Ok(path) => (0, format!("ok {}\n", path.display())),
+        Ok(path) => {
+            let mut text = format!("ok {}\n", path.display());
+            if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), dir) {
+                text.push_str(&format!("the link is written, but its trace is not: {e}\n"));
+            }
+            (0, text)
+        }
         Err(e) => (1, format!("error {e}\n")),
     };
     let _ = crate::metadata::write_atomic(&state_path(dir, "result"), text.as_bytes());
@@ -279,7 +290,12 @@ pub fn unmount(dir: &Path) -> Result<i32> {
     let text = std::fs::read_to_string(&result_file)
         .map_err(|_| Error::Record(format!("{}: the session ended without a result", dir.display())))?;
     let _ = std::fs::remove_file(&result_file);
-    match text.trim().split_once(' ') {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("");
+    for note in lines.filter(|l| !l.trim().is_empty()) {
+        eprintln!("totofs: {note}");
+    }
+    match first.trim().split_once(' ') {
         Some(("ok", path)) => {
             eprintln!("totofs: wrote {path}");
             Ok(0)

@@ -53,6 +53,8 @@ struct Handle {
     /// The thread that opened it: a passthrough write is that process's (release may come
     /// from another one, or from none).
     opener: u32,
+    /// That thread's process, identified at open (it may be gone, its pid reused, by release).
+    opener_id: Option<super::tracking::ProcId>,
     /// Kernel passthrough: held from open to release.
     _backing: Option<Arc<BackingId>>,
 }
@@ -536,8 +538,9 @@ impl Overlay {
         check(r)?;
         if let Some(st) = &src {
             let key = (st.st_dev, st.st_ino);
-            self.note(req, key, &from, op::RENAMED);
-            self.note(req, key, &to, op::RENAMED);
+            if !self.is_own(req.pid()) {
+                self.tracker.note_rename(key, &from, &to, req.pid());
+            }
             if let Some(ino) = self.by_key.get(&key).map(|v| *v) {
                 if let Some(n) = self.nodes.get(&ino) {
                     if let Ok(mut pth) = n.path.write() {
@@ -645,6 +648,7 @@ impl Overlay {
                 writable,
                 opened,
                 opener: req.pid(),
+                opener_id: if writable && !self.is_own(req.pid()) { self.tracker.identify(req.pid()) } else { None },
                 _backing: backing,
             }),
         );
@@ -661,7 +665,7 @@ impl Overlay {
         if now != h.opened && !h.written.swap(true, Ordering::AcqRel) {
             let name = h.node.path.read().map(|p| p.clone()).unwrap_or_default();
             if !self.is_own(h.opener) {
-                self.tracker.note(h.node.key, &name, op::WRITTEN, h.opener);
+                self.tracker.note_by(h.node.key, &name, op::WRITTEN, h.opener_id);
             }
         }
         let last = {
@@ -775,9 +779,32 @@ impl Overlay {
             let ft = e.file_type().ok().and_then(FileType::from_std).unwrap_or(FileType::RegularFile);
             entries.push((e.ino(), ft, e.file_name()));
         }
+        if shuffle_readdir() {
+            shuffle(&mut entries[2..]);
+        }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs.insert(fh, Arc::new(DirHandle { entries }));
         Ok(fh)
+    }
+}
+
+/// `TOTOFS_SHUFFLE_READDIR=1` in totofs's environment: list directories in a new random order
+/// on every opendir, like disorderfs (`totofs repro --vary order` sets it), so a build that
+/// depends on the order the file system lists names in shows it.
+fn shuffle_readdir() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("TOTOFS_SHUFFLE_READDIR").is_some_and(|v| v == "1"))
+}
+
+/// Fisher-Yates with a xorshift generator seeded from the OS (one getrandom per listing).
+fn shuffle<T>(items: &mut [T]) {
+    use rand_core::RngCore;
+    let mut x = rand_core::OsRng.next_u64() | 1;
+    for i in (1..items.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        items.swap(i, (x % (i as u64 + 1)) as usize);
     }
 }
 
@@ -1154,6 +1181,24 @@ impl Filesystem for Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shuffled_listings_keep_every_entry_and_change_order() {
+        let orig: Vec<u32> = (0..64).collect();
+        let mut differs = false;
+        for _ in 0..4 {
+            let mut v = orig.clone();
+            shuffle(&mut v);
+            differs |= v != orig;
+            let mut sorted = v.clone();
+            sorted.sort();
+            assert_eq!(sorted, orig);
+        }
+        assert!(differs, "64 entries shuffled four times never moved");
+        let mut one = [7];
+        shuffle(&mut one);
+        shuffle::<u8>(&mut []);
+    }
 
     #[test]
     fn extreme_file_times_do_not_panic() {

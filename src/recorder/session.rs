@@ -22,6 +22,8 @@ pub struct RecordOptions {
     pub metadata_dir: Option<PathBuf>,
     /// `--hash-cache`: the cache file (absolute), if any.
     pub hash_cache: Option<PathBuf>,
+    /// Write the signed trace beside the link (off with `--no-trace`).
+    pub trace: bool,
 }
 
 impl RecordOptions {
@@ -86,6 +88,7 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
     opts.check()?;
     let cache = opts.hash_cache.as_deref().map(|p| std::sync::Arc::new(HashCache::open(p)));
     let c = cache.as_deref();
+    let mut tracker = None;
     let recorded = match method {
         Method::Snapshot => {
             super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
@@ -96,8 +99,11 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
                 super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
             }
             None => match super::namespace::record_step(opts, &cmd, cache.clone())? {
-                // The per-file trace (`_trace`) is kept by the overlay; the link does not carry it.
-                super::namespace::Outcome::Recorded(m, end, p, _trace) => (m, end, p),
+                // What the overlay saw per process goes into the trace, not the link.
+                super::namespace::Outcome::Recorded(m, end, p, observed) => {
+                    tracker = Some(observed);
+                    (m, end, p)
+                }
                 super::namespace::Outcome::Unavailable(why) => {
                     eprintln!(
                         "totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"
@@ -107,14 +113,21 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
             },
         },
     };
+    let linked = matches!(recorded.1, StepEnd::Finished { .. });
     let t = std::time::Instant::now();
-    let code = finish(opts, key, &cmd.argv, recorded, cmd.timeout);
+    let code = finish(opts, key, &cmd.argv, recorded, cmd.timeout)?;
     hash_cache::phase("link", t);
-    if let (Ok(_), Some(c)) = (&code, &cache) {
+    if let Some(c) = &cache {
         save_cache(c);
     }
+    if linked {
+        let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
+        if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root) {
+            eprintln!("totofs: the link is written, but its trace is not: {e}");
+        }
+    }
     hash_cache::print_stats();
-    code
+    Ok(code)
 }
 
 /// Write the hash cache after the link; a cache that cannot be written only costs the next run.

@@ -1,12 +1,22 @@
-//! What happened to every file the step touched, and which process did it first.
+//! What happened to every file the step touched, and which processes did it.
 //!
 //! Files are keyed by their backing (device, inode), so hard links and renames do not split a
 //! file's history; names the step removed or created are kept too, because an unlink or a rename
 //! changes a name, not only an inode. Processes are keyed by (pid, start time), read from
-//! `/proc/<pid>` when the request arrives, so a reused pid never merges two processes.
+//! `/proc/<pid>` when the request arrives (the requesting thread is blocked in its system call
+//! then, so even a process that lives for a millisecond is there to be read), so a reused pid
+//! never merges two processes. A process's argv is read again when it has executed another
+//! program (its argument block moved or its command name changed), and its ancestors up to the
+//! step's root are registered with it, so a compiler driver that opens nothing in the tree still
+//! appears and parent links are complete.
 //!
-//! The overlay only calls [`Tracker::note`]; the recorder reads the result at the end with
-//! [`Tracker::files`], [`Tracker::processes`], [`Tracker::accessed`] and [`Tracker::changed`].
+//! Besides each file's summary (for the link), every distinct (process, name, operation) triple
+//! is kept in the order first seen, with names and processes interned: this is the trace's raw
+//! material ([`Tracker::observed`]). Environment values are never read.
+//!
+//! The overlay only calls [`Tracker::note`] (and [`Tracker::note_rename`], [`Tracker::note_by`]);
+//! the recorder reads the result at the end with [`Tracker::files`], [`Tracker::processes`],
+//! [`Tracker::accessed`], [`Tracker::changed`] and [`Tracker::observed`].
 
 use dashmap::DashMap;
 use std::collections::{BTreeMap, HashSet};
@@ -47,7 +57,7 @@ pub struct ProcId {
     pub start: u64,
 }
 
-/// What totofs learnt about a process when it first touched a file.
+/// What totofs learnt about a process (refreshed when it executes another program).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcInfo {
     pub id: ProcId,
@@ -56,6 +66,10 @@ pub struct ProcInfo {
     pub comm: String,
     pub argv: Vec<String>,
     pub cwd: String,
+    /// Where the process's argument block starts (`stat` field 48): it moves on every exec.
+    arg_start: u64,
+    /// Position in the order processes were first seen (the operation log refers to it).
+    idx: u32,
 }
 
 /// The history of one file.
@@ -69,6 +83,82 @@ pub struct FileRecord {
     pub names: Vec<String>,
 }
 
+/// One operation of the log: what a process did to a name (and, for renames, the other name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Event {
+    proc: u32,
+    name: u32,
+    kind: Kind,
+    /// The other name of a rename (`u32::MAX` otherwise).
+    other: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Read,
+    Created,
+    Written,
+    Truncated,
+    RenamedFrom,
+    RenamedTo,
+    Deleted,
+}
+
+/// Distinct (process, name, operation) triples in the order first seen, names interned.
+#[derive(Debug, Default)]
+struct OpLog {
+    names: Vec<std::sync::Arc<str>>,
+    index: std::collections::HashMap<std::sync::Arc<str>, u32>,
+    events: Vec<Event>,
+    seen: HashSet<Event>,
+}
+
+impl OpLog {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        let i = self.names.len() as u32;
+        let a: std::sync::Arc<str> = name.into();
+        self.names.push(a.clone());
+        self.index.insert(a, i);
+        i
+    }
+
+    fn push(&mut self, proc: u32, name: &str, kind: Kind, other: Option<&str>) {
+        let name = self.intern(name);
+        let other = other.map_or(u32::MAX, |o| self.intern(o));
+        let e = Event { proc, name, kind, other };
+        if self.seen.insert(e) {
+            self.events.push(e);
+        }
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` the tracker uses.
+struct Stat {
+    comm: String,
+    ppid: u32,
+    start: u64,
+    arg_start: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything; fields follow the last ')'.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close).unwrap_or("").to_string();
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // fields[0] is field 3 (state): field N is fields[N - 3].
+    Some(Stat {
+        comm,
+        ppid: fields.get(1)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+        arg_start: fields.get(45).and_then(|f| f.parse().ok()).unwrap_or(0),
+    })
+}
+
 /// Per-file and per-process state of one recording, shared by the overlay's threads.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -76,32 +166,87 @@ pub struct Tracker {
     /// Operations that removed, created or replaced a name.
     names: DashMap<String, u8>,
     procs: DashMap<ProcId, ProcInfo>,
+    next_proc: std::sync::atomic::AtomicU32,
     /// (thread id, thread start time) -> process, so a known thread costs one read of its stat.
     threads: DashMap<(u32, u64), ProcId>,
+    log: std::sync::Mutex<OpLog>,
+    /// `totofs mount`: ancestors are registered only while their working directory is inside
+    /// this tree (the user's login shell and terminal are not the step's).
+    tree: Option<std::path::PathBuf>,
+    /// The recording totofs process: ancestors are registered up to (not including) it.
+    own_pid: u32,
 }
 
 impl Tracker {
+    /// A tracker for `totofs run`: the step's processes are the descendants of this process.
     pub fn new() -> Self {
-        Self::default()
+        Tracker { own_pid: std::process::id(), ..Self::default() }
+    }
+
+    /// A tracker for `totofs mount` over `tree`: the processes that touch it, and their
+    /// ancestors working inside it.
+    pub fn for_tree(tree: &std::path::Path) -> Self {
+        Tracker { tree: Some(tree.to_path_buf()), ..Self::new() }
     }
 
     /// Record `what` done to file `key` (named `name`) by the thread `tid` of the request.
     pub fn note(&self, key: FileKey, name: &str, what: u8, tid: u32) {
-        if let Some(r) = self.files.get(&key) {
-            if r.ops & what == what && r.names.iter().any(|n| n == name) {
-                return;
+        let who = self.identify(tid);
+        self.note_by(key, name, what, who);
+    }
+
+    /// Record `what` done to file `key` (named `name`) by the process `who`, identified earlier
+    /// (e.g. when a file whose writes bypass the daemon was opened).
+    pub fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcId>) {
+        self.summarise(key, name, what, who);
+        if let Some(idx) = who.and_then(|w| self.procs.get(&w).map(|p| p.idx)) {
+            let mut log = match self.log.lock() {
+                Ok(l) => l,
+                Err(p) => p.into_inner(),
+            };
+            for (bit, kind) in [
+                (op::READ, Kind::Read),
+                (op::CREATED, Kind::Created),
+                (op::TRUNCATED, Kind::Truncated),
+                (op::WRITTEN, Kind::Written),
+                (op::DELETED, Kind::Deleted),
+            ] {
+                if what & bit != 0 {
+                    log.push(idx, name, kind, None);
+                }
             }
         }
-        let who = self.process(tid);
-        let mut r = self.files.entry(key).or_default();
-        for (bit, _) in op::ALL {
-            if what & bit != 0 && r.ops & bit == 0 {
-                r.first.push((bit, who));
-            }
+    }
+
+    /// Record the rename of file `key` from `from` to `to` by the thread `tid`.
+    pub fn note_rename(&self, key: FileKey, from: &str, to: &str, tid: u32) {
+        let who = self.identify(tid);
+        self.summarise(key, from, op::RENAMED, who);
+        self.summarise(key, to, op::RENAMED, who);
+        if let Some(idx) = who.and_then(|w| self.procs.get(&w).map(|p| p.idx)) {
+            let mut log = match self.log.lock() {
+                Ok(l) => l,
+                Err(p) => p.into_inner(),
+            };
+            log.push(idx, from, Kind::RenamedTo, Some(to));
+            log.push(idx, to, Kind::RenamedFrom, Some(from));
         }
-        r.ops |= what;
-        if !r.names.iter().any(|n| n == name) && r.names.len() < 16 {
-            r.names.push(name.to_string());
+    }
+
+    /// The file's summary: which operations, the first process of each, its names.
+    fn summarise(&self, key: FileKey, name: &str, what: u8, who: Option<ProcId>) {
+        let known = self.files.get(&key).is_some_and(|r| r.ops & what == what && r.names.iter().any(|n| n == name));
+        if !known {
+            let mut r = self.files.entry(key).or_default();
+            for (bit, _) in op::ALL {
+                if what & bit != 0 && r.ops & bit == 0 {
+                    r.first.push((bit, who));
+                }
+            }
+            r.ops |= what;
+            if !r.names.iter().any(|n| n == name) && r.names.len() < 16 {
+                r.names.push(name.to_string());
+            }
         }
         if what & (op::CREATED | op::RENAMED | op::DELETED) != 0 {
             *self.names.entry(name.to_string()).or_insert(0) |= what;
@@ -113,48 +258,94 @@ impl Tracker {
         *self.names.entry(name.to_string()).or_insert(0) |= what;
     }
 
-    /// The process behind a request's thread id, registered on first sight.
-    fn process(&self, tid: u32) -> Option<ProcId> {
-        let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).ok()?;
-        // The command name is in parentheses and may contain anything; fields follow the last ')'.
-        let close = stat.rfind(')')?;
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // fields[0] is field 3 (state); ppid is field 4, starttime field 22.
-        let ppid: u32 = fields.get(1)?.parse().ok()?;
-        let start: u64 = fields.get(19)?.parse().ok()?;
-        if let Some(id) = self.threads.get(&(tid, start)) {
-            return Some(*id);
-        }
-        // Threads report their own tid; the process is the thread group.
-        let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse::<u32>().ok()))
-            })
-            .unwrap_or(tid);
-        let (pid, start, ppid) = if tgid != tid {
-            let s = std::fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
-            let c = s.rfind(')')?;
-            let f: Vec<&str> = s[c + 1..].split_whitespace().collect();
-            (tgid, f.get(19)?.parse().ok()?, f.get(1)?.parse().ok()?)
-        } else {
-            (tid, start, ppid)
+    /// The process behind a request's thread id (`None` if it is gone), registered on first
+    /// sight together with its ancestors, and read again after it executed another program.
+    pub fn identify(&self, tid: u32) -> Option<ProcId> {
+        let st = read_stat(tid)?;
+        let id = match self.threads.get(&(tid, st.start)).map(|r| *r) {
+            Some(id) => id,
+            None => {
+                // Threads report their own tid; the process is the thread group.
+                let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines().find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse::<u32>().ok()))
+                    })
+                    .unwrap_or(tid);
+                let id = if tgid != tid {
+                    ProcId { pid: tgid, start: read_stat(tgid)?.start }
+                } else {
+                    ProcId { pid: tid, start: st.start }
+                };
+                self.threads.insert((tid, st.start), id);
+                id
+            }
         };
-        let id = ProcId { pid, start };
-        self.threads.insert((tid, start_of_tid(&stat).unwrap_or(0)), id);
-        if !self.procs.contains_key(&id) {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim_end().to_string();
-            let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| {
-                    b.split(|c| *c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
-                })
-                .unwrap_or_default();
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            self.procs.insert(id, ProcInfo { id, ppid, comm, argv, cwd });
+        // A thread may carry its own name; its argument block is the process's.
+        let same_image = |p: &ProcInfo| p.arg_start == st.arg_start && (tid != id.pid || p.comm == st.comm);
+        if self.procs.get(&id).is_some_and(|p| same_image(&p)) {
+            return Some(id);
+        }
+        let stat = if tid == id.pid { st } else { read_stat(id.pid)? };
+        let new = !self.procs.contains_key(&id);
+        self.register(id, stat);
+        if new {
+            self.register_ancestors(id);
         }
         Some(id)
+    }
+
+    /// Read a process's argv and working directory (never its environment) and store them.
+    fn register(&self, id: ProcId, st: Stat) {
+        let pid = id.pid;
+        let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                b.split(|c| *c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+            })
+            .unwrap_or_default();
+        let cwd =
+            std::fs::read_link(format!("/proc/{pid}/cwd")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        match self.procs.entry(id) {
+            // An exiting process has no argv left to read: keep what was read before.
+            dashmap::mapref::entry::Entry::Occupied(_) if argv.is_empty() => {}
+            dashmap::mapref::entry::Entry::Occupied(mut e) => {
+                let p = e.get_mut();
+                p.comm = st.comm;
+                p.argv = argv;
+                p.cwd = cwd;
+                p.arg_start = st.arg_start;
+                p.ppid = st.ppid;
+            }
+            dashmap::mapref::entry::Entry::Vacant(e) => {
+                let idx = self.next_proc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                e.insert(ProcInfo { id, ppid: st.ppid, comm: st.comm, argv, cwd, arg_start: st.arg_start, idx });
+            }
+        }
+    }
+
+    /// Register the parents of `id` up to the step's root (a child of totofs), the first one
+    /// already known, or, for `mount`, the first one working outside the tree.
+    fn register_ancestors(&self, id: ProcId) {
+        let mut ppid = self.procs.get(&id).map(|p| p.ppid).unwrap_or(0);
+        for _ in 0..256 {
+            if ppid <= 1 || ppid == self.own_pid || is_own_thread(ppid) {
+                return;
+            }
+            let Some(st) = read_stat(ppid) else { return };
+            let pid = ProcId { pid: ppid, start: st.start };
+            if self.procs.contains_key(&pid) {
+                return;
+            }
+            if let Some(tree) = &self.tree {
+                let inside = std::fs::read_link(format!("/proc/{ppid}/cwd")).is_ok_and(|c| c.starts_with(tree));
+                if !inside {
+                    return;
+                }
+            }
+            let next = st.ppid;
+            self.register(pid, st);
+            ppid = next;
+        }
     }
 
     /// Files the step opened for reading or changed.
@@ -181,6 +372,64 @@ impl Tracker {
     pub fn processes(&self) -> BTreeMap<ProcId, ProcInfo> {
         self.procs.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
+
+    /// The processes and the operation log for a trace. `name` turns a name relative to the
+    /// overlay's root into an artifact name (`None`: leave the operation out, e.g. excluded).
+    pub fn observed(
+        &self,
+        name: impl Fn(&str) -> Option<String>,
+    ) -> (Vec<crate::trace::ObservedProcess>, Vec<crate::trace::ObservedOp>) {
+        use crate::trace::{FileOp, ObservedOp, ObservedProcess};
+        let mut by_idx: Vec<Option<ProcId>> = vec![None; self.next_proc.load(std::sync::atomic::Ordering::Relaxed) as usize];
+        let procs: Vec<ObservedProcess> = self
+            .procs
+            .iter()
+            .map(|r| {
+                let p = r.value();
+                if let Some(slot) = by_idx.get_mut(p.idx as usize) {
+                    *slot = Some(p.id);
+                }
+                ObservedProcess {
+                    pid: p.id.pid,
+                    start: p.id.start,
+                    ppid: p.ppid,
+                    argv: p.argv.clone(),
+                    cwd: p.cwd.clone(),
+                    comm: p.comm.clone(),
+                }
+            })
+            .collect();
+        let log = match self.log.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let names: Vec<Option<String>> = log.names.iter().map(|n| name(n)).collect();
+        let mut ops = Vec::with_capacity(log.events.len());
+        for e in &log.events {
+            let (Some(Some(who)), Some(Some(path))) = (by_idx.get(e.proc as usize), names.get(e.name as usize)) else {
+                continue;
+            };
+            let other = || names.get(e.other as usize).cloned().flatten();
+            let op = match e.kind {
+                Kind::Read => FileOp::Read,
+                Kind::Created => FileOp::Created,
+                Kind::Written => FileOp::Written,
+                Kind::Truncated => FileOp::Truncated,
+                Kind::Deleted => FileOp::Deleted,
+                // A rename across the recorded tree's edge is a creation or a deletion here.
+                Kind::RenamedFrom => match other() {
+                    Some(o) => FileOp::RenamedFrom(o),
+                    None => FileOp::Created,
+                },
+                Kind::RenamedTo => match other() {
+                    Some(o) => FileOp::RenamedTo(o),
+                    None => FileOp::Deleted,
+                },
+            };
+            ops.push(ObservedOp { pid: who.pid, start: who.start, path: path.clone(), op });
+        }
+        (procs, ops)
+    }
 }
 
 /// Threads of totofs itself that may touch files through the overlay (the hashing threads);
@@ -197,11 +446,6 @@ pub fn register_own_thread() {
 /// Is `tid` this process's main thread or one of its registered threads?
 pub fn is_own_thread(tid: u32) -> bool {
     tid == std::process::id() || OWN_THREADS.get().map(|s| s.contains(&tid)).unwrap_or(false)
-}
-
-fn start_of_tid(stat: &str) -> Option<u64> {
-    let close = stat.rfind(')')?;
-    stat[close + 1..].split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -226,6 +470,103 @@ mod tests {
         assert_eq!(op::names(r.ops), vec!["read", "written"]);
         assert!(t.changed().contains(&(1, 2)));
         assert!(t.changed_names().is_empty());
+    }
+
+    /// Children of `pid` (its main thread's).
+    fn children(pid: u32) -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    fn wait_for(mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("condition not reached in 5 s");
+    }
+
+    #[test]
+    fn every_process_that_touches_a_file_is_logged_once_per_operation() {
+        let t = Tracker::new();
+        let me = std::process::id();
+        let mut other = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        // spawn returns at exec's point of no return; the new argv is in place a moment later.
+        let pid = other.id();
+        wait_for(|| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")));
+        t.note((1, 2), "a.c", op::READ, me);
+        t.note((1, 2), "a.c", op::READ, other.id());
+        t.note((1, 2), "a.c", op::READ, other.id());
+        t.note((1, 3), "a.o", op::CREATED, other.id());
+        t.note((1, 3), "a.o", op::WRITTEN, other.id());
+        t.note_rename((1, 3), "a.o", "b.o", other.id());
+        let (procs, ops) = t.observed(|n| Some(n.to_string()));
+        other.kill().unwrap();
+        other.wait().unwrap();
+        let sleep = procs.iter().find(|p| p.pid == other.id()).expect("sleep registered");
+        assert_eq!(sleep.argv, ["sleep", "5"]);
+        assert_eq!(sleep.ppid, me);
+        let ops: Vec<(u32, &str, String)> = ops.iter().map(|o| (o.pid, o.path.as_str(), o.op.as_string())).collect();
+        assert_eq!(
+            ops,
+            [
+                (me, "a.c", "read".to_string()),
+                (other.id(), "a.c", "read".into()),
+                (other.id(), "a.o", "created".into()),
+                (other.id(), "a.o", "written".into()),
+                (other.id(), "a.o", "renamed-to:b.o".into()),
+                (other.id(), "b.o", "renamed-from:a.o".into()),
+            ],
+            "the later reader is not lost, repeats are not kept"
+        );
+        // The file summary still names the first process per operation.
+        assert_eq!(t.files()[&(1, 2)].first, vec![(op::READ, Some(t.identify(me).unwrap()))]);
+    }
+
+    #[test]
+    fn argv_is_read_again_after_exec_and_ancestors_are_registered() {
+        let t = Tracker::new();
+        // sh forks sleep (two commands), then execs sleep for the last one.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & sleep 0.5; exec sleep 6"])
+            .spawn()
+            .unwrap();
+        let sh_pid = sh.id();
+        wait_for(|| !children(sh_pid).is_empty());
+        let child = children(sh_pid)[0];
+        wait_for(|| std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c.trim() == "sleep"));
+        t.note((9, 1), "x", op::READ, child);
+        let (procs, _) = t.observed(|n| Some(n.to_string()));
+        let shell = procs.iter().find(|p| p.pid == sh_pid).expect("the parent shell is registered as an ancestor");
+        assert_eq!(shell.argv[0], "sh");
+        assert_eq!(shell.ppid, std::process::id());
+        assert!(!procs.iter().any(|p| p.pid == std::process::id()), "not above the step's root");
+        wait_for(|| std::fs::read(format!("/proc/{sh_pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")));
+        t.note((9, 2), "y", op::READ, sh_pid);
+        let (procs, _) = t.observed(|n| Some(n.to_string()));
+        let same: Vec<_> = procs.iter().filter(|p| p.pid == sh_pid).collect();
+        assert_eq!(same.len(), 1, "one process per (pid, start time)");
+        assert_eq!(same[0].argv, ["sleep", "6"], "argv re-read after exec");
+        let _ = sh.kill();
+        let _ = sh.wait();
+        let _ = std::process::Command::new("kill").arg(child.to_string()).status();
+    }
+
+    #[test]
+    fn a_gone_process_is_not_invented() {
+        let t = Tracker::new();
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        t.note((1, 1), "z", op::READ, pid);
+        let (procs, ops) = t.observed(|n| Some(n.to_string()));
+        assert!(procs.iter().all(|p| p.pid != pid) && ops.is_empty());
+        assert!(t.accessed().contains(&(1, 1)), "the file is still accessed for the link");
     }
 
     #[test]
