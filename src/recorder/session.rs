@@ -121,10 +121,12 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
         save_cache(c);
     }
     if linked {
+        let t = std::time::Instant::now();
         let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
         if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root) {
             eprintln!("totofs: the link is written, but its trace is not: {e}");
         }
+        hash_cache::phase("trace", t);
     }
     hash_cache::print_stats();
     Ok(code)
