@@ -6,8 +6,15 @@
 //! else the file's content before the step) and how it was invoked (argv, working directory):
 //! - some inputs differ: follow each changed input upstream to the processes that wrote it; a
 //!   changed input no process of the step wrote is a changed material: `changed-input`;
-//! - inputs identical, argv or cwd differ: `changed-invocation` (e.g. the build path);
-//! - inputs and invocation identical, output differs: `nondeterministic-process` (e.g. a
+//! - inputs identical (or none visible): the real input may have passed through a file outside
+//!   the tree (`as` reads only cc1's `/tmp/cc*.s`), so compare what the process group that ran
+//!   the writer (its parent, e.g. the compiler driver, and all its descendants; climbing further
+//!   up but never to the step's root, whose group is the whole build) read from outside the
+//!   group; changed inputs there are followed as above (`changed-input`, e.g. cc1 read a changed
+//!   source);
+//! - all those inputs identical, argv or cwd differ: `changed-invocation` (e.g. the build path),
+//!   naming a process of the group whose argv differs before one whose cwd alone differs;
+//! - inputs and invocations identical, output differs: `nondeterministic-process` (e.g. a
 //!   timestamp, randomness, or an input the overlay cannot see such as a pipe).
 //!
 //! Upstream recursion always moves to a process that started earlier in build A, so it ends.
