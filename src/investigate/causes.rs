@@ -9,7 +9,8 @@
 //! - inputs identical (or none visible): the real input may have passed through a file outside
 //!   the tree (`as` reads only cc1's `/tmp/cc*.s`), so compare what the process group that ran
 //!   the writer (its parent, e.g. the compiler driver, and all its descendants; climbing further
-//!   up but never to the step's root, whose group is the whole build) read from outside the
+//!   up but never to the step's root, whose group is the whole build, nor to a process running
+//!   several jobs, such as a sub-make) read from outside the
 //!   group; changed inputs there are followed as above (`changed-input`, e.g. cc1 read a changed
 //!   source);
 //! - all those inputs identical, argv or cwd differ: `changed-invocation` (e.g. the build path),
@@ -217,6 +218,13 @@ impl<'a> Side<'a> {
             }
         }
         seen.into_iter().collect()
+    }
+
+    /// Does `i` run more than one job: more than one child that has children of its own?
+    /// (A compiler driver's children, cc1 and as, have none; a sub-make's compilers do.)
+    fn runs_jobs(&self, i: usize) -> bool {
+        let kids = self.children.get(&i).map(Vec::as_slice).unwrap_or_default();
+        kids.iter().filter(|c| self.children.contains_key(*c)).count() > 1
     }
 
     /// Is `i` the step's root: every process is below it or above it (make, or the shell that
@@ -536,6 +544,11 @@ impl<'a> Analysis<'a> {
         for _ in 0..MAX_DEPTH {
             let (Some(ua), Some(ub)) = (self.a.parent_index(xa), self.b.parent_index(xb)) else { break };
             if self.a.program(ua) != self.b.program(ub) || self.a.is_root(ua) || self.b.is_root(ub) {
+                break;
+            }
+            // A process running several jobs (a sub-make, a recipe's shell running two
+            // compilers) groups unrelated work: a changed input of another job is no cause.
+            if self.a.runs_jobs(ua) || self.b.runs_jobs(ub) {
                 break;
             }
             let (ga, gb) = (self.a.subtree(ua), self.b.subtree(ub));
@@ -1184,6 +1197,43 @@ mod tests {
         let c = causes_of(&r, "src/greeting.o");
         assert_eq!(c[0].kind, CauseKind::NondeterministicProcess);
         assert_eq!(c[0].process.as_ref().unwrap().argv[0], "as");
+    }
+
+    #[test]
+    fn another_job_of_a_sub_make_is_not_a_cause() {
+        // sh -> {make -C lib -> {cc -> cc1, as for a.c; cc -> cc1, as for b.c}, make -C doc}:
+        // the sub-make is not the step's root. b.c changed, and
+        // a.o differs too (cc1 expands __DATE__ into a.s). The sub-make's group read b.c, but
+        // b.c went into b.o, not a.o.
+        let mk = |b_c: &str, a_o: &str| {
+            build_tree(
+                &[
+                    P("sh build.sh", "/s", &["build.sh"], &[]),
+                    P("make -C lib", "/s/lib", &["lib/Makefile"], &[]),
+                    P("cc -c a.c", "/s/lib", &[], &[]),
+                    P("cc1 a.c -o /tmp/ccAAAAAA.s", "/s/lib", &["lib/a.c"], &[]),
+                    P("as -o a.o /tmp/ccAAAAAA.s", "/s/lib", &[], &["lib/a.o"]),
+                    P("cc -c b.c", "/s/lib", &[], &[]),
+                    P("cc1 b.c -o /tmp/ccBBBBBB.s", "/s/lib", &["lib/b.c"], &[]),
+                    P("as -o b.o /tmp/ccBBBBBB.s", "/s/lib", &[], &["lib/b.o"]),
+                    P("make -C doc", "/s/doc", &["doc/Makefile"], &[]),
+                ],
+                &[None, Some(0), Some(1), Some(2), Some(2), Some(1), Some(5), Some(5), Some(0)],
+                &[("build.sh", "make -C lib"), ("lib/Makefile", "all:"), ("lib/a.c", "a"), ("lib/b.c", b_c), ("doc/Makefile", "d")],
+                &[("lib/a.o", Some(a_o)), ("lib/b.o", Some(&format!("obj({b_c})")))],
+            )
+        };
+        let (la, ta) = mk("b1", "Nov 26");
+        let (lb, tb) = mk("b2", "Nov 27");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        assert_eq!(r.products.changed, ["lib/a.o", "lib/b.c", "lib/b.o"]);
+        let a = causes_of(&r, "lib/a.o");
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].kind, CauseKind::NondeterministicProcess, "{a:?}");
+        assert_eq!(a[0].process.as_ref().unwrap().argv[0], "as");
+        let b = causes_of(&r, "lib/b.o");
+        assert_eq!((b[0].kind, b[0].inputs.as_slice()), (CauseKind::ChangedInput, &["lib/b.c".to_string()][..]));
+        assert_eq!(b[0].process.as_ref().unwrap().argv[0], "cc1");
     }
 
     #[test]
