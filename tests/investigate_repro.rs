@@ -146,3 +146,20 @@ fn an_edited_source_is_found_behind_the_compilers_temporary_file() {
     }
     assert!(!stdout.contains("changed-invocation"), "{stdout}");
 }
+
+#[test]
+fn a_build_path_passed_to_the_compiler_names_cc1() {
+    // gcc hands -D on to cc1, which writes the path into the object through its /tmp .s file:
+    // the invocation that differs is cc1's argv, not the assembler's working directory.
+    let d = tempdir();
+    write(&d.path().join("main.c"), "const char *dir = BUILD_DIR;\nint main(void) { return 0; }\n");
+    write(&d.path().join("Makefile"), "main.o: main.c\n\tgcc -O2 -DBUILD_DIR=\\\"$(CURDIR)\\\" -c main.c -o main.o\n");
+    let (code, stdout, stderr) = repro(d.path(), &["--vary", "path", "--json", "--", "make"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let causes = v["causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{v}");
+    assert_eq!(causes[0]["kind"], "changed-invocation", "{v}");
+    assert!(causes[0]["process"]["argv"][0].as_str().unwrap_or("").ends_with("cc1"), "{v}");
+    assert!(causes[0]["through"]["argv"][0].as_str().unwrap_or("").ends_with("as"), "{v}");
+}

@@ -227,19 +227,11 @@ impl<'a> Side<'a> {
         kids.iter().filter(|c| self.children.contains_key(*c)).count() > 1
     }
 
-    /// Is `i` the step's root: every process is below it or above it (make, or the shell that
-    /// ran make, whose group is the whole build)?
+    /// Is `i` the step's root, an ancestor of every process (make, or the shell that ran it)?
+    /// Its group is the whole build. (A sub-make or the shell's make running several jobs is
+    /// kept out by `runs_jobs`; one running a single job may group it.)
     fn is_root(&self, i: usize) -> bool {
-        let mut above = 0;
-        let mut x = i;
-        while let Some(p) = self.parent_index(x) {
-            above += 1;
-            if above > self.trace.processes.len() {
-                break; // a (hostile) cycle of parents
-            }
-            x = p;
-        }
-        self.subtree(i).len() + above >= self.trace.processes.len()
+        self.subtree(i).len() >= self.trace.processes.len()
     }
 
     /// What the processes of `group` read from outside it: path -> (first reader, hash seen).
@@ -510,12 +502,15 @@ impl<'a> Analysis<'a> {
         }
 
         // Identical inputs everywhere: how was it invoked? A differing argv anywhere in the
-        // largest group (cc1 given the build path) beats a differing working directory alone.
+        // largest group (cc1 given the build path) beats a differing working directory alone;
+        // the writer comes first, then the group's processes, latest started first.
         let inputs: Vec<String> = self.a.trace.processes[pa].reads.iter().cloned().collect();
         let (inv_a, inv_b) = (self.a.invocation(pa), self.b.invocation(pb));
         let mut candidates: Vec<(usize, usize)> = vec![(pa, pb)];
         if let Some((ga, gb)) = groups.last() {
-            candidates.extend(ga.iter().copied().zip(gb.iter().copied()).filter(|(x, y)| (*x, *y) != (pa, pb)));
+            // Latest first: a driver passes its arguments on to the program that used them
+            // (gcc's -D to cc1), and that program is the closer cause.
+            candidates.extend(ga.iter().copied().zip(gb.iter().copied()).rev().filter(|(x, y)| (*x, *y) != (pa, pb)));
         }
         let argv_differs = |an: &Self, (x, y): (usize, usize)| {
             let (ix, iy) = (an.a.invocation(x), an.b.invocation(y));
