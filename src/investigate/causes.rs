@@ -235,10 +235,14 @@ impl<'a> Side<'a> {
     }
 
     /// What the processes of `group` read from outside it: path -> (first reader, hash seen).
-    fn group_inputs(&self, group: &[usize]) -> BTreeMap<String, (usize, Option<HashDict>)> {
+    /// With `core`, only processes of `core` and processes that wrote nothing count.
+    fn group_inputs(&self, group: &[usize], core: Option<&[usize]>) -> BTreeMap<String, (usize, Option<HashDict>)> {
         let members: BTreeSet<usize> = group.iter().copied().collect();
         let mut out = BTreeMap::new();
         for &i in group {
+            if core.is_some_and(|c| !c.contains(&i) && !self.trace.processes[i].writes.is_empty()) {
+                continue;
+            }
             for path in &self.trace.processes[i].reads {
                 if out.contains_key(path) || self.producer(path, Some(i)).is_some_and(|w| members.contains(&w)) {
                     continue;
@@ -445,9 +449,13 @@ impl<'a> Analysis<'a> {
     /// inputs are identical, compare invocations: the writer's and its groups' processes'.
     fn explain_group(&mut self, pa: usize, pb: usize, depth: usize) -> Vec<Root> {
         let groups = self.groups(pa, pb);
-        for (ga, gb) in &groups {
-            let ins_a = self.a.group_inputs(ga);
-            let ins_b = self.b.group_inputs(gb);
+        for (level, (ga, gb)) in groups.iter().enumerate() {
+            // Beyond the writer's parent, a process that wrote files of its own in the tree
+            // (`cat README > x` beside the compiler under make) is another job: what it read
+            // reached its own products, visibly, not this one.
+            let (first_a, first_b) = groups.first().map(|(x, y)| (x.as_slice(), y.as_slice())).unwrap_or_default();
+            let ins_a = self.a.group_inputs(ga, (level > 0).then_some(first_a));
+            let ins_b = self.b.group_inputs(gb, (level > 0).then_some(first_b));
             // reader (A), reader (B) -> changed materials they read
             let mut materials: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
             let mut upstream: Vec<(String, usize, usize)> = Vec::new();
@@ -1229,6 +1237,37 @@ mod tests {
         let b = causes_of(&r, "lib/b.o");
         assert_eq!((b[0].kind, b[0].inputs.as_slice()), (CauseKind::ChangedInput, &["lib/b.c".to_string()][..]));
         assert_eq!(b[0].process.as_ref().unwrap().argv[0], "cc1");
+    }
+
+    #[test]
+    fn another_job_that_wrote_its_own_product_is_not_a_cause() {
+        // sh -> make -> {gcc -> cc1, as; cat README > doc.txt}: README changed, and a.o differs
+        // too (__DATE__). make runs one compiler, so its group is considered, but cat's input
+        // went into doc.txt, visibly, not into a.o.
+        let mk = |readme: &str, a_o: &str| {
+            build_tree(
+                &[
+                    P("sh build.sh", "/s", &["build.sh"], &[]),
+                    P("make", "/s", &["Makefile"], &[]),
+                    P("gcc -c a.c", "/s", &[], &[]),
+                    P("cc1 a.c -o /tmp/ccAAAAAA.s", "/s", &["a.c"], &[]),
+                    P("as -o a.o /tmp/ccAAAAAA.s", "/s", &[], &["a.o"]),
+                    P("cat README", "/s", &["README"], &["doc.txt"]),
+                ],
+                &[None, Some(0), Some(1), Some(2), Some(2), Some(1)],
+                &[("build.sh", "make"), ("Makefile", "all:"), ("a.c", "a"), ("README", readme)],
+                &[("a.o", Some(a_o)), ("doc.txt", Some(readme))],
+            )
+        };
+        let (la, ta) = mk("r1", "Nov 26");
+        let (lb, tb) = mk("r2", "Nov 27");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        assert_eq!(r.products.changed, ["README", "a.o", "doc.txt"]);
+        let a = causes_of(&r, "a.o");
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].kind, CauseKind::NondeterministicProcess, "{a:?}");
+        assert_eq!(a[0].process.as_ref().unwrap().argv[0], "as");
+        assert_eq!(causes_of(&r, "doc.txt")[0].inputs, ["README"]);
     }
 
     #[test]
