@@ -92,3 +92,74 @@ fn repro_finds_a_listing_order_dependence() {
     let (code, stdout, stderr) = repro(d.path(), &["--vary", "path", "--", "make"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
+
+/// Record `make -C src` of a two-file C program with `totofs run` in `dir`, the link and its
+/// trace written to `out` (outside the recorded tree); `greeting` is what greeting.c prints.
+fn record_hello(dir: &Path, out: &Path, key: &Path, greeting: &str) -> std::path::PathBuf {
+    write(&dir.join("src/greeting.h"), "void greet(void);\n");
+    write(&dir.join("src/greeting.c"), format!("#include <stdio.h>\n#include \"greeting.h\"\nvoid greet(void) {{ puts(\"{greeting}\"); }}\n"));
+    write(&dir.join("src/hello.c"), "#include \"greeting.h\"\nint main(void) { greet(); return 0; }\n");
+    write(
+        &dir.join("src/Makefile"),
+        "hello: hello.o greeting.o\n\tcc -O2 -o $@ hello.o greeting.o\n%.o: %.c greeting.h\n\tcc -O2 -c -o $@ $<\n",
+    );
+    std::fs::create_dir_all(out).unwrap();
+    let o = totofs()
+        .args(["run", "-n", "build", "--signing-key"])
+        .arg(key)
+        .arg("-d")
+        .arg(out)
+        .args(["--", "make", "-C", "src"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let link = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "link"));
+    link.expect("a link was written")
+}
+
+#[test]
+fn an_edited_source_is_found_behind_the_compilers_temporary_file() {
+    // The demo's attack: greeting.c edited and the build run in another directory. as reads
+    // only cc1's /tmp/cc*.s, which the overlay cannot see; the cause is still greeting.c.
+    let d = tempdir();
+    let key = d.path().join("carl");
+    let o = totofs().arg("keygen").arg(&key).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = record_hello(&d.path().join("honest"), &d.path().join("links-a"), &key, "hello from totofs");
+    let b = record_hello(&d.path().join("attack/elsewhere"), &d.path().join("links-b"), &key, "greetings from mallory");
+    let o = totofs().args(["diff", "--json"]).arg(&a).arg(&b).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["materials"]["changed"], serde_json::json!(["src/greeting.c"]), "{v}");
+    let causes = v["causes"].as_array().unwrap();
+    for product in ["src/greeting.o", "src/hello"] {
+        let found: Vec<&Value> = causes.iter().filter(|c| c["artifact"] == product).collect();
+        assert!(!found.is_empty(), "{product}: {v}");
+        for c in found {
+            assert_eq!(c["kind"], "changed-input", "{product}: {v}");
+            assert_eq!(c["inputs"], serde_json::json!(["src/greeting.c"]), "{product}: {v}");
+            let argv0 = c["process"]["argv"][0].as_str().unwrap_or("");
+            assert!(argv0.ends_with("cc1"), "{product}: the compiler proper read greeting.c: {v}");
+        }
+    }
+    assert!(!stdout.contains("changed-invocation"), "{stdout}");
+}
+
+#[test]
+fn a_build_path_passed_to_the_compiler_names_cc1() {
+    // gcc hands -D on to cc1, which writes the path into the object through its /tmp .s file:
+    // the invocation that differs is cc1's argv, not the assembler's working directory.
+    let d = tempdir();
+    write(&d.path().join("main.c"), "const char *dir = BUILD_DIR;\nint main(void) { return 0; }\n");
+    write(&d.path().join("Makefile"), "main.o: main.c\n\tgcc -O2 -DBUILD_DIR=\\\"$(CURDIR)\\\" -c main.c -o main.o\n");
+    let (code, stdout, stderr) = repro(d.path(), &["--vary", "path", "--json", "--", "make"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let causes = v["causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{v}");
+    assert_eq!(causes[0]["kind"], "changed-invocation", "{v}");
+    assert!(causes[0]["process"]["argv"][0].as_str().unwrap_or("").ends_with("cc1"), "{v}");
+    assert!(causes[0]["through"]["argv"][0].as_str().unwrap_or("").ends_with("as"), "{v}");
+}

@@ -6,8 +6,16 @@
 //! else the file's content before the step) and how it was invoked (argv, working directory):
 //! - some inputs differ: follow each changed input upstream to the processes that wrote it; a
 //!   changed input no process of the step wrote is a changed material: `changed-input`;
-//! - inputs identical, argv or cwd differ: `changed-invocation` (e.g. the build path);
-//! - inputs and invocation identical, output differs: `nondeterministic-process` (e.g. a
+//! - inputs identical (or none visible): the real input may have passed through a file outside
+//!   the tree (`as` reads only cc1's `/tmp/cc*.s`), so compare what the process group that ran
+//!   the writer (its parent, e.g. the compiler driver, and all its descendants; climbing further
+//!   up but never to the step's root, whose group is the whole build, nor to a process running
+//!   several jobs, such as a sub-make) read from outside the
+//!   group; changed inputs there are followed as above (`changed-input`, e.g. cc1 read a changed
+//!   source);
+//! - all those inputs identical, argv or cwd differ: `changed-invocation` (e.g. the build path),
+//!   naming a process of the group whose argv differs before one whose cwd alone differs;
+//! - inputs and invocations identical, output differs: `nondeterministic-process` (e.g. a
 //!   timestamp, randomness, or an input the overlay cannot see such as a pipe).
 //!
 //! Upstream recursion always moves to a process that started earlier in build A, so it ends.
@@ -87,6 +95,10 @@ pub struct Cause {
     /// Other processes of build A that also wrote `artifact` (e.g. appending to a log): the
     /// analysis follows the last writer, but any of these may have made the difference.
     pub also_written_by: Vec<Invocation>,
+    /// The process in build A that wrote the last file of `via` when the root cause lies
+    /// elsewhere in its process group (e.g. `as`, whose real input, the compiler's temporary
+    /// `.s` file, is outside the recorded tree, while the root cause is `cc1` beside it).
+    pub through: Option<Invocation>,
 }
 
 impl Cause {
@@ -108,6 +120,9 @@ impl Cause {
             if !self.also_written_by.is_empty() {
                 o.insert("also_written_by".into(), self.also_written_by.iter().map(Invocation::to_value).collect());
             }
+            if let Some(t) = &self.through {
+                o.insert("through".into(), t.to_value());
+            }
         }
         v
     }
@@ -126,6 +141,8 @@ struct Side<'a> {
     link: &'a Link,
     /// artifact -> indices of the processes that wrote it, in start order.
     writers: HashMap<&'a str, Vec<usize>>,
+    /// process index -> indices of its children.
+    children: HashMap<usize, Vec<usize>>,
 }
 
 impl<'a> Side<'a> {
@@ -136,7 +153,13 @@ impl<'a> Side<'a> {
                 writers.entry(w.as_str()).or_default().push(i);
             }
         }
-        Side { trace, link, writers }
+        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (j, p) in trace.processes.iter().enumerate() {
+            if let Some(i) = p.parent.and_then(|pid| trace.index_of(pid)).filter(|i| *i != j) {
+                children.entry(i).or_default().push(j);
+            }
+        }
+        Side { trace, link, writers, children }
     }
 
     /// The process that produced the content of `path`: the last writer that started before
@@ -179,6 +202,57 @@ impl<'a> Side<'a> {
         self.trace.index_of(pid).map(|j| self.invocation(j))
     }
 
+    fn parent_index(&self, i: usize) -> Option<usize> {
+        self.trace.processes[i].parent.and_then(|pid| self.trace.index_of(pid)).filter(|j| *j != i)
+    }
+
+    /// Process `i` and all its descendants, in start order.
+    fn subtree(&self, i: usize) -> Vec<usize> {
+        let mut seen = BTreeSet::from([i]);
+        let mut stack = vec![i];
+        while let Some(j) = stack.pop() {
+            for c in self.children.get(&j).into_iter().flatten() {
+                if seen.insert(*c) {
+                    stack.push(*c);
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// Does `i` run more than one job: more than one child that has children of its own?
+    /// (A compiler driver's children, cc1 and as, have none; a sub-make's compilers do.)
+    fn runs_jobs(&self, i: usize) -> bool {
+        let kids = self.children.get(&i).map(Vec::as_slice).unwrap_or_default();
+        kids.iter().filter(|c| self.children.contains_key(*c)).count() > 1
+    }
+
+    /// Is `i` the step's root, an ancestor of every process (make, or the shell that ran it)?
+    /// Its group is the whole build. (A sub-make or the shell's make running several jobs is
+    /// kept out by `runs_jobs`; one running a single job may group it.)
+    fn is_root(&self, i: usize) -> bool {
+        self.subtree(i).len() >= self.trace.processes.len()
+    }
+
+    /// What the processes of `group` read from outside it: path -> (first reader, hash seen).
+    /// With `core`, only processes of `core` and processes that wrote nothing count.
+    fn group_inputs(&self, group: &[usize], core: Option<&[usize]>) -> BTreeMap<String, (usize, Option<HashDict>)> {
+        let members: BTreeSet<usize> = group.iter().copied().collect();
+        let mut out = BTreeMap::new();
+        for &i in group {
+            if core.is_some_and(|c| !c.contains(&i) && !self.trace.processes[i].writes.is_empty()) {
+                continue;
+            }
+            for path in &self.trace.processes[i].reads {
+                if out.contains_key(path) || self.producer(path, Some(i)).is_some_and(|w| members.contains(&w)) {
+                    continue;
+                }
+                out.insert(path.clone(), (i, self.seen_hash(i, path)));
+            }
+        }
+        out
+    }
+
     fn program(&self, i: usize) -> &str {
         let a0 = self.trace.processes[i].argv.first().map(String::as_str).unwrap_or("");
         a0.rsplit('/').next().unwrap_or(a0)
@@ -196,6 +270,9 @@ struct Root {
     proc_b: usize,
     inputs: Vec<String>,
     via: Vec<String>,
+    /// The writer (build A) of the last file of `via`, when the root is another process of its
+    /// process group.
+    through: Option<usize>,
 }
 
 /// Explains differences between two builds of one step.
@@ -228,6 +305,7 @@ impl<'a> Analysis<'a> {
                         inputs: vec![product.to_string()],
                         via: vec![product.to_string()],
                         also_written_by: Vec::new(),
+                        through: None,
                     }]);
                 }
                 return Err(unexplained("no process of the step wrote it in either trace"));
@@ -263,6 +341,7 @@ impl<'a> Analysis<'a> {
                     inputs: r.inputs,
                     via,
                     also_written_by: also.clone(),
+                    through: r.through.map(|t| self.a.invocation(t)),
                 }
             })
             .collect())
@@ -332,7 +411,14 @@ impl<'a> Analysis<'a> {
         if !changed_materials.is_empty() {
             changed_materials.sort();
             changed_materials.dedup();
-            roots.push(Root { kind: CauseKind::ChangedInput, proc_a: pa, proc_b: pb, inputs: changed_materials, via: Vec::new() });
+            roots.push(Root {
+                kind: CauseKind::ChangedInput,
+                proc_a: pa,
+                proc_b: pb,
+                inputs: changed_materials,
+                via: Vec::new(),
+                through: None,
+            });
         }
         // Real chains are a few processes deep; a (hostile) trace chaining thousands must not
         // exhaust the stack: past the limit, stop following and judge this process by itself.
@@ -349,16 +435,133 @@ impl<'a> Analysis<'a> {
             }
         }
         if roots.is_empty() {
-            let inputs: Vec<String> = reads_a.iter().cloned().collect();
-            let kind = if self.a.invocation(pa).same_as(&self.b.invocation(pb)) {
-                CauseKind::NondeterministicProcess
-            } else {
-                CauseKind::ChangedInvocation
-            };
-            roots.push(Root { kind, proc_a: pa, proc_b: pb, inputs, via: Vec::new() });
+            roots = self.explain_group(pa, pb, depth);
         }
         self.memo.insert((pa, pb), roots.clone());
         roots
+    }
+
+    /// The visible inputs of `pa`/`pb` are identical: its real inputs may have passed through
+    /// files outside the recorded tree (the compiler's `/tmp/cc*.s` between `cc1` and `as`).
+    /// Climb to the ancestors that ran it (the compiler driver), below the step's root, and
+    /// compare what their whole process group read from outside the group; the first group
+    /// whose inputs differ gives `changed-input` roots, upstream as usual. If every group's
+    /// inputs are identical, compare invocations: the writer's and its groups' processes'.
+    fn explain_group(&mut self, pa: usize, pb: usize, depth: usize) -> Vec<Root> {
+        let groups = self.groups(pa, pb);
+        for (level, (ga, gb)) in groups.iter().enumerate() {
+            // Beyond the writer's parent, a process that wrote files of its own in the tree
+            // (`cat README > x` beside the compiler under make) is another job: what it read
+            // reached its own products, visibly, not this one.
+            let (first_a, first_b) = groups.first().map(|(x, y)| (x.as_slice(), y.as_slice())).unwrap_or_default();
+            let ins_a = self.a.group_inputs(ga, (level > 0).then_some(first_a));
+            let ins_b = self.b.group_inputs(gb, (level > 0).then_some(first_b));
+            // reader (A), reader (B) -> changed materials they read
+            let mut materials: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+            let mut upstream: Vec<(String, usize, usize)> = Vec::new();
+            for (path, (ra, ha)) in &ins_a {
+                let Some((rb, hb)) = ins_b.get(path) else {
+                    if self.a.producer(path, Some(*ra)).is_none() {
+                        materials.entry((*ra, gb[0])).or_default().push(path.clone());
+                    }
+                    continue;
+                };
+                if ha == hb {
+                    continue;
+                }
+                match (self.a.producer(path, Some(*ra)), self.b.producer(path, Some(*rb))) {
+                    // Upstream always moves to a process that started earlier, so it ends.
+                    (Some(ua), Some(ub)) if ua < pa => upstream.push((path.clone(), ua, ub)),
+                    _ => materials.entry((*ra, *rb)).or_default().push(path.clone()),
+                }
+            }
+            for (path, (rb, _)) in &ins_b {
+                if !ins_a.contains_key(path) && self.b.producer(path, Some(*rb)).is_none() {
+                    materials.entry((ga[0], *rb)).or_default().push(path.clone());
+                }
+            }
+            if materials.is_empty() && upstream.is_empty() {
+                continue;
+            }
+            let through = Some(pa);
+            let mut roots: Vec<Root> = materials
+                .into_iter()
+                .map(|((ra, rb), mut inputs)| {
+                    inputs.sort();
+                    inputs.dedup();
+                    Root { kind: CauseKind::ChangedInput, proc_a: ra, proc_b: rb, inputs, via: Vec::new(), through }
+                })
+                .collect();
+            if depth >= MAX_DEPTH {
+                upstream.clear();
+            }
+            for (path, ua, ub) in upstream {
+                for mut r in self.explain_pair(ua, ub, depth + 1) {
+                    if roots.iter().any(|x| x.kind == r.kind && x.proc_a == r.proc_a && x.proc_b == r.proc_b) {
+                        continue;
+                    }
+                    r.via.insert(0, path.clone());
+                    roots.push(r);
+                }
+            }
+            if !roots.is_empty() {
+                return roots;
+            }
+        }
+
+        // Identical inputs everywhere: how was it invoked? A differing argv anywhere in the
+        // largest group (cc1 given the build path) beats a differing working directory alone;
+        // the writer comes first, then the group's processes, latest started first.
+        let inputs: Vec<String> = self.a.trace.processes[pa].reads.iter().cloned().collect();
+        let (inv_a, inv_b) = (self.a.invocation(pa), self.b.invocation(pb));
+        let mut candidates: Vec<(usize, usize)> = vec![(pa, pb)];
+        if let Some((ga, gb)) = groups.last() {
+            // Latest first: a driver passes its arguments on to the program that used them
+            // (gcc's -D to cc1), and that program is the closer cause.
+            candidates.extend(ga.iter().copied().zip(gb.iter().copied()).rev().filter(|(x, y)| (*x, *y) != (pa, pb)));
+        }
+        let argv_differs = |an: &Self, (x, y): (usize, usize)| {
+            let (ix, iy) = (an.a.invocation(x), an.b.invocation(y));
+            !Invocation { cwd: String::new(), ..ix }.same_as(&Invocation { cwd: String::new(), ..iy })
+        };
+        let pick = candidates.iter().copied().find(|c| argv_differs(self, *c)).or_else(|| {
+            candidates.iter().copied().find(|(x, y)| !self.a.invocation(*x).same_as(&self.b.invocation(*y)))
+        });
+        match pick {
+            Some((x, y)) if (x, y) != (pa, pb) || !inv_a.same_as(&inv_b) => {
+                let inputs = if (x, y) == (pa, pb) { inputs } else { self.a.trace.processes[x].reads.iter().cloned().collect() };
+                let through = if (x, y) == (pa, pb) { None } else { Some(pa) };
+                vec![Root { kind: CauseKind::ChangedInvocation, proc_a: x, proc_b: y, inputs, via: Vec::new(), through }]
+            }
+            _ => vec![Root { kind: CauseKind::NondeterministicProcess, proc_a: pa, proc_b: pb, inputs, via: Vec::new(), through: None }],
+        }
+    }
+
+    /// The process groups that ran `pa` (build A) and `pb` (build B), smallest first: for each
+    /// ancestor below the step's root (an ancestor of every process), climbing while the two
+    /// builds' ancestors run the same program and have as many processes below them, the
+    /// ancestor and all its descendants (in start order; `ga[0]` is the ancestor).
+    fn groups(&self, pa: usize, pb: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
+        let mut out = Vec::new();
+        let (mut xa, mut xb) = (pa, pb);
+        for _ in 0..MAX_DEPTH {
+            let (Some(ua), Some(ub)) = (self.a.parent_index(xa), self.b.parent_index(xb)) else { break };
+            if self.a.program(ua) != self.b.program(ub) || self.a.is_root(ua) || self.b.is_root(ub) {
+                break;
+            }
+            // A process running several jobs (a sub-make, a recipe's shell running two
+            // compilers) groups unrelated work: a changed input of another job is no cause.
+            if self.a.runs_jobs(ua) || self.b.runs_jobs(ub) {
+                break;
+            }
+            let (ga, gb) = (self.a.subtree(ua), self.b.subtree(ub));
+            if ga.len() != gb.len() {
+                break;
+            }
+            out.push((ga, gb));
+            (xa, xb) = (ua, ub);
+        }
+        out
     }
 }
 
@@ -567,11 +770,17 @@ pub fn describe(c: &Cause) -> String {
     let wrote = c.via.last().cloned().unwrap_or_default();
     let proc_str = |p: &Option<Invocation>| p.as_ref().map(|i| format!("`{}`", shell_words(&i.argv))).unwrap_or_default();
     let parent = c.parent.as_ref().map(|p| format!(" [run by `{}`]", shell_words(&p.argv))).unwrap_or_default();
+    // The root is another process of the group that ran the writer of `wrote`.
+    let through = c
+        .through
+        .as_ref()
+        .map(|t| format!(", which reached {wrote} through `{}` (its own inputs outside the recorded tree)", shell_words(&t.argv)))
+        .unwrap_or_default();
     match c.kind {
         CauseKind::ChangedInput => match &c.process {
             None => "changed-input: it is a material that differs between the builds".to_string(),
             Some(_) => format!(
-                "changed-input: {}{parent} read material(s) that differ: {}{via}",
+                "changed-input: {}{parent} read material(s) that differ: {}{through}{via}",
                 proc_str(&c.process),
                 c.inputs.join(", ")
             ),
@@ -592,11 +801,19 @@ pub fn describe(c: &Cause) -> String {
                     }
                 }
             }
-            format!(
-                "changed-invocation: {}{parent} wrote {wrote} from identical inputs, but its invocation differs: {}{via}",
-                proc_str(&c.process),
-                diffs.join("; ")
-            )
+            match &c.through {
+                None => format!(
+                    "changed-invocation: {}{parent} wrote {wrote} from identical inputs, but its invocation differs: {}{via}",
+                    proc_str(&c.process),
+                    diffs.join("; ")
+                ),
+                Some(t) => format!(
+                    "changed-invocation: {}{parent} read identical inputs, but its invocation differs: {}; its output reached {wrote} through `{}` (its own inputs outside the recorded tree){via}",
+                    proc_str(&c.process),
+                    diffs.join("; "),
+                    shell_words(&t.argv)
+                ),
+            }
         }
         CauseKind::NondeterministicProcess => format!(
             "nondeterministic-process: {}{parent} wrote {wrote} from identical inputs{}, yet its output differs{via}",
@@ -626,22 +843,33 @@ mod tests {
     /// A hand-made build: processes (the first is the parent of all others), the step's
     /// materials and the final content of every file written (`None`: deleted, content unknown).
     fn build(procs: &[P], materials: &[(&str, &str)], written: &[(&str, Option<&str>)]) -> (Link, Trace) {
+        let parents: Vec<Option<usize>> = (0..procs.len()).map(|i| (i > 0).then_some(0)).collect();
+        build_tree(procs, &parents, materials, written)
+    }
+
+    /// `build` with each process's parent given (an index into `procs`, earlier than it).
+    fn build_tree(
+        procs: &[P],
+        parents: &[Option<usize>],
+        materials: &[(&str, &str)],
+        written: &[(&str, Option<&str>)],
+    ) -> (Link, Trace) {
         let mut link = Link { name: "build".into(), ..Default::default() };
         for (p, c) in materials {
             link.materials.insert(p.to_string(), h(c));
             link.products.insert(p.to_string(), h(c));
         }
         let mut b = TraceBuilder::new("build");
-        let mut first = None;
+        let mut ids = Vec::new();
         for (i, P(argv, cwd, reads, writes)) in procs.iter().enumerate() {
             let id = b.process(ProcessStart {
                 pid: 100 + i as u32,
-                parent: first,
+                parent: parents[i].map(|p| ids[p]),
                 argv: argv.split(' ').map(str::to_string).collect(),
                 cwd: cwd.to_string(),
                 comm: String::new(),
             });
-            first = first.or(Some(id));
+            ids.push(id);
             for r in *reads {
                 b.file_op(id, r, FileOp::Read);
             }
@@ -877,6 +1105,169 @@ mod tests {
         assert_eq!(c[0].via, ["lib.a", "lib.a", "a.o"]);
         assert_eq!(c[0].process.as_ref().unwrap().argv[0], "as");
         assert!(c[0].also_written_by.is_empty());
+    }
+
+    /// The demo's build: make -> cc -> {cc1 reads greeting.c, writes a /tmp .s file outside the
+    /// tree; as assembles it into greeting.o}, the same for hello.c, then cc -> ld links hello.
+    /// `dir` is the checkout, `cc1_arg` an argument cc1 gets (e.g. a debug prefix map), `tmp` the
+    /// temporary names, `obj`/`exe` what greeting.o and hello end up holding.
+    fn hello(dir: &str, greeting_c: &str, cc1_arg: &str, tmp: [&str; 2], obj: &str, exe: &str) -> (Link, Trace) {
+        let src = format!("{dir}/src");
+        let cc1_g = format!("cc1 greeting.c -quiet {cc1_arg} -o {}", tmp[0]);
+        let as_g = format!("as --64 -o greeting.o {}", tmp[0]);
+        let cc1_h = format!("cc1 hello.c -quiet {cc1_arg} -o {}", tmp[1]);
+        let as_h = format!("as --64 -o hello.o {}", tmp[1]);
+        build_tree(
+            &[
+                P("make -C src", dir, &["src/Makefile"], &[]),
+                P("cc -O2 -c -o greeting.o greeting.c", &src, &[], &[]),
+                P(&cc1_g, &src, &["src/greeting.c", "src/greeting.h"], &[]),
+                P(&as_g, &src, &[], &["src/greeting.o"]),
+                P("cc -O2 -c -o hello.o hello.c", &src, &[], &[]),
+                P(&cc1_h, &src, &["src/hello.c", "src/greeting.h"], &[]),
+                P(&as_h, &src, &[], &["src/hello.o"]),
+                P("cc -o hello hello.o greeting.o", &src, &[], &[]),
+                P("ld -o hello hello.o greeting.o", &src, &["src/hello.o", "src/greeting.o"], &["src/hello"]),
+            ],
+            &[None, Some(0), Some(1), Some(1), Some(0), Some(4), Some(4), Some(0), Some(7)],
+            &[("src/Makefile", "all:"), ("src/greeting.c", greeting_c), ("src/greeting.h", "h"), ("src/hello.c", "main")],
+            &[("src/greeting.o", Some(obj)), ("src/hello.o", Some("hello.o")), ("src/hello", Some(exe))],
+        )
+    }
+
+    #[test]
+    fn a_changed_source_behind_a_compiler_temporary_is_the_root_cause() {
+        // The demo's attack: greeting.c edited, and the build run in another directory.
+        let (la, ta) = hello("/a/work", "hello", "-O2", ["/tmp/ccAAAAAA.s", "/tmp/ccCCCCCC.s"], "o1", "x1");
+        let (lb, tb) = hello("/a/attack/work", "pwned", "-O2", ["/tmp/ccBBBBBB.s", "/tmp/ccDDDDDD.s"], "o2", "x2");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        assert_eq!(r.materials.changed, ["src/greeting.c"]);
+        assert_eq!(r.products.changed, ["src/greeting.c", "src/greeting.o", "src/hello"]);
+        for (product, via) in [("src/greeting.o", vec!["src/greeting.o"]), ("src/hello", vec!["src/hello", "src/greeting.o"])] {
+            let c = causes_of(&r, product);
+            assert_eq!(c.len(), 1, "{product}: {c:?}");
+            assert_eq!(c[0].kind, CauseKind::ChangedInput, "{product}: {c:?}");
+            assert_eq!(c[0].inputs, ["src/greeting.c"]);
+            assert_eq!(c[0].process.as_ref().unwrap().argv[..2], ["cc1", "greeting.c"]);
+            assert_eq!(c[0].parent.as_ref().unwrap().argv[0], "cc");
+            assert_eq!(c[0].through.as_ref().unwrap().argv[0], "as");
+            assert_eq!(c[0].via, via);
+        }
+        let text = r.render("a", "b");
+        assert!(!text.contains("changed-invocation"), "{text}");
+        assert!(
+            text.contains("changed-input: `cc1 greeting.c -quiet -O2 -o /tmp/ccAAAAAA.s` [run by `cc -O2 -c -o greeting.o greeting.c`] read material(s) that differ: src/greeting.c, which reached src/greeting.o through `as --64 -o greeting.o /tmp/ccAAAAAA.s`"),
+            "{text}"
+        );
+        assert!(text.contains("summary:\n  changed-input: (material) (1 product: src/greeting.c)\n  changed-input: cc1 (2 products: src/greeting.o, src/hello)\n"), "{text}");
+        assert_eq!(r.to_value()["causes"][1]["through"]["argv"][0], "as");
+    }
+
+    #[test]
+    fn a_build_path_in_the_compilers_argv_is_the_changed_invocation() {
+        let tmp_a = ["/tmp/ccAAAAAA.s", "/tmp/ccCCCCCC.s"];
+        let tmp_b = ["/tmp/ccBBBBBB.s", "/tmp/ccDDDDDD.s"];
+        // Same sources; cc1 is given the build path, which it writes into the object.
+        let (la, ta) = hello("/a/work", "hello", "-fdebug-prefix-map=/a/work=.", tmp_a, "o1", "x1");
+        let (lb, tb) = hello("/b/work", "hello", "-fdebug-prefix-map=/b/work=.", tmp_b, "o2", "x2");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        assert!(r.materials.is_empty());
+        for product in ["src/greeting.o", "src/hello"] {
+            let c = causes_of(&r, product);
+            assert_eq!(c.len(), 1, "{product}: {c:?}");
+            assert_eq!(c[0].kind, CauseKind::ChangedInvocation, "{product}: {c:?}");
+            assert_eq!(c[0].process.as_ref().unwrap().argv[0], "cc1", "the argv that differs, not as's cwd");
+            assert_eq!(c[0].process_b.as_ref().unwrap().argv[3], "-fdebug-prefix-map=/b/work=.");
+            assert_eq!(c[0].inputs, ["src/greeting.c", "src/greeting.h"]);
+            assert_eq!(c[0].through.as_ref().unwrap().argv[0], "as");
+        }
+        let d = describe(causes_of(&r, "src/greeting.o")[0]);
+        assert!(d.contains("argv[3] -fdebug-prefix-map=/a/work=. -> -fdebug-prefix-map=/b/work=."), "{d}");
+        assert!(d.contains("through `as --64 -o greeting.o /tmp/ccAAAAAA.s`"), "{d}");
+
+        // Only the directory differs: the writer whose cwd changed, as before.
+        let (la, ta) = hello("/a/work", "hello", "-O2", tmp_a, "o1", "x1");
+        let (lb, tb) = hello("/b/work", "hello", "-O2", tmp_b, "o2", "x2");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        let c = causes_of(&r, "src/greeting.o");
+        assert_eq!(c[0].kind, CauseKind::ChangedInvocation);
+        assert_eq!(c[0].process.as_ref().unwrap().argv[0], "as");
+        assert!(c[0].through.is_none());
+
+        // Same directory, same everything: the assembler's output differing is non-determinism.
+        let (lb, tb) = hello("/a/work", "hello", "-O2", tmp_b, "o2", "x2");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        let c = causes_of(&r, "src/greeting.o");
+        assert_eq!(c[0].kind, CauseKind::NondeterministicProcess);
+        assert_eq!(c[0].process.as_ref().unwrap().argv[0], "as");
+    }
+
+    #[test]
+    fn another_job_of_a_sub_make_is_not_a_cause() {
+        // sh -> {make -C lib -> {cc -> cc1, as for a.c; cc -> cc1, as for b.c}, make -C doc}:
+        // the sub-make is not the step's root. b.c changed, and
+        // a.o differs too (cc1 expands __DATE__ into a.s). The sub-make's group read b.c, but
+        // b.c went into b.o, not a.o.
+        let mk = |b_c: &str, a_o: &str| {
+            build_tree(
+                &[
+                    P("sh build.sh", "/s", &["build.sh"], &[]),
+                    P("make -C lib", "/s/lib", &["lib/Makefile"], &[]),
+                    P("cc -c a.c", "/s/lib", &[], &[]),
+                    P("cc1 a.c -o /tmp/ccAAAAAA.s", "/s/lib", &["lib/a.c"], &[]),
+                    P("as -o a.o /tmp/ccAAAAAA.s", "/s/lib", &[], &["lib/a.o"]),
+                    P("cc -c b.c", "/s/lib", &[], &[]),
+                    P("cc1 b.c -o /tmp/ccBBBBBB.s", "/s/lib", &["lib/b.c"], &[]),
+                    P("as -o b.o /tmp/ccBBBBBB.s", "/s/lib", &[], &["lib/b.o"]),
+                    P("make -C doc", "/s/doc", &["doc/Makefile"], &[]),
+                ],
+                &[None, Some(0), Some(1), Some(2), Some(2), Some(1), Some(5), Some(5), Some(0)],
+                &[("build.sh", "make -C lib"), ("lib/Makefile", "all:"), ("lib/a.c", "a"), ("lib/b.c", b_c), ("doc/Makefile", "d")],
+                &[("lib/a.o", Some(a_o)), ("lib/b.o", Some(&format!("obj({b_c})")))],
+            )
+        };
+        let (la, ta) = mk("b1", "Nov 26");
+        let (lb, tb) = mk("b2", "Nov 27");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        assert_eq!(r.products.changed, ["lib/a.o", "lib/b.c", "lib/b.o"]);
+        let a = causes_of(&r, "lib/a.o");
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].kind, CauseKind::NondeterministicProcess, "{a:?}");
+        assert_eq!(a[0].process.as_ref().unwrap().argv[0], "as");
+        let b = causes_of(&r, "lib/b.o");
+        assert_eq!((b[0].kind, b[0].inputs.as_slice()), (CauseKind::ChangedInput, &["lib/b.c".to_string()][..]));
+        assert_eq!(b[0].process.as_ref().unwrap().argv[0], "cc1");
+    }
+
+    #[test]
+    fn another_job_that_wrote_its_own_product_is_not_a_cause() {
+        // sh -> make -> {gcc -> cc1, as; cat README > doc.txt}: README changed, and a.o differs
+        // too (__DATE__). make runs one compiler, so its group is considered, but cat's input
+        // went into doc.txt, visibly, not into a.o.
+        let mk = |readme: &str, a_o: &str| {
+            build_tree(
+                &[
+                    P("sh build.sh", "/s", &["build.sh"], &[]),
+                    P("make", "/s", &["Makefile"], &[]),
+                    P("gcc -c a.c", "/s", &[], &[]),
+                    P("cc1 a.c -o /tmp/ccAAAAAA.s", "/s", &["a.c"], &[]),
+                    P("as -o a.o /tmp/ccAAAAAA.s", "/s", &[], &["a.o"]),
+                    P("cat README", "/s", &["README"], &["doc.txt"]),
+                ],
+                &[None, Some(0), Some(1), Some(2), Some(2), Some(1)],
+                &[("build.sh", "make"), ("Makefile", "all:"), ("a.c", "a"), ("README", readme)],
+                &[("a.o", Some(a_o)), ("doc.txt", Some(readme))],
+            )
+        };
+        let (la, ta) = mk("r1", "Nov 26");
+        let (lb, tb) = mk("r2", "Nov 27");
+        let r = DiffReport::new(&la, Some(&ta), &lb, Some(&tb));
+        assert_eq!(r.products.changed, ["README", "a.o", "doc.txt"]);
+        let a = causes_of(&r, "a.o");
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].kind, CauseKind::NondeterministicProcess, "{a:?}");
+        assert_eq!(a[0].process.as_ref().unwrap().argv[0], "as");
+        assert_eq!(causes_of(&r, "doc.txt")[0].inputs, ["README"]);
     }
 
     #[test]
