@@ -71,7 +71,8 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-fn write_canonical_str(s: &str, out: &mut Vec<u8>) {
+/// A string in canonical JSON: quoted, only `\\` and `"` escaped.
+pub fn write_canonical_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     for b in s.bytes() {
         match b {

@@ -120,7 +120,8 @@ fn opt_object(o: &Map<String, Value>, key: &str, what: &str) -> Result<Map<Strin
     }
 }
 
-fn is_hex(s: &str) -> bool {
+/// A non-empty string of hex digits (any case), as in-toto's hex schema.
+pub fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -455,7 +456,8 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode_b64(s: &str) -> Option<Vec<u8>> {
+/// DSSE base64: standard or URL-safe, padded or not (what in-toto and the DSSE spec accept).
+pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD, STANDARD_NO_PAD};
     STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).or_else(|_| STANDARD_NO_PAD.decode(s)).or_else(|_| URL_SAFE_NO_PAD.decode(s)).ok()
 }

@@ -14,11 +14,10 @@
 
 use crate::cjson;
 use crate::error::{Error, Result};
-use crate::keys::{PrivateKey, PublicKey};
-use crate::metadata::{pae, HashDict, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
+use crate::keys::{sha256_hex, PrivateKey, PublicKey};
+use crate::metadata::{decode_b64, pae, HashDict, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -476,15 +475,6 @@ pub fn trace_path_for_link(link_path: &Path, step: &str, keyid: &str) -> PathBuf
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn decode_b64(s: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).or_else(|_| STANDARD_NO_PAD.decode(s)).or_else(|_| URL_SAFE_NO_PAD.decode(s)).ok()
-}
-
 /// A trace file: the Statement (subject = the link file, predicate = the trace, plus the public
 /// key of the signer so the trace can be checked on its own) in a DSSE envelope.
 #[derive(Debug, Clone)]
@@ -737,7 +727,7 @@ mod tests {
     use super::*;
 
     fn h(x: &str) -> HashDict {
-        [("sha256".to_string(), hex::encode(Sha256::digest(x.as_bytes())))].into()
+        [("sha256".to_string(), sha256_hex(x.as_bytes()))].into()
     }
 
     fn sample() -> Trace {

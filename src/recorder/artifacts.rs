@@ -414,6 +414,15 @@ pub fn sha256_dict(digest: &[u8]) -> HashDict {
 
 /// Hash entries on `threads` threads (0: one per core).
 pub fn hash_entries(entries: &[Entry], threads: usize) -> Result<Artifacts> {
+    hash_entries_with(entries, threads, |e| hash_file(&e.path))
+}
+
+/// Run `hash` over `entries` on `threads` threads (0: one per core) and collect the digests under
+/// the entries' names; the first error wins.
+pub fn hash_entries_with<F>(entries: &[Entry], threads: usize, hash: F) -> Result<Artifacts>
+where
+    F: Fn(&Entry) -> Result<HashDict> + Sync,
+{
     use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
     let next = AtomicUsize::new(0);
@@ -425,7 +434,7 @@ pub fn hash_entries(entries: &[Entry], threads: usize) -> Result<Artifacts> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(e) = entries.get(i) else { break };
-                        out.push((e.name.clone(), hash_file(&e.path)?));
+                        out.push((e.name.clone(), hash(e)?));
                     }
                     Ok(out)
                 })

@@ -297,33 +297,7 @@ pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result
 
 /// Hash entries on one thread per core, through the cache if there is one.
 pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Artifacts> {
-    use std::sync::atomic::AtomicUsize;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let next = AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(String, HashDict)>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(entries.len()).max(1))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(e) = entries.get(i) else { break };
-                        out.push((e.name.clone(), hash_file(cache, &e.path, &e.path)?));
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Record("hashing thread panicked".into()))))
-            .collect()
-    });
-    let mut out = Artifacts::new();
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
+    artifacts::hash_entries_with(entries, 0, |e| hash_file(cache, &e.path, &e.path))
 }
 
 /// in-toto-run's recording of `paths` (walk, then hash), through the cache if there is one.

@@ -48,22 +48,6 @@ pub struct FastLink {
     pub signed_bytes: Vec<u8>,
 }
 
-fn hex_ok(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn push_str(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    for b in s.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
-}
-
 /// An artifact map, read straight into [`Arts`]; a digest that is not hex makes it fail.
 struct ArtsDe(Arts);
 
@@ -112,7 +96,7 @@ impl<'de> Deserialize<'de> for DigestDe {
                         }
                     }
                 }
-                if !pairs.iter().all(|(_, hex)| hex_ok(hex.as_str())) {
+                if !pairs.iter().all(|(_, hex)| crate::metadata::is_hex(hex.as_str())) {
                     return Err(de::Error::custom("digest is not hex"));
                 }
                 let mut pairs: Vec<(String, String)> = pairs
@@ -174,7 +158,7 @@ fn push_artifacts(a: &Arts, out: &mut Vec<u8>) {
         if i > 0 {
             out.push(b',');
         }
-        push_str(path, out);
+        cjson::write_canonical_str(path, out);
         out.push(b':');
         match digest {
             Digest::Sha256(raw) => {
@@ -191,9 +175,9 @@ fn push_artifacts(a: &Arts, out: &mut Vec<u8>) {
                     if j > 0 {
                         out.push(b',');
                     }
-                    push_str(algo, out);
+                    cjson::write_canonical_str(algo, out);
                     out.push(b':');
-                    push_str(hex, out);
+                    cjson::write_canonical_str(hex, out);
                 }
                 out.push(b'}');
             }
@@ -230,14 +214,14 @@ pub fn read(bytes: &[u8]) -> Option<FastLink> {
         if i > 0 {
             out.push(b',');
         }
-        push_str(c, &mut out);
+        cjson::write_canonical_str(c, &mut out);
     }
     out.extend_from_slice(b"],\"environment\":");
     out.extend_from_slice(&environment);
     out.extend_from_slice(b",\"materials\":");
     push_artifacts(&s.materials.0, &mut out);
     out.extend_from_slice(b",\"name\":");
-    push_str(&s.name, &mut out);
+    cjson::write_canonical_str(&s.name, &mut out);
     out.extend_from_slice(b",\"products\":");
     push_artifacts(&s.products.0, &mut out);
     out.push(b'}');
