@@ -114,8 +114,10 @@ fn sigkill_of_totofs_leaves_no_mount_and_no_step() {
 /// `input` once the step has started.
 fn on_a_terminal(dir: &Path, script: &str, input: &[u8]) -> std::process::ExitStatus {
     use std::io::Write;
+    // `exec`: script(1) runs this through $SHELL -c, and a shell left waiting in the
+    // foreground group would itself die of the Ctrl-C (dash does) and report 130.
     let inner = format!(
-        "{} run -n step --signing-key {} -- sh -c \"{}\"",
+        "exec {} run -n step --signing-key {} -- sh -c \"{}\"",
         env!("CARGO_BIN_EXE_totofs"),
         pem("ed25519_private_unencrypted.pem").display(),
         script
