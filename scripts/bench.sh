@@ -150,13 +150,15 @@ timed() {
     local cmd=()
     case $col in
         native) cmd=("$@") ;;
-        totofs) cmd=("$TOTOFS" run -n "$STEP_NAME" --signing-key "$KEY" -m . -p . "${EXTRA_TOTOFS[@]}" -- "$@") ;;
+        totofs) cmd=(env TOTOFS_STATS=1 "$TOTOFS" run -n "$STEP_NAME" --signing-key "$KEY" -m . -p .
+                     "${EXTRA_TOTOFS[@]}" -- "$@") ;;
         peer) cmd=("$PEER_BIN/in-toto-run" -n "$STEP_NAME" --signing-key "$KEY" -m . -p .
                    --run-timeout 100000 -- "$@") ;;
     esac
     local rssfile=$WORK/logs/rss
     [[ ${RSS:-0} == 1 ]] && cmd=(/usr/bin/time -f %M -o "$rssfile" "${cmd[@]}")
-    rm -f "$dir"/$LINK_GLOB
+    # The last run's link and trace: in-toto-run would record them as materials.
+    rm -f "$dir"/$LINK_GLOB "$dir"/$STEP_NAME.*.trace
     sync -f "$dir"  # write back the last run's data before timing this one
     # Give the blocks of deleted runs back to the host, or the image grows with every run.
     if [[ -n $LOOPDEV ]]; then fstrim "$WORK" 2>/dev/null || true; fi
@@ -188,6 +190,13 @@ timed() {
         counts=$(python3 "$ROOT/scripts/bench/linkstat.py" "$dir"/$LINK_GLOB 2>&1) \
             || { fail "$rowid" "$col" "unreadable link: $counts"; return 1; }
         result "$rowid" "$col" artifacts "$counts"
+    fi
+    if [[ $col == totofs && ${RSS:-0} != 1 ]]; then
+        # Where totofs's time went (TOTOFS_STATS=1): before the step, the step itself under the
+        # overlay, and after it; the overlay's own cost is the step phase against native.
+        local split
+        split=$(grep -m1 '^totofs: stats: phases: ' "$log.err" | python3 "$ROOT/scripts/bench/phases.py")
+        [[ -n $split ]] && result "$rowid" "$col" phases "$split"
     fi
     if [[ ${RSS:-0} == 1 ]]; then
         result "$rowid" "$col" rss_kib "$(tail -n1 "$rssfile")"

@@ -52,9 +52,15 @@ def main(meta_path, rows_path, results_path, out_path):
     values = defaultdict(list)   # (row, col, metric) -> [float]
     errors = {}                  # (row, col) -> first reason
     artifacts = {}               # (row, col) -> "MATERIALS PRODUCTS" of the last link
+    phases = defaultdict(list)   # (row, col) -> [[before, step, after] seconds per run]
     for row, col, metric, value in read_tsv(results_path, 4):
         if metric == "artifacts":
             artifacts[(row, col)] = value.strip()
+        elif metric == "phases":
+            try:
+                phases[(row, col)].append([float(x) for x in value.split()])
+            except ValueError:
+                pass
         elif metric == "error":
             errors.setdefault((row, col), value.strip() or "failed")
         else:
@@ -152,6 +158,14 @@ def main(meta_path, rows_path, results_path, out_path):
                     notes[("info", f"{name} peak RSS at {small:,} files: {lo / 1024:.0f} MiB")].append(label)
         table.append((label, cells["native"], cells["totofs"], cells["peer"], ratio_text,
                       fmt_ratio(speed), target, met))
+        split = phases.get((rid, "totofs"))
+        if split and check == "ratio" and nums.get("native"):
+            before, step, after = (statistics.median(p[i] for p in split) for i in range(3))
+            notes[("info", f"totofs's time: {fmt_time(before)} before the step (listing and stat-ing "
+                           f"the materials), the step itself {fmt_time(step)} under the overlay "
+                           f"({step / nums['native']:.2f}x native), {fmt_time(after)} after it "
+                           f"(unmount, hashing, sealing, signing and writing the link and trace)")
+                  ].append(label)
         if rid == "latency":
             exits = [f"{name} exited {fmt_time(e)}" for name, e in
                      (("totofs", median(rid, "totofs", "exit_seconds")),
