@@ -381,3 +381,25 @@ fn without_passthrough_the_overlay_serves_and_hashes_the_data_itself() {
                   truncate -s 3000000 sparse; printf end >> sparse";
     same_as_in_toto_run_env("echo old > old", &[], &["sh", "-c", script], &env);
 }
+
+#[test]
+fn truncating_opens_record_the_old_and_the_new_content() {
+    // `>` opens with O_TRUNC; Linux also truncates on O_RDONLY | O_TRUNC. Both must hash the
+    // content from before the step as the material and the content after as the product.
+    let setup = "echo old old old > over.txt; echo gone gone > ro.txt; echo same > keep.txt";
+    let cmd = ["sh", "-c", "echo new > over.txt && python3 -c 'import os; os.close(os.open(\"ro.txt\", os.O_RDONLY | os.O_TRUNC))'"];
+    let (ours, _) = same_as_in_toto_run(setup, &[], &cmd);
+    let sha = |s: &str| totofs_sha256(s.as_bytes());
+    assert_eq!(ours["materials"]["over.txt"]["sha256"], sha("old old old\n"));
+    assert_eq!(ours["products"]["over.txt"]["sha256"], sha("new\n"));
+    assert_eq!(ours["materials"]["ro.txt"]["sha256"], sha("gone gone\n"));
+    assert_eq!(ours["products"]["ro.txt"]["sha256"], sha(""));
+    let (m, p) = only_accessed(setup, &cmd);
+    assert_eq!(m, set(&["over.txt", "ro.txt"]));
+    assert_eq!(p, set(&["over.txt", "ro.txt"]));
+}
+
+fn totofs_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

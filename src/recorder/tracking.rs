@@ -144,19 +144,39 @@ struct Stat {
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Read on every request of the step: a fixed buffer, no size probe, no allocation but the name.
+    use std::io::{Read, Write};
+    let mut path = [0u8; 32];
+    let mut w = &mut path[..];
+    write!(w, "/proc/{pid}/stat\0").ok()?;
+    let path = std::ffi::CStr::from_bytes_until_nul(&path).ok()?;
+    // SAFETY: open with a NUL-terminated path; the fd is owned by the File below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+    let stat = std::str::from_utf8(&buf[..len]).ok()?;
     // The command name is in parentheses and may contain anything; fields follow the last ')'.
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close).unwrap_or("").to_string();
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // fields[0] is field 3 (state): field N is fields[N - 3].
-    Some(Stat {
-        comm,
-        ppid: fields.get(1)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-        arg_start: fields.get(45).and_then(|f| f.parse().ok()).unwrap_or(0),
-    })
+    // After the name comes field 3 (state): field N is the (N - 3)th of these.
+    let mut fields = stat[close + 1..].split_ascii_whitespace();
+    let ppid = fields.nth(1)?.parse().ok()?; // field 4
+    let start = fields.nth(17)?.parse().ok()?; // field 22
+    let arg_start = fields.nth(25).and_then(|f| f.parse().ok()).unwrap_or(0); // field 48
+    Some(Stat { comm, ppid, start, arg_start })
 }
 
 /// Per-file and per-process state of one recording, shared by the overlay's threads.
