@@ -306,12 +306,20 @@ impl Overlay {
     fn lookup_at(&self, parent: &Node, name: &OsStr) -> io::Result<(u64, libc::stat)> {
         let c = cstr(name)?;
         let pfd = self.fd_of(parent)?;
-        // SAFETY: openat returns a new fd we own.
-        let fd = check(unsafe {
-            libc::openat(pfd.raw(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        })?;
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let st = stat_fd(fd.as_raw_fd())?;
+        // One fstatat per name (`find` and readdirplus look up every entry); only a directory
+        // the overlay does not know yet is opened, because its node keeps an O_PATH fd. Its
+        // attributes are then taken from that fd, so node and attributes are the same file.
+        let st = fstatat(pfd.raw(), &c, libc::AT_SYMLINK_NOFOLLOW)?;
+        let (st, fd) = if st.st_mode & libc::S_IFMT == libc::S_IFDIR && !self.by_key.contains_key(&(st.st_dev, st.st_ino)) {
+            // SAFETY: openat returns a new fd we own.
+            let fd = check(unsafe {
+                libc::openat(pfd.raw(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            })?;
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            (stat_fd(fd.as_raw_fd())?, Some(fd))
+        } else {
+            (st, None)
+        };
         let key = (st.st_dev, st.st_ino);
         let path = join(&parent.path.read().map(|p| p.clone()).unwrap_or_default(), name);
         let existing = match self.by_key.entry(key) {
@@ -350,8 +358,8 @@ impl Overlay {
                 let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
                 let keep = st.st_mode & libc::S_IFMT == libc::S_IFDIR
                     && self.kept_fds.fetch_add(1, Ordering::AcqRel) < self.fd_budget;
-                let fd = if keep {
-                    Some(fd)
+                let fd = if keep && fd.is_some() {
+                    fd
                 } else {
                     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
                         self.kept_fds.fetch_sub(1, Ordering::AcqRel);
