@@ -268,7 +268,7 @@ impl TraceBuilder {
 fn hash_value(h: &Option<HashDict>) -> Value {
     match h {
         None => Value::Null,
-        Some(d) => Value::Object(d.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+        Some(d) => d.to_value(),
     }
 }
 

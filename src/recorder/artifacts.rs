@@ -407,9 +407,10 @@ pub fn hash_reader(mut r: impl Read) -> std::io::Result<HashDict> {
 
 /// `{"sha256": hex}` from a raw digest.
 pub fn sha256_dict(digest: &[u8]) -> HashDict {
-    let mut d = HashDict::new();
-    d.insert("sha256".into(), hex::encode(digest));
-    d
+    match <[u8; 32]>::try_from(digest) {
+        Ok(raw) => HashDict::sha256(raw),
+        Err(_) => [("sha256".to_string(), hex::encode(digest))].into(),
+    }
 }
 
 /// Hash entries on `threads` threads (0: one per core).

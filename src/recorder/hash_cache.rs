@@ -174,8 +174,7 @@ impl HashCache {
         if sig.ctime_ns > read_start_ns - margin_ns || sig.mtime_ns > read_start_ns - margin_ns {
             return;
         }
-        let Some(d) = digest.get("sha256").and_then(|h| hex::decode(h).ok()) else { return };
-        let Ok(digest) = <[u8; 32]>::try_from(d.as_slice()) else { return };
+        let Some(&digest) = digest.sha256_raw() else { return };
         self.keep(sig.key(), Rec { size: sig.size, mtime_ns: sig.mtime_ns, ctime_ns: sig.ctime_ns, digest });
     }
 
