@@ -510,6 +510,20 @@ impl TraceFile {
         }
     }
 
+    /// [`TraceFile::new`] for a link already in memory: `link_sha256` is the hex SHA-256 of the
+    /// bytes of the link file named `link_file_name`, and `link` what that file holds.
+    pub fn for_link(trace: Trace, link_file_name: &str, link_sha256: String, link: Link) -> Self {
+        TraceFile {
+            trace,
+            subject_name: link_file_name.to_string(),
+            subject_sha256: link_sha256,
+            signer: None,
+            signatures: Vec::new(),
+            payload: Vec::new(),
+            link: Some(link),
+        }
+    }
+
     fn statement(&self) -> Value {
         let mut predicate = self.trace.to_value_against(self.link.as_ref());
         if let (Some(signer), Some(o)) = (&self.signer, predicate.as_object_mut()) {
@@ -852,6 +866,11 @@ mod tests {
         let mut tf = TraceFile::new(t.clone(), "build.c6d8bf2e.link", &bytes);
         tf.sign(&key).unwrap();
         let file = tf.to_file_string();
+        // The recorder's path (the link model and the digest of its bytes, no re-parse) writes
+        // the same file (ed25519 signatures are deterministic).
+        let mut direct = TraceFile::for_link(t.clone(), "build.c6d8bf2e.link", sha256_hex(&bytes), link.clone());
+        direct.sign(&key).unwrap();
+        assert_eq!(direct.to_file_string(), file);
         let back = TraceFile::from_bytes_for(file.as_bytes(), Some(&link)).unwrap();
         back.verify(key.public()).unwrap();
         assert_eq!(back.trace, t);
