@@ -594,9 +594,11 @@ pub struct Signature {
 enum Envelope {
     /// The `signed` value as received (or as produced), signed over its canonical JSON.
     Metablock { signed: Value },
-    /// A Metablock totofs made around a link: `signed` is the link payload itself, printed from
-    /// the model when the file is written; `canonical` holds the bytes the signatures cover.
-    LinkMetablock { canonical: Vec<u8> },
+    /// A Metablock totofs made around a link: `signed` is the link payload itself, serialised
+    /// from the model when it is signed or written (no `Value` tree, no copy of the bytes kept);
+    /// `digest` is the SHA-256 of its canonical JSON when the envelope was made, to tell whether
+    /// the payload changed since.
+    LinkMetablock { digest: [u8; 32] },
     /// The payload bytes as received (or as produced), signed over their PAE.
     Dsse { payload: Vec<u8> },
 }
@@ -625,32 +627,48 @@ pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
 impl Metadata {
     /// A new, unsigned Metablock around `payload`.
     pub fn new_metablock(payload: Payload) -> Self {
-        Metadata { envelope: Self::metablock_of(&payload), payload, signatures: Vec::new() }
+        // A link that cannot be canonicalised (a float in its byproducts) keeps its `Value`, so
+        // that signing it fails with the canonical-JSON error.
+        let envelope = Self::build(&payload, false)
+            .map(|(e, _)| e)
+            .unwrap_or_else(|_| Envelope::Metablock { signed: payload.to_value() });
+        Metadata { envelope, payload, signatures: Vec::new() }
     }
 
     /// A new, unsigned DSSE envelope around `payload`, serialised like in-toto 3.x does.
     pub fn new_dsse(payload: Payload) -> Self {
-        Metadata { envelope: Self::dsse_of(&payload), payload, signatures: Vec::new() }
-    }
-
-    /// The Metablock envelope of `payload`. A link is serialised straight from the model; one
-    /// that cannot be canonicalised (a float in its byproducts) keeps its `Value`, so that
-    /// signing it fails with the canonical-JSON error.
-    fn metablock_of(payload: &Payload) -> Envelope {
-        if let Payload::Link(link) = payload {
-            if let Ok(canonical) = crate::linkjson::canonical(link) {
-                return Envelope::LinkMetablock { canonical };
-            }
-        }
-        Envelope::Metablock { signed: payload.to_value() }
-    }
-
-    fn dsse_of(payload: &Payload) -> Envelope {
-        let bytes = match payload {
+        let bytes = match &payload {
             Payload::Link(link) => crate::linkjson::python_compact(link),
             Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
         };
-        Envelope::Dsse { payload: bytes.into_bytes() }
+        Metadata { envelope: Envelope::Dsse { payload: bytes.into_bytes() }, payload, signatures: Vec::new() }
+    }
+
+    /// The envelope of `payload` as totofs makes it, and the bytes a signature over it covers.
+    /// A link is serialised straight from the model ([`crate::linkjson`]).
+    fn build(payload: &Payload, dsse: bool) -> Result<(Envelope, Vec<u8>)> {
+        use sha2::Digest as _;
+        if dsse {
+            let bytes = match payload {
+                Payload::Link(link) => crate::linkjson::python_compact(link),
+                Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
+            }
+            .into_bytes();
+            let signed = pae(PAYLOAD_TYPE, &bytes);
+            return Ok((Envelope::Dsse { payload: bytes }, signed));
+        }
+        match payload {
+            Payload::Link(link) => {
+                let canonical = crate::linkjson::canonical(link)?;
+                let digest = sha2::Sha256::digest(&canonical).into();
+                Ok((Envelope::LinkMetablock { digest }, canonical))
+            }
+            Payload::Layout(_) => {
+                let signed = payload.to_value();
+                let canonical = cjson::canonical(&signed)?;
+                Ok((Envelope::Metablock { signed }, canonical))
+            }
+        }
     }
 
     pub fn is_dsse(&self) -> bool {
@@ -739,14 +757,13 @@ impl Metadata {
 
     /// The exact bytes a signature covers.
     pub fn signed_bytes(&self) -> Result<Vec<u8>> {
-        Self::envelope_signed_bytes(&self.envelope).map(Cow::into_owned)
-    }
-
-    fn envelope_signed_bytes(envelope: &Envelope) -> Result<Cow<'_, [u8]>> {
-        match envelope {
-            Envelope::Metablock { signed } => cjson::canonical(signed).map(Cow::Owned),
-            Envelope::LinkMetablock { canonical } => Ok(Cow::Borrowed(canonical)),
-            Envelope::Dsse { payload } => Ok(Cow::Owned(pae(PAYLOAD_TYPE, payload))),
+        match &self.envelope {
+            Envelope::Metablock { signed } => cjson::canonical(signed),
+            Envelope::LinkMetablock { .. } => match &self.payload {
+                Payload::Link(link) => crate::linkjson::canonical(link),
+                other => cjson::canonical(&other.to_value()),
+            },
+            Envelope::Dsse { payload } => Ok(pae(PAYLOAD_TYPE, payload)),
         }
     }
 
@@ -761,8 +778,10 @@ impl Metadata {
     /// A new envelope around `payload` signed by `key`: like `new_*` then [`Metadata::sign`],
     /// with the payload serialised once (for a large link that is most of the signing time).
     pub fn new_signed(payload: Payload, dsse: bool, key: &PrivateKey) -> Result<Self> {
-        let mut md = if dsse { Self::new_dsse(payload) } else { Self::new_metablock(payload) };
-        let sig = key.sign(&Self::envelope_signed_bytes(&md.envelope)?)?;
+        let (envelope, bytes) = Self::build(&payload, dsse)?;
+        let sig = key.sign(&bytes)?;
+        drop(bytes);
+        let mut md = Metadata { envelope, payload, signatures: Vec::new() };
         md.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
         Ok(md)
     }
@@ -770,25 +789,22 @@ impl Metadata {
     /// Add a signature by `key` (replacing an older one by the same key). The payload is
     /// re-serialised from the model first, so what is signed is exactly in-toto 3.x's field set.
     pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
-        let fresh = match &self.envelope {
-            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => Self::metablock_of(&self.payload),
-            Envelope::Dsse { .. } => Self::dsse_of(&self.payload),
-        };
-        // The same signed bytes is the same content (canonical JSON has one encoding per value).
-        let same = match (&fresh, &self.envelope) {
+        use sha2::Digest as _;
+        let (fresh, bytes) = Self::build(&self.payload, self.is_dsse())?;
+        // Same signed bytes, same content (canonical JSON has one encoding per value).
+        let same = match (&self.envelope, &fresh) {
             (Envelope::Metablock { signed: a }, Envelope::Metablock { signed: b }) => a == b,
             (Envelope::Dsse { payload: a }, Envelope::Dsse { payload: b }) => a == b,
-            (a, b) => matches!(
-                (Self::envelope_signed_bytes(a), Self::envelope_signed_bytes(b)),
-                (Ok(x), Ok(y)) if x == y
-            ),
+            (Envelope::LinkMetablock { digest }, _) => digest[..] == sha2::Sha256::digest(&bytes)[..],
+            (Envelope::Metablock { signed }, _) => cjson::canonical(signed).is_ok_and(|old| old == bytes),
+            (Envelope::Dsse { .. }, _) => false,
         };
         if !same {
             // The content changed under existing signatures; they no longer cover it.
             self.signatures.clear();
             self.envelope = fresh;
         }
-        let sig = key.sign(&Self::envelope_signed_bytes(&self.envelope)?)?;
+        let sig = key.sign(&bytes)?;
         self.signatures.retain(|s| s.keyid != key.keyid());
         self.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
         Ok(())

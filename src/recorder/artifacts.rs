@@ -424,6 +424,16 @@ pub fn hash_entries_with<F>(entries: &[Entry], threads: usize, hash: F) -> Resul
 where
     F: Fn(&Entry) -> Result<HashDict> + Sync,
 {
+    // Collected, not inserted one by one: `from_iter` sorts once and builds full tree nodes
+    // (about 100 bytes per artifact instead of 156 for a tree grown by inserts).
+    Ok(hash_entries_list(entries, threads, hash)?.into_iter().collect())
+}
+
+/// [`hash_entries_with`] as a list in no particular order.
+pub fn hash_entries_list<F>(entries: &[Entry], threads: usize, hash: F) -> Result<Vec<(String, HashDict)>>
+where
+    F: Fn(&Entry) -> Result<HashDict> + Sync,
+{
     use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
     let next = AtomicUsize::new(0);
@@ -443,7 +453,7 @@ where
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Record("hashing thread panicked".into())))).collect()
     });
-    let mut out = Artifacts::new();
+    let mut out = Vec::with_capacity(entries.len());
     for r in results {
         out.extend(r?);
     }

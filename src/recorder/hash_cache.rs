@@ -296,7 +296,12 @@ pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result
 
 /// Hash entries on one thread per core, through the cache if there is one.
 pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Artifacts> {
-    artifacts::hash_entries_with(entries, 0, |e| hash_file(cache, &e.path, &e.path))
+    Ok(hash_entries_list(cache, entries)?.into_iter().collect())
+}
+
+/// [`hash_entries`] as a list in no particular order.
+pub fn hash_entries_list(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Vec<(String, HashDict)>> {
+    artifacts::hash_entries_list(entries, 0, |e| hash_file(cache, &e.path, &e.path))
 }
 
 /// in-toto-run's recording of `paths` (walk, then hash), through the cache if there is one.

@@ -314,13 +314,14 @@ impl Materials {
 
     /// All materials' hashes, optionally only those `keep` selects.
     pub fn artifacts(&self, keep: impl Fn(&Material) -> bool) -> Result<Artifacts> {
-        let mut out = Artifacts::new();
+        // Collected into one bulk-built map (see `artifacts::hash_entries_with`).
+        let mut out = Vec::with_capacity(self.items.len());
         for (i, it) in self.items.iter().enumerate() {
             if keep(it) {
-                out.insert(it.name.clone(), self.hash_of(i)?);
+                out.push((it.name.clone(), self.hash_of(i)?));
             }
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     /// The material recorded under `name`, if any.
