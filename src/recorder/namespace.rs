@@ -235,7 +235,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         }
         let reuse = by_name.get(e.name.as_str()).and_then(|&i| {
             let m = &o.materials.items()[i];
-            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && m.path == e.path).then_some(i)
+            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path == *e.path).then_some(i)
         });
         match reuse {
             Some(i) => {
