@@ -135,6 +135,13 @@ impl serde::Serialize for HashDict {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for HashDict {
+    /// From a JSON object of strings (any dict; a lowercase sha256 one becomes the compact form).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(BTreeMap::<String, String>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 impl FromIterator<(String, String)> for HashDict {
     /// Like collecting into a map: sorted by algorithm, the last value for an algorithm wins.
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {

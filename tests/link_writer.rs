@@ -194,6 +194,7 @@ fn hash_dicts_behave_as_dicts_of_strings() {
         assert_eq!(d.get("nope"), None);
         assert_eq!(as_map.clone().into_iter().collect::<HashDict>(), d);
         assert_eq!(serde_json::to_value(&d).unwrap(), d.to_value());
+        assert_eq!(serde_json::from_value::<HashDict>(d.to_value()).unwrap(), d);
         let v: Value = d.to_value();
         assert_eq!(v.as_object().map(|o| o.len()), Some(as_map.len()));
     }
