@@ -7,7 +7,7 @@
 //! UTF-8) equals Python's `sorted()` on `str` (code point order).
 
 use crate::error::{Error, Result};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// OLPC canonical JSON: no whitespace, sorted keys, only `\` and `"` escaped, integers only.
 pub fn canonical(value: &Value) -> Result<Vec<u8>> {
@@ -28,7 +28,7 @@ pub fn ensure_canonical(value: &Value) -> Result<()> {
     }
 }
 
-fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -55,19 +55,23 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            out.push(b'{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical_str(k, out);
-                out.push(b':');
-                write_canonical(v, out)?;
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_canonical_object(map, out)?,
     }
+    Ok(())
+}
+
+/// A JSON object in canonical JSON.
+pub(crate) fn write_canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<()> {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_canonical_str(k, out);
+        out.push(b':');
+        write_canonical(v, out)?;
+    }
+    out.push(b'}');
     Ok(())
 }
 
@@ -111,7 +115,7 @@ pub fn dump_pretty_fields(fields: &[(&str, &Value)]) -> String {
     out
 }
 
-fn write_pretty(value: &Value, depth: usize, out: &mut String) {
+pub(crate) fn write_pretty(value: &Value, depth: usize, out: &mut String) {
     match value {
         Value::Array(items) if !items.is_empty() => {
             out.push('[');
@@ -124,24 +128,31 @@ fn write_pretty(value: &Value, depth: usize, out: &mut String) {
             push_indent(depth, out);
             out.push(']');
         }
-        Value::Object(map) if !map.is_empty() => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                out.push_str(if i > 0 { ",\n" } else { "\n" });
-                push_indent(depth + 1, out);
-                write_python_str(k, out);
-                out.push_str(": ");
-                write_pretty(v, depth + 1, out);
-            }
-            out.push('\n');
-            push_indent(depth, out);
-            out.push('}');
-        }
+        Value::Object(map) => write_pretty_object(map, depth, out),
         other => write_python_scalar(other, out),
     }
 }
 
-fn push_indent(depth: usize, out: &mut String) {
+/// A JSON object as [`dump_pretty`] writes it at nesting `depth`.
+pub(crate) fn write_pretty_object(map: &Map<String, Value>, depth: usize, out: &mut String) {
+    if map.is_empty() {
+        out.push_str("{}");
+        return;
+    }
+    out.push('{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        out.push_str(if i > 0 { ",\n" } else { "\n" });
+        push_indent(depth + 1, out);
+        write_python_str(k, out);
+        out.push_str(": ");
+        write_pretty(v, depth + 1, out);
+    }
+    out.push('\n');
+    push_indent(depth, out);
+    out.push('}');
+}
+
+pub(crate) fn push_indent(depth: usize, out: &mut String) {
     for _ in 0..depth {
         out.push(' ');
     }
@@ -154,7 +165,7 @@ pub fn dump_python_compact(value: &Value) -> String {
     out
 }
 
-fn write_compact(value: &Value, out: &mut String) {
+pub(crate) fn write_compact(value: &Value, out: &mut String) {
     match value {
         Value::Array(items) => {
             out.push('[');
@@ -166,20 +177,23 @@ fn write_compact(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_python_str(k, out);
-                out.push_str(": ");
-                write_compact(v, out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_compact_object(map, out),
         other => write_python_scalar(other, out),
     }
+}
+
+/// A JSON object as [`dump_python_compact`] writes it.
+pub(crate) fn write_compact_object(map: &Map<String, Value>, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_python_str(k, out);
+        out.push_str(": ");
+        write_compact(v, out);
+    }
+    out.push('}');
 }
 
 fn write_python_scalar(value: &Value, out: &mut String) {
@@ -194,7 +208,7 @@ fn write_python_scalar(value: &Value, out: &mut String) {
 }
 
 /// A string as Python's `json` module writes it with `ensure_ascii=True`.
-fn write_python_str(s: &str, out: &mut String) {
+pub(crate) fn write_python_str(s: &str, out: &mut String) {
     use std::fmt::Write;
     out.push('"');
     for c in s.chars() {

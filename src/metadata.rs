@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::keys::{PrivateKey, PublicKey};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -20,8 +21,170 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Largest metadata file totofs reads (links can list many artifacts, but not gigabytes).
 pub const MAX_METADATA_BYTES: u64 = 512 * 1024 * 1024;
 
-/// `{"sha256": "<hex>", ...}`; compared as whole dicts, like in-toto.
-pub type HashDict = BTreeMap<String, String>;
+/// One artifact's hash dict, `{"sha256": "<hex>", ...}`, compared as a whole dict of strings
+/// like in-toto does.
+///
+/// The dict every recorder writes (exactly `sha256` with 64 lowercase hex digits) is held as its
+/// 32 raw bytes, inline; any other dict (other or several algorithms, upper-case hex, odd
+/// lengths: all legal in in-toto) as its (algorithm, hex) strings. A dict has exactly one
+/// representation, so the derived equality is string equality of the dicts: `{sha256}` differs
+/// from `{sha256, sha512}` and upper-case hex from lower-case.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum HashDict {
+    /// `{"sha256": <64 lowercase hex>}`.
+    Sha256([u8; 32]),
+    /// Any other dict, as (algorithm, hex) pairs sorted by algorithm, algorithms unique.
+    Other(Box<[(Box<str>, Box<str>)]>),
+}
+
+impl Default for HashDict {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for HashDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl HashDict {
+    /// The empty dict.
+    pub fn new() -> Self {
+        HashDict::Other(Box::new([]))
+    }
+
+    /// `{"sha256": hex(raw)}`.
+    pub fn sha256(raw: [u8; 32]) -> Self {
+        HashDict::Sha256(raw)
+    }
+
+    /// From (algorithm, hex) pairs already sorted by algorithm and unique.
+    pub fn from_sorted_pairs(pairs: Vec<(String, String)>) -> Self {
+        if let [(algo, hex)] = pairs.as_slice() {
+            if algo == "sha256" {
+                if let Some(raw) = decode_lower_sha256(hex) {
+                    return HashDict::Sha256(raw);
+                }
+            }
+        }
+        HashDict::Other(pairs.into_iter().map(|(a, h)| (a.into_boxed_str(), h.into_boxed_str())).collect())
+    }
+
+    /// The raw digest when the dict is exactly `{"sha256": <64 lowercase hex>}`.
+    pub fn sha256_raw(&self) -> Option<&[u8; 32]> {
+        match self {
+            HashDict::Sha256(raw) => Some(raw),
+            HashDict::Other(_) => None,
+        }
+    }
+
+    /// The hex value for `algo`, as written in the dict.
+    pub fn get(&self, algo: &str) -> Option<Cow<'_, str>> {
+        match self {
+            HashDict::Sha256(raw) => (algo == "sha256").then(|| Cow::Owned(hex::encode(raw))),
+            HashDict::Other(p) => p.iter().find(|(a, _)| &**a == algo).map(|(_, h)| Cow::Borrowed(&**h)),
+        }
+    }
+
+    /// Set `algo` to `hex`, replacing an older value.
+    pub fn insert(&mut self, algo: String, hex: String) {
+        let mut pairs = self.pairs();
+        match pairs.binary_search_by(|(a, _)| a.as_str().cmp(&algo)) {
+            Ok(i) => pairs[i].1 = hex,
+            Err(i) => pairs.insert(i, (algo, hex)),
+        }
+        *self = Self::from_sorted_pairs(pairs);
+    }
+
+    /// (algorithm, hex) entries, sorted by algorithm.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+        let (one, many) = match self {
+            HashDict::Sha256(raw) => (Some(("sha256", Cow::Owned(hex::encode(raw)))), &[][..]),
+            HashDict::Other(p) => (None, &p[..]),
+        };
+        one.into_iter().chain(many.iter().map(|(a, h)| (&**a, Cow::Borrowed(&**h))))
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            HashDict::Sha256(_) => 1,
+            HashDict::Other(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The dict as a JSON object.
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.iter().map(|(k, v)| (k.to_string(), Value::String(v.into_owned()))).collect())
+    }
+
+    /// (algorithm, hex) pairs, sorted by algorithm.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.iter().map(|(a, h)| (a.to_string(), h.into_owned())).collect()
+    }
+}
+
+impl serde::Serialize for HashDict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HashDict {
+    /// From a JSON object of strings (any dict; a lowercase sha256 one becomes the compact form).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(BTreeMap::<String, String>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+impl FromIterator<(String, String)> for HashDict {
+    /// Like collecting into a map: sorted by algorithm, the last value for an algorithm wins.
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let m: BTreeMap<String, String> = iter.into_iter().collect();
+        Self::from_sorted_pairs(m.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for HashDict {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+/// 64 lowercase hex digits to 32 bytes; `None` for anything else (upper case included, which must
+/// stay distinct from lower case).
+pub fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
+    // Nibble values of '0'-'9' and 'a'-'f'; 0xff for every other byte.
+    const LUT: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    let h: &[u8; 64] = hex.as_bytes().try_into().ok()?;
+    let mut raw = [0u8; 32];
+    let mut bad = 0u8;
+    for i in 0..32 {
+        let (hi, lo) = (LUT[h[2 * i] as usize], LUT[h[2 * i + 1] as usize]);
+        bad |= hi | lo;
+        raw[i] = (hi << 4) | (lo & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(raw)
+}
+
 /// Artifact path -> hash dict.
 pub type Artifacts = BTreeMap<String, HashDict>;
 
@@ -79,7 +242,7 @@ fn artifacts_to_value(a: &Artifacts) -> Value {
     Value::Object(
         a.iter()
             .map(|(p, h)| {
-                (p.clone(), Value::Object(h.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()))
+                (p.clone(), h.to_value())
             })
             .collect(),
     )
@@ -135,15 +298,16 @@ fn opt_artifacts(o: &Map<String, Value>, key: &str) -> Result<Artifacts> {
         let hm = hashes
             .as_object()
             .ok_or_else(|| Error::format(format!("{key} entry '{path}' is not a hash object")))?;
-        let mut dict = HashDict::new();
+        // JSON objects arrive sorted by key with unique keys.
+        let mut pairs = Vec::with_capacity(hm.len());
         for (algo, digest) in hm {
             let d = digest
                 .as_str()
                 .filter(|d| is_hex(d))
                 .ok_or_else(|| Error::format(format!("{key} entry '{path}': '{algo}' is not a hex digest")))?;
-            dict.insert(algo.clone(), d.to_string());
+            pairs.push((algo.clone(), d.to_string()));
         }
-        out.push((path.clone(), dict));
+        out.push((path.clone(), HashDict::from_sorted_pairs(pairs)));
     }
     Ok(out.into_iter().collect())
 }
@@ -437,6 +601,11 @@ pub struct Signature {
 enum Envelope {
     /// The `signed` value as received (or as produced), signed over its canonical JSON.
     Metablock { signed: Value },
+    /// A Metablock totofs made around a link: `signed` is the link payload itself, serialised
+    /// from the model when it is signed or written (no `Value` tree, no copy of the bytes kept);
+    /// `digest` is the SHA-256 of its canonical JSON when the envelope was made, to tell whether
+    /// the payload changed since.
+    LinkMetablock { digest: [u8; 32] },
     /// The payload bytes as received (or as produced), signed over their PAE.
     Dsse { payload: Vec<u8> },
 }
@@ -465,13 +634,48 @@ pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
 impl Metadata {
     /// A new, unsigned Metablock around `payload`.
     pub fn new_metablock(payload: Payload) -> Self {
-        Metadata { envelope: Envelope::Metablock { signed: payload.to_value() }, payload, signatures: Vec::new() }
+        // A link that cannot be canonicalised (a float in its byproducts) keeps its `Value`, so
+        // that signing it fails with the canonical-JSON error.
+        let envelope = Self::build(&payload, false)
+            .map(|(e, _)| e)
+            .unwrap_or_else(|_| Envelope::Metablock { signed: payload.to_value() });
+        Metadata { envelope, payload, signatures: Vec::new() }
     }
 
     /// A new, unsigned DSSE envelope around `payload`, serialised like in-toto 3.x does.
     pub fn new_dsse(payload: Payload) -> Self {
-        let bytes = cjson::dump_python_compact(&payload.to_value()).into_bytes();
-        Metadata { envelope: Envelope::Dsse { payload: bytes }, payload, signatures: Vec::new() }
+        let bytes = match &payload {
+            Payload::Link(link) => crate::linkjson::python_compact(link),
+            Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
+        };
+        Metadata { envelope: Envelope::Dsse { payload: bytes.into_bytes() }, payload, signatures: Vec::new() }
+    }
+
+    /// The envelope of `payload` as totofs makes it, and the bytes a signature over it covers.
+    /// A link is serialised straight from the model ([`crate::linkjson`]).
+    fn build(payload: &Payload, dsse: bool) -> Result<(Envelope, Vec<u8>)> {
+        use sha2::Digest as _;
+        if dsse {
+            let bytes = match payload {
+                Payload::Link(link) => crate::linkjson::python_compact(link),
+                Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
+            }
+            .into_bytes();
+            let signed = pae(PAYLOAD_TYPE, &bytes);
+            return Ok((Envelope::Dsse { payload: bytes }, signed));
+        }
+        match payload {
+            Payload::Link(link) => {
+                let canonical = crate::linkjson::canonical(link)?;
+                let digest = sha2::Sha256::digest(&canonical).into();
+                Ok((Envelope::LinkMetablock { digest }, canonical))
+            }
+            Payload::Layout(_) => {
+                let signed = payload.to_value();
+                let canonical = cjson::canonical(&signed)?;
+                Ok((Envelope::Metablock { signed }, canonical))
+            }
+        }
     }
 
     pub fn is_dsse(&self) -> bool {
@@ -562,6 +766,10 @@ impl Metadata {
     pub fn signed_bytes(&self) -> Result<Vec<u8>> {
         match &self.envelope {
             Envelope::Metablock { signed } => cjson::canonical(signed),
+            Envelope::LinkMetablock { .. } => match &self.payload {
+                Payload::Link(link) => crate::linkjson::canonical(link),
+                other => cjson::canonical(&other.to_value()),
+            },
             Envelope::Dsse { payload } => Ok(pae(PAYLOAD_TYPE, payload)),
         }
     }
@@ -570,15 +778,17 @@ impl Metadata {
     pub fn dsse_payload(&self) -> Option<&[u8]> {
         match &self.envelope {
             Envelope::Dsse { payload } => Some(payload),
-            Envelope::Metablock { .. } => None,
+            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => None,
         }
     }
 
     /// A new envelope around `payload` signed by `key`: like `new_*` then [`Metadata::sign`],
     /// with the payload serialised once (for a large link that is most of the signing time).
     pub fn new_signed(payload: Payload, dsse: bool, key: &PrivateKey) -> Result<Self> {
-        let mut md = if dsse { Self::new_dsse(payload) } else { Self::new_metablock(payload) };
-        let sig = key.sign(&md.signed_bytes()?)?;
+        let (envelope, bytes) = Self::build(&payload, dsse)?;
+        let sig = key.sign(&bytes)?;
+        drop(bytes);
+        let mut md = Metadata { envelope, payload, signatures: Vec::new() };
         md.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
         Ok(md)
     }
@@ -586,20 +796,22 @@ impl Metadata {
     /// Add a signature by `key` (replacing an older one by the same key). The payload is
     /// re-serialised from the model first, so what is signed is exactly in-toto 3.x's field set.
     pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
-        // Built from the payload in place: cloning a link's artifacts first costs more than the
-        // signature itself for a large tree.
-        let fresh = match &self.envelope {
-            Envelope::Metablock { .. } => Envelope::Metablock { signed: self.payload.to_value() },
-            Envelope::Dsse { .. } => {
-                Envelope::Dsse { payload: cjson::dump_python_compact(&self.payload.to_value()).into_bytes() }
-            }
+        use sha2::Digest as _;
+        let (fresh, bytes) = Self::build(&self.payload, self.is_dsse())?;
+        // Same signed bytes, same content (canonical JSON has one encoding per value).
+        let same = match (&self.envelope, &fresh) {
+            (Envelope::Metablock { signed: a }, Envelope::Metablock { signed: b }) => a == b,
+            (Envelope::Dsse { payload: a }, Envelope::Dsse { payload: b }) => a == b,
+            (Envelope::LinkMetablock { digest }, _) => digest[..] == sha2::Sha256::digest(&bytes)[..],
+            (Envelope::Metablock { signed }, _) => cjson::canonical(signed).is_ok_and(|old| old == bytes),
+            (Envelope::Dsse { .. }, _) => false,
         };
-        if fresh != self.envelope {
+        if !same {
             // The content changed under existing signatures; they no longer cover it.
             self.signatures.clear();
             self.envelope = fresh;
         }
-        let sig = key.sign(&self.signed_bytes()?)?;
+        let sig = key.sign(&bytes)?;
         self.signatures.retain(|s| s.keyid != key.keyid());
         self.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
         Ok(())
@@ -624,6 +836,20 @@ impl Metadata {
                 let sigs: Vec<Value> =
                     self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
                 cjson::dump_pretty_fields(&[("signatures", &Value::Array(sigs)), ("signed", signed)])
+            }
+            Envelope::LinkMetablock { .. } => {
+                let sigs: Vec<Value> =
+                    self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
+                let mut out = String::new();
+                out.push_str("{\n \"signatures\": ");
+                cjson::write_pretty(&Value::Array(sigs), 1, &mut out);
+                out.push_str(",\n \"signed\": ");
+                match &self.payload {
+                    Payload::Link(link) => crate::linkjson::write_pretty(link, 1, &mut out),
+                    other => cjson::write_pretty(&other.to_value(), 1, &mut out),
+                }
+                out.push_str("\n}");
+                out
             }
             Envelope::Dsse { payload } => {
                 let b64 = base64::engine::general_purpose::STANDARD;

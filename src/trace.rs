@@ -268,7 +268,26 @@ impl TraceBuilder {
 fn hash_value(h: &Option<HashDict>) -> Value {
     match h {
         None => Value::Null,
-        Some(d) => Value::Object(d.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+        Some(d) => d.to_value(),
+    }
+}
+
+/// [`hash_value`] as Python's compact `json.dumps` writes it.
+fn write_hash_json(h: &Option<HashDict>, out: &mut String) {
+    match h {
+        None => out.push_str("null"),
+        Some(d) => {
+            out.push('{');
+            for (i, (algo, hex)) in d.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                cjson::write_python_str(algo, out);
+                out.push_str(": ");
+                cjson::write_python_str(&hex, out);
+            }
+            out.push('}');
+        }
     }
 }
 
@@ -510,6 +529,22 @@ impl TraceFile {
         }
     }
 
+    /// [`TraceFile::new`] for a link already in memory: `link_sha256` is the hex SHA-256 of the
+    /// bytes of the link file named `link_file_name`, and `link` what that file holds.
+    pub fn for_link(trace: Trace, link_file_name: &str, link_sha256: String, link: Link) -> Self {
+        TraceFile {
+            trace,
+            subject_name: link_file_name.to_string(),
+            subject_sha256: link_sha256,
+            signer: None,
+            signatures: Vec::new(),
+            payload: Vec::new(),
+            link: Some(link),
+        }
+    }
+
+    /// The Statement as a `Value`: the reference [`TraceFile::statement_json`] is checked against.
+    #[cfg(test)]
     fn statement(&self) -> Value {
         let mut predicate = self.trace.to_value_against(self.link.as_ref());
         if let (Some(signer), Some(o)) = (&self.signer, predicate.as_object_mut()) {
@@ -524,10 +559,110 @@ impl TraceFile {
         Value::Object(o)
     }
 
+    /// The Statement as Python's `json.dumps(sort_keys=True)` writes it (the DSSE payload),
+    /// written straight from the model: byte for byte `dump_python_compact(&self.statement())`
+    /// without a `Value` per file and process (a trace can list every file of a build).
+    fn statement_json(&self) -> String {
+        use cjson::write_python_str as s;
+        let link = self.link.as_ref();
+        let mut out = String::with_capacity(256 + self.trace.files.len() * 160);
+        out.push_str("{\"_type\": ");
+        s(STATEMENT_TYPE, &mut out);
+        // The predicate: files, processes, signer, step.
+        out.push_str(", \"predicate\": {\"files\": {");
+        for (i, (path, f)) in self.trace.files.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            s(path, &mut out);
+            out.push_str(": {");
+            // after, before, first, ops
+            if link.is_none_or(|l| l.products.get(path) != f.after.as_ref()) {
+                out.push_str("\"after\": ");
+                write_hash_json(&f.after, &mut out);
+                out.push_str(", ");
+            }
+            if link.is_none_or(|l| l.materials.get(path) != f.before.as_ref()) {
+                out.push_str("\"before\": ");
+                write_hash_json(&f.before, &mut out);
+                out.push_str(", ");
+            }
+            out.push_str("\"first\": ");
+            match &f.first {
+                None => out.push_str("null"),
+                Some(fp) => {
+                    out.push_str("{\"comm\": ");
+                    s(&fp.comm, &mut out);
+                    out.push_str(", \"pid\": ");
+                    out.push_str(&fp.pid.to_string());
+                    out.push('}');
+                }
+            }
+            out.push_str(", \"ops\": [");
+            for (j, op) in f.ops.iter().enumerate() {
+                if j > 0 {
+                    out.push_str(", ");
+                }
+                s(&op.as_string(), &mut out);
+            }
+            out.push_str("]}");
+        }
+        out.push_str("}, \"processes\": [");
+        let list = |items: &mut dyn Iterator<Item = &String>, out: &mut String| {
+            out.push('[');
+            for (j, x) in items.enumerate() {
+                if j > 0 {
+                    out.push_str(", ");
+                }
+                s(x, out);
+            }
+            out.push(']');
+        };
+        for (i, p) in self.trace.processes.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            // argv, cwd, id, parent, pid, reads, writes
+            out.push_str("{\"argv\": ");
+            list(&mut p.argv.iter(), &mut out);
+            out.push_str(", \"cwd\": ");
+            s(&p.cwd, &mut out);
+            out.push_str(", \"id\": ");
+            out.push_str(&p.id.to_string());
+            out.push_str(", \"parent\": ");
+            match p.parent {
+                None => out.push_str("null"),
+                Some(id) => out.push_str(&id.to_string()),
+            }
+            out.push_str(", \"pid\": ");
+            out.push_str(&p.pid.to_string());
+            out.push_str(", \"reads\": ");
+            list(&mut p.reads.iter(), &mut out);
+            out.push_str(", \"writes\": ");
+            list(&mut p.writes.iter(), &mut out);
+            out.push('}');
+        }
+        out.push(']');
+        if let Some(signer) = &self.signer {
+            out.push_str(", \"signer\": ");
+            cjson::write_compact(signer, &mut out);
+        }
+        out.push_str(", \"step\": ");
+        s(&self.trace.step, &mut out);
+        out.push_str("}, \"predicateType\": ");
+        s(PREDICATE_TYPE, &mut out);
+        out.push_str(", \"subject\": [{\"digest\": {\"sha256\": ");
+        s(&self.subject_sha256, &mut out);
+        out.push_str("}, \"name\": ");
+        s(&self.subject_name, &mut out);
+        out.push_str("}]}");
+        out
+    }
+
     /// Sign with `key` (the key that signed the link). Replaces any earlier signature.
     pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
         self.signer = Some(key.public().to_key_dict());
-        self.payload = cjson::dump_python_compact(&self.statement()).into_bytes();
+        self.payload = self.statement_json().into_bytes();
         let sig = key.sign(&pae(PAYLOAD_TYPE, &self.payload))?;
         self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
         Ok(())
@@ -753,6 +888,48 @@ mod tests {
     }
 
     #[test]
+    fn streamed_statement_equals_the_value_path() {
+        let hostile = ["", "q\"uote", "back\\slash", "tab\tnl\n\u{0}\u{7f}", "é \u{1F600}", "\u{2028}"];
+        let mut b = TraceBuilder::new("st\"ep \u{1F600}");
+        let root = b.process(ProcessStart { pid: 1, argv: hostile.iter().map(|s| s.to_string()).collect(), cwd: "/w\"".into(), comm: "sh\\".into(), ..Default::default() });
+        let child = b.process(ProcessStart { pid: 2, parent: Some(root), argv: vec![], cwd: String::new(), ..Default::default() });
+        let mut link = Link { name: "x".into(), ..Default::default() };
+        for (i, name) in hostile.iter().enumerate() {
+            let p = format!("{name}{i}");
+            b.file_op(if i % 2 == 0 { root } else { child }, &p, FileOp::Read);
+            b.file_op(child, &p, FileOp::Written);
+            b.file_op(root, &p, FileOp::RenamedTo(format!("to {name}")));
+            b.file_op(child, &p, FileOp::RenamedFrom(name.to_string()));
+            if i % 3 == 0 {
+                link.materials.insert(p.clone(), h(&p));
+            }
+            if i % 2 == 0 {
+                link.products.insert(p.clone(), h(&format!("{p}!")));
+            }
+        }
+        b.file_op(root, "deleted", FileOp::Deleted);
+        b.set_hashes("odd", Some([("sha512".to_string(), "AB".into()), ("md5".to_string(), "01".into())].into()), Some(HashDict::new()));
+        let t = b.finish(&link);
+        let key = PrivateKey::load(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems/ed25519_private_unencrypted.pem"),
+            None,
+        )
+        .unwrap();
+        for (with_link, signer) in [(true, true), (false, false), (true, false), (false, true)] {
+            let mut tf = TraceFile::for_link(t.clone(), "x.c6d8bf2e.link", "ab".repeat(32), link.clone());
+            if !with_link {
+                tf.link = None;
+            }
+            if signer {
+                tf.signer = Some(key.public().to_key_dict());
+            }
+            assert_eq!(tf.statement_json(), cjson::dump_python_compact(&tf.statement()), "link {with_link} signer {signer}");
+        }
+        let empty = TraceFile::for_link(Trace::default(), "", String::new(), Link::default());
+        assert_eq!(empty.statement_json(), cjson::dump_python_compact(&empty.statement()));
+    }
+
+    #[test]
     fn builder_records_processes_and_ops() {
         let t = sample();
         assert_eq!(t.processes.len(), 2);
@@ -852,6 +1029,11 @@ mod tests {
         let mut tf = TraceFile::new(t.clone(), "build.c6d8bf2e.link", &bytes);
         tf.sign(&key).unwrap();
         let file = tf.to_file_string();
+        // The recorder's path (the link model and the digest of its bytes, no re-parse) writes
+        // the same file (ed25519 signatures are deterministic).
+        let mut direct = TraceFile::for_link(t.clone(), "build.c6d8bf2e.link", sha256_hex(&bytes), link.clone());
+        direct.sign(&key).unwrap();
+        assert_eq!(direct.to_file_string(), file);
         let back = TraceFile::from_bytes_for(file.as_bytes(), Some(&link)).unwrap();
         back.verify(key.public()).unwrap();
         assert_eq!(back.trace, t);

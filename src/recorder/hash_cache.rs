@@ -174,8 +174,7 @@ impl HashCache {
         if sig.ctime_ns > read_start_ns - margin_ns || sig.mtime_ns > read_start_ns - margin_ns {
             return;
         }
-        let Some(d) = digest.get("sha256").and_then(|h| hex::decode(h).ok()) else { return };
-        let Ok(digest) = <[u8; 32]>::try_from(d.as_slice()) else { return };
+        let Some(&digest) = digest.sha256_raw() else { return };
         self.keep(sig.key(), Rec { size: sig.size, mtime_ns: sig.mtime_ns, ctime_ns: sig.ctime_ns, digest });
     }
 
@@ -297,7 +296,12 @@ pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result
 
 /// Hash entries on one thread per core, through the cache if there is one.
 pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Artifacts> {
-    artifacts::hash_entries_with(entries, 0, |e| hash_file(cache, &e.path, &e.path))
+    Ok(hash_entries_list(cache, entries)?.into_iter().collect())
+}
+
+/// [`hash_entries`] as a list in no particular order.
+pub fn hash_entries_list(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Vec<(String, HashDict)>> {
+    artifacts::hash_entries_list(entries, 0, |e| hash_file(cache, &e.path, &e.path))
 }
 
 /// in-toto-run's recording of `paths` (walk, then hash), through the cache if there is one.

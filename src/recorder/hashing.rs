@@ -135,16 +135,18 @@ const DONE: u8 = 2;
 /// One material: its recorded name, where totofs reads it, and its hash once known.
 #[derive(Debug)]
 pub struct Material {
-    pub name: String,
+    pub name: Box<str>,
     /// The path as the walk found it (relative to the working directory, or absolute).
-    pub path: PathBuf,
+    pub path: Box<Path>,
     /// Where totofs itself reads it without going through the overlay.
-    read_path: PathBuf,
+    read_path: Box<Path>,
     pub sig: StatSig,
     /// Inside the overlay's root: changes to it are seen by the overlay.
     pub covered: bool,
     /// An earlier material with the same file (and coverage): its hash is this one's.
-    primary: Option<usize>,
+    primary: Option<u32>,
+    /// The next material with the same file identity (device, inode), if any.
+    next_same: Option<u32>,
     state: AtomicU8,
     result: OnceLock<std::result::Result<HashDict, String>>,
 }
@@ -153,7 +155,8 @@ pub struct Material {
 #[derive(Debug)]
 pub struct Materials {
     items: Vec<Material>,
-    by_key: HashMap<FileKey, Vec<usize>>,
+    /// File identity -> the first material with it (the others follow `next_same`).
+    by_key: HashMap<FileKey, u32>,
     next: AtomicUsize,
     lock: Mutex<()>,
     done: Condvar,
@@ -173,15 +176,31 @@ impl Materials {
             None => entries,
         };
         let identified = identify_all(&entries, root, real_root)?;
-        let mut items = Vec::with_capacity(entries.len());
-        let mut by_key: HashMap<FileKey, Vec<usize>> = HashMap::new();
+        if u32::try_from(entries.len()).is_err() {
+            return Err(Error::Record(format!("too many materials ({})", entries.len())));
+        }
+        let mut items: Vec<Material> = Vec::with_capacity(entries.len());
+        let mut by_key: HashMap<FileKey, u32> = HashMap::with_capacity(entries.len());
+        // The last material of each identity, to append to its chain.
+        let mut last: HashMap<FileKey, u32> = HashMap::new();
         for (e, (sig, covered, read_path)) in entries.into_iter().zip(identified) {
-            let same = by_key.entry(sig.key()).or_default();
-            let primary = same.iter().copied().find(|&j| {
-                let o: &Material = &items[j];
-                o.sig == sig && o.covered == covered
-            });
-            same.push(items.len());
+            let me = items.len() as u32;
+            let mut primary = None;
+            if let Some(&first) = by_key.get(&sig.key()) {
+                let mut j = Some(first);
+                while let Some(k) = j {
+                    let o = &items[k as usize];
+                    if primary.is_none() && o.sig == sig && o.covered == covered {
+                        primary = Some(k);
+                    }
+                    j = o.next_same;
+                }
+                let tail = last.get(&sig.key()).copied().unwrap_or(first);
+                items[tail as usize].next_same = Some(me);
+                last.insert(sig.key(), me);
+            } else {
+                by_key.insert(sig.key(), me);
+            }
             let result = OnceLock::new();
             let mut state = PENDING;
             if let Some(h) = cache.as_ref().and_then(|c| c.lookup(&sig)) {
@@ -189,12 +208,13 @@ impl Materials {
                 state = DONE;
             }
             items.push(Material {
-                name: e.name,
-                path: e.path,
-                read_path,
+                name: e.name.into_boxed_str(),
+                path: e.path.into_boxed_path(),
+                read_path: read_path.into_boxed_path(),
                 sig,
                 covered,
                 primary,
+                next_same: None,
                 state: AtomicU8::new(state),
                 result,
             });
@@ -236,7 +256,7 @@ impl Materials {
             return;
         }
         // A file reached by several names (symlinks, hard links) is read once.
-        let r = match it.primary {
+        let r = match it.primary.map(|p| p as usize) {
             Some(p) => {
                 self.hash_item(p);
                 self.wait_done(p);
@@ -255,10 +275,11 @@ impl Materials {
     /// Block until every material with this backing file is hashed (hashing it here if no
     /// thread has started on it).
     pub fn ensure_hashed(&self, key: FileKey) {
-        let Some(idx) = self.by_key.get(&key) else { return };
-        for &i in idx {
-            self.hash_item(i);
-            self.wait_done(i);
+        let mut next = self.by_key.get(&key).copied();
+        while let Some(i) = next {
+            self.hash_item(i as usize);
+            self.wait_done(i as usize);
+            next = self.items[i as usize].next_same;
         }
     }
 
@@ -314,18 +335,19 @@ impl Materials {
 
     /// All materials' hashes, optionally only those `keep` selects.
     pub fn artifacts(&self, keep: impl Fn(&Material) -> bool) -> Result<Artifacts> {
-        let mut out = Artifacts::new();
+        // Collected into one bulk-built map (see `artifacts::hash_entries_with`).
+        let mut out = Vec::with_capacity(self.items.len());
         for (i, it) in self.items.iter().enumerate() {
             if keep(it) {
-                out.insert(it.name.clone(), self.hash_of(i)?);
+                out.push((it.name.to_string(), self.hash_of(i)?));
             }
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     /// The material recorded under `name`, if any.
     pub fn by_name(&self) -> HashMap<&str, usize> {
-        self.items.iter().enumerate().map(|(i, it)| (it.name.as_str(), i)).collect()
+        self.items.iter().enumerate().map(|(i, it)| (&*it.name, i)).collect()
     }
 }
 

@@ -199,9 +199,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         session::save_cache(c);
     }
     let (code, text) = match result {
-        Ok(path) => {
-            let mut text = format!("ok {}\n", path.display());
-            if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), dir) {
+        Ok(written) => {
+            let mut text = format!("ok {}\n", written.path.display());
+            if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), dir, written) {
                 text.push_str(&format!("the link is written, but its trace is not: {e}\n"));
             }
             (0, text)

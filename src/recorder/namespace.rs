@@ -16,7 +16,7 @@ use super::session::RecordOptions;
 use super::supervise::{self, StepCommand, StepEnd};
 use super::tracking::Tracker;
 use crate::error::{Error, Result};
-use crate::metadata::Artifacts;
+use crate::metadata::{Artifacts, HashDict};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -224,7 +224,8 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     let by_name = o.materials.by_name();
     let mut to_hash: Vec<Entry> = Vec::new();
     let mut resolver = Resolver::default();
-    let mut products = Artifacts::new();
+    // A list first, then one bulk-built map (see `artifacts::hash_entries_with`).
+    let mut products: Vec<(String, HashDict)> = Vec::with_capacity(entries.len());
     for e in entries {
         let (meta, canon) = resolver.identify(&e.path).map_err(|err| Error::input(&e.path, err))?;
         let sig = StatSig::of(&meta);
@@ -234,26 +235,27 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         }
         let reuse = by_name.get(e.name.as_str()).and_then(|&i| {
             let m = &o.materials.items()[i];
-            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && m.path == e.path).then_some(i)
+            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path == *e.path).then_some(i)
         });
         match reuse {
             Some(i) => {
-                products.insert(e.name, o.materials.hash_of(i)?);
+                products.push((e.name, o.materials.hash_of(i)?));
             }
             None => match o.written.hash_for(&sig).filter(|_| covered) {
                 Some(h) => {
-                    products.insert(e.name, h);
+                    products.push((e.name, h));
                 }
                 None => match cache.and_then(|c| c.lookup(&sig)) {
                     Some(h) => {
-                        products.insert(e.name, h);
+                        products.push((e.name, h));
                     }
                     None => to_hash.push(e),
                 },
             },
         }
     }
-    products.extend(hash_cache::hash_entries(cache, &to_hash)?);
+    products.extend(hash_cache::hash_entries_list(cache, &to_hash)?);
+    let products: Artifacts = products.into_iter().collect();
     // Materials last: the product walk above ran while the pool was still hashing them.
     let materials = o.materials.artifacts(|m| {
         !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)

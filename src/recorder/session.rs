@@ -59,7 +59,16 @@ pub enum Method {
     Snapshot,
 }
 
-/// Sign and write the link; returns its path.
+/// A link as it was just written: where, what, and the SHA-256 of the file's bytes (what its
+/// trace is bound to), so the trace needs not read and parse the link file again.
+#[derive(Debug)]
+pub struct WrittenLink {
+    pub path: PathBuf,
+    pub link: Link,
+    pub sha256: String,
+}
+
+/// Sign and write the link.
 pub fn write_link(
     opts: &RecordOptions,
     key: &PrivateKey,
@@ -67,7 +76,7 @@ pub fn write_link(
     materials: Artifacts,
     products: Artifacts,
     byproducts: serde_json::Map<String, serde_json::Value>,
-) -> Result<PathBuf> {
+) -> Result<WrittenLink> {
     let link = Link {
         name: opts.name.clone(),
         command: command.to_vec(),
@@ -79,8 +88,14 @@ pub fn write_link(
     let payload = Payload::Link(link);
     let md = Metadata::new_signed(payload, opts.use_dsse, key)?;
     let path = opts.link_path(key);
-    md.write(&path)?;
-    Ok(path)
+    let text = md.to_file_string();
+    crate::metadata::write_atomic(&path, text.as_bytes())?;
+    let sha256 = crate::keys::sha256_hex(text.as_bytes());
+    drop(text);
+    let Payload::Link(link) = md.payload else {
+        return Err(crate::error::Error::Record("a link payload turned into a layout".into()));
+    };
+    Ok(WrittenLink { path, link, sha256 })
 }
 
 /// Run and record a step; returns totofs's exit code (the command's, like in-toto-run).
@@ -115,15 +130,15 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
     };
     let linked = matches!(recorded.1, StepEnd::Finished { .. });
     let t = std::time::Instant::now();
-    let code = finish(opts, key, &cmd.argv, recorded, cmd.timeout)?;
+    let (code, written) = finish(opts, key, &cmd.argv, recorded, cmd.timeout)?;
     hash_cache::phase("link", t);
     if let Some(c) = &cache {
         save_cache(c);
     }
-    if linked {
+    if let Some(written) = written.filter(|_| linked) {
         let t = std::time::Instant::now();
         let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
-        if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root) {
+        if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root, written) {
             eprintln!("totofs: the link is written, but its trace is not: {e}");
         }
         hash_cache::phase("trace", t);
@@ -146,19 +161,19 @@ pub fn finish(
     argv: &[String],
     (materials, end, products): (Artifacts, StepEnd, Artifacts),
     timeout: Option<std::time::Duration>,
-) -> Result<i32> {
+) -> Result<(i32, Option<WrittenLink>)> {
     match end {
         StepEnd::Finished { return_value, stdout, stderr } => {
             let by = Link::run_byproducts(&stdout, &stderr, return_value);
-            write_link(opts, key, argv, materials, products, by)?;
-            Ok(exit_code(return_value))
+            let written = write_link(opts, key, argv, materials, products, by)?;
+            Ok((exit_code(return_value), Some(written)))
         }
         StepEnd::TimedOut => {
             let secs = timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0);
             eprintln!("totofs: the step did not end within {secs} s and was killed; no link is written");
-            Ok(1)
+            Ok((1, None))
         }
-        StepEnd::Aborted => Ok(130),
+        StepEnd::Aborted => Ok((130, None)),
     }
 }
 

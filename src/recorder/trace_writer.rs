@@ -1,16 +1,17 @@
 //! The signed trace of a recorded step, written beside its link as `<step>.<keyid8>.trace`:
 //! the overlay's processes and operation log ([`Tracker::observed`]) named like the link's
-//! artifacts, turned into a [`crate::trace::Trace`], bound to the link file's bytes, signed with
+//! artifacts, turned into a [`crate::trace::Trace`], bound to the link file's bytes (their SHA-256,
+//! taken when the link was written, with the link model itself: the file is not read back), signed with
 //! the step's key and written atomically. Steps recorded by snapshots observed no process, so
 //! they get no trace; a trace left beside the link by an earlier recording is removed then,
 //! because it no longer belongs to the new link.
 
 use super::artifacts::{normpath, ArtifactOptions};
-use super::session::RecordOptions;
+use super::session::{RecordOptions, WrittenLink};
 use super::tracking::Tracker;
 use crate::error::Result;
 use crate::keys::PrivateKey;
-use crate::trace::{trace_from_observed, trace_path_for_link, LoadedLink, TraceFile};
+use crate::trace::{trace_from_observed, trace_path_for_link, TraceFile};
 use std::path::{Path, PathBuf};
 
 /// The gitignore pattern of trace files (`<step>.<keyid8>.trace`). `totofs run` and `mount` add
@@ -26,8 +27,14 @@ pub fn default_excludes() -> Vec<String> {
 
 /// After the link is written: write its trace (`tracker` is `None` without the overlay), or
 /// remove a stale one when there is none to write. Returns the trace's path if one was written.
-pub fn after_link(opts: &RecordOptions, key: &PrivateKey, tracker: Option<&Tracker>, root: &Path) -> Result<Option<PathBuf>> {
-    let link_path = opts.link_path(key);
+pub fn after_link(
+    opts: &RecordOptions,
+    key: &PrivateKey,
+    tracker: Option<&Tracker>,
+    root: &Path,
+    written: WrittenLink,
+) -> Result<Option<PathBuf>> {
+    let link_path = written.path;
     let path = trace_path_for_link(&link_path, &opts.name, key.keyid());
     let tracker = match (opts.trace, tracker) {
         (true, Some(t)) => t,
@@ -41,12 +48,11 @@ pub fn after_link(opts: &RecordOptions, key: &PrivateKey, tracker: Option<&Track
             return Ok(None);
         }
     };
-    let link = LoadedLink::load(&link_path)?;
     let name = artifact_namer(root, &opts.artifacts);
     let (procs, ops) = tracker.observed(name);
-    let trace = trace_from_observed(&opts.name, procs, ops, &link.link);
+    let trace = trace_from_observed(&opts.name, procs, ops, &written.link);
     let file_name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut tf = TraceFile::new(trace, &file_name, &link.bytes);
+    let mut tf = TraceFile::for_link(trace, &file_name, written.sha256, written.link);
     tf.sign(key)?;
     tf.write(&path)?;
     Ok(Some(path))

@@ -4,81 +4,13 @@
 //! a dict has one representation, so `{sha256}` still differs from `{sha256, sha512}` and
 //! upper-case hex from lower-case.
 
-use crate::metadata::{Artifacts, HashDict, Link};
+use crate::metadata::{Artifacts, Link};
 use serde_json::{Map, Value};
 
-/// One artifact's hash dict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Digest {
-    /// `{"sha256": <64 lowercase hex>}`, the dict every in-toto recorder writes.
-    Sha256([u8; 32]),
-    /// Any other dict, as (algorithm, hex) pairs sorted by algorithm.
-    Other(Box<[(Box<str>, Box<str>)]>),
-}
-
-impl Digest {
-    /// From (algorithm, hex) pairs already sorted by algorithm and unique.
-    pub fn from_sorted_pairs(pairs: Vec<(String, String)>) -> Self {
-        if let [(algo, hex)] = pairs.as_slice() {
-            if algo == "sha256" {
-                if let Some(raw) = decode_lower_sha256(hex) {
-                    return Digest::Sha256(raw);
-                }
-            }
-        }
-        Digest::Other(
-            pairs
-                .into_iter()
-                .map(|(a, h)| (a.into_boxed_str(), h.into_boxed_str()))
-                .collect(),
-        )
-    }
-
-    pub fn from_dict(d: &HashDict) -> Self {
-        Self::from_sorted_pairs(d.iter().map(|(a, h)| (a.clone(), h.clone())).collect())
-    }
-
-    /// (algorithm, hex) pairs, sorted by algorithm.
-    pub fn pairs(&self) -> Vec<(String, String)> {
-        match self {
-            Digest::Sha256(raw) => vec![("sha256".into(), hex::encode(raw))],
-            Digest::Other(p) => p.iter().map(|(a, h)| (a.to_string(), h.to_string())).collect(),
-        }
-    }
-
-    pub fn to_dict(&self) -> HashDict {
-        self.pairs().into_iter().collect()
-    }
-}
-
-/// 64 lowercase hex digits to 32 bytes; `None` for anything else (upper case included, which must
-/// stay distinct from lower case).
-pub(crate) fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
-    // Nibble values of '0'-'9' and 'a'-'f'; 0xff for every other byte.
-    const LUT: [u8; 256] = {
-        let mut t = [0xffu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
-    let h: &[u8; 64] = hex.as_bytes().try_into().ok()?;
-    let mut raw = [0u8; 32];
-    let mut bad = 0u8;
-    for i in 0..32 {
-        let (hi, lo) = (LUT[h[2 * i] as usize], LUT[h[2 * i + 1] as usize]);
-        bad |= hi | lo;
-        raw[i] = (hi << 4) | (lo & 0x0f);
-    }
-    (bad & 0xf0 == 0).then_some(raw)
-}
+/// One artifact's hash dict: the link model's compact [`HashDict`].
+pub use crate::metadata::HashDict as Digest;
+#[cfg(test)]
+pub(crate) use crate::metadata::decode_lower_sha256;
 
 /// Path -> hash dict, sorted by path (byte order, like the maps in-toto's JSON uses).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -101,13 +33,18 @@ impl Arts {
         Arts {
             entries: a
                 .iter()
-                .map(|(p, d)| (p.as_str().into(), Digest::from_dict(d)))
+                .map(|(p, d)| (p.as_str().into(), d.clone()))
                 .collect(),
         }
     }
 
+    /// From a path-sorted map, moving its entries.
+    pub fn from_map(a: Artifacts) -> Self {
+        Arts { entries: a.into_iter().map(|(p, d)| (p.into_boxed_str(), d)).collect() }
+    }
+
     pub fn to_artifacts(&self) -> Artifacts {
-        self.entries.iter().map(|(p, d)| (p.to_string(), d.to_dict())).collect()
+        self.entries.iter().map(|(p, d)| (p.to_string(), d.clone())).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -189,8 +126,8 @@ pub struct VLink {
 impl From<Link> for VLink {
     fn from(l: Link) -> Self {
         VLink {
-            materials: Arts::from_artifacts(&l.materials),
-            products: Arts::from_artifacts(&l.products),
+            materials: Arts::from_map(l.materials),
+            products: Arts::from_map(l.products),
             name: l.name,
             command: l.command,
             byproducts: l.byproducts,
@@ -201,6 +138,7 @@ impl From<Link> for VLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::HashDict;
 
     fn dict(pairs: &[(&str, &str)]) -> HashDict {
         pairs.iter().map(|(a, h)| (a.to_string(), h.to_string())).collect()
@@ -210,25 +148,26 @@ mod tests {
     fn digests_compare_as_whole_dicts() {
         let lower = "ab".repeat(32);
         let upper = "AB".repeat(32);
-        let a = Digest::from_dict(&dict(&[("sha256", &lower)]));
+        let a = dict(&[("sha256", &lower)]);
         assert!(matches!(a, Digest::Sha256(_)));
-        assert_eq!(a, Digest::from_dict(&dict(&[("sha256", &lower)])));
-        assert_ne!(a, Digest::from_dict(&dict(&[("sha256", &upper)])));
-        assert_ne!(a, Digest::from_dict(&dict(&[("sha256", &lower), ("sha512", "00")])));
-        assert_ne!(a, Digest::from_dict(&dict(&[("sha512", &lower)])));
+        assert_eq!(a, dict(&[("sha256", &lower)]));
+        assert_ne!(a, dict(&[("sha256", &upper)]));
+        assert_ne!(a, dict(&[("sha256", &lower), ("sha512", "00")]));
+        assert_ne!(a, dict(&[("sha512", &lower)]));
         for d in [
             dict(&[("sha256", &upper)]),
             dict(&[("sha256", "1a")]),
             dict(&[]),
             dict(&[("a", "1"), ("b", "2")]),
         ] {
-            assert_eq!(Digest::from_dict(&d).to_dict(), d);
+            assert_eq!(d.pairs().into_iter().collect::<HashDict>(), d);
+            assert_eq!(d.iter().count(), d.len());
         }
     }
 
     #[test]
     fn seek_finds_what_get_finds_in_any_order() {
-        let d = Digest::from_dict(&dict(&[("sha256", "01")]));
+        let d = dict(&[("sha256", "01")]);
         let arts = Arts::from_entries(
             (0..100)
                 .map(|i| (format!("p{i:03}").into_boxed_str(), d.clone()))
@@ -271,7 +210,7 @@ mod tests {
 
     #[test]
     fn unsorted_and_duplicate_paths_like_json_objects() {
-        let d = |x: &str| Digest::from_dict(&dict(&[("sha256", x)]));
+        let d = |x: &str| dict(&[("sha256", x)]);
         let arts = Arts::from_entries(vec![
             ("b".into(), d("01")),
             ("a".into(), d("02")),

@@ -91,7 +91,7 @@ impl<'de> Deserialize<'de> for DigestDe {
                 }
                 if let [(algo, hex)] = pairs.as_slice() {
                     if algo.as_str() == "sha256" {
-                        if let Some(raw) = super::arts::decode_lower_sha256(hex.as_str()) {
+                        if let Some(raw) = crate::metadata::decode_lower_sha256(hex.as_str()) {
                             return Ok(DigestDe(Digest::Sha256(raw)));
                         }
                     }

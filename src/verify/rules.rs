@@ -284,7 +284,7 @@ fn diagnose(
     let mut problems = Vec::new();
     for &path in paths.iter().take(EXPLAIN) {
         let found_digest = source.get(path);
-        let found = found_digest.map(Digest::to_dict);
+        let found = found_digest.cloned();
         if let RuleKind::Require(_) = failed.kind {
             let reason = match (consumed_by.get(path), &found) {
                 (Some(&i), _) => format!(
@@ -349,7 +349,7 @@ fn diagnose(
                                     problem(
                                         path,
                                         &found,
-                                        Some(want.to_dict()),
+                                        Some(want.clone()),
                                         Some(from.clone()),
                                         rule,
                                         format!("{} recorded {}, {item} {verb} {got}", m.dest_name, short(want)),
