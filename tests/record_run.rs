@@ -403,3 +403,18 @@ fn totofs_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+#[test]
+fn a_directory_renamed_before_its_files_were_hashed() {
+    // Materials are hashed in the background while the step runs. The step's first act moves
+    // a directory of 200 files (100 MB) away: their old content must still be recorded under
+    // the old names, and the link must be written.
+    let setup = "mkdir -p src/deep; for i in $(seq 1 200); do head -c 500000 /dev/urandom > src/deep/f$i; done; \
+                 head -c 1000 /dev/urandom > top";
+    let cmd = ["sh", "-c", "mv src moved && mv moved/deep moved/deeper && echo done > after"];
+    let (ours, _) = same_as_in_toto_run(setup, &[], &cmd);
+    assert_eq!(ours["materials"].as_object().unwrap().len(), 201);
+    assert_eq!(ours["materials"]["src/deep/f7"], ours["products"]["moved/deeper/f7"]);
+    let (m, p) = only_accessed(setup, &cmd);
+    assert!(m.contains("src/deep/f200") && p.contains("moved/deeper/f200") && p.contains("after"));
+}

@@ -164,6 +164,9 @@ pub struct Materials {
     waiters: AtomicUsize,
     /// `--hash-cache`: digests remembered from earlier runs.
     cache: Option<Arc<HashCache>>,
+    /// Where totofs reads the overlay's root without going through it (covered materials'
+    /// read paths start with it).
+    real_root: Box<Path>,
 }
 
 impl Materials {
@@ -227,6 +230,7 @@ impl Materials {
             done: Condvar::new(),
             waiters: AtomicUsize::new(0),
             cache,
+            real_root: real_root.into(),
         });
         for i in 0..m.items.len() {
             if !m.items[i].covered {
@@ -280,6 +284,22 @@ impl Materials {
             self.hash_item(i as usize);
             self.wait_done(i as usize);
             next = self.items[i as usize].next_same;
+        }
+    }
+
+    /// Block until every covered material below `dir` (a directory's path relative to the
+    /// overlay's root) is hashed: renaming the directory moves them where their read paths no
+    /// longer reach, so their old content must be read first.
+    pub fn ensure_hashed_under(&self, dir: &str) {
+        let prefix = self.real_root.join(dir);
+        let below: Vec<usize> = (0..self.items.len())
+            .filter(|&i| self.items[i].covered && self.items[i].read_path.starts_with(&prefix))
+            .collect();
+        for &i in &below {
+            self.hash_item(i);
+        }
+        for &i in &below {
+            self.wait_done(i);
         }
     }
 

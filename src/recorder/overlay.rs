@@ -554,6 +554,13 @@ impl Overlay {
         for st in src.iter().chain(dst.iter()) {
             self.before_change(req, (st.st_dev, st.st_ino));
         }
+        // A directory's materials are read by their paths: read them before the paths move.
+        // (An existing directory replaced at the destination is empty, or the rename fails.)
+        if let (Some(st), Some(m)) = (&src, &self.materials) {
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR && !self.is_own(req.pid()) {
+                m.ensure_hashed_under(&from);
+            }
+        }
         if let Some(st) = &dst {
             if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
                 self.note(req, (st.st_dev, st.st_ino), &to, op::DELETED);
