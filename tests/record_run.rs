@@ -418,3 +418,17 @@ fn a_directory_renamed_before_its_files_were_hashed() {
     let (m, p) = only_accessed(setup, &cmd);
     assert!(m.contains("src/deep/f200") && p.contains("moved/deeper/f200") && p.contains("after"));
 }
+
+#[test]
+fn two_directories_exchanged_before_their_files_were_hashed() {
+    // renameat2(RENAME_EXCHANGE) moves the files of both directories at once.
+    let setup = "mkdir a b; for i in $(seq 1 100); do head -c 500000 /dev/urandom > a/f$i; \
+                 head -c 500000 /dev/urandom > b/g$i; done";
+    let exchange = "import ctypes, os\n\
+                    libc = ctypes.CDLL(None, use_errno=True)\n\
+                    r = libc.renameat2(-100, b'a', -100, b'b', 2)\n\
+                    assert r == 0, os.strerror(ctypes.get_errno())\n";
+    let (ours, _) = same_as_in_toto_run(setup, &[], &["python3", "-c", exchange]);
+    assert_eq!(ours["materials"]["a/f1"], ours["products"]["b/f1"]);
+    assert_eq!(ours["materials"]["b/g100"], ours["products"]["a/g100"]);
+}

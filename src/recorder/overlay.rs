@@ -554,11 +554,13 @@ impl Overlay {
         for st in src.iter().chain(dst.iter()) {
             self.before_change(req, (st.st_dev, st.st_ino));
         }
-        // A directory's materials are read by their paths: read them before the paths move.
-        // (An existing directory replaced at the destination is empty, or the rename fails.)
-        if let (Some(st), Some(m)) = (&src, &self.materials) {
-            if st.st_mode & libc::S_IFMT == libc::S_IFDIR && !self.is_own(req.pid()) {
-                m.ensure_hashed_under(&from);
+        // A directory's materials are read by their paths: read them before the paths move
+        // (both sides move with RENAME_EXCHANGE; a directory replaced otherwise is empty).
+        if let Some(m) = self.materials.as_ref().filter(|_| !self.is_own(req.pid())) {
+            for (st, dir) in [(&src, &from), (&dst, &to)] {
+                if st.as_ref().is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+                    m.ensure_hashed_under(dir);
+                }
             }
         }
         if let Some(st) = &dst {
