@@ -432,3 +432,38 @@ fn two_directories_exchanged_before_their_files_were_hashed() {
     assert_eq!(ours["materials"]["a/f1"], ours["products"]["b/f1"]);
     assert_eq!(ours["materials"]["b/g100"], ours["products"]["a/g100"]);
 }
+
+#[test]
+fn only_accessed_hashes_only_what_the_step_touched() {
+    let setup = "mkdir untouched mv; for i in $(seq 1 1000); do echo $i > untouched/f$i; done; \
+                 for i in $(seq 1 20); do echo m$i > mv/m$i; done; echo r > read.txt; echo old > edit.txt";
+    let c = case(setup);
+    let out = totofs_run_env(
+        &c.ours,
+        &["--only-accessed"],
+        &["sh", "-c", "cat read.txt >/dev/null; echo new >> edit.txt; mv mv moved"],
+        &[("TOTOFS_STATS", "1")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hashed: usize = stderr
+        .split("stats: hashed ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stats line: {stderr}"));
+    // The 1,000 files the step never opened are listed, not read.
+    assert!(hashed < 100, "hashed {hashed} files:\n{stderr}");
+    let l = signed(&c.ours.join(LINK));
+    let mut want_m: Vec<String> = (1..=20).map(|i| format!("mv/m{i}")).collect();
+    want_m.extend(["read.txt".into(), "edit.txt".into()]);
+    let mut want_p: Vec<String> = (1..=20).map(|i| format!("moved/m{i}")).collect();
+    want_p.extend(["read.txt".into(), "edit.txt".into()]);
+    assert_eq!(keys(&l["materials"]), want_m.into_iter().collect());
+    assert_eq!(keys(&l["products"]), want_p.into_iter().collect());
+    let sha = |s: &str| totofs_sha256(s.as_bytes());
+    assert_eq!(l["materials"]["edit.txt"]["sha256"], sha("old\n"));
+    assert_eq!(l["products"]["edit.txt"]["sha256"], sha("old\nnew\n"));
+    assert_eq!(l["materials"]["mv/m7"]["sha256"], sha("m7\n"));
+    assert_eq!(l["products"]["moved/m7"]["sha256"], sha("m7\n"));
+    assert_eq!(l["materials"]["read.txt"], l["products"]["read.txt"]);
+}

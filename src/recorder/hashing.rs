@@ -342,6 +342,25 @@ impl Materials {
             .collect()
     }
 
+    /// Hash materials `idx` on `threads` threads (0: one per core) and wait for them all, so a
+    /// later [`Materials::hash_of`] finds them done.
+    pub fn hash_many(&self, idx: &[usize], threads: usize) {
+        let threads = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads.min(idx.len()) {
+                s.spawn(|| loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = idx.get(k) else { break };
+                    self.hash_item(i);
+                });
+            }
+        });
+        for &i in idx {
+            self.wait_done(i);
+        }
+    }
+
     /// The hash of material `i` (hashing it here, or waiting for the thread that is).
     pub fn hash_of(&self, i: usize) -> Result<HashDict> {
         self.hash_item(i);

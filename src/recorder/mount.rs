@@ -154,7 +154,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         let session = fuser::Session::new(overlay, dir, &namespace::fuse_config())
             .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
         let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
-        let pool = materials.spawn_pool(namespace::hash_threads());
+        let pool = namespace::material_pool(opts, &materials);
         let observed = Observed { tracker, materials, written, root: dir.to_path_buf() };
         Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
     })();

@@ -10,7 +10,7 @@
 
 use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};
-use super::hashing::{Materials, Resolver, StatSig, Written};
+use super::hashing::{Material, Materials, Resolver, StatSig, Written};
 use super::overlay::Overlay;
 use super::session::RecordOptions;
 use super::supervise::{self, StepCommand, StepEnd};
@@ -166,7 +166,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
         }
     };
     let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
-    let pool = materials.spawn_pool(hash_threads());
+    let pool = material_pool(opts, &materials);
     hash_cache::phase("mount", t);
 
     let mut step = cmd.clone();
@@ -201,6 +201,18 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     Ok(Outcome::Recorded(m, end, p, observed.tracker))
 }
 
+/// Background hashing of the materials while the step runs: all of them, or with
+/// `--only-accessed` none. Only the files the step touches are kept then, and those are hashed
+/// on demand: before the step's first change to them (or a rename of a directory above them),
+/// and the rest, unchanged, when the link is sealed.
+pub fn material_pool(opts: &RecordOptions, materials: &Arc<Materials>) -> Vec<std::thread::JoinHandle<()>> {
+    if opts.only_accessed {
+        Vec::new()
+    } else {
+        materials.spawn_pool(hash_threads())
+    }
+}
+
 /// The link's materials and products from what the overlay saw. Products are the tree after
 /// the step, walked like in-toto-run; a product whose file the step did not change, and whose
 /// identity (device, inode, size, times) is the material's, reuses the material's hash.
@@ -215,6 +227,17 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             None => false,
         }
     };
+
+    let keep = |m: &Material| {
+        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
+    };
+    if opts.only_accessed {
+        // No pool ran (see `material_pool`): hash what is kept, on every core, before unchanged
+        // products reuse those hashes below.
+        let items = o.materials.items();
+        let idx: Vec<usize> = (0..items.len()).filter(|&i| keep(&items[i])).collect();
+        o.materials.hash_many(&idx, hash_threads());
+    }
 
     let cache = o.materials.cache();
     let mut entries = artifacts::collect(&opts.products, &opts.artifacts)?;
@@ -257,9 +280,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     products.extend(hash_cache::hash_entries_list(cache, &to_hash)?);
     let products: Artifacts = products.into_iter().collect();
     // Materials last: the product walk above ran while the pool was still hashing them.
-    let materials = o.materials.artifacts(|m| {
-        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
-    })?;
+    let materials = o.materials.artifacts(keep)?;
     Ok((materials, products))
 }
 
