@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use sha2::Digest;
 use std::path::Path;
 use std::process::Command;
 
@@ -59,9 +58,6 @@ fn signed(link: &[u8]) -> Value {
     serde_json::from_slice::<Value>(link).expect("link is JSON")["signed"].clone()
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
 
 #[test]
 fn a_second_run_over_an_unchanged_tree_hashes_nothing_and_signs_the_same_link() {
@@ -106,14 +102,14 @@ fn a_file_changed_in_place_with_its_mtime_restored_is_hashed_again() {
     let again = run(&dir, &[&flag], &["true"]);
     assert_eq!(again.hashed, 1, "{}", again.stderr);
     let s = signed(&again.link);
-    let want = sha256(b"SOURCE 2\n");
+    let want = sha256_hex(b"SOURCE 2\n");
     assert_eq!(s["materials"]["src/f2.c"]["sha256"], want.as_str());
     assert_eq!(s["products"]["src/f2.c"]["sha256"], want.as_str());
     // And the step's own writes are never served from the cache.
     let wrote = run(&dir, &[&flag], &["sh", "-c", "printf 'source 3\\n' > src/f2.c"]);
     let s = signed(&wrote.link);
     assert_eq!(s["materials"]["src/f2.c"]["sha256"], want.as_str());
-    assert_eq!(s["products"]["src/f2.c"]["sha256"], sha256(b"source 3\n").as_str());
+    assert_eq!(s["products"]["src/f2.c"]["sha256"], sha256_hex(b"source 3\n").as_str());
 }
 
 #[test]
@@ -196,9 +192,9 @@ fn mount_sessions_share_the_cache_and_still_see_every_change() {
     let first = mount_session(&dir, &cache, "cat src/f1.c > /dev/null");
     // magic, count, 7 files of 88 bytes, checksum.
     assert_eq!(std::fs::metadata(&cache).unwrap().len(), 20 + 8 + 7 * 88 + 32);
-    assert_eq!(first["materials"]["src/f3.c"]["sha256"], sha256(b"source 3\n").as_str());
+    assert_eq!(first["materials"]["src/f3.c"]["sha256"], sha256_hex(b"source 3\n").as_str());
     sh(&dir, "m=$(stat -c %y src/f3.c) && printf 'SOURCE 3\\n' | dd of=src/f3.c conv=notrunc status=none && touch -d \"$m\" src/f3.c");
     let second = mount_session(&dir, &cache, "true");
-    assert_eq!(second["materials"]["src/f3.c"]["sha256"], sha256(b"SOURCE 3\n").as_str());
-    assert_eq!(second["materials"]["src/f1.c"]["sha256"], sha256(b"source 1\n").as_str());
+    assert_eq!(second["materials"]["src/f3.c"]["sha256"], sha256_hex(b"SOURCE 3\n").as_str());
+    assert_eq!(second["materials"]["src/f1.c"]["sha256"], sha256_hex(b"source 1\n").as_str());
 }

@@ -389,7 +389,7 @@ fn truncating_opens_record_the_old_and_the_new_content() {
     let setup = "echo old old old > over.txt; echo gone gone > ro.txt; echo same > keep.txt";
     let cmd = ["sh", "-c", "echo new > over.txt && python3 -c 'import os; os.close(os.open(\"ro.txt\", os.O_RDONLY | os.O_TRUNC))'"];
     let (ours, _) = same_as_in_toto_run(setup, &[], &cmd);
-    let sha = |s: &str| totofs_sha256(s.as_bytes());
+    let sha = |s: &str| sha256_hex(s.as_bytes());
     assert_eq!(ours["materials"]["over.txt"]["sha256"], sha("old old old\n"));
     assert_eq!(ours["products"]["over.txt"]["sha256"], sha("new\n"));
     assert_eq!(ours["materials"]["ro.txt"]["sha256"], sha("gone gone\n"));
@@ -399,10 +399,6 @@ fn truncating_opens_record_the_old_and_the_new_content() {
     assert_eq!(p, set(&["over.txt", "ro.txt"]));
 }
 
-fn totofs_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
 
 #[test]
 fn a_directory_renamed_before_its_files_were_hashed() {
@@ -460,7 +456,7 @@ fn only_accessed_hashes_only_what_the_step_touched() {
     want_p.extend(["read.txt".into(), "edit.txt".into()]);
     assert_eq!(keys(&l["materials"]), want_m.into_iter().collect());
     assert_eq!(keys(&l["products"]), want_p.into_iter().collect());
-    let sha = |s: &str| totofs_sha256(s.as_bytes());
+    let sha = |s: &str| sha256_hex(s.as_bytes());
     assert_eq!(l["materials"]["edit.txt"]["sha256"], sha("old\n"));
     assert_eq!(l["products"]["edit.txt"]["sha256"], sha("old\nnew\n"));
     assert_eq!(l["materials"]["mv/m7"]["sha256"], sha("m7\n"));

@@ -12,10 +12,6 @@ fn stdout(cmd: &mut std::process::Command) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn sha256(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
 
 #[test]
 fn hand_written_layout_signed_and_verified() {
@@ -54,8 +50,8 @@ fn hand_written_layout_signed_and_verified() {
   "materials": {{"src/main.c": {{"sha256": "{s}"}}}},
   "products": {{"src/main.c": {{"sha256": "{s}"}}, "out/app": {{"sha256": "{a}"}}}},
   "byproducts": {{}}, "environment": {{}}}}, "signatures": []}}"#,
-        s = sha256(src),
-        a = sha256(app)
+        s = sha256_hex(src),
+        a = sha256_hex(app)
     );
     write(&d.join("build.link"), link);
     let links = d.join("links");

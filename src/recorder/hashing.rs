@@ -112,19 +112,10 @@ impl Resolver {
     }
 
     pub fn canonical(&mut self, path: &Path) -> std::io::Result<PathBuf> {
-        let is_link = std::fs::symlink_metadata(path)?.file_type().is_symlink();
-        match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) if !is_link => {
-                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-                if let Some(p) = self.dirs.get(parent) {
-                    return Ok(p.join(name));
-                }
-                let canon = std::fs::canonicalize(parent)?;
-                self.dirs.insert(parent.to_path_buf(), canon.clone());
-                Ok(canon.join(name))
-            }
-            _ => std::fs::canonicalize(path),
+        if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+            return std::fs::canonicalize(path);
         }
+        self.canonical_of_non_link(path)
     }
 }
 

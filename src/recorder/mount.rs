@@ -48,8 +48,7 @@ fn ensure_state_dir() -> Result<()> {
 }
 
 fn state_path(dir: &Path, ext: &str) -> PathBuf {
-    use sha2::{Digest, Sha256};
-    let h = hex::encode(Sha256::digest(dir.as_os_str().as_encoded_bytes()));
+    let h = crate::keys::sha256_hex(dir.as_os_str().as_encoded_bytes());
     state_dir().join(format!("{}.{ext}", &h[..24]))
 }
 

@@ -223,7 +223,10 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     let rel = |p: &Path| -> Option<String> { relative_name(p, &o.root) };
     let name_touched = |p: &Path| -> bool {
         match rel(p) {
-            Some(r) => changed_names.iter().any(|n| n == &r || r.starts_with(&format!("{n}/"))),
+            // The name itself or a directory above it: one set look-up per path component.
+            Some(r) => {
+                changed_names.contains(r.as_str()) || r.match_indices('/').any(|(i, _)| changed_names.contains(&r[..i]))
+            }
             None => false,
         }
     };

@@ -72,3 +72,9 @@ pub fn write(path: &Path, content: impl AsRef<[u8]>) {
     }
     std::fs::write(path, content).unwrap();
 }
+
+/// SHA-256 of `bytes` as lowercase hex, as links record it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
