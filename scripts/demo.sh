@@ -8,6 +8,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ -n "${TOTOFS:-}" ]]; then
     T="$TOTOFS"
 else
+    if [[ ! -x "$ROOT/target/release/totofs" ]]; then
+        printf 'building totofs (cargo build --release; a few minutes on a fresh checkout)...\n' >&2
+    fi
     (cd "$ROOT" && cargo build --release --quiet)
     T="$ROOT/target/release/totofs"
 fi
