@@ -294,14 +294,7 @@ fn is_json(text: &str) -> bool {
 
 /// Read a key file (bounded in size) as UTF-8 text. Errors name the file.
 fn read_key_file(path: &Path) -> Result<String> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::input(path, "not a regular file"));
-    }
-    if meta.len() > MAX_KEY_FILE_BYTES {
-        return Err(Error::input(path, format!("too large for a key file ({} bytes)", meta.len())));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+    let bytes = crate::fsio::read_capped(path, MAX_KEY_FILE_BYTES, "key file")?;
     let text = String::from_utf8(bytes).map_err(|_| Error::input(path, "not a PEM or JSON key (not UTF-8 text)"))?;
     if text.trim().is_empty() {
         return Err(Error::input(path, "empty file (expected a PEM or JSON key)"));

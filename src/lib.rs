@@ -7,6 +7,7 @@
 
 pub mod cjson;
 pub mod error;
+pub(crate) mod fsio;
 pub mod keys;
 pub mod linkjson;
 pub mod metadata;

@@ -684,14 +684,7 @@ impl Metadata {
 
     /// Read and parse a metadata file. Errors name the file.
     pub fn load(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
-        if !meta.is_file() {
-            return Err(Error::input(path, "not a regular file"));
-        }
-        if meta.len() > MAX_METADATA_BYTES {
-            return Err(Error::input(path, format!("file is too large ({} bytes)", meta.len())));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+        let bytes = crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")?;
         Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
     }
 
@@ -864,32 +857,23 @@ impl Metadata {
         }
     }
 
-    /// Write the file atomically (temporary file in the same directory, then rename).
+    /// Write the file atomically (see [`crate::fsio::write_file`]).
     pub fn write(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_file_string().as_bytes())
+        crate::fsio::write_file(path, self.to_file_string().as_bytes(), 0o666, true)
     }
 
     /// `<name>.<keyid8>.link`, named after the signing keyid (like in-toto).
     pub fn link_file_name(name: &str, keyid: &str) -> String {
-        format!("{}.{}.link", name, &keyid[..keyid.len().min(8)])
+        format!("{}.{}.link", name, keyid8(keyid))
     }
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename, so a reader never sees half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let fname = path.file_name().ok_or_else(|| Error::input(path, "not a file name"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", fname.to_string_lossy(), std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::input(path, format!("cannot write: {e}")));
+/// The first 8 characters of a keyid, as in-toto names files (`keyid[:8]` in Python: characters,
+/// not bytes, so a keyid with multi-byte characters names the same file as in in-toto).
+pub fn keyid8(keyid: &str) -> &str {
+    match keyid.char_indices().nth(8) {
+        Some((end, _)) => keyid.get(..end).unwrap_or(keyid),
+        None => keyid,
     }
-    Ok(())
 }
+

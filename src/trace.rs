@@ -480,7 +480,7 @@ impl Trace {
 
 /// `<step>.<keyid8>.trace`, the name of the trace beside `<step>.<keyid8>.link`.
 pub fn trace_file_name(step: &str, keyid: &str) -> String {
-    format!("{}.{}{TRACE_SUFFIX}", step, &keyid[..keyid.len().min(8)])
+    format!("{}.{}{TRACE_SUFFIX}", step, crate::metadata::keyid8(keyid))
 }
 
 /// Where the trace of the link at `link_path` lives: `.link` replaced by `.trace`, else the
@@ -681,7 +681,7 @@ impl TraceFile {
 
     /// Write atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        crate::metadata::write_atomic(path, self.to_file_string().as_bytes())
+        crate::fsio::write_file(path, self.to_file_string().as_bytes(), 0o666, true)
     }
 
     /// Parse a trace file (signatures not checked yet: see [`TraceFile::verify`]). Hashes left
@@ -768,14 +768,7 @@ impl TraceFile {
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::input(path, "not a regular file"));
-    }
-    if meta.len() > MAX_METADATA_BYTES {
-        return Err(Error::input(path, format!("file is too large ({} bytes)", meta.len())));
-    }
-    std::fs::read(path).map_err(|e| Error::input(path, e))
+    crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")
 }
 
 /// A link loaded from a file, with the bytes its trace is bound to.

@@ -202,7 +202,7 @@ impl HashCache {
         if let Some(parent) = self.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::input(parent, format!("cannot create: {e}")))?;
         }
-        crate::metadata::write_atomic(&self.path, &out)
+        crate::fsio::write_file(&self.path, &out, 0o666, true)
     }
 
     /// Drop the cache file itself from a walk's entries (when it lies inside a recorded directory).

@@ -207,7 +207,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         }
         Err(e) => (1, format!("error {e}\n")),
     };
-    let _ = crate::metadata::write_atomic(&state_path(dir, "result"), text.as_bytes());
+    let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
     let _ = std::fs::remove_file(state_path(dir, "pid"));
     code
 }

@@ -23,7 +23,7 @@ pub mod rules;
 
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{ArtifactKind, Layout, Metadata, Payload, Signature, MAX_METADATA_BYTES};
+use crate::metadata::{keyid8, ArtifactKind, Layout, Metadata, Payload, Signature, MAX_METADATA_BYTES};
 use arts::{Arts, Digest, VLink};
 use params::Params;
 use rules::{Links, RuleFailure};
@@ -255,9 +255,6 @@ fn no_signature(sigs: &[Signature], id: &str) -> String {
 }
 
 /// `{keyid:.8}`.
-fn keyid8(keyid: &str) -> &str {
-    keyid.get(..8).unwrap_or(keyid)
-}
 
 /// Step names become file and directory names inside the link directory: refuse ones that leave it.
 fn check_step_name(name: &str) -> Result<()> {
@@ -308,19 +305,7 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 /// Read a link file if it exists. Like in-toto, a file that cannot be opened counts as missing;
 /// devices and FIFOs are refused, and so are files over [`MAX_METADATA_BYTES`].
 fn read_link(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::metadata(path) {
-        Err(_) => Ok(None),
-        Ok(m) if m.is_dir() => Ok(None),
-        Ok(m) if !m.is_file() => Err(Error::input(path, "not a regular file")),
-        Ok(m) if m.len() > MAX_METADATA_BYTES => {
-            Err(Error::input(path, format!("file is too large ({} bytes)", m.len())))
-        }
-        Ok(_) => match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::input(path, e)),
-        },
-    }
+    crate::fsio::read_capped_if_exists(path, MAX_METADATA_BYTES, "metadata file")
 }
 
 /// Verify the layout at `path` with `keys`.
