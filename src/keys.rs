@@ -39,6 +39,36 @@ const ED25519_PKCS8_V1_PREFIX: [u8; 16] =
 
 /// Largest RSA modulus accepted, in bits (OpenSSL's own limit for verification is 16384).
 const MAX_RSA_BITS: usize = 16384;
+/// The smallest RSA modulus accepted: what in-toto's `cryptography` generates at the least
+/// (securesystemslib itself sets no minimum). Smaller keys are forgeable and cannot even hold
+/// an RSA-PSS-SHA256 signature with in-toto's salt length.
+pub const MIN_RSA_BITS: usize = 1024;
+
+/// Refuse an RSA key below [`MIN_RSA_BITS`] or above [`MAX_RSA_BITS`] with an error that says so.
+fn check_rsa_bits(n: &rsa::BigUint) -> Result<()> {
+    check_rsa_modulus_bits(n.bits())
+}
+
+fn check_rsa_modulus_bits(bits: usize) -> Result<()> {
+    if bits < MIN_RSA_BITS {
+        return Err(Error::format(format!("RSA key of {bits} bits is too small (the minimum is {MIN_RSA_BITS} bits)")));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(Error::format(format!("RSA key of {bits} bits is too large (the limit is {MAX_RSA_BITS} bits)")));
+    }
+    Ok(())
+}
+
+/// Check the modulus size of a PKCS#1 `RSAPrivateKey` before the (costly) key checks run on it.
+fn check_rsa_private_der(pkcs1: &[u8]) -> Result<()> {
+    let k = rsa::pkcs1::RsaPrivateKey::from_der(pkcs1)
+        .map_err(|e| Error::format(format!("not a valid RSA private key: {e}")))?;
+    let m = k.modulus.as_bytes();
+    let lead = m.iter().position(|b| *b != 0).unwrap_or(m.len());
+    let significant = m.get(lead..).unwrap_or_default();
+    let top = significant.first().map_or(0, |b| 8 - b.leading_zeros() as usize);
+    check_rsa_modulus_bits(significant.len().saturating_sub(1) * 8 + top)
+}
 /// Largest key file read; real key files are a few KiB.
 const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
 /// Salt length for RSA-PSS signatures: the digest length, which in-toto-golang requires (it
@@ -196,6 +226,7 @@ impl Material {
             .map_err(|e| Error::format(format!("not a valid RSA public key: {e}")))?;
         let n = rsa::BigUint::from_bytes_be(k.modulus.as_bytes());
         let e = rsa::BigUint::from_bytes_be(k.public_exponent.as_bytes());
+        check_rsa_bits(&n)?;
         let key = rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
             .map_err(|e| Error::format(format!("invalid RSA public key: {e}")))?;
         Ok(Material::Rsa(Box::new(key)))
@@ -539,7 +570,10 @@ impl Signer {
         let bad = |e: &dyn std::fmt::Display| Error::format(format!("invalid private key: {e}"));
         match info.algorithm.oid {
             OID_ED25519 => Ok(Signer::Ed25519(ed25519_dalek::SigningKey::try_from(info).map_err(|e| bad(&e))?)),
-            OID_RSA => Ok(Signer::Rsa(Box::new(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?))),
+            OID_RSA => {
+                check_rsa_private_der(info.private_key)?;
+                Self::rsa(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
+            }
             OID_EC => {
                 match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
                     OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
@@ -576,9 +610,16 @@ impl Signer {
 
     fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
         use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        check_rsa_private_der(der)?;
         rsa::RsaPrivateKey::from_pkcs1_der(der)
-            .map(|k| Signer::Rsa(Box::new(k)))
             .map_err(|e| Error::format(format!("not a valid RSA private key: {e}")))
+            .and_then(Self::rsa)
+    }
+
+    fn rsa(k: rsa::RsaPrivateKey) -> Result<Self> {
+        use rsa::traits::PublicKeyParts as _;
+        check_rsa_bits(k.n())?;
+        Ok(Signer::Rsa(Box::new(k)))
     }
 
     /// PKCS#8 `PrivateKeyInfo` DER. Ed25519 keys are written as the 48-byte v1 structure that

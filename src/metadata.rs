@@ -21,6 +21,34 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Largest metadata file totofs reads (links can list many artifacts, but not gigabytes).
 pub const MAX_METADATA_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Most signatures one envelope may carry. A link is signed by its functionary, a layout by its
+/// owners, a trace by one key: a longer list only costs the verifier time and memory.
+pub const MAX_SIGNATURES: usize = 256;
+
+/// Longest signature text (hex or base64) accepted: a 16384-bit RSA signature is 2048 bytes,
+/// 4096 hex digits; ECDSA and ed25519 are far shorter.
+pub const MAX_SIGNATURE_CHARS: usize = 4096;
+
+/// Refuse a signature list longer than [`MAX_SIGNATURES`].
+pub(crate) fn check_signature_count(n: usize) -> Result<()> {
+    if n > MAX_SIGNATURES {
+        return Err(Error::format(format!("{n} signatures; the limit is {MAX_SIGNATURES} per file")));
+    }
+    Ok(())
+}
+
+/// Refuse a signature text longer than [`MAX_SIGNATURE_CHARS`], before it is decoded.
+pub(crate) fn check_signature_chars(keyid: &str, raw: &str) -> Result<()> {
+    if raw.len() > MAX_SIGNATURE_CHARS {
+        let keyid: String = keyid.chars().take(64).collect();
+        return Err(Error::format(format!(
+            "signature for keyid '{keyid}' has {} characters; the limit is {MAX_SIGNATURE_CHARS}",
+            raw.len()
+        )));
+    }
+    Ok(())
+}
+
 /// One artifact's hash dict, `{"sha256": "<hex>", ...}`, compared as a whole dict of strings
 /// like in-toto does.
 ///
@@ -732,6 +760,7 @@ impl Metadata {
             return Err(Error::format("metadata has no 'signatures' list"));
         };
         let arr = v.as_array().ok_or_else(|| Error::format("'signatures' is not a list"))?;
+        check_signature_count(arr.len())?;
         let mut out = Vec::new();
         for s in arr {
             let so = obj(s, "signature")?;
@@ -742,6 +771,7 @@ impl Metadata {
             let raw = so.get("sig").and_then(Value::as_str).ok_or_else(|| {
                 Error::format(format!("signature for keyid '{keyid}' has no 'sig' (GPG signatures are not supported)"))
             })?;
+            check_signature_chars(&keyid, raw)?;
             let sig = if dsse {
                 decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?
             } else {

@@ -27,6 +27,9 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://totofs.dev/trace/v1";
 /// File name suffix of a trace (replaces the link's `.link`).
 pub const TRACE_SUFFIX: &str = ".trace";
+/// Largest trace file read: about 850,000 recorded files at the density of a real trace
+/// (10,000 files take 1.5 MB), and a bound on the memory `show --trace` and `diff` take.
+pub const MAX_TRACE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// What happened to a file during the step, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -692,21 +695,30 @@ impl TraceFile {
 
     /// Parse a trace file, taking left-out hashes from `link` (the link it claims to be for).
     pub fn from_bytes_for(bytes: &[u8], link: Option<&Link>) -> Result<Self> {
-        let v = cjson::parse(bytes)?;
-        let o = v.as_object().ok_or_else(|| Error::format("trace is not a JSON object"))?;
+        let mut v = cjson::parse(bytes)?;
+        let o = v.as_object_mut().ok_or_else(|| Error::format("trace is not a JSON object"))?;
         let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
         if pt != PAYLOAD_TYPE {
             return Err(Error::format(format!("not a DSSE trace: payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
         }
-        let p = o.get("payload").and_then(Value::as_str).ok_or_else(|| Error::format("DSSE 'payload' is missing or not a string"))?;
-        let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        let sigs = o.get("signatures").and_then(Value::as_array).ok_or_else(|| Error::format("trace has no 'signatures' list"))?;
+        crate::metadata::check_signature_count(sigs.len())?;
         let mut signatures = Vec::new();
-        for s in o.get("signatures").and_then(Value::as_array).ok_or_else(|| Error::format("trace has no 'signatures' list"))? {
+        for s in sigs {
             let keyid = s.get("keyid").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'keyid'"))?;
             let raw = s.get("sig").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'sig'"))?;
+            crate::metadata::check_signature_chars(keyid, raw)?;
             let sig = decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?;
             signatures.push(Signature { keyid: keyid.to_string(), sig });
         }
+        let p = match o.remove("payload") {
+            Some(Value::String(p)) => p,
+            _ => return Err(Error::format("DSSE 'payload' is missing or not a string")),
+        };
+        // The envelope's tree is no longer needed: free it before the payload is decoded.
+        drop(v);
+        let payload = decode_b64(&p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        drop(p);
         let st = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
         let so = st.as_object().ok_or_else(|| Error::format("trace statement is not an object"))?;
         if so.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
@@ -745,7 +757,7 @@ impl TraceFile {
 
     /// Load a trace file, taking left-out hashes from `link`.
     pub fn load_for(path: &Path, link: Option<&Link>) -> Result<Self> {
-        let bytes = read_limited(path)?;
+        let bytes = crate::fsio::read_capped(path, MAX_TRACE_BYTES, "trace")?;
         Self::from_bytes_for(&bytes, link).map_err(|e| e.in_file(path))
     }
 

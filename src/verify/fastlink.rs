@@ -195,9 +195,13 @@ pub fn read(bytes: &[u8]) -> Option<FastLink> {
     }
     let byproducts = cjson::canonical(&Value::Object(s.byproducts.clone())).ok()?;
     let environment = cjson::canonical(&Value::Object(s.environment.clone())).ok()?;
+    // Over-long lists and signatures take the general reader, which refuses them by name.
+    if file.signatures.len() > crate::metadata::MAX_SIGNATURES {
+        return None;
+    }
     let mut signatures = Vec::with_capacity(file.signatures.len());
     for sig in file.signatures {
-        if sig.keyid.is_empty() || sig.sig.len() % 2 != 0 || !sig.sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if sig.keyid.is_empty() || sig.sig.len() > crate::metadata::MAX_SIGNATURE_CHARS || sig.sig.len() % 2 != 0 || !sig.sig.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         signatures.push(Signature {
