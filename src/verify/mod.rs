@@ -37,6 +37,11 @@ use std::time::Duration;
 /// earlier, when the same layout shows up again in the same directory).
 pub const MAX_SUBLAYOUT_DEPTH: usize = 32;
 
+/// At most this many distinct (layout, link directory, key) verifications in one run, the root
+/// included. Each pair is verified once (later uses take the first result), so this bounds the
+/// work of sublayouts that fan out, which would otherwise grow exponentially with depth.
+pub const MAX_LAYOUT_VERIFICATIONS: usize = 1000;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub link_dir: PathBuf,
@@ -72,6 +77,10 @@ pub struct LayoutReport {
     pub link_dir: String,
     pub steps: Vec<StepReport>,
     pub inspections: Vec<InspectionReport>,
+    /// Set when this layout, over the same link directory and key, was verified earlier in the
+    /// run: the scope reported in full there. Steps and inspections are then left empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +189,11 @@ struct Ctx<'a> {
     warnings: Vec<String>,
     /// (canonical link dir, sha256 of the layout's signed bytes) of the layouts being verified.
     stack: Vec<(PathBuf, Vec<u8>)>,
+    /// Layouts verified so far, by (canonical link dir, layout digest, keyids), with the summary
+    /// link they produced and the scope where they were reported in full.
+    done: HashMap<(PathBuf, Vec<u8>, String), (VLink, String)>,
+    /// Distinct layout verifications started (see [`MAX_LAYOUT_VERIFICATIONS`]).
+    started: usize,
 }
 
 fn scoped(scope: &[String], item: Option<&str>) -> String {
@@ -324,6 +338,8 @@ pub fn verify(md: &Metadata, keys: &[PublicKey], opts: &Options) -> Result<Repor
         opts,
         warnings: Vec::new(),
         stack: Vec::new(),
+        done: HashMap::new(),
+        started: 0,
     };
     let mut layout_report = LayoutReport::default();
     let outcome = verify_layout(
@@ -412,6 +428,22 @@ fn verify_layout(
             format!("sublayout cycle: {} verifies itself again", scoped(scope, None)),
         )));
     }
+    let memo_key = (canon.clone(), digest.clone(), report.signed_by.join(","));
+    if let Some((summary, first)) = ctx.done.get(&memo_key) {
+        // The same sublayout over the same links: verified already, with the same outcome.
+        report.verified_as = Some(first.clone());
+        return Ok(summary.clone());
+    }
+    if ctx.started >= MAX_LAYOUT_VERIFICATIONS {
+        return Err(Stop::Err(Error::input(
+            link_dir,
+            format!(
+                "{}: more than {MAX_LAYOUT_VERIFICATIONS} distinct sublayout verifications (the limit)",
+                scoped(scope, None)
+            ),
+        )));
+    }
+    ctx.started += 1;
     if ctx.stack.len() >= MAX_SUBLAYOUT_DEPTH {
         return Err(Stop::Err(Error::input(
             link_dir,
@@ -432,6 +464,9 @@ fn verify_layout(
     ctx.stack.push((canon, digest));
     let result = verify_layout_body(ctx, &layout, link_dir, scope, report);
     ctx.stack.pop();
+    if let Ok(summary) = &result {
+        ctx.done.insert(memo_key, (summary.clone(), scoped(scope, None)));
+    }
     result
 }
 
