@@ -528,7 +528,9 @@ impl PublicKey {
     /// `keyid_hash_algorithms`, and the PEM without its trailing newline.
     pub fn to_key_dict_legacy(&self) -> Value {
         let mut v = self.legacy_id_object();
-        v["keyid"] = Value::String(self.keyid_legacy());
+        if let Some(o) = v.as_object_mut() {
+            o.insert("keyid".into(), Value::String(self.keyid_legacy()));
+        }
         v
     }
 

@@ -120,7 +120,11 @@ impl HashDict {
     pub fn insert(&mut self, algo: String, hex: String) {
         let mut pairs = self.pairs();
         match pairs.binary_search_by(|(a, _)| a.as_str().cmp(&algo)) {
-            Ok(i) => pairs[i].1 = hex,
+            Ok(i) => {
+                if let Some(pair) = pairs.get_mut(i) {
+                    pair.1 = hex;
+                }
+            }
             Err(i) => pairs.insert(i, (algo, hex)),
         }
         *self = Self::from_sorted_pairs(pairs);
@@ -187,28 +191,24 @@ impl<const N: usize> From<[(String, String); N]> for HashDict {
 /// 64 lowercase hex digits to 32 bytes; `None` for anything else (upper case included, which must
 /// stay distinct from lower case).
 pub fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
-    // Nibble values of '0'-'9' and 'a'-'f'; 0xff for every other byte.
-    const LUT: [u8; 256] = {
-        let mut t = [0xffu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
+    // Nibble value of '0'-'9' and 'a'-'f'; 0xff for every other byte.
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 0xff,
         }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
+    }
     let h: &[u8; 64] = hex.as_bytes().try_into().ok()?;
     let mut raw = [0u8; 32];
     let mut bad = 0u8;
-    for i in 0..32 {
-        let (hi, lo) = (LUT[h[2 * i] as usize], LUT[h[2 * i + 1] as usize]);
+    for (out, pair) in raw.iter_mut().zip(h.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [a, b] => (nibble(*a), nibble(*b)),
+            _ => (0xff, 0xff),
+        };
         bad |= hi | lo;
-        raw[i] = (hi << 4) | (lo & 0x0f);
+        *out = (hi << 4) | (lo & 0x0f);
     }
     (bad & 0xf0 == 0).then_some(raw)
 }
@@ -385,12 +385,13 @@ impl Rule {
         let bad = |why: &str| Error::format(format!("invalid artifact rule {:?}: {why}", tokens));
         let upper: Vec<String> = tokens.iter().map(|t| t.to_uppercase()).collect();
         let kw = upper.first().map(String::as_str).ok_or_else(|| bad("empty rule"))?;
+        let tok = |i: usize| tokens.get(i).cloned().ok_or_else(|| bad("too few tokens"));
         let kind = match kw {
             "CREATE" | "DELETE" | "MODIFY" | "ALLOW" | "DISALLOW" | "REQUIRE" => {
                 if tokens.len() != 2 {
                     return Err(bad(&format!("'{kw}' takes exactly one operand")));
                 }
-                let p = tokens[1].clone();
+                let p = tok(1)?;
                 match kw {
                     "CREATE" => RuleKind::Create(p),
                     "DELETE" => RuleKind::Delete(p),
@@ -404,12 +405,12 @@ impl Rule {
                 let shape: Vec<&str> = upper.iter().map(String::as_str).collect();
                 let (src, rest) = match shape.len() {
                     6 => (None, 2),
-                    8 if shape[2] == "IN" => (Some(tokens[3].clone()), 4),
+                    8 if shape.get(2) == Some(&"IN") => (Some(tok(3)?), 4),
                     8 => (None, 2),
-                    10 => (Some(tokens[3].clone()), 4),
+                    10 => (Some(tok(3)?), 4),
                     _ => return Err(bad("MATCH takes 6, 8 or 10 tokens")),
                 };
-                if src.is_some() && shape[2] != "IN" {
+                if src.is_some() && shape.get(2) != Some(&"IN") {
                     return Err(bad("expected 'IN' after the pattern"));
                 }
                 if shape.get(rest) != Some(&"WITH") {
@@ -423,7 +424,7 @@ impl Rule {
                 let mut i = rest + 2;
                 let dest_prefix = if shape.get(i) == Some(&"IN") {
                     i += 2;
-                    Some(tokens[i - 1].clone())
+                    Some(tok(i - 1)?)
                 } else {
                     None
                 };
@@ -431,14 +432,14 @@ impl Rule {
                     return Err(bad("expected 'FROM <step>' at the end"));
                 }
                 RuleKind::Match {
-                    pattern: tokens[1].clone(),
+                    pattern: tok(1)?,
                     source_prefix: src,
                     dest_type,
                     dest_prefix,
-                    dest_name: tokens[i + 1].clone(),
+                    dest_name: tok(i + 1)?,
                 }
             }
-            _ => return Err(bad(&format!("unknown rule type '{}'", tokens[0]))),
+            other => return Err(bad(&format!("unknown rule type '{}'", tokens.first().map_or(other, String::as_str)))),
         };
         Ok(Rule { tokens, kind })
     }

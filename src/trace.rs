@@ -231,7 +231,7 @@ impl TraceBuilder {
         let Some(idx) = (proc as usize).checked_sub(1).filter(|i| *i < self.trace.processes.len()) else {
             return;
         };
-        let p = &mut self.trace.processes[idx];
+        let (Some(p), Some(comm)) = (self.trace.processes.get_mut(idx), self.comms.get(idx)) else { return };
         if op == FileOp::Read {
             p.reads.insert(path.to_string());
         } else if op.writes() {
@@ -239,7 +239,7 @@ impl TraceBuilder {
         }
         let rec = self.trace.files.entry(path.to_string()).or_default();
         if rec.first.is_none() {
-            rec.first = Some(FirstProcess { pid: p.pid, comm: self.comms[idx].clone() });
+            rec.first = Some(FirstProcess { pid: p.pid, comm: comm.clone() });
         }
         // Repeated reads or writes add nothing; keep the sequence of distinct events.
         if rec.ops.last() != Some(&op) {

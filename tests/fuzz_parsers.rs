@@ -291,7 +291,7 @@ fn fuzz_parsers() {
         let stats = fuzz_target(name, *target, budget, 300, seed);
         let secs = start.elapsed().as_secs_f64();
         let line = format!(
-            "{name}: {} execs in {secs:.0} s ({:.0}/s), corpus {}, crashes {}, slowest input {:.3} s",
+            "{name}: {} execs in {secs:.0} s ({:.0}/s), corpus {}, crashes {}, slowest input {:.3} s, seed {seed}",
             stats.execs,
             stats.execs as f64 / secs.max(0.001),
             stats.corpus,

@@ -161,13 +161,13 @@ pub fn key(a: KeyArgs) -> Result<i32> {
             let mut passwords = Passwords::new(a.password);
             let keys = a.keys.iter().map(|p| load_public(p, &mut passwords)).collect::<Result<Vec<_>>>()?;
             let dict = |k: &PublicKey| if a.legacy { k.to_key_dict_legacy() } else { k.to_key_dict_v3() };
-            let out = if keys.len() == 1 {
-                dict(&keys[0])
+            let out = if let [only] = keys.as_slice() {
+                dict(only)
             } else {
                 let mut m = Map::new();
                 for k in &keys {
                     let d = dict(k);
-                    let id = d["keyid"].as_str().unwrap_or_default().to_string();
+                    let id = d.get("keyid").and_then(Value::as_str).unwrap_or_default().to_string();
                     m.insert(id, d);
                 }
                 Value::Object(m)

@@ -82,7 +82,7 @@ pub fn decrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
         },
     };
     let plain = match &info.encryption_algorithm {
-        pkcs5::EncryptionScheme::Pbes2(params) => match check_kdf_cost(&params.kdf).and_then(|()| Ok(params.decrypt(password, info.encrypted_data))) {
+        pkcs5::EncryptionScheme::Pbes2(params) => match check_kdf_cost(&params.kdf).map(|()| params.decrypt(password, info.encrypted_data)) {
             Ok(Ok(p)) => p,
             // pkcs5 reports a bad padding (the sign of a wrong password) as `EncryptFailed`.
             Err(e) => return Err(e),
@@ -113,7 +113,10 @@ fn pbes1_decrypt(alg: &pbes1::Algorithm, password: &[u8], ciphertext: &[u8]) -> 
         pbes1::EncryptionScheme::PbeWithSha1AndDesCbc => pbkdf1::<sha1::Sha1>(password, &p.salt, p.iteration_count),
         other => return Err(Error::format(format!("unsupported key encryption scheme {other:?}"))),
     };
-    cbc_decrypt("DES-CBC", &dk[..8], &dk[8..16], ciphertext).map_err(|_| wrong_password())
+    let (Some(key), Some(iv)) = (dk.get(..8), dk.get(8..16)) else {
+        return Err(Error::format("PBKDF1 gave too short a key"));
+    };
+    cbc_decrypt("DES-CBC", key, iv, ciphertext).map_err(|_| wrong_password())
 }
 
 /// CBC decryption with PKCS#7 padding, for the ciphers encrypted key files use.
@@ -234,9 +237,9 @@ mod pkcs12 {
             let b: Vec<u8> = a.iter().cycle().take(V).copied().collect();
             for block in i.chunks_mut(V) {
                 let mut carry: u16 = 1;
-                for k in (0..V).rev() {
-                    let sum = block[k] as u16 + b[k] as u16 + carry;
-                    block[k] = sum as u8;
+                for (x, y) in block.iter_mut().zip(&b).rev() {
+                    let sum = *x as u16 + *y as u16 + carry;
+                    *x = sum as u8;
                     carry = sum >> 8;
                 }
             }

@@ -103,7 +103,7 @@ impl<'de> Deserialize<'de> for DigestDe {
                     .into_iter()
                     .map(|(a, h)| (a.as_str().to_string(), h.as_str().to_string()))
                     .collect();
-                if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+                if !pairs.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
                     pairs.reverse();
                     pairs.sort_by(|a, b| a.0.cmp(&b.0));
                     pairs.dedup_by(|later, first| later.0 == first.0);

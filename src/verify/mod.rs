@@ -12,6 +12,7 @@
 //! fatal); link signatures and thresholds over distinct authorised keys; sublayouts, recursively;
 //! the expected-command warning; equal artifacts across functionaries when threshold > 1; step
 //! rules; inspections; inspection rules.
+#![allow(clippy::indexing_slicing)] // step indices come from enumerating `layout.steps`, and every per-step vector is built from that same list.
 
 pub mod arts;
 mod fastlink;
@@ -267,8 +268,6 @@ fn no_signature(sigs: &[Signature], id: &str) -> String {
     };
     format!("no signature found for key '{id}' (signed by {by})")
 }
-
-/// `{keyid:.8}`.
 
 /// Step names become file and directory names inside the link directory: refuse ones that leave it.
 fn check_step_name(name: &str) -> Result<()> {
