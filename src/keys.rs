@@ -13,6 +13,7 @@
 //! into `keyval.public` and the keyid, so keyids match in-toto's whatever the file's line layout.
 
 mod pbe;
+pub use pbe::{MAX_KDF_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK};
 mod pem;
 mod pss;
 
