@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: unit tests, interop vectors, live interop with in-toto 3.1.0 (from the venv
-# .ci/run creates), and real FUSE mounts. Run as root on a machine with /dev/fuse.
+# The test command: clippy (warnings are errors), unit tests, interop vectors, live interop with
+# in-toto 3.1.0 (from the venv .ci/run creates), real FUSE mounts, and a bounded fuzz run.
+# Run as root on a machine with /dev/fuse. Arguments go to `cargo test` (and skip the fuzz run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${TOTOFS_PEER_BIN:-}" && -x .venv-peer/bin/in-toto-verify ]]; then
@@ -12,4 +13,10 @@ if [[ ! -x "$peer/in-toto-verify" ]]; then
     printf 'NOTICE: in-toto 3.1.0 not found in %s: the interop checks will be SKIPPED.\n' "$peer" >&2
     printf '        Run .ci/run once (it creates .venv-peer) or set TOTOFS_PEER_BIN.\n' >&2
 fi
-exec cargo test --release "$@"
+cargo clippy --release --all-targets -- -D warnings
+cargo test --release "$@"
+if [[ $# -eq 0 ]]; then
+    # Bounded fuzzing (docs/hostile-input.md): 8 targets x 18 s, a new seed each run.
+    TOTOFS_FUZZ_SECONDS=18 TOTOFS_FUZZ_SEED="${TOTOFS_FUZZ_SEED:-$(date +%s)}" \
+        cargo test --release --test fuzz_parsers -- --nocapture
+fi

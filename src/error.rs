@@ -27,6 +27,9 @@ pub enum Error {
     Record(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    /// Standard output could not be written (a full disk, a closed file): exit 2.
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
 }
 
 impl Error {

@@ -13,6 +13,7 @@
 //! into `keyval.public` and the keyid, so keyids match in-toto's whatever the file's line layout.
 
 mod pbe;
+pub use pbe::{MAX_KDF_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK};
 mod pem;
 mod pss;
 
@@ -39,6 +40,36 @@ const ED25519_PKCS8_V1_PREFIX: [u8; 16] =
 
 /// Largest RSA modulus accepted, in bits (OpenSSL's own limit for verification is 16384).
 const MAX_RSA_BITS: usize = 16384;
+/// The smallest RSA modulus accepted: what in-toto's `cryptography` generates at the least
+/// (securesystemslib itself sets no minimum). Smaller keys are forgeable and cannot even hold
+/// an RSA-PSS-SHA256 signature with in-toto's salt length.
+pub const MIN_RSA_BITS: usize = 1024;
+
+/// Refuse an RSA key below [`MIN_RSA_BITS`] or above [`MAX_RSA_BITS`] with an error that says so.
+fn check_rsa_bits(n: &rsa::BigUint) -> Result<()> {
+    check_rsa_modulus_bits(n.bits())
+}
+
+fn check_rsa_modulus_bits(bits: usize) -> Result<()> {
+    if bits < MIN_RSA_BITS {
+        return Err(Error::format(format!("RSA key of {bits} bits is too small (the minimum is {MIN_RSA_BITS} bits)")));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(Error::format(format!("RSA key of {bits} bits is too large (the limit is {MAX_RSA_BITS} bits)")));
+    }
+    Ok(())
+}
+
+/// Check the modulus size of a PKCS#1 `RSAPrivateKey` before the (costly) key checks run on it.
+fn check_rsa_private_der(pkcs1: &[u8]) -> Result<()> {
+    let k = rsa::pkcs1::RsaPrivateKey::from_der(pkcs1)
+        .map_err(|e| Error::format(format!("not a valid RSA private key: {e}")))?;
+    let m = k.modulus.as_bytes();
+    let lead = m.iter().position(|b| *b != 0).unwrap_or(m.len());
+    let significant = m.get(lead..).unwrap_or_default();
+    let top = significant.first().map_or(0, |b| 8 - b.leading_zeros() as usize);
+    check_rsa_modulus_bits(significant.len().saturating_sub(1) * 8 + top)
+}
 /// Largest key file read; real key files are a few KiB.
 const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
 /// Salt length for RSA-PSS signatures: the digest length, which in-toto-golang requires (it
@@ -196,6 +227,7 @@ impl Material {
             .map_err(|e| Error::format(format!("not a valid RSA public key: {e}")))?;
         let n = rsa::BigUint::from_bytes_be(k.modulus.as_bytes());
         let e = rsa::BigUint::from_bytes_be(k.public_exponent.as_bytes());
+        check_rsa_bits(&n)?;
         let key = rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
             .map_err(|e| Error::format(format!("invalid RSA public key: {e}")))?;
         Ok(Material::Rsa(Box::new(key)))
@@ -294,14 +326,7 @@ fn is_json(text: &str) -> bool {
 
 /// Read a key file (bounded in size) as UTF-8 text. Errors name the file.
 fn read_key_file(path: &Path) -> Result<String> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::input(path, "not a regular file"));
-    }
-    if meta.len() > MAX_KEY_FILE_BYTES {
-        return Err(Error::input(path, format!("too large for a key file ({} bytes)", meta.len())));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+    let bytes = crate::fsio::read_capped(path, MAX_KEY_FILE_BYTES, "key file")?;
     let text = String::from_utf8(bytes).map_err(|_| Error::input(path, "not a PEM or JSON key (not UTF-8 text)"))?;
     if text.trim().is_empty() {
         return Err(Error::input(path, "empty file (expected a PEM or JSON key)"));
@@ -504,7 +529,9 @@ impl PublicKey {
     /// `keyid_hash_algorithms`, and the PEM without its trailing newline.
     pub fn to_key_dict_legacy(&self) -> Value {
         let mut v = self.legacy_id_object();
-        v["keyid"] = Value::String(self.keyid_legacy());
+        if let Some(o) = v.as_object_mut() {
+            o.insert("keyid".into(), Value::String(self.keyid_legacy()));
+        }
         v
     }
 
@@ -546,7 +573,10 @@ impl Signer {
         let bad = |e: &dyn std::fmt::Display| Error::format(format!("invalid private key: {e}"));
         match info.algorithm.oid {
             OID_ED25519 => Ok(Signer::Ed25519(ed25519_dalek::SigningKey::try_from(info).map_err(|e| bad(&e))?)),
-            OID_RSA => Ok(Signer::Rsa(Box::new(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?))),
+            OID_RSA => {
+                check_rsa_private_der(info.private_key)?;
+                Self::rsa(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
+            }
             OID_EC => {
                 match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
                     OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
@@ -583,9 +613,16 @@ impl Signer {
 
     fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
         use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        check_rsa_private_der(der)?;
         rsa::RsaPrivateKey::from_pkcs1_der(der)
-            .map(|k| Signer::Rsa(Box::new(k)))
             .map_err(|e| Error::format(format!("not a valid RSA private key: {e}")))
+            .and_then(Self::rsa)
+    }
+
+    fn rsa(k: rsa::RsaPrivateKey) -> Result<Self> {
+        use rsa::traits::PublicKeyParts as _;
+        check_rsa_bits(k.n())?;
+        Ok(Signer::Rsa(Box::new(k)))
     }
 
     /// PKCS#8 `PrivateKeyInfo` DER. Ed25519 keys are written as the 48-byte v1 structure that

@@ -5,8 +5,15 @@
 //! - [`metadata`]: links, layouts, rules, Metablock and DSSE envelopes.
 //! - [`keys`]: key loading, keyids, signing and signature verification.
 
+// No panics outside tests: untrusted input must end in an error, never an abort.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice, clippy::panic, clippy::indexing_slicing)
+)]
+
 pub mod cjson;
 pub mod error;
+pub(crate) mod fsio;
 pub mod keys;
 pub mod linkjson;
 pub mod metadata;

@@ -21,6 +21,34 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Largest metadata file totofs reads (links can list many artifacts, but not gigabytes).
 pub const MAX_METADATA_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Most signatures one envelope may carry. A link is signed by its functionary, a layout by its
+/// owners, a trace by one key: a longer list only costs the verifier time and memory.
+pub const MAX_SIGNATURES: usize = 256;
+
+/// Longest signature text (hex or base64) accepted: a 16384-bit RSA signature is 2048 bytes,
+/// 4096 hex digits; ECDSA and ed25519 are far shorter.
+pub const MAX_SIGNATURE_CHARS: usize = 4096;
+
+/// Refuse a signature list longer than [`MAX_SIGNATURES`].
+pub(crate) fn check_signature_count(n: usize) -> Result<()> {
+    if n > MAX_SIGNATURES {
+        return Err(Error::format(format!("{n} signatures; the limit is {MAX_SIGNATURES} per file")));
+    }
+    Ok(())
+}
+
+/// Refuse a signature text longer than [`MAX_SIGNATURE_CHARS`], before it is decoded.
+pub(crate) fn check_signature_chars(keyid: &str, raw: &str) -> Result<()> {
+    if raw.len() > MAX_SIGNATURE_CHARS {
+        let keyid: String = keyid.chars().take(64).collect();
+        return Err(Error::format(format!(
+            "signature for keyid '{keyid}' has {} characters; the limit is {MAX_SIGNATURE_CHARS}",
+            raw.len()
+        )));
+    }
+    Ok(())
+}
+
 /// One artifact's hash dict, `{"sha256": "<hex>", ...}`, compared as a whole dict of strings
 /// like in-toto does.
 ///
@@ -92,7 +120,11 @@ impl HashDict {
     pub fn insert(&mut self, algo: String, hex: String) {
         let mut pairs = self.pairs();
         match pairs.binary_search_by(|(a, _)| a.as_str().cmp(&algo)) {
-            Ok(i) => pairs[i].1 = hex,
+            Ok(i) => {
+                if let Some(pair) = pairs.get_mut(i) {
+                    pair.1 = hex;
+                }
+            }
             Err(i) => pairs.insert(i, (algo, hex)),
         }
         *self = Self::from_sorted_pairs(pairs);
@@ -159,28 +191,24 @@ impl<const N: usize> From<[(String, String); N]> for HashDict {
 /// 64 lowercase hex digits to 32 bytes; `None` for anything else (upper case included, which must
 /// stay distinct from lower case).
 pub fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
-    // Nibble values of '0'-'9' and 'a'-'f'; 0xff for every other byte.
-    const LUT: [u8; 256] = {
-        let mut t = [0xffu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
+    // Nibble value of '0'-'9' and 'a'-'f'; 0xff for every other byte.
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 0xff,
         }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
+    }
     let h: &[u8; 64] = hex.as_bytes().try_into().ok()?;
     let mut raw = [0u8; 32];
     let mut bad = 0u8;
-    for i in 0..32 {
-        let (hi, lo) = (LUT[h[2 * i] as usize], LUT[h[2 * i + 1] as usize]);
+    for (out, pair) in raw.iter_mut().zip(h.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [a, b] => (nibble(*a), nibble(*b)),
+            _ => (0xff, 0xff),
+        };
         bad |= hi | lo;
-        raw[i] = (hi << 4) | (lo & 0x0f);
+        *out = (hi << 4) | (lo & 0x0f);
     }
     (bad & 0xf0 == 0).then_some(raw)
 }
@@ -357,12 +385,13 @@ impl Rule {
         let bad = |why: &str| Error::format(format!("invalid artifact rule {:?}: {why}", tokens));
         let upper: Vec<String> = tokens.iter().map(|t| t.to_uppercase()).collect();
         let kw = upper.first().map(String::as_str).ok_or_else(|| bad("empty rule"))?;
+        let tok = |i: usize| tokens.get(i).cloned().ok_or_else(|| bad("too few tokens"));
         let kind = match kw {
             "CREATE" | "DELETE" | "MODIFY" | "ALLOW" | "DISALLOW" | "REQUIRE" => {
                 if tokens.len() != 2 {
                     return Err(bad(&format!("'{kw}' takes exactly one operand")));
                 }
-                let p = tokens[1].clone();
+                let p = tok(1)?;
                 match kw {
                     "CREATE" => RuleKind::Create(p),
                     "DELETE" => RuleKind::Delete(p),
@@ -376,12 +405,12 @@ impl Rule {
                 let shape: Vec<&str> = upper.iter().map(String::as_str).collect();
                 let (src, rest) = match shape.len() {
                     6 => (None, 2),
-                    8 if shape[2] == "IN" => (Some(tokens[3].clone()), 4),
+                    8 if shape.get(2) == Some(&"IN") => (Some(tok(3)?), 4),
                     8 => (None, 2),
-                    10 => (Some(tokens[3].clone()), 4),
+                    10 => (Some(tok(3)?), 4),
                     _ => return Err(bad("MATCH takes 6, 8 or 10 tokens")),
                 };
-                if src.is_some() && shape[2] != "IN" {
+                if src.is_some() && shape.get(2) != Some(&"IN") {
                     return Err(bad("expected 'IN' after the pattern"));
                 }
                 if shape.get(rest) != Some(&"WITH") {
@@ -395,7 +424,7 @@ impl Rule {
                 let mut i = rest + 2;
                 let dest_prefix = if shape.get(i) == Some(&"IN") {
                     i += 2;
-                    Some(tokens[i - 1].clone())
+                    Some(tok(i - 1)?)
                 } else {
                     None
                 };
@@ -403,14 +432,14 @@ impl Rule {
                     return Err(bad("expected 'FROM <step>' at the end"));
                 }
                 RuleKind::Match {
-                    pattern: tokens[1].clone(),
+                    pattern: tok(1)?,
                     source_prefix: src,
                     dest_type,
                     dest_prefix,
-                    dest_name: tokens[i + 1].clone(),
+                    dest_name: tok(i + 1)?,
                 }
             }
-            _ => return Err(bad(&format!("unknown rule type '{}'", tokens[0]))),
+            other => return Err(bad(&format!("unknown rule type '{}'", tokens.first().map_or(other, String::as_str)))),
         };
         Ok(Rule { tokens, kind })
     }
@@ -684,14 +713,7 @@ impl Metadata {
 
     /// Read and parse a metadata file. Errors name the file.
     pub fn load(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
-        if !meta.is_file() {
-            return Err(Error::input(path, "not a regular file"));
-        }
-        if meta.len() > MAX_METADATA_BYTES {
-            return Err(Error::input(path, format!("file is too large ({} bytes)", meta.len())));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+        let bytes = crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")?;
         Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
     }
 
@@ -739,6 +761,7 @@ impl Metadata {
             return Err(Error::format("metadata has no 'signatures' list"));
         };
         let arr = v.as_array().ok_or_else(|| Error::format("'signatures' is not a list"))?;
+        check_signature_count(arr.len())?;
         let mut out = Vec::new();
         for s in arr {
             let so = obj(s, "signature")?;
@@ -749,6 +772,7 @@ impl Metadata {
             let raw = so.get("sig").and_then(Value::as_str).ok_or_else(|| {
                 Error::format(format!("signature for keyid '{keyid}' has no 'sig' (GPG signatures are not supported)"))
             })?;
+            check_signature_chars(&keyid, raw)?;
             let sig = if dsse {
                 decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?
             } else {
@@ -864,32 +888,23 @@ impl Metadata {
         }
     }
 
-    /// Write the file atomically (temporary file in the same directory, then rename).
+    /// Write the file atomically (see [`crate::fsio::write_file`]).
     pub fn write(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_file_string().as_bytes())
+        crate::fsio::write_file(path, self.to_file_string().as_bytes(), 0o666, true)
     }
 
     /// `<name>.<keyid8>.link`, named after the signing keyid (like in-toto).
     pub fn link_file_name(name: &str, keyid: &str) -> String {
-        format!("{}.{}.link", name, &keyid[..keyid.len().min(8)])
+        format!("{}.{}.link", name, keyid8(keyid))
     }
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename, so a reader never sees half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let fname = path.file_name().ok_or_else(|| Error::input(path, "not a file name"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", fname.to_string_lossy(), std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::input(path, format!("cannot write: {e}")));
+/// The first 8 characters of a keyid, as in-toto names files (`keyid[:8]` in Python: characters,
+/// not bytes, so a keyid with multi-byte characters names the same file as in in-toto).
+pub fn keyid8(keyid: &str) -> &str {
+    match keyid.char_indices().nth(8) {
+        Some((end, _)) => keyid.get(..end).unwrap_or(keyid),
+        None => keyid,
     }
-    Ok(())
 }
+

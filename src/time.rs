@@ -7,11 +7,19 @@ use crate::error::{Error, Result};
 pub fn parse_expires(s: &str) -> Result<i64> {
     let bad = || Error::format(format!("expires '{s}' is not of the form YYYY-MM-DDTHH:MM:SSZ"));
     let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    let at = |i: usize| b.get(i).copied();
+    if b.len() != 20
+        || at(4) != Some(b'-')
+        || at(7) != Some(b'-')
+        || at(10) != Some(b'T')
+        || at(13) != Some(b':')
+        || at(16) != Some(b':')
+        || at(19) != Some(b'Z')
+    {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| -> Result<i64> {
-        let part = &s[r];
+        let part = s.get(r).ok_or_else(bad)?;
         if !part.bytes().all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
@@ -20,7 +28,8 @@ pub fn parse_expires(s: &str) -> Result<i64> {
     let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let mdays = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&mo) || d < 1 || d > mdays[(mo - 1) as usize] || h > 23 || mi > 59 || se > 59 {
+    let month_days = usize::try_from(mo - 1).ok().and_then(|i| mdays.get(i)).copied().unwrap_or(0);
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days || h > 23 || mi > 59 || se > 59 {
         return Err(bad());
     }
     Ok(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)

@@ -27,6 +27,9 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://totofs.dev/trace/v1";
 /// File name suffix of a trace (replaces the link's `.link`).
 pub const TRACE_SUFFIX: &str = ".trace";
+/// Largest trace file read: about 850,000 recorded files at the density of a real trace
+/// (10,000 files take 1.5 MB), and a bound on the memory `show --trace` and `diff` take.
+pub const MAX_TRACE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// What happened to a file during the step, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -228,7 +231,7 @@ impl TraceBuilder {
         let Some(idx) = (proc as usize).checked_sub(1).filter(|i| *i < self.trace.processes.len()) else {
             return;
         };
-        let p = &mut self.trace.processes[idx];
+        let (Some(p), Some(comm)) = (self.trace.processes.get_mut(idx), self.comms.get(idx)) else { return };
         if op == FileOp::Read {
             p.reads.insert(path.to_string());
         } else if op.writes() {
@@ -236,7 +239,7 @@ impl TraceBuilder {
         }
         let rec = self.trace.files.entry(path.to_string()).or_default();
         if rec.first.is_none() {
-            rec.first = Some(FirstProcess { pid: p.pid, comm: self.comms[idx].clone() });
+            rec.first = Some(FirstProcess { pid: p.pid, comm: comm.clone() });
         }
         // Repeated reads or writes add nothing; keep the sequence of distinct events.
         if rec.ops.last() != Some(&op) {
@@ -480,7 +483,7 @@ impl Trace {
 
 /// `<step>.<keyid8>.trace`, the name of the trace beside `<step>.<keyid8>.link`.
 pub fn trace_file_name(step: &str, keyid: &str) -> String {
-    format!("{}.{}{TRACE_SUFFIX}", step, &keyid[..keyid.len().min(8)])
+    format!("{}.{}{TRACE_SUFFIX}", step, crate::metadata::keyid8(keyid))
 }
 
 /// Where the trace of the link at `link_path` lives: `.link` replaced by `.trace`, else the
@@ -681,7 +684,7 @@ impl TraceFile {
 
     /// Write atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        crate::metadata::write_atomic(path, self.to_file_string().as_bytes())
+        crate::fsio::write_file(path, self.to_file_string().as_bytes(), 0o666, true)
     }
 
     /// Parse a trace file (signatures not checked yet: see [`TraceFile::verify`]). Hashes left
@@ -692,21 +695,30 @@ impl TraceFile {
 
     /// Parse a trace file, taking left-out hashes from `link` (the link it claims to be for).
     pub fn from_bytes_for(bytes: &[u8], link: Option<&Link>) -> Result<Self> {
-        let v = cjson::parse(bytes)?;
-        let o = v.as_object().ok_or_else(|| Error::format("trace is not a JSON object"))?;
+        let mut v = cjson::parse(bytes)?;
+        let o = v.as_object_mut().ok_or_else(|| Error::format("trace is not a JSON object"))?;
         let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
         if pt != PAYLOAD_TYPE {
             return Err(Error::format(format!("not a DSSE trace: payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
         }
-        let p = o.get("payload").and_then(Value::as_str).ok_or_else(|| Error::format("DSSE 'payload' is missing or not a string"))?;
-        let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        let sigs = o.get("signatures").and_then(Value::as_array).ok_or_else(|| Error::format("trace has no 'signatures' list"))?;
+        crate::metadata::check_signature_count(sigs.len())?;
         let mut signatures = Vec::new();
-        for s in o.get("signatures").and_then(Value::as_array).ok_or_else(|| Error::format("trace has no 'signatures' list"))? {
+        for s in sigs {
             let keyid = s.get("keyid").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'keyid'"))?;
             let raw = s.get("sig").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'sig'"))?;
+            crate::metadata::check_signature_chars(keyid, raw)?;
             let sig = decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?;
             signatures.push(Signature { keyid: keyid.to_string(), sig });
         }
+        let p = match o.remove("payload") {
+            Some(Value::String(p)) => p,
+            _ => return Err(Error::format("DSSE 'payload' is missing or not a string")),
+        };
+        // The envelope's tree is no longer needed: free it before the payload is decoded.
+        drop(v);
+        let payload = decode_b64(&p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        drop(p);
         let st = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
         let so = st.as_object().ok_or_else(|| Error::format("trace statement is not an object"))?;
         if so.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
@@ -745,7 +757,7 @@ impl TraceFile {
 
     /// Load a trace file, taking left-out hashes from `link`.
     pub fn load_for(path: &Path, link: Option<&Link>) -> Result<Self> {
-        let bytes = read_limited(path)?;
+        let bytes = crate::fsio::read_capped(path, MAX_TRACE_BYTES, "trace")?;
         Self::from_bytes_for(&bytes, link).map_err(|e| e.in_file(path))
     }
 
@@ -768,14 +780,7 @@ impl TraceFile {
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::input(path, "not a regular file"));
-    }
-    if meta.len() > MAX_METADATA_BYTES {
-        return Err(Error::input(path, format!("file is too large ({} bytes)", meta.len())));
-    }
-    std::fs::read(path).map_err(|e| Error::input(path, e))
+    crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")
 }
 
 /// A link loaded from a file, with the bytes its trace is bound to.

@@ -1,4 +1,5 @@
 //! `totofs diff`, `totofs show`, `totofs repro`: thin wrappers over [`crate::investigate`].
+use super::output;
 use crate::error::{Error, Result};
 use crate::investigate::causes::DiffReport;
 use crate::investigate::repro::{self, ReproOptions, Vary};
@@ -62,18 +63,6 @@ pub struct ReproArgs {
     pub command: Vec<String>,
 }
 
-/// Write to stdout; a reader that went away (`| head`) is not an error: the exit code still
-/// carries the result.
-fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
-fn emitln(text: &str) {
-    emit(&format!("{text}\n"));
-}
-
 fn load_key(path: &Option<PathBuf>) -> Result<Option<PublicKey>> {
     path.as_ref().map(|p| PublicKey::load(p)).transpose()
 }
@@ -100,12 +89,12 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
     let tb = lb.load_trace(key.as_ref())?;
     let report = DiffReport::new(&la.link, ta.as_ref(), &lb.link, tb.as_ref());
     if a.json {
-        emitln(&serde_json::to_string_pretty(&report.to_value()).unwrap_or_default());
+        output::outln(&serde_json::to_string_pretty(&report.to_value()).unwrap_or_default())?;
     } else {
-        emit(&report.render(&a.a.display().to_string(), &a.b.display().to_string()));
+        output::out(&report.render(&a.a.display().to_string(), &a.b.display().to_string()))?;
         for (l, t) in [(&la, &ta), (&lb, &tb)] {
             if t.is_none() {
-                emitln(&format!("note: no trace beside {} (looked for {})", l.path.display(), l.trace_path().display()));
+                output::outln(&format!("note: no trace beside {} (looked for {})", l.path.display(), l.trace_path().display()))?;
             }
         }
     }
@@ -125,10 +114,10 @@ pub fn show(a: ShowArgs) -> Result<i32> {
     } else {
         None
     };
-    emit(&show::render_link(&l.link, &signers, l.metadata.is_dsse()));
+    output::out(&show::render_link(&l.link, &signers, l.metadata.is_dsse()))?;
     if let Some(t) = trace {
-        emitln(&format!("trace: {} (signature and link digest verified)", path.display()));
-        emit(&show::render_trace(&t));
+        output::outln(&format!("trace: {} (signature and link digest verified)", path.display()))?;
+        output::out(&show::render_trace(&t))?;
     }
     Ok(0)
 }
@@ -156,21 +145,21 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
             o.insert("control_build".into(), r.control_ran.into());
             o.insert("return_values".into(), serde_json::json!([r.return_values.0, r.return_values.1]));
         }
-        emitln(&serde_json::to_string_pretty(&v).unwrap_or_default());
+        output::outln(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
         let varied: Vec<&str> = vary.iter().map(|v| v.as_str()).collect();
-        emitln(&format!("varied: {}", if varied.is_empty() { "nothing".to_string() } else { varied.join(", ") }));
+        output::outln(&format!("varied: {}", if varied.is_empty() { "nothing".to_string() } else { varied.join(", ") }))?;
         if r.control_ran {
-            emitln("control build: ran at A's path with B's other conditions, to tell path dependence from non-determinism");
+            output::outln("control build: ran at A's path with B's other conditions, to tell path dependence from non-determinism")?;
         }
         if r.return_values.0 != r.return_values.1 {
-            emitln(&format!("return values differ: A {:?}, B {:?}", r.return_values.0, r.return_values.1));
+            output::outln(&format!("return values differ: A {:?}, B {:?}", r.return_values.0, r.return_values.1))?;
         }
-        emit(&r.report.render(&r.link_a.display().to_string(), &r.link_b.display().to_string()));
-        emitln(if r.exit_code() == 0 { "reproducible: the products are identical" } else { "not reproducible" });
+        output::out(&r.report.render(&r.link_a.display().to_string(), &r.link_b.display().to_string()))?;
+        output::outln(if r.exit_code() == 0 { "reproducible: the products are identical" } else { "not reproducible" })?;
     }
     if a.keep {
-        eprintln!("totofs repro: kept {}", r.work.display());
+        output::err(&format!("totofs repro: kept {}", r.work.display()));
     }
     Ok(r.exit_code())
 }

@@ -1,6 +1,7 @@
 //! `totofs keygen` and `totofs key`, and the key-loading helpers every subcommand shares
 //! (`--signing-key`/`-k` with `-P/--password [PW]`, prompting on the terminal when no value).
 
+use super::output;
 use crate::cjson;
 use crate::error::{Error, Result};
 use crate::keys::{KeyFileKind, PrivateKey, PublicKey};
@@ -135,29 +136,10 @@ pub fn keygen(a: KeygenArgs) -> Result<i32> {
     let key = PrivateKey::generate_ed25519()?;
     let private_pem = key.to_pkcs8_pem(password.as_deref())?;
     let public_pem = key.public().to_spki_pem()?;
-    write_file(&name, private_pem.as_bytes(), 0o600, a.force)?;
-    write_file(&public_path, public_pem.as_bytes(), 0o644, a.force)?;
-    println!("{}", key.keyid());
+    crate::fsio::write_file(&name, private_pem.as_bytes(), 0o600, a.force)?;
+    crate::fsio::write_file(&public_path, public_pem.as_bytes(), 0o644, a.force)?;
+    output::outln(key.keyid())?;
     Ok(0)
-}
-
-/// Write a new file with `mode`; without `force` an existing file is never replaced.
-fn write_file(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).mode(mode);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let mut f = opts.open(path).map_err(|e| Error::input(path, format!("cannot write: {e}")))?;
-    // An overwritten file keeps its old mode; a private key must not stay readable by others.
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .and_then(|_| f.write_all(bytes))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::input(path, format!("cannot write: {e}")))
 }
 
 pub fn key(a: KeyArgs) -> Result<i32> {
@@ -168,9 +150,9 @@ pub fn key(a: KeyArgs) -> Result<i32> {
             for (path, k) in a.keys.iter().zip(&keys) {
                 let id = if a.legacy { k.keyid_legacy() } else { k.keyid_v3() };
                 if keys.len() == 1 {
-                    println!("{id}");
+                    output::outln(&id)?;
                 } else {
-                    println!("{id}  {}", path.display());
+                    output::outln(&format!("{id}  {}", path.display()))?;
                 }
             }
             Ok(0)
@@ -179,18 +161,18 @@ pub fn key(a: KeyArgs) -> Result<i32> {
             let mut passwords = Passwords::new(a.password);
             let keys = a.keys.iter().map(|p| load_public(p, &mut passwords)).collect::<Result<Vec<_>>>()?;
             let dict = |k: &PublicKey| if a.legacy { k.to_key_dict_legacy() } else { k.to_key_dict_v3() };
-            let out = if keys.len() == 1 {
-                dict(&keys[0])
+            let out = if let [only] = keys.as_slice() {
+                dict(only)
             } else {
                 let mut m = Map::new();
                 for k in &keys {
                     let d = dict(k);
-                    let id = d["keyid"].as_str().unwrap_or_default().to_string();
+                    let id = d.get("keyid").and_then(Value::as_str).unwrap_or_default().to_string();
                     m.insert(id, d);
                 }
                 Value::Object(m)
             };
-            println!("{}", cjson::dump_pretty(&out));
+            output::outln(&cjson::dump_pretty(&out))?;
             Ok(0)
         }
     }

@@ -1,10 +1,12 @@
 //! The command line: one clap definition per subcommand, each in its own file. Every subcommand
 //! is a thin wrapper over library calls and returns the process exit code.
 
+use crate::error::Error;
 use clap::{Parser, Subcommand};
 
 pub mod investigate;
 pub mod keys;
+mod output;
 pub mod record;
 pub mod sign;
 pub mod verify;
@@ -46,8 +48,15 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
+            // --help or --version that cannot be written is not a success.
+            return match e.print() {
+                Ok(()) => code,
+                Err(io) if io.kind() == std::io::ErrorKind::BrokenPipe => code,
+                Err(io) => {
+                    output::err(&format!("totofs: {}", Error::Output(io)));
+                    2
+                }
+            };
         }
     };
     let result = match cli.command {
@@ -64,8 +73,10 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output went away: nothing more to say, the code stands.
+        Err(e) if output::reader_gone() => e.exit_code(),
         Err(e) => {
-            eprintln!("totofs: {e}");
+            output::err(&format!("totofs: {e}"));
             e.exit_code()
         }
     }

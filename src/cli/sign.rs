@@ -6,6 +6,7 @@
 //! 2 bad input or usage.
 
 use super::keys::Passwords;
+use super::output;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::metadata::{Metadata, Payload};
@@ -68,12 +69,12 @@ fn verify(md: &Metadata, a: &SignArgs) -> Result<i32> {
         match md.verify_signature(key) {
             Ok(()) => {
                 if a.verbose {
-                    eprintln!("{}: valid signature by keyid '{}' ({})", a.file.display(), key.keyid(), path.display());
+                    output::err(&format!("{}: valid signature by keyid '{}' ({})", a.file.display(), key.keyid(), path.display()));
                 }
             }
             Err(e @ Error::Signature(_)) => {
                 failed += 1;
-                eprintln!("totofs: {}: key {}: {e}", a.file.display(), path.display());
+                output::err(&format!("totofs: {}: key {}: {e}", a.file.display(), path.display()));
             }
             Err(e) => return Err(e.in_file(&a.file)),
         }
@@ -94,12 +95,12 @@ fn sign_and_write(mut md: Metadata, a: &SignArgs) -> Result<i32> {
     }
     let dropped: Vec<&String> = kept.iter().filter(|id| !md.signatures.iter().any(|s| &&s.keyid == id)).collect();
     if !dropped.is_empty() && !a.quiet {
-        eprintln!(
+        output::err(&format!(
             "totofs: warning: {}: the payload was re-serialised to in-toto 3.x's field set, so the \
              existing signatures by {} no longer covered it and were dropped",
             a.file.display(),
             dropped.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
-        );
+        ));
     }
     let out = match (&a.output, &md.payload) {
         (Some(o), _) => o.clone(),
@@ -111,7 +112,7 @@ fn sign_and_write(mut md: Metadata, a: &SignArgs) -> Result<i32> {
     };
     md.write(&out)?;
     if !a.quiet {
-        eprintln!("totofs: signed {} written to {}", md.payload.type_name(), out.display());
+        output::err(&format!("totofs: signed {} written to {}", md.payload.type_name(), out.display()));
     }
     Ok(0)
 }

@@ -1,4 +1,5 @@
 //! `totofs verify`: the in-toto-verify command line over [`crate::verify`].
+use super::output;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::verify::{self, params, report, Options};
@@ -37,7 +38,7 @@ pub fn verify(a: VerifyArgs) -> Result<i32> {
         Ok(code) => Ok(code),
         Err(e) => {
             let doc = serde_json::json!({"passed": false, "error": e.to_string(), "exit_code": e.exit_code()});
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            output::outln(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;
             Ok(e.exit_code())
         }
     }
@@ -69,16 +70,17 @@ fn run(a: &VerifyArgs) -> Result<i32> {
         if let Some(o) = doc.as_object_mut() {
             o.insert("exit_code".into(), code.into());
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        output::outln(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         return Ok(code);
     }
     let layout_name = a.layout.display().to_string();
     match &rep.failure {
-        None => print!("{}", report::summary(&rep, &layout_name)),
+        None => output::out(&report::summary(&rep, &layout_name))?,
         Some(f) => {
-            eprint!("totofs: verification failed: {}", report::failure(f));
+            let text = format!("totofs: verification failed: {}", report::failure(f));
+            output::err(text.strip_suffix('\n').unwrap_or(&text));
             for w in &rep.warnings {
-                eprintln!("warning: {w}");
+                output::err(&format!("warning: {w}"));
             }
         }
     }

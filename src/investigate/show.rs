@@ -59,7 +59,7 @@ fn tree(products: &Artifacts, materials: &Artifacts) -> String {
         let (file, dirs) = parts.split_last().unwrap_or((&"", &[]));
         let common = open.iter().zip(dirs.iter()).take_while(|(a, b)| a == b).count();
         open.truncate(common);
-        for d in &dirs[common..] {
+        for d in dirs.iter().skip(common) {
             let _ = writeln!(out, "  {}  {d}/", "  ".repeat(open.len()));
             open.push(d);
         }

@@ -12,6 +12,56 @@ use pkcs8::{EncryptedPrivateKeyInfo, PrivateKeyInfo};
 /// uses more because loading a key is rare and brute-forcing a stolen key file should be slow.
 pub const PBKDF2_ITERATIONS: u32 = 100_000;
 
+/// The most PBKDF2 (and PKCS#12 KDF) iterations a key file may ask for: 100x what OpenSSL 3
+/// and `cryptography` write (2048), 100x totofs's own; about 5 s of hashing on one core.
+pub const MAX_KDF_ITERATIONS: u32 = 10_000_000;
+
+/// The most memory an scrypt key file may ask for (`128 * r * N` bytes): 8x OpenSSL's default
+/// (`openssl pkcs8 -scrypt` writes N = 16384, r = 8: 16 MiB; OpenSSL refuses over 32 MiB).
+pub const MAX_SCRYPT_MEMORY: u64 = 128 * 1024 * 1024;
+
+/// The most scrypt work a key file may ask for (`128 * r * N * p` bytes mixed).
+pub const MAX_SCRYPT_WORK: u64 = 1024 * 1024 * 1024;
+
+/// Refuse key derivation parameters that would cost more than the caps: a key file is
+/// untrusted input, and its KDF parameters choose how much CPU and memory loading it takes.
+fn check_kdf_cost(kdf: &pbes2::Kdf<'_>) -> Result<()> {
+    match kdf {
+        pbes2::Kdf::Pbkdf2(p) => check_iterations(p.iteration_count),
+        pbes2::Kdf::Scrypt(p) => {
+            let (n, r, par) = (p.cost_parameter, u64::from(p.block_size), u64::from(p.parallelization));
+            if n < 2 || !n.is_power_of_two() || r == 0 || par == 0 {
+                return Err(Error::format(format!("malformed scrypt parameters N={n}, r={r}, p={par}")));
+            }
+            let memory = n.saturating_mul(r).saturating_mul(128);
+            if memory > MAX_SCRYPT_MEMORY {
+                return Err(Error::format(format!(
+                    "the key's scrypt parameters (N={n}, r={r}) need {memory} bytes of memory; \
+                     the limit is {MAX_SCRYPT_MEMORY} bytes"
+                )));
+            }
+            let work = memory.saturating_mul(par);
+            if work > MAX_SCRYPT_WORK {
+                return Err(Error::format(format!(
+                    "the key's scrypt parameters (N={n}, r={r}, p={par}) need {work} bytes of work; \
+                     the limit is {MAX_SCRYPT_WORK} bytes"
+                )));
+            }
+            Ok(())
+        }
+        _ => Err(Error::format("unsupported key derivation function")),
+    }
+}
+
+fn check_iterations(iterations: u32) -> Result<()> {
+    if iterations > MAX_KDF_ITERATIONS {
+        return Err(Error::format(format!(
+            "the key asks for {iterations} key derivation iterations; the limit is {MAX_KDF_ITERATIONS}"
+        )));
+    }
+    Ok(())
+}
+
 /// The error for a password that does not decrypt the key. With CBC padding a wrong password is
 /// almost always caught by the padding check, and otherwise by the DER parse that follows.
 fn wrong_password() -> Error {
@@ -32,11 +82,12 @@ pub fn decrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
         },
     };
     let plain = match &info.encryption_algorithm {
-        pkcs5::EncryptionScheme::Pbes2(params) => match params.decrypt(password, info.encrypted_data) {
-            Ok(p) => p,
+        pkcs5::EncryptionScheme::Pbes2(params) => match check_kdf_cost(&params.kdf).map(|()| params.decrypt(password, info.encrypted_data)) {
+            Ok(Ok(p)) => p,
             // pkcs5 reports a bad padding (the sign of a wrong password) as `EncryptFailed`.
-            Err(pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed) => return Err(wrong_password()),
-            Err(e) => return Err(Error::format(format!("cannot decrypt the private key: {e}"))),
+            Err(e) => return Err(e),
+            Ok(Err(pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed)) => return Err(wrong_password()),
+            Ok(Err(e)) => return Err(Error::format(format!("cannot decrypt the private key: {e}"))),
         },
         pkcs5::EncryptionScheme::Pbes1(alg) => pbes1_decrypt(alg, password, info.encrypted_data)?,
         _ => return Err(Error::format("unsupported key encryption scheme")),
@@ -62,7 +113,10 @@ fn pbes1_decrypt(alg: &pbes1::Algorithm, password: &[u8], ciphertext: &[u8]) -> 
         pbes1::EncryptionScheme::PbeWithSha1AndDesCbc => pbkdf1::<sha1::Sha1>(password, &p.salt, p.iteration_count),
         other => return Err(Error::format(format!("unsupported key encryption scheme {other:?}"))),
     };
-    cbc_decrypt("DES-CBC", &dk[..8], &dk[8..16], ciphertext).map_err(|_| wrong_password())
+    let (Some(key), Some(iv)) = (dk.get(..8), dk.get(8..16)) else {
+        return Err(Error::format("PBKDF1 gave too short a key"));
+    };
+    cbc_decrypt("DES-CBC", key, iv, ciphertext).map_err(|_| wrong_password())
 }
 
 /// CBC decryption with PKCS#7 padding, for the ciphers encrypted key files use.
@@ -108,7 +162,7 @@ pub fn encrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Vec<u8>> {
 /// PKCS#12 password-based encryption inside PKCS#8 (RFC 7292 appendix B and C):
 /// `pbeWithSHAAnd3-KeyTripleDES-CBC` and `pbeWithSHAAnd2-KeyTripleDES-CBC`.
 mod pkcs12 {
-    use super::{cbc_decrypt, wrong_password};
+    use super::{cbc_decrypt, check_iterations, wrong_password};
     use crate::error::{Error, Result};
     use pkcs8::der::asn1::{ObjectIdentifier, OctetStringRef};
     use pkcs8::der::{Decode, Reader, SliceReader};
@@ -146,6 +200,7 @@ mod pkcs12 {
 
     impl Encrypted {
         pub fn decrypt(&self, password: &[u8]) -> Result<Vec<u8>> {
+            check_iterations(self.iterations)?;
             let text = std::str::from_utf8(password).map_err(|_| Error::format("password is not UTF-8"))?;
             // The password as a NUL-terminated BMPString (UTF-16BE).
             let mut bmp: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
@@ -182,9 +237,9 @@ mod pkcs12 {
             let b: Vec<u8> = a.iter().cycle().take(V).copied().collect();
             for block in i.chunks_mut(V) {
                 let mut carry: u16 = 1;
-                for k in (0..V).rev() {
-                    let sum = block[k] as u16 + b[k] as u16 + carry;
-                    block[k] = sum as u8;
+                for (x, y) in block.iter_mut().zip(&b).rev() {
+                    let sum = *x as u16 + *y as u16 + carry;
+                    *x = sum as u8;
                     carry = sum >> 8;
                 }
             }

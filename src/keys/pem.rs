@@ -42,7 +42,7 @@ impl Block {
         if iv.len() != block_len {
             return Err(Error::format(format!("DEK-Info IV has {} bytes, expected {block_len}", iv.len())));
         }
-        let key = bytes_to_key(password, &iv[..8], key_len);
+        let key = bytes_to_key(password, iv.get(..8).unwrap_or(&iv), key_len);
         super::pbe::cbc_decrypt(&cipher, &key, &iv, &self.der)
     }
 }

@@ -48,23 +48,24 @@ pub fn verify<D: Digest>(key: &RsaPublicKey, msg: &[u8], sig: &[u8]) -> bool {
 fn emsa_pss_verify<D: Digest>(m_hash: &[u8], em: &[u8], em_bits: usize) -> bool {
     let h_len = <D as Digest>::output_size();
     let em_len = em.len();
-    if em_len < h_len + 2 || em[em_len - 1] != 0xbc {
+    if em_len < h_len + 2 || em.last() != Some(&0xbc) {
         return false;
     }
     let (masked_db, rest) = em.split_at(em_len - h_len - 1);
-    let h = &rest[..h_len];
-    let unused_bits = 8 * em_len - em_bits;
+    let Some(h) = rest.get(..h_len) else { return false };
+    let unused_bits = (8 * em_len).saturating_sub(em_bits);
     let top_mask: u8 = if unused_bits >= 8 { 0 } else { 0xffu8 >> unused_bits };
-    if masked_db[0] & !top_mask != 0 {
+    if masked_db.first().is_some_and(|b| b & !top_mask != 0) {
         return false;
     }
     let mut db: Vec<u8> = masked_db.iter().zip(mgf1::<D>(h, masked_db.len())).map(|(a, b)| a ^ b).collect();
-    db[0] &= top_mask;
-    let Some(sep) = db.iter().position(|&b| b != 0) else { return false };
-    if db[sep] != 0x01 {
-        return false;
+    if let Some(first) = db.first_mut() {
+        *first &= top_mask;
     }
-    let salt = &db[sep + 1..];
+    let Some(sep) = db.iter().position(|&b| b != 0) else { return false };
+    let Some((0x01, salt)) = db.get(sep..).and_then(<[u8]>::split_first).map(|(b, rest)| (*b, rest)) else {
+        return false;
+    };
     let h2 = D::new().chain_update([0u8; 8]).chain_update(m_hash).chain_update(salt).finalize();
     h2.as_slice() == h
 }

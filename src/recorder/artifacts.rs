@@ -8,6 +8,7 @@
 //! 4. missing paths are skipped; directories are walked, excluded directories pruned, symlinks to
 //!    files and directories followed, broken symlinks and special files skipped;
 //! 5. `--lstrip-paths` strips the first matching prefix; a name made twice is an error.
+#![allow(clippy::indexing_slicing)] // indices into buffers and pattern segments bounded by their own lengths.
 
 use crate::error::{Error, Result};
 use crate::metadata::{Artifacts, HashDict};
@@ -65,11 +66,11 @@ fn gitwildmatch(pattern: &str) -> Result<Option<(Regex, bool)>> {
     }
     let include = pat.starts_with('!');
     if include {
-        pat = &pat[1..];
+        pat = pat.get(1..).unwrap_or_default();
     }
     // Trailing unescaped spaces are ignored.
     let trimmed = pat.trim_end_matches(' ');
-    let pat = if trimmed.ends_with('\\') && trimmed.len() < pat.len() { &pat[..trimmed.len() + 1] } else { trimmed };
+    let pat = if trimmed.ends_with('\\') && trimmed.len() < pat.len() { pat.get(..trimmed.len() + 1).unwrap_or(pat) } else { trimmed };
     let mut segs: Vec<&str> = pat.split('/').collect();
     // Collapse runs of "**" segments.
     segs.dedup_by(|a, b| *a == "**" && *b == "**");

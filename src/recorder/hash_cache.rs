@@ -123,7 +123,7 @@ pub fn default_path(dir: &Path) -> Result<PathBuf> {
         use sha2::Digest;
         sha2::Sha256::digest(canon.as_os_str().as_encoded_bytes())
     };
-    Ok(base.join("totofs").join(format!("hash-cache-{}", hex::encode(&digest[..8]))))
+    Ok(base.join("totofs").join(format!("hash-cache-{}", hex::encode(digest.get(..8).unwrap_or_default()))))
 }
 
 impl HashCache {
@@ -202,7 +202,7 @@ impl HashCache {
         if let Some(parent) = self.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::input(parent, format!("cannot create: {e}")))?;
         }
-        crate::metadata::write_atomic(&self.path, &out)
+        crate::fsio::write_file(&self.path, &out, 0o666, true)
     }
 
     /// Drop the cache file itself from a walk's entries (when it lies inside a recorded directory).
@@ -216,6 +216,11 @@ impl HashCache {
             })
             .collect()
     }
+}
+
+/// How many entries a cache file's bytes hold, or `None` if they are not a valid cache (for the fuzzer).
+pub fn parse_count(b: &[u8]) -> Option<usize> {
+    parse(b).map(|m| m.len())
 }
 
 fn parse(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
@@ -235,9 +240,9 @@ fn parse(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
     }
     let mut m = HashMap::with_capacity(count as usize);
     for r in recs.chunks_exact(RECORD) {
-        let u = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap_or_default());
-        let t = |i: usize| i128::from_le_bytes(r[i..i + 16].try_into().unwrap_or_default());
-        let digest: [u8; 32] = r[56..88].try_into().ok()?;
+        let u = |i: usize| u64::from_le_bytes(r.get(i..i + 8).and_then(|b| b.try_into().ok()).unwrap_or_default());
+        let t = |i: usize| i128::from_le_bytes(r.get(i..i + 16).and_then(|b| b.try_into().ok()).unwrap_or_default());
+        let digest: [u8; 32] = r.get(56..88)?.try_into().ok()?;
         m.insert((u(0), u(8)), Rec { size: u(16), mtime_ns: t(24), ctime_ns: t(40), digest });
     }
     Some(m)

@@ -4,6 +4,7 @@
 //! writing, truncate, unlink, rename over), so a material's hash is always of its content before
 //! the step. Materials the overlay does not cover (outside the overlay's root) are hashed before
 //! the step starts.
+#![allow(clippy::indexing_slicing)] // slot indices are taken modulo, or checked against, the table they index.
 
 use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};

@@ -49,7 +49,7 @@ fn ensure_state_dir() -> Result<()> {
 
 fn state_path(dir: &Path, ext: &str) -> PathBuf {
     let h = crate::keys::sha256_hex(dir.as_os_str().as_encoded_bytes());
-    state_dir().join(format!("{}.{ext}", &h[..24]))
+    state_dir().join(format!("{}.{ext}", h.get(..24).unwrap_or(&h)))
 }
 
 /// `totofs mount`: returns once the overlay is ready (exit 0), or with the reason it is not.
@@ -207,7 +207,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         }
         Err(e) => (1, format!("error {e}\n")),
     };
-    let _ = crate::metadata::write_atomic(&state_path(dir, "result"), text.as_bytes());
+    let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
     let _ = std::fs::remove_file(state_path(dir, "pid"));
     code
 }

@@ -7,6 +7,7 @@
 //!
 //! totofs's own working directory keeps pointing at the real directory below the mount, so its
 //! relative paths (the material and product walks) never go through the overlay.
+#![allow(clippy::indexing_slicing)] // indices bounded by the lengths of the lists they come from.
 
 use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};
@@ -225,7 +226,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         match rel(p) {
             // The name itself or a directory above it: one set look-up per path component.
             Some(r) => {
-                changed_names.contains(r.as_str()) || r.match_indices('/').any(|(i, _)| changed_names.contains(&r[..i]))
+                changed_names.contains(r.as_str()) || r.match_indices('/').any(|(i, _)| r.get(..i).is_some_and(|p| changed_names.contains(p)))
             }
             None => false,
         }

@@ -89,7 +89,7 @@ pub fn write_link(
     let md = Metadata::new_signed(payload, opts.use_dsse, key)?;
     let path = opts.link_path(key);
     let text = md.to_file_string();
-    crate::metadata::write_atomic(&path, text.as_bytes())?;
+    crate::fsio::write_file(&path, text.as_bytes(), 0o666, true)?;
     let sha256 = crate::keys::sha256_hex(text.as_bytes());
     drop(text);
     let Payload::Link(link) = md.payload else {

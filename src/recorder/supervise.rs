@@ -2,6 +2,7 @@
 //! to that group, capture (and still show) its streams with `-s`, bound it with `--timeout`, and
 //! wait until every process it started has exited (totofs is a child subreaper, so daemons the
 //! step leaves behind are re-parented to it and waited for too).
+#![allow(clippy::indexing_slicing)] // buffer slices bounded by the byte counts read returns.
 
 use crate::error::{Error, Result};
 use std::io::{Read, Write};

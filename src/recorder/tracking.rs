@@ -17,6 +17,7 @@
 //! The overlay only calls [`Tracker::note`] (and [`Tracker::note_rename`], [`Tracker::note_by`]);
 //! the recorder reads the result at the end with [`Tracker::files`], [`Tracker::processes`],
 //! [`Tracker::accessed`], [`Tracker::changed`] and [`Tracker::observed`].
+#![allow(clippy::indexing_slicing)] // indices into fixed buffers bounded by the bytes read into them.
 
 use dashmap::DashMap;
 use std::collections::{BTreeMap, HashSet};
@@ -172,7 +173,7 @@ fn read_stat(pid: u32) -> Option<Stat> {
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close).unwrap_or("").to_string();
     // After the name comes field 3 (state): field N is the (N - 3)th of these.
-    let mut fields = stat[close + 1..].split_ascii_whitespace();
+    let mut fields = stat.get(close + 1..)?.split_ascii_whitespace();
     let ppid = fields.nth(1)?.parse().ok()?; // field 4
     let start = fields.nth(17)?.parse().ok()?; // field 22
     let arg_start = fields.nth(25).and_then(|f| f.parse().ok()).unwrap_or(0); // field 48

@@ -3,6 +3,7 @@
 //! node per artifact. Equality is whole-dict equality, exactly as in-toto compares hash dicts:
 //! a dict has one representation, so `{sha256}` still differs from `{sha256, sha512}` and
 //! upper-case hex from lower-case.
+#![allow(clippy::indexing_slicing)] // indices come from binary searches and bounds-checked scans of the same sorted vector.
 
 use crate::metadata::{Artifacts, Link};
 use serde_json::{Map, Value};

@@ -103,7 +103,7 @@ impl<'de> Deserialize<'de> for DigestDe {
                     .into_iter()
                     .map(|(a, h)| (a.as_str().to_string(), h.as_str().to_string()))
                     .collect();
-                if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+                if !pairs.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
                     pairs.reverse();
                     pairs.sort_by(|a, b| a.0.cmp(&b.0));
                     pairs.dedup_by(|later, first| later.0 == first.0);
@@ -195,9 +195,13 @@ pub fn read(bytes: &[u8]) -> Option<FastLink> {
     }
     let byproducts = cjson::canonical(&Value::Object(s.byproducts.clone())).ok()?;
     let environment = cjson::canonical(&Value::Object(s.environment.clone())).ok()?;
+    // Over-long lists and signatures take the general reader, which refuses them by name.
+    if file.signatures.len() > crate::metadata::MAX_SIGNATURES {
+        return None;
+    }
     let mut signatures = Vec::with_capacity(file.signatures.len());
     for sig in file.signatures {
-        if sig.keyid.is_empty() || sig.sig.len() % 2 != 0 || !sig.sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if sig.keyid.is_empty() || sig.sig.len() > crate::metadata::MAX_SIGNATURE_CHARS || sig.sig.len() % 2 != 0 || !sig.sig.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         signatures.push(Signature {

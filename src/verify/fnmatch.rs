@@ -5,6 +5,7 @@
 //! literal and a `[` without a closing `]` is a literal `[`. Backslash is an ordinary character.
 //! Matching is case-sensitive. Classes follow Python's translation exactly, including its removal
 //! of empty ranges (`[z-a]` never matches, `[!z-a]` matches any character).
+#![allow(clippy::indexing_slicing)] // positions within the compiled pattern and the name, each checked against its length (fuzzed by tests/fuzz_parsers.rs).
 
 use crate::error::{Error, Result};
 
@@ -111,7 +112,7 @@ impl Pattern {
 }
 
 fn decode(s: &str, at: usize) -> (char, usize) {
-    let ch = s[at..].chars().next().unwrap_or('\0');
+    let ch = s.get(at..).and_then(|rest| rest.chars().next()).unwrap_or('\0');
     (ch, ch.len_utf8().max(1))
 }
 

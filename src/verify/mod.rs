@@ -12,6 +12,7 @@
 //! fatal); link signatures and thresholds over distinct authorised keys; sublayouts, recursively;
 //! the expected-command warning; equal artifacts across functionaries when threshold > 1; step
 //! rules; inspections; inspection rules.
+#![allow(clippy::indexing_slicing)] // step indices come from enumerating `layout.steps`, and every per-step vector is built from that same list.
 
 pub mod arts;
 mod fastlink;
@@ -23,7 +24,7 @@ pub mod rules;
 
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{ArtifactKind, Layout, Metadata, Payload, Signature, MAX_METADATA_BYTES};
+use crate::metadata::{keyid8, ArtifactKind, Layout, Metadata, Payload, Signature, MAX_METADATA_BYTES};
 use arts::{Arts, Digest, VLink};
 use params::Params;
 use rules::{Links, RuleFailure};
@@ -36,6 +37,11 @@ use std::time::Duration;
 /// Sublayouts nest at most this deep (a link dir that loops back through symlinks is refused
 /// earlier, when the same layout shows up again in the same directory).
 pub const MAX_SUBLAYOUT_DEPTH: usize = 32;
+
+/// At most this many distinct (layout, link directory, key) verifications in one run, the root
+/// included. Each pair is verified once (later uses take the first result), so this bounds the
+/// work of sublayouts that fan out, which would otherwise grow exponentially with depth.
+pub const MAX_LAYOUT_VERIFICATIONS: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -72,6 +78,10 @@ pub struct LayoutReport {
     pub link_dir: String,
     pub steps: Vec<StepReport>,
     pub inspections: Vec<InspectionReport>,
+    /// Set when this layout, over the same link directory and key, was verified earlier in the
+    /// run: the scope reported in full there. Steps and inspections are then left empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +190,11 @@ struct Ctx<'a> {
     warnings: Vec<String>,
     /// (canonical link dir, sha256 of the layout's signed bytes) of the layouts being verified.
     stack: Vec<(PathBuf, Vec<u8>)>,
+    /// Layouts verified so far, by (canonical link dir, layout digest, keyids), with the summary
+    /// link they produced and the scope where they were reported in full.
+    done: HashMap<(PathBuf, Vec<u8>, String), (VLink, String)>,
+    /// Distinct layout verifications started (see [`MAX_LAYOUT_VERIFICATIONS`]).
+    started: usize,
 }
 
 fn scoped(scope: &[String], item: Option<&str>) -> String {
@@ -254,11 +269,6 @@ fn no_signature(sigs: &[Signature], id: &str) -> String {
     format!("no signature found for key '{id}' (signed by {by})")
 }
 
-/// `{keyid:.8}`.
-fn keyid8(keyid: &str) -> &str {
-    keyid.get(..8).unwrap_or(keyid)
-}
-
 /// Step names become file and directory names inside the link directory: refuse ones that leave it.
 fn check_step_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
@@ -308,19 +318,7 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 /// Read a link file if it exists. Like in-toto, a file that cannot be opened counts as missing;
 /// devices and FIFOs are refused, and so are files over [`MAX_METADATA_BYTES`].
 fn read_link(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::metadata(path) {
-        Err(_) => Ok(None),
-        Ok(m) if m.is_dir() => Ok(None),
-        Ok(m) if !m.is_file() => Err(Error::input(path, "not a regular file")),
-        Ok(m) if m.len() > MAX_METADATA_BYTES => {
-            Err(Error::input(path, format!("file is too large ({} bytes)", m.len())))
-        }
-        Ok(_) => match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::input(path, e)),
-        },
-    }
+    crate::fsio::read_capped_if_exists(path, MAX_METADATA_BYTES, "metadata file")
 }
 
 /// Verify the layout at `path` with `keys`.
@@ -339,6 +337,8 @@ pub fn verify(md: &Metadata, keys: &[PublicKey], opts: &Options) -> Result<Repor
         opts,
         warnings: Vec::new(),
         stack: Vec::new(),
+        done: HashMap::new(),
+        started: 0,
     };
     let mut layout_report = LayoutReport::default();
     let outcome = verify_layout(
@@ -427,6 +427,22 @@ fn verify_layout(
             format!("sublayout cycle: {} verifies itself again", scoped(scope, None)),
         )));
     }
+    let memo_key = (canon.clone(), digest.clone(), report.signed_by.join(","));
+    if let Some((summary, first)) = ctx.done.get(&memo_key) {
+        // The same sublayout over the same links: verified already, with the same outcome.
+        report.verified_as = Some(first.clone());
+        return Ok(summary.clone());
+    }
+    if ctx.started >= MAX_LAYOUT_VERIFICATIONS {
+        return Err(Stop::Err(Error::input(
+            link_dir,
+            format!(
+                "{}: more than {MAX_LAYOUT_VERIFICATIONS} distinct sublayout verifications (the limit)",
+                scoped(scope, None)
+            ),
+        )));
+    }
+    ctx.started += 1;
     if ctx.stack.len() >= MAX_SUBLAYOUT_DEPTH {
         return Err(Stop::Err(Error::input(
             link_dir,
@@ -447,6 +463,9 @@ fn verify_layout(
     ctx.stack.push((canon, digest));
     let result = verify_layout_body(ctx, &layout, link_dir, scope, report);
     ctx.stack.pop();
+    if let Ok(summary) = &result {
+        ctx.done.insert(memo_key, (summary.clone(), scoped(scope, None)));
+    }
     result
 }
 

@@ -45,10 +45,15 @@ fn layout_lines(out: &mut String, l: &LayoutReport, depth: usize) {
             let _ = writeln!(
                 out,
                 "{pad}  sublayout signed by {} (links in {}):",
-                sub.keyid.get(..8).unwrap_or(&sub.keyid),
+                crate::metadata::keyid8(&sub.keyid),
                 sub.layout.link_dir
             );
-            layout_lines(out, &sub.layout, depth + 2);
+            match &sub.layout.verified_as {
+                Some(first) => {
+                    let _ = writeln!(out, "{pad}    verified once already, as {first}");
+                }
+                None => layout_lines(out, &sub.layout, depth + 2),
+            }
         }
     }
     for i in &l.inspections {

@@ -5,6 +5,7 @@
 //! The queue starts as the item's materials (or products); rules run in order, each removes what it
 //! consumes; DISALLOW fails on anything it matches in the queue, REQUIRE fails if its file is not
 //! in the queue; the list ends with an implicit `ALLOW *`. Each rule globs each queued path once.
+#![allow(clippy::indexing_slicing)] // rule indices come from enumerating the same rule list.
 
 use super::arts::{Arts, Digest, VLink};
 use super::fnmatch::Pattern;

@@ -1,0 +1,133 @@
+//! Issue 10: files an attacker controls the names or contents of. Output files are never written
+//! through a symlink or a planted temporary name; a signature keyid with multi-byte characters
+//! names files like in-toto (`keyid[:8]` in characters) instead of panicking.
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use totofs::keys::PrivateKey;
+use totofs::metadata::{Layout, Link, Metadata, Payload};
+
+fn key() -> PrivateKey {
+    PrivateKey::load(&pem("ed25519_private_unencrypted.pem"), None).unwrap()
+}
+
+fn signed_link_text(k: &PrivateKey) -> String {
+    let mut md = Metadata::new_metablock(Payload::Link(Link { name: "build".into(), ..Default::default() }));
+    md.sign(k).unwrap();
+    md.to_file_string()
+}
+
+fn code_and_err(out: &std::process::Output) -> (Option<i32>, String) {
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn multibyte_keyid_names_files_by_characters_and_never_panics() {
+    let t = tempdir();
+    let mut doc: Value = serde_json::from_str(&signed_link_text(&key())).unwrap();
+    // A keyid whose 8th byte falls inside a multi-byte character.
+    doc["signatures"][0]["keyid"] = json!("abcdefgé123");
+    let link = t.path().join("x.json");
+    write(&link, serde_json::to_vec(&doc).unwrap());
+    let (code, err) = code_and_err(&run(totofs().arg("show").arg(&link)));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = code_and_err(&run(totofs().args(["show", "--trace"]).arg(&link)));
+    assert_eq!(code, Some(2), "{err}");
+    // The trace is looked for under the first 8 characters of the keyid, as in-toto names links.
+    assert!(err.contains("build.abcdefgé.trace"), "{err}");
+    let (code, err) = code_and_err(&run(totofs().arg("diff").arg(&link).arg(&link)));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(totofs::metadata::keyid8("abcdefgé123"), "abcdefgé");
+    assert_eq!(totofs::metadata::keyid8("éééééééééé"), "éééééééé");
+    assert_eq!(totofs::metadata::keyid8("ab"), "ab");
+}
+
+#[test]
+fn sign_output_replaces_a_symlink_instead_of_following_it() {
+    let t = tempdir();
+    let victim = t.path().join("victim");
+    write(&victim, "precious");
+    let unsigned = t.path().join("in.link");
+    write(&unsigned, signed_link_text(&key()));
+    let out = t.path().join("out.link");
+    symlink(&victim, &out).unwrap();
+    let (code, err) = code_and_err(&run(totofs()
+        .current_dir(t.path())
+        .args(["sign", "-k"])
+        .arg(pem("ed25519_private_unencrypted.pem"))
+        .args(["-f", "in.link", "-o", "out.link"])));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(std::fs::symlink_metadata(&out).unwrap().file_type().is_file());
+    Metadata::load(&out).unwrap();
+}
+
+#[test]
+fn keygen_never_writes_a_key_through_a_symlink() {
+    let t = tempdir();
+    let victim = t.path().join("victim");
+    write(&victim, "precious");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let name = t.path().join("k");
+    symlink(&victim, &name).unwrap();
+    // Without --force, even a symlink (dangling or not) is an existing file.
+    let (code, err) = code_and_err(&run(totofs().arg("keygen").arg(&name)));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    let dangling = t.path().join("d");
+    symlink(t.path().join("nowhere"), &dangling).unwrap();
+    let (code, _) = code_and_err(&run(totofs().arg("keygen").arg(&dangling)));
+    assert_eq!(code, Some(2));
+    assert!(!t.path().join("nowhere").exists(), "keygen created the symlink's target");
+    // With --force the symlink is replaced by a new 0600 file; its target is untouched.
+    let (code, err) = code_and_err(&run(totofs().arg("keygen").arg("--force").arg(&name)));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let meta = std::fs::symlink_metadata(&name).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    PrivateKey::load(&name, None).unwrap();
+}
+
+fn write_layout(dir: &Path, k: &PrivateKey, inspect: Value) {
+    let id = k.keyid().to_string();
+    let l = Layout::from_value(&json!({
+        "_type": "layout", "expires": "2099-01-01T00:00:00Z", "readme": "",
+        "keys": {id: k.public().to_key_dict()}, "steps": [], "inspect": inspect,
+    }))
+    .unwrap();
+    let mut md = Metadata::new_metablock(Payload::Layout(l));
+    md.sign(k).unwrap();
+    md.write(&dir.join("root.layout")).unwrap();
+}
+
+/// The attack of the issue: an inspection unpacks symlinks at the names the verifier would use
+/// for its temporary file and its link, pointing at a file the verifier (often root) can write.
+#[test]
+fn inspection_cannot_redirect_the_inspection_link_write() {
+    let t = tempdir();
+    let work = t.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let victim = t.path().join("victim");
+    write(&victim, "precious");
+    let k = key();
+    write_layout(
+        &work,
+        &k,
+        json!([{"_type": "inspection", "name": "untar",
+            "run": ["sh", "-c", "ln -s ../victim .untar.link.tmp$PPID; ln -s ../victim untar.link"],
+            "expected_materials": [], "expected_products": []}]),
+    );
+    let (code, err) = code_and_err(&run(totofs()
+        .current_dir(&work)
+        .args(["verify", "-l", "root.layout", "-k"])
+        .arg(pem("ed25519_public.pem"))));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let meta = std::fs::symlink_metadata(work.join("untar.link")).unwrap();
+    assert!(meta.file_type().is_file(), "untar.link is still a symlink");
+    Metadata::load(&work.join("untar.link")).unwrap();
+}
