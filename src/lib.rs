@@ -4,7 +4,9 @@
 //! - [`linkjson`]: a link's JSON encodings, written from the model without a `Value` tree.
 //! - [`metadata`]: links, layouts, rules, Metablock and DSSE envelopes.
 //! - [`keys`]: key loading, keyids, signing and signature verification.
+//! - [`attest`]: links as in-toto Statements v1, SLSA provenance of a recorded step.
 
+pub mod attest;
 pub mod cjson;
 pub mod error;
 pub mod keys;

@@ -23,7 +23,7 @@ pub struct DiffArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// The link to summarise.
+    /// The link (or SLSA provenance) to summarise.
     pub link: PathBuf,
     /// Also show the processes of the step and what each read and wrote (from the signed trace).
     #[arg(long)]
@@ -114,6 +114,11 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
 
 pub fn show(a: ShowArgs) -> Result<i32> {
     let key = load_key(&a.key)?;
+    // SLSA provenance (or another Statement that is not a link) has its own summary.
+    if let Some(text) = crate::attest::show::render_statement_file(&a.link, key.as_ref())? {
+        emit(&text);
+        return Ok(0);
+    }
     let l = load_checked(&a.link, key.as_ref())?;
     let signers: Vec<String> = l.metadata.signatures.iter().map(|s| s.keyid.clone()).collect();
     let path = l.trace_path();
@@ -126,6 +131,10 @@ pub fn show(a: ShowArgs) -> Result<i32> {
         None
     };
     emit(&show::render_link(&l.link, &signers, l.metadata.is_dsse()));
+    if l.metadata.is_statement() {
+        emitln("format: in-toto Statement v1, link predicate (products are its subjects)");
+    }
+    emitln(&crate::attest::show::signature_line(&l.metadata.signatures, key.as_ref()));
     if let Some(t) = trace {
         emitln(&format!("trace: {} (signature and link digest verified)", path.display()));
         emit(&show::render_trace(&t));
