@@ -187,7 +187,7 @@ fn snapshot_provenance_claims_no_reads_and_no_products_gets_a_placeholder() {
     let text = String::from_utf8(payload).unwrap();
     let start = text.find("\"predicate\": ").unwrap() + "\"predicate\": ".len();
     let end = text.find(", \"predicateType\"").unwrap();
-    assert_eq!(st["subject"][0]["digest"]["sha256"], sha256_hex(text[start..end].as_bytes()));
+    assert_eq!(st["subject"][0]["digest"]["sha256"], sha256_hex(&text.as_bytes()[start..end]));
     if let Some(s) = check("link", &file) {
         assert_eq!(s["subjects"], json!({}), "the placeholder is not a product");
     }
