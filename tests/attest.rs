@@ -264,7 +264,8 @@ fn chain(fuse: bool, clone_fmt: &str, builds: &[(&str, &str)], threshold: u64, t
     let rsa = PrivateKey::load(&pem("rsa_private_unencrypted.pem"), None).unwrap();
     write_layout(&layout, &[&ec], &[&ed, &rsa], threshold);
     let out = run(totofs().current_dir(&work).args(["verify", "-l"]).arg(&layout).arg("-k").arg(pem("rsa_public.pem")));
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
 }
 
 #[test]
@@ -275,6 +276,7 @@ fn layouts_verify_over_statement_links_alone_and_mixed() {
         assert!(ok, "statement chain (fuse {fuse}): {err}");
         let (ok, err) = chain(fuse, "link", &[("statement", ED)], 1, false);
         assert!(ok, "legacy clone, statement build (fuse {fuse}): {err}");
+        assert!(err.contains("build.c6d8bf2e.link (statement)") && err.contains("(metablock)"), "{err}");
         let (ok, err) = chain(fuse, "statement", &[("link", ED)], 1, false);
         assert!(ok, "statement clone, legacy build (fuse {fuse}): {err}");
         let (ok, err) = chain(fuse, "statement", &[("statement", ED)], 1, true);
