@@ -753,6 +753,11 @@ impl Metadata {
             }
             let p = p.as_str().ok_or_else(|| Error::format("DSSE 'payload' is not a string"))?;
             let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+            // A statement link as totofs writes it is read without a JSON tree.
+            if let Some(link) = crate::attest::statement::fast_link(&payload) {
+                let signatures = Self::parse_signatures(o, true)?;
+                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
+            }
             let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
             // A Statement (no `_type` of link or layout) carries a link in its predicate.
             let statement = crate::attest::statement::is_statement(&inner);

@@ -153,17 +153,19 @@ fn named_digest(v: &Value, what: &str) -> Result<(String, HashDict)> {
 
 /// A list of `{name, digest}` descriptors as artifacts; names must be unique.
 fn artifacts(list: &[Value], what: &str) -> Result<Artifacts> {
-    let mut out = Artifacts::new();
+    let mut out = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
-        if is_placeholder(v) {
-            continue;
-        }
-        let (name, digest) = named_digest(v, &format!("{what} {i}"))?;
-        if out.insert(name.clone(), digest).is_some() {
-            return Err(Error::format(format!("{what} name '{name}' appears twice")));
+        if !is_placeholder(v) {
+            out.push(named_digest(v, &format!("{what} {i}"))?);
         }
     }
-    Ok(out)
+    // Sorted (totofs writes them in path order, so this is one pass), then built in one go.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = out.windows(2).find(|w| w.first().map(|a| &a.0) == w.get(1).map(|b| &b.0)) {
+        let name = w.first().map(|a| a.0.as_str()).unwrap_or("");
+        return Err(Error::format(format!("{what} name '{name}' appears twice")));
+    }
+    Ok(out.into_iter().collect())
 }
 
 fn is_placeholder(v: &Value) -> bool {
@@ -215,6 +217,81 @@ pub fn link_from_statement(v: &Value) -> Result<Link> {
     })
 }
 
+/// A ResourceDescriptor as the fast reader takes it (other fields ignored).
+#[derive(serde::Deserialize)]
+struct FastDescriptor {
+    name: String,
+    digest: HashDict,
+    #[serde(default)]
+    annotations: Option<Map<String, Value>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastPredicate {
+    name: String,
+    command: Vec<String>,
+    materials: Vec<FastDescriptor>,
+    byproducts: Map<String, Value>,
+    environment: Map<String, Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastStatement {
+    #[serde(rename = "_type")]
+    ty: String,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    subject: Vec<FastDescriptor>,
+    predicate: FastPredicate,
+}
+
+/// The link of a statement link as totofs writes it, read straight into the model without a
+/// JSON tree (a large link's payload is mostly artifacts). `None` for anything it does not
+/// accept exactly (other shapes, odd values, errors), which [`link_from_statement`] then reads
+/// or rejects with its messages; for what it accepts, both give the same link.
+pub fn fast_link(payload: &[u8]) -> Option<Link> {
+    let head = payload.get(..64).unwrap_or(payload);
+    if !head.windows(STATEMENT_TYPE.len()).any(|w| w == STATEMENT_TYPE.as_bytes()) {
+        return None;
+    }
+    let st: FastStatement = serde_json::from_slice(payload).ok()?;
+    if st.ty != STATEMENT_TYPE || (st.predicate_type != LINK_PREDICATE_V03 && st.predicate_type != LINK_PREDICATE_V02) {
+        return None;
+    }
+    if st.subject.is_empty() {
+        return None;
+    }
+    let arts = |list: Vec<FastDescriptor>| -> Option<Artifacts> {
+        let mut v: Vec<(String, HashDict)> = Vec::with_capacity(list.len());
+        for d in list {
+            let placeholder = d.annotations.as_ref().and_then(|a| a.get(PLACEHOLDER_KEY)).and_then(Value::as_str)
+                == Some(PLACEHOLDER_VALUE);
+            if placeholder {
+                continue;
+            }
+            // The usual `{sha256: <64 lowercase hex>}` is held decoded, so it is hex already.
+            if d.digest.sha256_raw().is_none() && (d.digest.is_empty() || !d.digest.iter().all(|(_, h)| is_hex(&h))) {
+                return None;
+            }
+            v.push((d.name, d.digest));
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        if v.windows(2).any(|w| w.first().map(|a| &a.0) == w.get(1).map(|b| &b.0)) {
+            return None;
+        }
+        Some(v.into_iter().collect())
+    };
+    let p = st.predicate;
+    Some(Link {
+        name: p.name,
+        command: p.command,
+        materials: arts(p.materials)?,
+        products: arts(st.subject)?,
+        byproducts: p.byproducts,
+        environment: p.environment,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +320,7 @@ mod tests {
         assert_eq!(v["subject"][1], serde_json::json!({"digest": {"sha256": "b".repeat(64)}, "name": "a.o"}));
         assert!(v["predicate"].get("products").is_none() && v["predicate"].get("_type").is_none());
         assert_eq!(link_from_statement(&v).unwrap(), l);
+        assert_eq!(fast_link(link_statement_json(&l).as_bytes()).unwrap(), l);
     }
 
     #[test]
@@ -256,6 +334,7 @@ mod tests {
         assert_eq!(v["subject"][0]["digest"]["sha256"], crate::keys::sha256_hex(pred.as_bytes()));
         assert_eq!(v["subject"][0]["name"], "_");
         assert_eq!(link_from_statement(&v).unwrap(), l);
+        assert_eq!(fast_link(text.as_bytes()).unwrap(), l);
     }
 
     #[test]
@@ -265,6 +344,7 @@ mod tests {
         let bad = |f: &dyn Fn(&mut Value)| {
             let mut v = good.clone();
             f(&mut v);
+            assert!(fast_link(cjson::dump_python_compact(&v).as_bytes()).is_none(), "the fast reader takes {v}");
             link_from_statement(&v).unwrap_err().to_string()
         };
         assert!(bad(&|v| v["predicateType"] = "https://slsa.dev/provenance/v1".into()).contains("not the in-toto link predicate"));
