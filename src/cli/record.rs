@@ -146,8 +146,10 @@ pub struct UnmountArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
-    let opts = a.flags.options(std::path::Path::new("."))?;
+    let mut opts = a.flags.options(std::path::Path::new("."))?;
     let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
+    // The provenance's startedOn: after a password prompt, just before recording begins.
+    opts.attest.started = std::time::SystemTime::now();
     let mut cmd = StepCommand::new(a.command);
     cmd.record_streams = a.record_streams;
     if let Some(t) = a.timeout {
@@ -162,8 +164,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
 
 pub fn mount(a: MountArgs) -> Result<i32> {
     let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));
-    let opts = a.flags.options(&dir)?;
+    let mut opts = a.flags.options(&dir)?;
     let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
+    opts.attest.started = std::time::SystemTime::now();
     crate::recorder::mount::mount(&opts, key, &dir, a.flags.no_fuse)
 }
 
