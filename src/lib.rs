@@ -4,6 +4,7 @@
 //! - [`linkjson`]: a link's JSON encodings, written from the model without a `Value` tree.
 //! - [`metadata`]: links, layouts, rules, Metablock and DSSE envelopes.
 //! - [`keys`]: key loading, keyids, signing and signature verification.
+//! - [`attest`]: links as in-toto Statements v1, SLSA provenance of a recorded step.
 
 // No panics outside tests: untrusted input must end in an error, never an abort.
 #![cfg_attr(
@@ -11,6 +12,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod attest;
 pub mod cjson;
 pub mod error;
 pub(crate) mod fsio;

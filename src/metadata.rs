@@ -635,8 +635,19 @@ enum Envelope {
     /// `digest` is the SHA-256 of its canonical JSON when the envelope was made, to tell whether
     /// the payload changed since.
     LinkMetablock { digest: [u8; 32] },
-    /// The payload bytes as received (or as produced), signed over their PAE.
-    Dsse { payload: Vec<u8> },
+    /// The payload bytes as received (or as produced), signed over their PAE. `statement`: the
+    /// payload is an in-toto Statement v1 with a link predicate ([`crate::attest::statement`]),
+    /// not a legacy `_type: link` document.
+    Dsse { payload: Vec<u8>, statement: bool },
+}
+
+/// Which envelope (and payload form) [`Metadata::build`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Metablock,
+    Dsse,
+    /// DSSE around a Statement v1 whose predicate is the in-toto link predicate v0.3.
+    Statement,
 }
 
 /// A signed (or unsigned) in-toto document in either envelope.
@@ -665,7 +676,7 @@ impl Metadata {
     pub fn new_metablock(payload: Payload) -> Self {
         // A link that cannot be canonicalised (a float in its byproducts) keeps its `Value`, so
         // that signing it fails with the canonical-JSON error.
-        let envelope = Self::build(&payload, false)
+        let envelope = Self::build(&payload, Form::Metablock)
             .map(|(e, _)| e)
             .unwrap_or_else(|_| Envelope::Metablock { signed: payload.to_value() });
         Metadata { envelope, payload, signatures: Vec::new() }
@@ -677,21 +688,29 @@ impl Metadata {
             Payload::Link(link) => crate::linkjson::python_compact(link),
             Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
         };
-        Metadata { envelope: Envelope::Dsse { payload: bytes.into_bytes() }, payload, signatures: Vec::new() }
+        Metadata { envelope: Envelope::Dsse { payload: bytes.into_bytes(), statement: false }, payload, signatures: Vec::new() }
     }
 
     /// The envelope of `payload` as totofs makes it, and the bytes a signature over it covers.
     /// A link is serialised straight from the model ([`crate::linkjson`]).
-    fn build(payload: &Payload, dsse: bool) -> Result<(Envelope, Vec<u8>)> {
+    fn build(payload: &Payload, form: Form) -> Result<(Envelope, Vec<u8>)> {
         use sha2::Digest as _;
-        if dsse {
+        if form == Form::Statement {
+            let Payload::Link(link) = payload else {
+                return Err(Error::format("only a link can be written as an in-toto Statement"));
+            };
+            let bytes = crate::attest::statement::link_statement_json(link).into_bytes();
+            let signed = pae(PAYLOAD_TYPE, &bytes);
+            return Ok((Envelope::Dsse { payload: bytes, statement: true }, signed));
+        }
+        if form == Form::Dsse {
             let bytes = match payload {
                 Payload::Link(link) => crate::linkjson::python_compact(link),
                 Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
             }
             .into_bytes();
             let signed = pae(PAYLOAD_TYPE, &bytes);
-            return Ok((Envelope::Dsse { payload: bytes }, signed));
+            return Ok((Envelope::Dsse { payload: bytes, statement: false }, signed));
         }
         match payload {
             Payload::Link(link) => {
@@ -709,6 +728,19 @@ impl Metadata {
 
     pub fn is_dsse(&self) -> bool {
         matches!(self.envelope, Envelope::Dsse { .. })
+    }
+
+    /// Is this a DSSE envelope of an in-toto Statement v1 with a link predicate?
+    pub fn is_statement(&self) -> bool {
+        matches!(self.envelope, Envelope::Dsse { statement: true, .. })
+    }
+
+    fn form(&self) -> Form {
+        match self.envelope {
+            Envelope::Dsse { statement: true, .. } => Form::Statement,
+            Envelope::Dsse { statement: false, .. } => Form::Dsse,
+            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => Form::Metablock,
+        }
     }
 
     /// Read and parse a metadata file. Errors name the file.
@@ -743,10 +775,21 @@ impl Metadata {
             }
             let p = p.as_str().ok_or_else(|| Error::format("DSSE 'payload' is not a string"))?;
             let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+            // A statement link as totofs writes it is read without a JSON tree.
+            if let Some(link) = crate::attest::statement::fast_link(&payload) {
+                let signatures = Self::parse_signatures(o, true)?;
+                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
+            }
             let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
-            let parsed = Payload::from_value(&inner)?;
+            // A Statement (no `_type` of link or layout) carries a link in its predicate.
+            let statement = crate::attest::statement::is_statement(&inner);
+            let parsed = if statement {
+                Payload::Link(crate::attest::statement::link_from_statement(&inner)?)
+            } else {
+                Payload::from_value(&inner)?
+            };
             let signatures = Self::parse_signatures(o, true)?;
-            return Ok(Metadata { envelope: Envelope::Dsse { payload }, payload: parsed, signatures });
+            return Ok(Metadata { envelope: Envelope::Dsse { payload, statement }, payload: parsed, signatures });
         }
         let signed = o.get("signed").ok_or_else(|| Error::format("neither a Metablock ('signed') nor a DSSE envelope ('payload')"))?;
         let parsed = Payload::from_value(signed)?;
@@ -794,14 +837,14 @@ impl Metadata {
                 Payload::Link(link) => crate::linkjson::canonical(link),
                 other => cjson::canonical(&other.to_value()),
             },
-            Envelope::Dsse { payload } => Ok(pae(PAYLOAD_TYPE, payload)),
+            Envelope::Dsse { payload, .. } => Ok(pae(PAYLOAD_TYPE, payload)),
         }
     }
 
     /// The DSSE payload bytes, if this is a DSSE envelope.
     pub fn dsse_payload(&self) -> Option<&[u8]> {
         match &self.envelope {
-            Envelope::Dsse { payload } => Some(payload),
+            Envelope::Dsse { payload, .. } => Some(payload),
             Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => None,
         }
     }
@@ -809,7 +852,16 @@ impl Metadata {
     /// A new envelope around `payload` signed by `key`: like `new_*` then [`Metadata::sign`],
     /// with the payload serialised once (for a large link that is most of the signing time).
     pub fn new_signed(payload: Payload, dsse: bool, key: &PrivateKey) -> Result<Self> {
-        let (envelope, bytes) = Self::build(&payload, dsse)?;
+        Self::new_signed_as(payload, if dsse { Form::Dsse } else { Form::Metablock }, key)
+    }
+
+    /// A DSSE envelope of a Statement v1 (link predicate v0.3) of `link`, signed by `key`.
+    pub fn new_signed_statement(link: Link, key: &PrivateKey) -> Result<Self> {
+        Self::new_signed_as(Payload::Link(link), Form::Statement, key)
+    }
+
+    fn new_signed_as(payload: Payload, form: Form, key: &PrivateKey) -> Result<Self> {
+        let (envelope, bytes) = Self::build(&payload, form)?;
         let sig = key.sign(&bytes)?;
         drop(bytes);
         let mut md = Metadata { envelope, payload, signatures: Vec::new() };
@@ -821,11 +873,11 @@ impl Metadata {
     /// re-serialised from the model first, so what is signed is exactly in-toto 3.x's field set.
     pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
         use sha2::Digest as _;
-        let (fresh, bytes) = Self::build(&self.payload, self.is_dsse())?;
+        let (fresh, bytes) = Self::build(&self.payload, self.form())?;
         // Same signed bytes, same content (canonical JSON has one encoding per value).
         let same = match (&self.envelope, &fresh) {
             (Envelope::Metablock { signed: a }, Envelope::Metablock { signed: b }) => a == b,
-            (Envelope::Dsse { payload: a }, Envelope::Dsse { payload: b }) => a == b,
+            (Envelope::Dsse { payload: a, .. }, Envelope::Dsse { payload: b, .. }) => a == b,
             (Envelope::LinkMetablock { digest }, _) => digest[..] == sha2::Sha256::digest(&bytes)[..],
             (Envelope::Metablock { signed }, _) => cjson::canonical(signed).is_ok_and(|old| old == bytes),
             (Envelope::Dsse { .. }, _) => false,
@@ -875,16 +927,7 @@ impl Metadata {
                 out.push_str("\n}");
                 out
             }
-            Envelope::Dsse { payload } => {
-                let b64 = base64::engine::general_purpose::STANDARD;
-                let sigs: Vec<Value> =
-                    self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
-                cjson::dump_python_compact(&json!({
-                    "payload": b64.encode(payload),
-                    "payloadType": PAYLOAD_TYPE,
-                    "signatures": sigs,
-                }))
-            }
+            Envelope::Dsse { payload, .. } => dsse_file_string(payload, &self.signatures),
         }
     }
 
@@ -906,5 +949,31 @@ pub fn keyid8(keyid: &str) -> &str {
         Some((end, _)) => keyid.get(..end).unwrap_or(keyid),
         None => keyid,
     }
+}
+
+/// A DSSE envelope file (`application/vnd.in-toto+json`) as in-toto 3.x writes its DSSE links:
+/// one line, standard padded base64 (what cosign decodes), a `keyid` in every signature.
+pub fn dsse_file_string(payload: &[u8], signatures: &[Signature]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sigs: Vec<Value> = signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
+    cjson::dump_python_compact(&json!({
+        "payload": b64.encode(payload),
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": sigs,
+    }))
+}
+
+/// A DSSE envelope read as is: the payload bytes (what signatures cover, through [`pae`]) and
+/// the signatures, not checked yet. Any payload type other than in-toto's is refused.
+pub fn read_dsse(bytes: &[u8]) -> Result<(Vec<u8>, Vec<Signature>)> {
+    let v = cjson::parse(bytes)?;
+    let o = obj(&v, "DSSE envelope")?;
+    let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
+    if pt != PAYLOAD_TYPE {
+        return Err(Error::format(format!("DSSE payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+    }
+    let p = o.get("payload").and_then(Value::as_str).ok_or_else(|| Error::format("DSSE 'payload' is missing or not a string"))?;
+    let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+    Ok((payload, Metadata::parse_signatures(o, true)?))
 }
 

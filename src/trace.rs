@@ -16,8 +16,9 @@ use crate::cjson;
 use crate::error::{Error, Result};
 use crate::keys::{sha256_hex, PrivateKey, PublicKey};
 use crate::metadata::{decode_b64, pae, HashDict, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
-use base64::Engine as _;
-use serde_json::{json, Map, Value};
+#[cfg(test)]
+use serde_json::json;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -673,13 +674,7 @@ impl TraceFile {
 
     /// The file content: a one-line DSSE envelope, like in-toto 3.x's DSSE links.
     pub fn to_file_string(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let sigs: Vec<Value> = self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
-        cjson::dump_python_compact(&json!({
-            "payload": b64.encode(&self.payload),
-            "payloadType": PAYLOAD_TYPE,
-            "signatures": sigs,
-        }))
+        crate::metadata::dsse_file_string(&self.payload, &self.signatures)
     }
 
     /// Write atomically.

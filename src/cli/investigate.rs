@@ -24,7 +24,7 @@ pub struct DiffArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// The link to summarise.
+    /// The link (or SLSA provenance) to summarise.
     pub link: PathBuf,
     /// Also show the processes of the step and what each read and wrote (from the signed trace).
     #[arg(long)]
@@ -103,6 +103,11 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
 
 pub fn show(a: ShowArgs) -> Result<i32> {
     let key = load_key(&a.key)?;
+    // SLSA provenance (or another Statement that is not a link) has its own summary.
+    if let Some(text) = crate::attest::show::render_statement_file(&a.link, key.as_ref())? {
+        output::out(&text)?;
+        return Ok(0);
+    }
     let l = load_checked(&a.link, key.as_ref())?;
     let signers: Vec<String> = l.metadata.signatures.iter().map(|s| s.keyid.clone()).collect();
     let path = l.trace_path();
@@ -115,6 +120,10 @@ pub fn show(a: ShowArgs) -> Result<i32> {
         None
     };
     output::out(&show::render_link(&l.link, &signers, l.metadata.is_dsse()))?;
+    if l.metadata.is_statement() {
+        output::outln("format: in-toto Statement v1, link predicate (products are its subjects)")?;
+    }
+    output::outln(&crate::attest::show::signature_line(&l.metadata.signatures, key.as_ref()))?;
     if let Some(t) = trace {
         output::outln(&format!("trace: {} (signature and link digest verified)", path.display()))?;
         output::out(&show::render_trace(&t))?;

@@ -1,5 +1,6 @@
 //! `totofs run`, `totofs mount`, `totofs unmount`: flag parsing only; the work is in
 //! [`crate::recorder`].
+use crate::attest::{AttestOptions, LinkFormat};
 use crate::error::{Error, Result};
 use crate::recorder::artifacts::ArtifactOptions;
 use crate::recorder::session::{self, Method, RecordOptions};
@@ -53,6 +54,16 @@ pub struct RecordFlags {
     /// $XDG_CACHE_HOME/totofs/), so unchanged files are not read again.
     #[arg(long = "hash-cache", value_name = "FILE", num_args = 0..=1, require_equals = true)]
     pub hash_cache: Option<Option<PathBuf>>,
+    /// The link file's form: in-toto's link, or a DSSE envelope of an in-toto Statement v1 with
+    /// the link predicate v0.3 (docs/attestations.md).
+    #[arg(long = "format", value_enum, default_value_t = LinkFormat::Link)]
+    pub format: LinkFormat,
+    /// Also write the step's SLSA Provenance v1 (DSSE, signed with the same key) to FILE.
+    #[arg(long = "provenance", value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
+    /// The provenance's `builder.id`: a URI naming the platform that ran totofs.
+    #[arg(long = "builder-id", value_name = "URI", default_value = crate::attest::provenance::DEFAULT_BUILDER_ID)]
+    pub builder_id: String,
 }
 
 impl RecordFlags {
@@ -69,7 +80,13 @@ impl RecordFlags {
         let hash_cache = match &self.hash_cache {
             None => None,
             Some(None) => Some(crate::recorder::hash_cache::default_path(dir)?),
-            Some(Some(f)) => Some(absolute_file(f)?),
+            Some(Some(f)) => Some(absolute_file(f, "--hash-cache")?),
+        };
+        let attest = AttestOptions {
+            format: self.format,
+            provenance: self.provenance.as_deref().map(|f| absolute_file(f, "--provenance")).transpose()?,
+            builder_id: crate::attest::provenance::check_builder_id(&self.builder_id)?,
+            started: std::time::SystemTime::now(),
         };
         let dot = || vec![".".to_string()];
         Ok(RecordOptions {
@@ -82,19 +99,20 @@ impl RecordFlags {
             metadata_dir: self.metadata_directory.clone(),
             hash_cache,
             trace: !self.no_trace,
+            attest,
         })
     }
 }
 
 /// A file argument as an absolute path with its directory resolved (the file need not exist).
-fn absolute_file(f: &std::path::Path) -> Result<PathBuf> {
-    let name = f.file_name().ok_or_else(|| Error::input(f, "--hash-cache: not a file name"))?;
+fn absolute_file(f: &std::path::Path, flag: &str) -> Result<PathBuf> {
+    let name = f.file_name().ok_or_else(|| Error::input(f, format!("{flag}: not a file name")))?;
     let parent = match f.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let parent = std::fs::canonicalize(&parent)
-        .map_err(|e| Error::input(&parent, format!("--hash-cache: cannot use the directory: {e}")))?;
+        .map_err(|e| Error::input(&parent, format!("{flag}: cannot use the directory: {e}")))?;
     Ok(parent.join(name))
 }
 
@@ -128,8 +146,10 @@ pub struct UnmountArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
-    let opts = a.flags.options(std::path::Path::new("."))?;
+    let mut opts = a.flags.options(std::path::Path::new("."))?;
     let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
+    // The provenance's startedOn: after a password prompt, just before recording begins.
+    opts.attest.started = std::time::SystemTime::now();
     let mut cmd = StepCommand::new(a.command);
     cmd.record_streams = a.record_streams;
     if let Some(t) = a.timeout {
@@ -144,8 +164,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
 
 pub fn mount(a: MountArgs) -> Result<i32> {
     let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));
-    let opts = a.flags.options(&dir)?;
+    let mut opts = a.flags.options(&dir)?;
     let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
+    opts.attest.started = std::time::SystemTime::now();
     crate::recorder::mount::mount(&opts, key, &dir, a.flags.no_fuse)
 }
 

@@ -12,6 +12,7 @@
 //! - [`overlay`]: the FUSE filesystem (thin callbacks over `*at()` calls on the real tree).
 //! - [`tracking`]: per-file operations and the processes that did them.
 //! - [`trace_writer`]: the signed trace written beside the link.
+//! - [`provenance_writer`]: `--provenance`, the SLSA provenance of the recorded step.
 //! - [`hashing`]: material hashing in the background while the step runs.
 //! - [`hash_cache`]: `--hash-cache`, digests remembered between runs; hashing counters.
 //! - [`mount`]: `totofs mount` / `totofs unmount` sessions.
@@ -25,5 +26,6 @@ pub mod overlay;
 pub mod session;
 pub mod snapshot;
 pub mod supervise;
+pub mod provenance_writer;
 pub mod trace_writer;
 pub mod tracking;

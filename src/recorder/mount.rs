@@ -200,6 +200,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     let (code, text) = match result {
         Ok(written) => {
             let mut text = format!("ok {}\n", written.path.display());
+            if let Err(e) = super::provenance_writer::after_link(opts, key, tracker.as_deref(), dir, &written) {
+                text.push_str(&format!("the link is written, but its provenance is not: {e}\n"));
+            }
             if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), dir, written) {
                 text.push_str(&format!("the link is written, but its trace is not: {e}\n"));
             }

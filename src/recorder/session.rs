@@ -24,6 +24,8 @@ pub struct RecordOptions {
     pub hash_cache: Option<PathBuf>,
     /// Write the signed trace beside the link (off with `--no-trace`).
     pub trace: bool,
+    /// `--format`, `--provenance`, `--builder-id` ([`crate::attest`]).
+    pub attest: crate::attest::AttestOptions,
 }
 
 impl RecordOptions {
@@ -85,8 +87,10 @@ pub fn write_link(
         byproducts,
         environment: serde_json::Map::new(),
     };
-    let payload = Payload::Link(link);
-    let md = Metadata::new_signed(payload, opts.use_dsse, key)?;
+    let md = match opts.attest.format {
+        crate::attest::LinkFormat::Statement => Metadata::new_signed_statement(link, key)?,
+        crate::attest::LinkFormat::Link => Metadata::new_signed(Payload::Link(link), opts.use_dsse, key)?,
+    };
     let path = opts.link_path(key);
     let text = md.to_file_string();
     crate::fsio::write_file(&path, text.as_bytes(), 0o666, true)?;
@@ -138,6 +142,7 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
     if let Some(written) = written.filter(|_| linked) {
         let t = std::time::Instant::now();
         let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
+        super::provenance_writer::after_link(opts, key, tracker.as_deref(), &root, &written)?;
         if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root, written) {
             eprintln!("totofs: the link is written, but its trace is not: {e}");
         }

@@ -542,7 +542,13 @@ fn load_and_check(
     drop(bytes);
     let signed = md.signed_bytes().map_err(|e| e.in_file(path))?;
     let verdict = check(&md.signatures, &signed, md.is_dsse());
-    let format = if md.is_dsse() { "dsse" } else { "metablock" };
+    let format = if md.is_statement() {
+        "statement"
+    } else if md.is_dsse() {
+        "dsse"
+    } else {
+        "metablock"
+    };
     let body = if matches!(md.payload, Payload::Layout(_)) {
         Body::Layout(Box::new(md))
     } else {

@@ -1,0 +1,362 @@
+//! A link as an in-toto Statement v1 with the link predicate v0.3, and back: products are the
+//! subjects, materials a list of ResourceDescriptors, `name`, `command`, `byproducts` and
+//! `environment` copied unchanged. Also the ResourceDescriptor and Statement pieces the
+//! provenance shares.
+//!
+//! A Statement needs a subject. A step without products gets one placeholder subject: the name
+//! `_`, the SHA-256 of the predicate's JSON bytes (as written in the payload) and the annotation
+//! `totofs_subject: "predicate"`, so no real artifact matches it by digest and a reader knows it
+//! is not a product.
+
+use crate::cjson;
+use crate::error::{Error, Result};
+use crate::metadata::{is_hex, Artifacts, HashDict, Link};
+use serde_json::{Map, Value};
+
+/// `_type` of an in-toto Statement v1 (the trace uses the same).
+pub use crate::trace::STATEMENT_TYPE;
+/// `predicateType` of the link predicate totofs writes.
+pub const LINK_PREDICATE_V03: &str = "https://in-toto.io/attestation/link/v0.3";
+/// The previous link predicate; read when its fields have v0.3's shape.
+pub const LINK_PREDICATE_V02: &str = "https://in-toto.io/attestation/link/v0.2";
+/// Annotation key marking the placeholder subject of a step without products.
+pub const PLACEHOLDER_KEY: &str = "totofs_subject";
+/// Its value: the subject is the predicate itself.
+pub const PLACEHOLDER_VALUE: &str = "predicate";
+
+/// A ResourceDescriptor `{name, digest}`.
+pub fn descriptor(name: &str, digest: &HashDict) -> Value {
+    let mut o = Map::new();
+    o.insert("name".into(), Value::String(name.to_string()));
+    o.insert("digest".into(), digest.to_value());
+    Value::Object(o)
+}
+
+/// Artifacts as a list of ResourceDescriptors, in path order.
+pub fn descriptors(a: &Artifacts) -> Value {
+    Value::Array(a.iter().map(|(p, h)| descriptor(p, h)).collect())
+}
+
+/// The subjects of a Statement about `products`: one per product, or the placeholder (see the
+/// module header) over `predicate_json` when there is none.
+pub fn subjects(products: &Artifacts, predicate_json: &str) -> Value {
+    if !products.is_empty() {
+        return descriptors(products);
+    }
+    let mut d = HashDict::new();
+    d.insert("sha256".into(), crate::keys::sha256_hex(predicate_json.as_bytes()));
+    let mut o = match descriptor("_", &d) {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    };
+    let mut ann = Map::new();
+    ann.insert(PLACEHOLDER_KEY.into(), Value::String(PLACEHOLDER_VALUE.into()));
+    o.insert("annotations".into(), Value::Object(ann));
+    Value::Array(vec![Value::Object(o)])
+}
+
+/// A Statement v1 written like the trace's and in-toto's DSSE payloads (Python's compact
+/// `json.dumps(sort_keys=True)`). The predicate is serialised once and spliced in, so the
+/// placeholder subject's digest is over exactly the bytes in the payload.
+pub fn statement_json(predicate_type: &str, products: &Artifacts, predicate: &Value) -> String {
+    let predicate_json = cjson::dump_python_compact(predicate);
+    let subject = cjson::dump_python_compact(&subjects(products, &predicate_json));
+    let mut out = String::with_capacity(predicate_json.len() + subject.len() + 128);
+    out.push_str("{\"_type\": ");
+    cjson::write_python_str(STATEMENT_TYPE, &mut out);
+    out.push_str(", \"predicate\": ");
+    out.push_str(&predicate_json);
+    out.push_str(", \"predicateType\": ");
+    cjson::write_python_str(predicate_type, &mut out);
+    out.push_str(", \"subject\": ");
+    out.push_str(&subject);
+    out.push('}');
+    out
+}
+
+/// The link predicate v0.3 of `link` (everything but the products).
+pub fn link_predicate(link: &Link) -> Value {
+    let mut o = Map::new();
+    o.insert("name".into(), Value::String(link.name.clone()));
+    o.insert("command".into(), Value::Array(link.command.iter().cloned().map(Value::String).collect()));
+    o.insert("materials".into(), descriptors(&link.materials));
+    o.insert("byproducts".into(), Value::Object(link.byproducts.clone()));
+    o.insert("environment".into(), Value::Object(link.environment.clone()));
+    Value::Object(o)
+}
+
+/// The DSSE payload of a statement link.
+pub fn link_statement_json(link: &Link) -> String {
+    statement_json(LINK_PREDICATE_V03, &link.products, &link_predicate(link))
+}
+
+/// Does this payload claim to be an in-toto Statement (any version)?
+pub fn is_statement(v: &Value) -> bool {
+    v.get("_type").and_then(Value::as_str).is_some_and(|t| t.starts_with("https://in-toto.io/Statement/"))
+}
+
+/// A parsed Statement v1: its predicate type, predicate and subjects (untyped beyond that).
+pub struct Statement<'a> {
+    pub predicate_type: &'a str,
+    pub predicate: &'a Map<String, Value>,
+    pub subjects: &'a [Value],
+}
+
+/// Check the Statement v1 envelope of a payload: `_type`, a non-empty subject list, a predicate
+/// type and a predicate object.
+pub fn parse(v: &Value) -> Result<Statement<'_>> {
+    let o = v.as_object().ok_or_else(|| Error::format("statement is not a JSON object"))?;
+    let t = o.get("_type").and_then(Value::as_str).unwrap_or("");
+    if t != STATEMENT_TYPE {
+        return Err(Error::format(format!("statement '_type' '{t}' is not '{STATEMENT_TYPE}'")));
+    }
+    let predicate_type = o
+        .get("predicateType")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::format("statement has no 'predicateType'"))?;
+    let subjects = o
+        .get("subject")
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::format("statement has no 'subject' list (or it is empty)"))?;
+    let predicate = match o.get("predicate") {
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Error::format("statement 'predicate' is not an object")),
+        None => return Err(Error::format("statement has no 'predicate'")),
+    };
+    Ok(Statement { predicate_type, predicate, subjects })
+}
+
+/// A `{name, digest}` ResourceDescriptor as an artifact entry (`what` names it in errors).
+fn named_digest(v: &Value, what: &str) -> Result<(String, HashDict)> {
+    let o = v.as_object().ok_or_else(|| Error::format(format!("{what} is not an object")))?;
+    let name = o
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::format(format!("{what} has no 'name'")))?;
+    let d = o
+        .get("digest")
+        .and_then(Value::as_object)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| Error::format(format!("{what} ('{name}') has no 'digest'")))?;
+    let mut pairs = Vec::with_capacity(d.len());
+    for (algo, hex) in d {
+        let hex = hex
+            .as_str()
+            .filter(|h| is_hex(h))
+            .ok_or_else(|| Error::format(format!("{what} ('{name}'): '{algo}' is not a hex digest")))?;
+        pairs.push((algo.clone(), hex.to_string()));
+    }
+    Ok((name.to_string(), pairs.into_iter().collect()))
+}
+
+/// A list of `{name, digest}` descriptors as artifacts; names must be unique.
+fn artifacts(list: &[Value], what: &str) -> Result<Artifacts> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        if !is_placeholder(v) {
+            out.push(named_digest(v, &format!("{what} {i}"))?);
+        }
+    }
+    // Sorted (totofs writes them in path order, so this is one pass), then built in one go.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = out.windows(2).find(|w| w.first().map(|a| &a.0) == w.get(1).map(|b| &b.0)) {
+        let name = w.first().map(|a| a.0.as_str()).unwrap_or("");
+        return Err(Error::format(format!("{what} name '{name}' appears twice")));
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn is_placeholder(v: &Value) -> bool {
+    v.get("annotations").and_then(|a| a.get(PLACEHOLDER_KEY)).and_then(Value::as_str) == Some(PLACEHOLDER_VALUE)
+}
+
+/// The link a statement link carries: the predicate type must be the link predicate (v0.3, or
+/// v0.2 in the same shape); unknown fields are ignored, as the attestation spec asks.
+pub fn link_from_statement(v: &Value) -> Result<Link> {
+    let st = parse(v)?;
+    if st.predicate_type != LINK_PREDICATE_V03 && st.predicate_type != LINK_PREDICATE_V02 {
+        return Err(Error::format(format!(
+            "statement predicateType '{}' is not the in-toto link predicate ('{LINK_PREDICATE_V03}')",
+            st.predicate_type
+        )));
+    }
+    let p = st.predicate;
+    let name = p
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::format("link predicate has no string 'name'"))?
+        .to_string();
+    let command = match p.get("command") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::format("link predicate 'command' holds a non-string"))?,
+        Some(_) => return Err(Error::format("link predicate 'command' is not a list of strings")),
+    };
+    let materials = match p.get("materials") {
+        None | Some(Value::Null) => Artifacts::new(),
+        Some(Value::Array(a)) => artifacts(a, "material")?,
+        Some(_) => return Err(Error::format("link predicate 'materials' is not a list")),
+    };
+    let object = |key: &str| match p.get(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(Error::format(format!("link predicate '{key}' is not an object"))),
+    };
+    Ok(Link {
+        name,
+        command,
+        materials,
+        products: artifacts(st.subjects, "subject")?,
+        byproducts: object("byproducts")?,
+        environment: object("environment")?,
+    })
+}
+
+/// A ResourceDescriptor as the fast reader takes it (other fields ignored).
+#[derive(serde::Deserialize)]
+struct FastDescriptor {
+    name: String,
+    digest: HashDict,
+    #[serde(default)]
+    annotations: Option<Map<String, Value>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastPredicate {
+    name: String,
+    command: Vec<String>,
+    materials: Vec<FastDescriptor>,
+    byproducts: Map<String, Value>,
+    environment: Map<String, Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastStatement {
+    #[serde(rename = "_type")]
+    ty: String,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    subject: Vec<FastDescriptor>,
+    predicate: FastPredicate,
+}
+
+/// The link of a statement link as totofs writes it, read straight into the model without a
+/// JSON tree (a large link's payload is mostly artifacts). `None` for anything it does not
+/// accept exactly (other shapes, odd values, errors), which [`link_from_statement`] then reads
+/// or rejects with its messages; for what it accepts, both give the same link.
+pub fn fast_link(payload: &[u8]) -> Option<Link> {
+    let head = payload.get(..64).unwrap_or(payload);
+    if !head.windows(STATEMENT_TYPE.len()).any(|w| w == STATEMENT_TYPE.as_bytes()) {
+        return None;
+    }
+    let st: FastStatement = serde_json::from_slice(payload).ok()?;
+    if st.ty != STATEMENT_TYPE || (st.predicate_type != LINK_PREDICATE_V03 && st.predicate_type != LINK_PREDICATE_V02) {
+        return None;
+    }
+    if st.subject.is_empty() {
+        return None;
+    }
+    let arts = |list: Vec<FastDescriptor>| -> Option<Artifacts> {
+        let mut v: Vec<(String, HashDict)> = Vec::with_capacity(list.len());
+        for d in list {
+            let placeholder = d.annotations.as_ref().and_then(|a| a.get(PLACEHOLDER_KEY)).and_then(Value::as_str)
+                == Some(PLACEHOLDER_VALUE);
+            if placeholder {
+                continue;
+            }
+            // The usual `{sha256: <64 lowercase hex>}` is held decoded, so it is hex already.
+            if d.digest.sha256_raw().is_none() && (d.digest.is_empty() || !d.digest.iter().all(|(_, h)| is_hex(&h))) {
+                return None;
+            }
+            v.push((d.name, d.digest));
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        if v.windows(2).any(|w| w.first().map(|a| &a.0) == w.get(1).map(|b| &b.0)) {
+            return None;
+        }
+        Some(v.into_iter().collect())
+    };
+    let p = st.predicate;
+    Some(Link {
+        name: p.name,
+        command: p.command,
+        materials: arts(p.materials)?,
+        products: arts(st.subject)?,
+        byproducts: p.byproducts,
+        environment: p.environment,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(c: &str) -> HashDict {
+        [("sha256".to_string(), c.repeat(64))].into()
+    }
+
+    fn sample() -> Link {
+        let mut l = Link {
+            name: "build".into(),
+            command: vec!["make".into()],
+            byproducts: Link::run_byproducts("", "", 0),
+            ..Default::default()
+        };
+        l.materials.insert("a.c".into(), h("a"));
+        l.products.insert("a.c".into(), h("a"));
+        l.products.insert("a.o".into(), h("b"));
+        l
+    }
+
+    #[test]
+    fn round_trips_a_link() {
+        let l = sample();
+        let v = cjson::parse(link_statement_json(&l).as_bytes()).unwrap();
+        assert_eq!(v["subject"][1], serde_json::json!({"digest": {"sha256": "b".repeat(64)}, "name": "a.o"}));
+        assert!(v["predicate"].get("products").is_none() && v["predicate"].get("_type").is_none());
+        assert_eq!(link_from_statement(&v).unwrap(), l);
+        assert_eq!(fast_link(link_statement_json(&l).as_bytes()).unwrap(), l);
+    }
+
+    #[test]
+    fn no_products_gives_the_placeholder_and_reads_back_empty() {
+        let mut l = sample();
+        l.products.clear();
+        let text = link_statement_json(&l);
+        let v = cjson::parse(text.as_bytes()).unwrap();
+        let pred = cjson::dump_python_compact(&v["predicate"]);
+        assert!(text.contains(&pred));
+        assert_eq!(v["subject"][0]["digest"]["sha256"], crate::keys::sha256_hex(pred.as_bytes()));
+        assert_eq!(v["subject"][0]["name"], "_");
+        assert_eq!(link_from_statement(&v).unwrap(), l);
+        assert_eq!(fast_link(text.as_bytes()).unwrap(), l);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_link_statement() {
+        let l = sample();
+        let good = cjson::parse(link_statement_json(&l).as_bytes()).unwrap();
+        let bad = |f: &dyn Fn(&mut Value)| {
+            let mut v = good.clone();
+            f(&mut v);
+            assert!(fast_link(cjson::dump_python_compact(&v).as_bytes()).is_none(), "the fast reader takes {v}");
+            link_from_statement(&v).unwrap_err().to_string()
+        };
+        assert!(bad(&|v| v["predicateType"] = "https://slsa.dev/provenance/v1".into()).contains("not the in-toto link predicate"));
+        assert!(bad(&|v| v["_type"] = "https://in-toto.io/Statement/v0.1".into()).contains("_type"));
+        assert!(bad(&|v| v["subject"] = serde_json::json!([])).contains("subject"));
+        assert!(bad(&|v| v["subject"][0]["digest"]["sha256"] = "xyz".into()).contains("not a hex digest"));
+        assert!(bad(&|v| v["subject"][1]["name"] = "a.c".into()).contains("appears twice"));
+        assert!(bad(&|v| v["predicate"]["command"] = "make".into()).contains("command"));
+        assert!(bad(&|v| v["predicate"]["materials"][0].as_object_mut().unwrap().remove("digest").map(|_| ()).unwrap_or(())).contains("digest"));
+        // Unknown fields are ignored.
+        let mut v = good.clone();
+        v["predicate"]["extra"] = "x".into();
+        assert_eq!(link_from_statement(&v).unwrap(), l);
+    }
+}
