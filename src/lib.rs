@@ -18,3 +18,4 @@ pub mod recorder;
 pub mod verify;
 pub mod investigate;
 pub mod trace;
+pub mod oci;
