@@ -54,3 +54,82 @@ pub fn pull(a: PullArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `--push` on the commands that write a link.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PublishFlags {
+    /// Once the link is written, add it (and its trace) to the artifact at this oci:// tag.
+    #[arg(long = "push", value_name = "OCI_REF")]
+    pub push: Option<String>,
+    /// Talk plain HTTP to the --push registry.
+    #[arg(long = "plain-http", requires = "push")]
+    pub plain_http: bool,
+}
+
+impl PublishFlags {
+    /// The parsed `--push` target, checked before the step runs.
+    pub fn target(&self) -> Result<Option<crate::oci::Reference>> {
+        let Some(p) = &self.push else { return Ok(None) };
+        let r = crate::oci::parse(p)?;
+        if r.tag.is_none() || r.digest.is_some() {
+            return Err(Error::Usage(format!("--push {p}: name a tag (oci://HOST/REPO:TAG)")));
+        }
+        Ok(Some(r))
+    }
+
+    /// Push the written link; a failure is an error after the link is already on disk.
+    pub fn publish(&self, target: Option<&crate::oci::Reference>, link: &std::path::Path) -> Result<()> {
+        if let Some(t) = target {
+            let digest = crate::oci::publish_link(t, link, self.plain_http)?;
+            eprintln!("totofs: pushed {} to {t} ({digest})", link.display());
+        }
+        Ok(())
+    }
+}
+
+/// Which file is at `path` now (device, inode, modification time): a link written by rename
+/// shows up as a different file.
+pub fn file_identity(path: &std::path::Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec()))
+}
+
+/// What `totofs verify` reads, with oci:// arguments pulled into private directories (kept alive
+/// here until verification ends).
+pub struct VerifyInputs {
+    pub layout: PathBuf,
+    pub link_dir: PathBuf,
+    _pulled: Vec<crate::oci::Pulled>,
+}
+
+/// Resolve `-l` and `--link-dir`: local paths stay as they are; oci:// ones are pulled. Without
+/// `--link-dir`, the links come from the layout's artifact when the layout is an oci:// one.
+pub fn pull_for_verify(layout: &std::path::Path, link_dir: Option<&std::path::Path>, plain_http: bool) -> Result<VerifyInputs> {
+    let as_oci = |p: &std::path::Path| p.to_str().filter(|s| crate::oci::is_oci(s)).map(crate::oci::parse).transpose();
+    let mut pulled = Vec::new();
+    let layout_path = match as_oci(layout)? {
+        Some(r) => {
+            let p = crate::oci::pull_private(&r, false, plain_http)?;
+            let l = p.layout(&r)?;
+            pulled.push(p);
+            l
+        }
+        None => layout.to_path_buf(),
+    };
+    let link_dir = match link_dir {
+        Some(d) => match as_oci(d)? {
+            Some(r) => {
+                let p = crate::oci::pull_private(&r, false, plain_http)?;
+                let dir = p.dir().to_path_buf();
+                pulled.push(p);
+                dir
+            }
+            None => d.to_path_buf(),
+        },
+        None => match pulled.first() {
+            Some(p) => p.dir().to_path_buf(),
+            None => PathBuf::from("."),
+        },
+    };
+    Ok(VerifyInputs { layout: layout_path, link_dir, _pulled: pulled })
+}

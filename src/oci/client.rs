@@ -15,8 +15,34 @@ use ureq::Body;
 /// Error bodies and token answers are read up to this size.
 const MAX_SMALL_BODY: u64 = 64 << 10;
 
-/// A failure talking to the registry, already phrased for the user.
-pub type Result<T> = std::result::Result<T, String>;
+/// A failure talking to the registry, already phrased for the user. `transient`: the registry
+/// failed on its side (5xx, 429, or distribution's storage races under concurrent writers), so
+/// reading and writing again may succeed.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure { message, transient: false }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Failure> for String {
+    fn from(f: Failure) -> Self {
+        f.message
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
 
 /// A client for one repository.
 pub struct Client {
@@ -109,6 +135,9 @@ impl Client {
     fn transport(&self, e: ureq::Error) -> String {
         let hint = if self.base.starts_with("https://") { " (is it a plain-HTTP registry? then pass --plain-http)" } else { "" };
         match e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!("cannot connect to {}: connection refused (is the registry running?)", self.registry)
+            }
             ureq::Error::Io(io) => format!("cannot talk to {}: {io}{hint}", self.registry),
             ureq::Error::ConnectionFailed => format!("cannot connect to {}", self.registry),
             ureq::Error::HostNotFound => format!("{}: host not found", self.registry),
@@ -138,7 +167,7 @@ impl Client {
                         "{}: the registry asks for a user name and password, and no credentials file has them \
                          (docker login, or REGISTRY_AUTH_FILE)",
                         self.registry
-                    ))
+                    ).into())
                 }
             },
             Challenge::Bearer { realm, service, scope: _ } => format!("Bearer {}", self.token(&realm, service, creds)?),
@@ -150,7 +179,7 @@ impl Client {
     /// The token flow: GET `<realm>?service=…&scope=repository:<name>:<actions>`.
     fn token(&self, realm: &str, service: Option<String>, creds: Option<Credentials>) -> Result<String> {
         if !(realm.starts_with("https://") || (realm.starts_with("http://") && self.base.starts_with("http://"))) {
-            return Err(format!("{}: token realm '{realm}' is not an https:// URL", self.registry));
+            return Err(format!("{}: token realm '{realm}' is not an https:// URL", self.registry).into());
         }
         let scope = format!("repository:{}:{}", self.repository, self.actions);
         let mut req = self.agent.get(realm).query("scope", &scope);
@@ -162,7 +191,7 @@ impl Client {
         }
         let mut resp = req.call().map_err(|e| self.transport(e))?;
         if !resp.status().is_success() {
-            return Err(format!("{}: the token server {realm} answered {}", self.registry, resp.status()));
+            return Err(format!("{}: the token server {realm} answered {}", self.registry, resp.status()).into());
         }
         let text = resp
             .body_mut()
@@ -174,29 +203,27 @@ impl Client {
             serde_json::from_slice(&text).map_err(|_| format!("{}: the token answer is not JSON", self.registry))?;
         let tok = v.get("token").or_else(|| v.get("access_token")).and_then(|t| t.as_str()).unwrap_or("");
         if tok.is_empty() || !tok.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!("{}: the token answer has no usable token", self.registry));
+            return Err(format!("{}: the token answer has no usable token", self.registry).into());
         }
         Ok(tok.to_string())
     }
 
     /// One line for a failed request: the status and the registry's own error code and message.
-    fn failure(&self, what: &str, mut resp: Response<Body>) -> String {
+    fn failure(&self, what: &str, mut resp: Response<Body>) -> Failure {
         let status = resp.status();
         let body = resp.body_mut().with_config().limit(MAX_SMALL_BODY).read_to_vec().unwrap_or_default();
-        let detail = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("errors")?.get(0).cloned())
-            .map(|e| {
-                let s = |k: &str| e.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-                printable(&format!("{} {}", s("code"), s("message")))
-            })
-            .unwrap_or_default();
+        let first = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v.get("errors")?.get(0).cloned());
+        let field = |k: &str| first.as_ref().and_then(|e| e.get(k)).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let code = field("code");
+        let detail = printable(&format!("{code} {}", field("message")));
+        let transient = status.is_server_error() || status.as_u16() == 429 || code == "DIGEST_INVALID";
         let hint = match status.as_u16() {
             401 => " (the credentials were refused)",
             403 => " (access denied)",
             _ => "",
         };
-        format!("{what}: the registry answered {status}{hint} {detail}").trim_end().to_string()
+        let message = format!("{what}: the registry answered {status}{hint} {detail}").trim_end().to_string();
+        Failure { message, transient }
     }
 
     /// GET a manifest by tag or digest; `None` when the registry does not have it.
@@ -220,11 +247,11 @@ impl Client {
             .map_err(|e| format!("reading manifest '{reference}': {e} (the limit is {MAX_MANIFEST_BYTES} bytes)"))?;
         let digest = digest_of(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
-            return Err(format!("manifest '{reference}': the registry sent bytes with digest {digest}"));
+            return Err(format!("manifest '{reference}': the registry sent bytes with digest {digest}").into());
         }
         if let Some(c) = claimed.filter(|c| c.starts_with("sha256:")) {
             if c != digest {
-                return Err(format!("manifest '{reference}': Docker-Content-Digest {c} does not match the bytes ({digest})"));
+                return Err(format!("manifest '{reference}': Docker-Content-Digest {c} does not match the bytes ({digest})").into());
             }
         }
         Ok(Some(RawManifest { bytes, digest, content_type }))
@@ -248,7 +275,7 @@ impl Client {
             .map_err(|e| format!("listing the referrers of {subject_digest}: {e}"))?;
         match super::manifest::parse(&bytes, Some(super::manifest::INDEX_V1)) {
             Ok(super::manifest::Fetched::Index(i)) => Ok(Some(i)),
-            _ => Err(format!("the referrers of {subject_digest}: the registry's answer is not an index")),
+            _ => Err(format!("the referrers of {subject_digest}: the registry's answer is not an index").into()),
         }
     }
 
@@ -320,7 +347,7 @@ impl Client {
             return Ok(location.to_string());
         }
         // Another origin would receive our Authorization header: refuse rather than leak it.
-        Err(format!("{}: the upload location '{}' is on another server", self.registry, printable(location)))
+        Err(format!("{}: the upload location '{}' is on another server", self.registry, printable(location)).into())
     }
 
     /// Stream a blob into `out`, refusing more than `size` bytes and checking size and digest.
@@ -340,18 +367,18 @@ impl Client {
             }
             total += n as u64;
             if total > size {
-                return Err(format!("blob {digest}: the registry sent more than the {size} bytes its descriptor says"));
+                return Err(format!("blob {digest}: the registry sent more than the {size} bytes its descriptor says").into());
             }
             let chunk = buf.get(..n).unwrap_or_default();
             hasher.update(chunk);
             out.write_all(chunk).map_err(|e| format!("writing blob {digest}: {e}"))?;
         }
         if total != size {
-            return Err(format!("blob {digest}: {total} bytes, its descriptor says {size}"));
+            return Err(format!("blob {digest}: {total} bytes, its descriptor says {size}").into());
         }
         let got = format!("sha256:{}", hex::encode(hasher.finalize()));
         if got != digest {
-            return Err(format!("blob {digest}: the registry sent bytes with digest {got}"));
+            return Err(format!("blob {digest}: the registry sent bytes with digest {got}").into());
         }
         Ok(())
     }

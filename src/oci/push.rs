@@ -1,7 +1,7 @@
 //! `totofs push`: add files to the artifact at a tag (read, merge by file name, write, check),
 //! or push them as a referrer of a subject manifest.
 
-use super::client::{Client, Put};
+use super::client::{Client, Failure, Put};
 use super::files::check_name;
 use super::manifest::{self, classify, digest_of, Descriptor, Fetched, ImageManifest, EMPTY_BLOB};
 use super::reference::Reference;
@@ -81,9 +81,9 @@ pub fn push(target: &Reference, files: &[&Path], subject: Option<&Reference>, pl
         Some(s) => Some(referrers::subject_descriptor(&client, target, s)?),
         None => None,
     };
-    client.push_blob(manifest::EMPTY_DIGEST, EMPTY_BLOB)?;
+    push_blob(&client, manifest::EMPTY_DIGEST, EMPTY_BLOB)?;
     for l in &layers {
-        client.push_blob(&l.descriptor.digest, &l.bytes)?;
+        push_blob(&client, &l.descriptor.digest, &l.bytes)?;
     }
     let ours: Vec<Descriptor> = layers.into_iter().map(|l| l.descriptor).collect();
     let (digest, manifest, replaced) = match &target.tag {
@@ -106,16 +106,31 @@ pub fn push(target: &Reference, files: &[&Path], subject: Option<&Reference>, pl
     Ok(Pushed { digest })
 }
 
+/// Upload a blob, again after a transient failure (concurrent uploads of one blob race in
+/// distribution's storage).
+fn push_blob(client: &Client, digest: &str, bytes: &[u8]) -> Result<(), String> {
+    let mut attempt = 0;
+    loop {
+        match client.push_blob(digest, bytes) {
+            Ok(()) => return Ok(()),
+            Err(f) if f.transient && attempt + 1 < ATTEMPTS => attempt += 1,
+            Err(f) => return Err(f.message),
+        }
+        std::thread::sleep(backoff(attempt));
+    }
+}
+
 /// The tag's manifest now and its digest; `None` when the tag does not exist.
-fn read_tag(client: &Client, tag: &str) -> Result<Option<(String, ImageManifest)>, String> {
+fn read_tag(client: &Client, tag: &str) -> Result<Option<(String, ImageManifest)>, Failure> {
     let Some(raw) = client.get_manifest(tag)? else {
         return Ok(None);
     };
     match manifest::parse(&raw.bytes, raw.content_type.as_deref()).map_err(|why| format!("tag '{tag}': {why}"))? {
-        Fetched::Index(_) => Err(format!("tag '{tag}' is an image index, not an artifact; totofs will not change it")),
+        Fetched::Index(_) => Err(format!("tag '{tag}' is an image index, not an artifact; totofs will not change it").into()),
         Fetched::Image(m) if m.is_container_image() => Err(format!(
             "tag '{tag}' is a container image; attach files to it with --subject instead of adding layers"
-        )),
+        )
+        .into()),
         Fetched::Image(m) => Ok(Some((raw.digest, m))),
     }
 }
@@ -172,30 +187,41 @@ fn merge_into_tag(
     ours: &[Descriptor],
     subject: Option<&Descriptor>,
 ) -> Result<(String, ImageManifest, Option<String>), String> {
+    let mut last = format!("tag '{tag}': other writers kept changing it; gave up after {ATTEMPTS} attempts");
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             std::thread::sleep(backoff(attempt));
         }
-        let base = read_tag(client, tag)?;
-        let m = merged(base.as_ref().map(|(_, m)| m), ours, subject);
-        let bytes = m.to_bytes()?;
-        if bytes.len() as u64 > manifest::MAX_MANIFEST_BYTES {
-            return Err(format!("tag '{tag}': the manifest would exceed {} bytes", manifest::MAX_MANIFEST_BYTES));
-        }
-        let expect = base.as_ref().map(|(d, _)| d.as_str());
-        let digest = match client.put_manifest(tag, manifest::MANIFEST_V1, &bytes, Some(expect))? {
-            Put::Moved => continue,
-            Put::Stored { digest, .. } => digest,
-        };
-        std::thread::sleep(SETTLE);
-        match read_tag(client, tag)? {
-            Some((_, now)) if kept(&now, ours, base.as_ref().map(|(_, m)| m)) => {
-                return Ok((digest, m, base.map(|(d, _)| d)));
-            }
-            _ => continue,
+        match merge_once(client, tag, ours, subject) {
+            Ok(Some(done)) => return Ok(done),
+            Ok(None) => {}
+            Err(f) if f.transient => last = f.message,
+            Err(f) => return Err(f.message),
         }
     }
-    Err(format!("tag '{tag}': other writers kept changing it; gave up after {ATTEMPTS} attempts"))
+    Err(last)
+}
+
+type Merged = (String, ImageManifest, Option<String>);
+
+/// One read-merge-write-check round; `None` when another writer got in the way.
+fn merge_once(client: &Client, tag: &str, ours: &[Descriptor], subject: Option<&Descriptor>) -> Result<Option<Merged>, Failure> {
+    let base = read_tag(client, tag)?;
+    let m = merged(base.as_ref().map(|(_, m)| m), ours, subject);
+    let bytes = m.to_bytes()?;
+    if bytes.len() as u64 > manifest::MAX_MANIFEST_BYTES {
+        return Err(format!("tag '{tag}': the manifest would exceed {} bytes", manifest::MAX_MANIFEST_BYTES).into());
+    }
+    let expect = base.as_ref().map(|(d, _)| d.as_str());
+    let digest = match client.put_manifest(tag, manifest::MANIFEST_V1, &bytes, Some(expect))? {
+        Put::Moved => return Ok(None),
+        Put::Stored { digest, .. } => digest,
+    };
+    std::thread::sleep(SETTLE);
+    match read_tag(client, tag)? {
+        Some((_, now)) if kept(&now, ours, base.as_ref().map(|(_, m)| m)) => Ok(Some((digest, m, base.map(|(d, _)| d)))),
+        _ => Ok(None),
+    }
 }
 
 /// A growing, randomised pause between attempts so concurrent writers spread out.

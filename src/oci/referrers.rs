@@ -1,7 +1,7 @@
 //! Artifacts attached to another manifest (`subject`): the subject's descriptor, the referrers
 //! API, and the tag-schema fallback index (`sha256-<hex>`) for registries without that API.
 
-use super::client::{Client, Put};
+use super::client::{Client, Failure, Put};
 use super::manifest::{self, Descriptor, Fetched, ImageManifest, Index};
 use super::reference::Reference;
 
@@ -44,38 +44,46 @@ pub fn add_to_fallback(
     let tag = fallback_tag(&subject.digest);
     let size = m.to_bytes()?.len() as u64;
     let new = entry(digest, m, size);
+    let mut last = format!("tag '{tag}': other writers kept changing it; the referrer {digest} is stored but not listed");
     for attempt in 0..12 {
         if attempt > 0 {
             std::thread::sleep(super::push::backoff(attempt));
         }
-        let (base_digest, mut index) = match client.get_manifest(&tag)? {
-            None => (None, Index::empty()),
-            Some(raw) => match manifest::parse(&raw.bytes, raw.content_type.as_deref()) {
-                Ok(Fetched::Index(i)) => (Some(raw.digest), i),
-                // Not a valid index: the spec says there are no referrers; start afresh.
-                _ => (Some(raw.digest), Index::empty()),
-            },
-        };
-        index.manifests.retain(|e| Some(e.digest.as_str()) != replaced && e.digest != digest);
-        index.manifests.push(new.clone());
-        if index.manifests.len() > manifest::MAX_ENTRIES {
-            return Err(format!("tag '{tag}': more than {} referrers", manifest::MAX_ENTRIES));
-        }
-        let bytes = index.to_bytes()?;
-        match client.put_manifest(&tag, manifest::INDEX_V1, &bytes, Some(base_digest.as_deref()))? {
-            Put::Moved => continue,
-            Put::Stored { .. } => {}
-        }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        if referrers_of(client, &subject.digest)?.iter().any(|e| e.digest == digest) {
-            return Ok(());
+        match add_once(client, &tag, &subject.digest, &new, replaced) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(f) if f.transient => last = f.message,
+            Err(f) => return Err(f.message),
         }
     }
-    Err(format!("tag '{tag}': other writers kept changing it; the referrer {digest} is stored but not listed"))
+    Err(last)
+}
+
+/// One read-merge-write-check round on the fallback index; `false` when another writer got in the way.
+fn add_once(client: &Client, tag: &str, subject: &str, new: &Descriptor, replaced: Option<&str>) -> Result<bool, Failure> {
+    let (base_digest, mut index) = match client.get_manifest(tag)? {
+        None => (None, Index::empty()),
+        Some(raw) => match manifest::parse(&raw.bytes, raw.content_type.as_deref()) {
+            Ok(Fetched::Index(i)) => (Some(raw.digest), i),
+            // Not a valid index: the spec says there are no referrers; start afresh.
+            _ => (Some(raw.digest), Index::empty()),
+        },
+    };
+    index.manifests.retain(|e| Some(e.digest.as_str()) != replaced && e.digest != new.digest);
+    index.manifests.push(new.clone());
+    if index.manifests.len() > manifest::MAX_ENTRIES {
+        return Err(format!("tag '{tag}': more than {} referrers", manifest::MAX_ENTRIES).into());
+    }
+    let bytes = index.to_bytes()?;
+    if let Put::Moved = client.put_manifest(tag, manifest::INDEX_V1, &bytes, Some(base_digest.as_deref()))? {
+        return Ok(false);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Ok(referrers_of(client, subject)?.iter().any(|e| e.digest == new.digest))
 }
 
 /// The referrers of a subject: the referrers API when the registry has it, else the fallback tag.
-pub fn referrers_of(client: &Client, subject_digest: &str) -> Result<Vec<Descriptor>, String> {
+pub fn referrers_of(client: &Client, subject_digest: &str) -> Result<Vec<Descriptor>, Failure> {
     if let Some(i) = client.get_referrers(subject_digest)? {
         return Ok(i.manifests);
     }
