@@ -198,3 +198,28 @@ fn basic_auth_with_credentials_from_docker_config_and_auth_file() {
     assert!(o.status.success());
     assert_eq!(std::fs::read(out2.join("build.0123abcd.link")).unwrap(), b"a link\n");
 }
+
+#[test]
+fn bearer_token_flow_with_a_token_server() {
+    let Some(py) = oras_python() else { return };
+    let Some(reg) = Registry::start_with_token(&py) else { return };
+    let tmp = tempdir();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let file = tmp.path().join("build.0123abcd.link");
+    write(&file, "a link behind a token\n");
+
+    // Anonymous: the token server grants nothing, the registry refuses.
+    let o = run(isolated(&home).args(["push", "--plain-http"]).arg(reg.oci("tok/links:v1")).arg(&file));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("401"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // With credentials in ~/.docker/config.json: the token covers pull and push.
+    docker_config(&home.join(".docker"), &reg.addr, "alice", "s3cret-pass");
+    let o = run(isolated(&home).args(["push", "--plain-http"]).arg(reg.oci("tok/links:v1")).arg(&file));
+    assert!(o.status.success());
+    let out = tmp.path().join("out");
+    let o = run(isolated(&home).args(["pull", "--plain-http"]).arg(reg.oci("tok/links:v1")).arg("-o").arg(&out));
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(out.join("build.0123abcd.link")).unwrap(), b"a link behind a token\n");
+}

@@ -28,6 +28,8 @@ pub fn tool(name: &str, why: &str) -> Option<PathBuf> {
 /// A running registry; killed (and waited for) on drop.
 pub struct Registry {
     child: Option<Child>,
+    /// A token server the registry sends clients to (Bearer tests).
+    token_server: Option<Child>,
     pub addr: String,
     pub storage: PathBuf,
     config: PathBuf,
@@ -40,27 +42,55 @@ impl Registry {
         Self::start_with(None)
     }
 
+    /// Start a registry that sends clients to a token server (Bearer), which grants
+    /// alice:s3cret-pass what she asks for (tests/data/oci/token_server.py, run by `py`).
+    pub fn start_with_token(py: &Path) -> Option<Registry> {
+        tool("docker-registry", "apt-get install docker-registry")?;
+        let tmp = tempfile::Builder::new().prefix("totofs-token").tempdir().expect("tempdir");
+        let bundle = tmp.path().join("root.pem");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/oci/token_server.py");
+        let mut server = Command::new(py).arg(script).arg(&bundle).stdout(Stdio::piped()).spawn().expect("token server");
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line.trim().parse().expect("token server port");
+        let auth = format!(
+            "auth:\n  token: {{realm: \"http://127.0.0.1:{port}/token\", service: totofs-test-registry, issuer: totofs-test-issuer, rootcertbundle: {}}}\n",
+            bundle.display()
+        );
+        let mut r = Self::start_config(Some(auth), tmp)?;
+        r.token_server = Some(server);
+        Some(r)
+    }
+
     /// Start a registry that requires these Basic credentials (an htpasswd file with bcrypt).
     pub fn start_with(auth: Option<(&str, &str)>) -> Option<Registry> {
-        let bin = tool("docker-registry", "apt-get install docker-registry")?;
         let tmp = tempfile::Builder::new().prefix("totofs-registry").tempdir().expect("tempdir");
+        let extra = match auth {
+            Some((user, pass)) => {
+                let htpasswd = tool("htpasswd", "apt-get install apache2-utils")?;
+                let out = Command::new(htpasswd).args(["-Bbn", user, pass]).output().unwrap();
+                assert!(out.status.success(), "htpasswd failed");
+                let file = tmp.path().join("htpasswd");
+                std::fs::write(&file, &out.stdout).unwrap();
+                Some(format!("auth:\n  htpasswd: {{realm: totofs-test, path: {}}}\n", file.display()))
+            }
+            None => None,
+        };
+        Self::start_config(extra, tmp)
+    }
+
+    fn start_config(extra: Option<String>, tmp: tempfile::TempDir) -> Option<Registry> {
+        let bin = tool("docker-registry", "apt-get install docker-registry")?;
         let storage = tmp.path().join("storage");
         std::fs::create_dir_all(&storage).unwrap();
         let mut config = format!(
             "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"127.0.0.1:0\"}}\n",
             storage.display()
         );
-        if let Some((user, pass)) = auth {
-            let htpasswd = tool("htpasswd", "apt-get install apache2-utils")?;
-            let out = Command::new(htpasswd).args(["-Bbn", user, pass]).output().unwrap();
-            assert!(out.status.success(), "htpasswd failed");
-            let file = tmp.path().join("htpasswd");
-            std::fs::write(&file, &out.stdout).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd: {{realm: totofs-test, path: {}}}\n", file.display()));
-        }
+        config.push_str(extra.as_deref().unwrap_or(""));
         let config_path = tmp.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let mut r = Registry { child: None, addr: String::new(), storage, config: config_path, _tmp: tmp };
+        let mut r = Registry { child: None, token_server: None, addr: String::new(), storage, config: config_path, _tmp: tmp };
         r.launch(&bin, "127.0.0.1:0");
         Some(r)
     }
@@ -124,6 +154,10 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
+        if let Some(mut t) = self.token_server.take() {
+            let _ = t.kill();
+            let _ = t.wait();
+        }
     }
 }
 
