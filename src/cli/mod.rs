@@ -8,6 +8,7 @@ pub mod investigate;
 pub mod keys;
 mod output;
 pub mod record;
+pub mod registry;
 pub mod sign;
 pub mod verify;
 
@@ -32,6 +33,10 @@ pub enum Command {
     Mount(record::MountArgs),
     /// End a `totofs mount` session and wait until its link is written.
     Unmount(record::UnmountArgs),
+    /// Add files (links, traces, layouts) to the artifact at an oci:// tag.
+    Push(registry::PushArgs),
+    /// Write the files of an oci:// artifact into a directory.
+    Pull(registry::PullArgs),
     /// Verify a supply chain against a layout (like in-toto-verify).
     Verify(verify::VerifyArgs),
     /// Compare two links of one step and explain, from their traces, why products differ.
@@ -67,6 +72,8 @@ pub fn main() -> i32 {
         Command::Mount(a) => record::mount(a),
         Command::Unmount(a) => record::unmount(a),
         Command::Verify(a) => verify::verify(a),
+        Command::Push(a) => registry::push(a),
+        Command::Pull(a) => registry::pull(a),
         Command::Diff(a) => investigate::diff(a),
         Command::Show(a) => investigate::show(a),
         Command::Repro(a) => investigate::repro(a),

@@ -126,6 +126,8 @@ pub struct RunArgs {
     /// Kill the step and write no link after this many seconds (default: no limit).
     #[arg(long = "timeout", value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    #[command(flatten)]
+    pub publish: super::registry::PublishFlags,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -143,6 +145,8 @@ pub struct MountArgs {
 pub struct UnmountArgs {
     /// The directory of the session (default: `.`).
     pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub publish: super::registry::PublishFlags,
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
@@ -159,7 +163,15 @@ pub fn run(a: RunArgs) -> Result<i32> {
         cmd.timeout = Some(Duration::from_secs_f64(t));
     }
     let method = if a.flags.no_fuse { Method::Snapshot } else { Method::Auto };
-    session::run(&opts, &key, cmd, method)
+    let target = a.publish.target()?;
+    let link = opts.link_path(&key);
+    let before = super::registry::file_identity(&link);
+    let code = session::run(&opts, &key, cmd, method)?;
+    let after = super::registry::file_identity(&link);
+    if after.is_some() && after != before {
+        a.publish.publish(target.as_ref(), &link)?;
+    }
+    Ok(code)
 }
 
 pub fn mount(a: MountArgs) -> Result<i32> {
@@ -172,5 +184,10 @@ pub fn mount(a: MountArgs) -> Result<i32> {
 
 pub fn unmount(a: UnmountArgs) -> Result<i32> {
     let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));
-    crate::recorder::mount::unmount(&dir)
+    let target = a.publish.target()?;
+    let (code, link) = crate::recorder::mount::unmount_link(&dir)?;
+    if let Some(link) = link {
+        a.publish.publish(target.as_ref(), &link)?;
+    }
+    Ok(code)
 }

@@ -8,15 +8,19 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// The signed layout (Metablock or DSSE).
+    /// The signed layout (Metablock or DSSE), or an oci:// artifact holding exactly one layout.
     #[arg(short = 'l', long = "layout")]
     pub layout: PathBuf,
     /// Public keys (SPKI PEM or key dict JSON); every one of them must have signed the layout.
     #[arg(short = 'k', long = "verification-keys", alias = "layout-keys", num_args = 1.., required = true)]
     pub keys: Vec<PathBuf>,
-    /// Where the links are (`<step>.<keyid8>.link`).
-    #[arg(long = "link-dir", short = 'd', default_value = ".")]
-    pub link_dir: PathBuf,
+    /// Where the links are (`<step>.<keyid8>.link`): a directory (default `.`), or an oci://
+    /// artifact (default with an oci:// layout: the layout's artifact).
+    #[arg(long = "link-dir", short = 'd')]
+    pub link_dir: Option<PathBuf>,
+    /// Talk plain HTTP to the registry of oci:// arguments.
+    #[arg(long = "plain-http")]
+    pub plain_http: bool,
     /// Seconds an inspection may run before its process group is killed.
     #[arg(long = "inspection-timeout", default_value_t = 10.0)]
     pub inspection_timeout: f64,
@@ -57,12 +61,15 @@ fn run(a: &VerifyArgs) -> Result<i32> {
         Some(params::parse_params(&a.params)?)
     };
     let keys = a.keys.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
+    // oci:// layouts and link dirs are pulled into private directories that live until the end.
+    let registry = super::registry::pull_for_verify(&a.layout, a.link_dir.as_deref(), a.plain_http)?;
+    let (layout, link_dir) = (registry.layout, registry.link_dir);
     let opts = Options {
-        link_dir: a.link_dir.clone(),
+        link_dir,
         params,
         inspection_timeout: Duration::from_secs_f64(a.inspection_timeout),
     };
-    let rep = verify::verify_file(&a.layout, &keys, &opts)?;
+    let rep = verify::verify_file(&layout, &keys, &opts)?;
     let code = if rep.passed { 0 } else { 1 };
     if a.json {
         let doc = serde_json::to_value(&rep).map_err(|e| Error::format(format!("cannot encode the report: {e}")))?;

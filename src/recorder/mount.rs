@@ -248,6 +248,11 @@ fn alive(pid: libc::pid_t) -> bool {
 
 /// `totofs unmount`: end the session on `dir` and wait for its link.
 pub fn unmount(dir: &Path) -> Result<i32> {
+    unmount_link(dir).map(|(code, _)| code)
+}
+
+/// [`unmount`], also returning the path of the link the session wrote (if it wrote one).
+pub fn unmount_link(dir: &Path) -> Result<(i32, Option<PathBuf>)> {
     let dir = std::fs::canonicalize(dir).map_err(|e| Error::input(dir, e))?;
     let pid_file = state_path(&dir, "pid");
     let state = std::fs::read_to_string(&pid_file).ok();
@@ -300,12 +305,12 @@ pub fn unmount(dir: &Path) -> Result<i32> {
     match first.trim().split_once(' ') {
         Some(("ok", path)) => {
             eprintln!("totofs: wrote {path}");
-            Ok(0)
+            Ok((0, Some(PathBuf::from(path))))
         }
         Some((_, why)) => {
             eprintln!("totofs: no link written: {why}");
-            Ok(1)
+            Ok((1, None))
         }
-        None => Ok(1),
+        None => Ok((1, None)),
     }
 }

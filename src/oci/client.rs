@@ -1,0 +1,390 @@
+//! A blocking client for the OCI distribution API over ureq (rustls, system roots): manifests,
+//! blobs and tags of one repository, with Basic and Bearer authentication on a 401 challenge.
+//! Every answer is bounded and every digest checked before it is returned.
+
+use super::auth::{self, Challenge, Credentials};
+use super::manifest::{digest_of, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES};
+use super::reference::Reference;
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::time::Duration;
+use ureq::http::{self, Method, Response};
+use ureq::Body;
+
+/// Error bodies and token answers are read up to this size.
+const MAX_SMALL_BODY: u64 = 64 << 10;
+
+/// A failure talking to the registry, already phrased for the user. `transient`: the registry
+/// failed on its side (5xx, 429, or distribution's storage races under concurrent writers), so
+/// reading and writing again may succeed.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure { message, transient: false }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Failure> for String {
+    fn from(f: Failure) -> Self {
+        f.message
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// A client for one repository.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    repository: String,
+    registry: String,
+    /// `pull` or `pull,push`: the scope a Bearer token is requested for.
+    actions: &'static str,
+    credentials: RefCell<Option<Option<Credentials>>>,
+    authorization: RefCell<Option<String>>,
+}
+
+/// A manifest as the registry answered it, digest checked.
+pub struct RawManifest {
+    pub bytes: Vec<u8>,
+    pub digest: String,
+    pub content_type: Option<String>,
+}
+
+/// How a manifest PUT ended.
+pub enum Put {
+    /// Stored; `subject_processed` when the registry says it indexed the subject (`OCI-Subject`).
+    Stored { digest: String, subject_processed: bool },
+    /// The registry honoured `If-Match`/`If-None-Match` and the tag had moved.
+    Moved,
+}
+
+impl Client {
+    /// `push`: ask for push rights as well as pull. `plain_http`: talk HTTP instead of HTTPS.
+    pub fn new(r: &Reference, plain_http: bool, push: bool) -> Client {
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .https_only(!plain_http)
+            .tls_config(tls)
+            .user_agent(concat!("totofs/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .timeout_per_write(Some(Duration::from_secs(120)))
+            .max_redirects(5)
+            .build();
+        Client {
+            agent: ureq::Agent::new_with_config(config),
+            base: format!("{}://{}", if plain_http { "http" } else { "https" }, r.api_host()),
+            repository: r.repository.clone(),
+            registry: r.registry.clone(),
+            actions: if push { "pull,push" } else { "pull" },
+            credentials: RefCell::new(None),
+            authorization: RefCell::new(None),
+        }
+    }
+
+    fn url(&self, tail: &str) -> String {
+        format!("{}/v2/{}/{tail}", self.base, self.repository)
+    }
+
+    /// Send a request; on a 401, answer the challenge once and send it again.
+    fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response<Body>> {
+        let mut answered = false;
+        loop {
+            let mut b = http::Request::builder().method(method.clone()).uri(url);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            if let Some(a) = self.authorization.borrow().as_deref() {
+                b = b.header("Authorization", a);
+            }
+            let bad = |e: http::Error| format!("cannot build a request for {url}: {e}");
+            let sent = if method == Method::GET || method == Method::HEAD {
+                self.agent.run(b.body(()).map_err(bad)?)
+            } else {
+                self.agent.run(b.body(body.to_vec()).map_err(bad)?)
+            };
+            let resp = sent.map_err(|e| self.transport(e))?;
+            if resp.status() != 401 || answered {
+                return Ok(resp);
+            }
+            answered = true;
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .and_then(auth::parse_challenge)
+                .ok_or_else(|| format!("{}: 401 without a usable WWW-Authenticate challenge", self.registry))?;
+            self.answer(challenge)?;
+        }
+    }
+
+    fn transport(&self, e: ureq::Error) -> String {
+        let hint = if self.base.starts_with("https://") { " (is it a plain-HTTP registry? then pass --plain-http)" } else { "" };
+        match e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!("cannot connect to {}: connection refused (is the registry running?)", self.registry)
+            }
+            ureq::Error::Io(io) => format!("cannot talk to {}: {io}{hint}", self.registry),
+            ureq::Error::ConnectionFailed => format!("cannot connect to {}", self.registry),
+            ureq::Error::HostNotFound => format!("{}: host not found", self.registry),
+            ureq::Error::RequireHttpsOnly(_) => {
+                format!("{}: refusing plain HTTP (redirected to http://; --plain-http allows it)", self.registry)
+            }
+            other => format!("{}: {other}{hint}", self.registry),
+        }
+    }
+
+    fn credentials(&self) -> Result<Option<Credentials>> {
+        if let Some(c) = self.credentials.borrow().as_ref() {
+            return Ok(c.clone());
+        }
+        let c = auth::lookup(&self.registry)?;
+        *self.credentials.borrow_mut() = Some(c.clone());
+        Ok(c)
+    }
+
+    fn answer(&self, challenge: Challenge) -> Result<()> {
+        let creds = self.credentials()?;
+        let header = match challenge {
+            Challenge::Basic => match creds {
+                Some(c) => c.basic_header(),
+                None => {
+                    return Err(format!(
+                        "{}: the registry asks for a user name and password, and no credentials file has them \
+                         (docker login, or REGISTRY_AUTH_FILE)",
+                        self.registry
+                    ).into())
+                }
+            },
+            Challenge::Bearer { realm, service, scope: _ } => format!("Bearer {}", self.token(&realm, service, creds)?),
+        };
+        *self.authorization.borrow_mut() = Some(header);
+        Ok(())
+    }
+
+    /// The token flow: GET `<realm>?service=…&scope=repository:<name>:<actions>`.
+    fn token(&self, realm: &str, service: Option<String>, creds: Option<Credentials>) -> Result<String> {
+        if !(realm.starts_with("https://") || (realm.starts_with("http://") && self.base.starts_with("http://"))) {
+            return Err(format!("{}: token realm '{realm}' is not an https:// URL", self.registry).into());
+        }
+        let scope = format!("repository:{}:{}", self.repository, self.actions);
+        let mut req = self.agent.get(realm).query("scope", &scope);
+        if let Some(s) = &service {
+            req = req.query("service", s);
+        }
+        if let Some(c) = &creds {
+            req = req.header("Authorization", &c.basic_header());
+        }
+        let mut resp = req.call().map_err(|e| self.transport(e))?;
+        if !resp.status().is_success() {
+            return Err(format!("{}: the token server {realm} answered {}", self.registry, resp.status()).into());
+        }
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_SMALL_BODY)
+            .read_to_vec()
+            .map_err(|e| format!("{}: reading the token: {e}", self.registry))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|_| format!("{}: the token answer is not JSON", self.registry))?;
+        let tok = v.get("token").or_else(|| v.get("access_token")).and_then(|t| t.as_str()).unwrap_or("");
+        if tok.is_empty() || !tok.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("{}: the token answer has no usable token", self.registry).into());
+        }
+        Ok(tok.to_string())
+    }
+
+    /// One line for a failed request: the status and the registry's own error code and message.
+    fn failure(&self, what: &str, mut resp: Response<Body>) -> Failure {
+        let status = resp.status();
+        let body = resp.body_mut().with_config().limit(MAX_SMALL_BODY).read_to_vec().unwrap_or_default();
+        let first = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v.get("errors")?.get(0).cloned());
+        let field = |k: &str| first.as_ref().and_then(|e| e.get(k)).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let code = field("code");
+        let detail = printable(&format!("{code} {}", field("message")));
+        let transient = status.is_server_error() || status.as_u16() == 429 || code == "DIGEST_INVALID";
+        let hint = match status.as_u16() {
+            401 => " (the credentials were refused)",
+            403 => " (access denied)",
+            _ => "",
+        };
+        let message = format!("{what}: the registry answered {status}{hint} {detail}").trim_end().to_string();
+        Failure { message, transient }
+    }
+
+    /// GET a manifest by tag or digest; `None` when the registry does not have it.
+    pub fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
+        let url = self.url(&format!("manifests/{reference}"));
+        let mut resp = self.send(Method::GET, &url, &[("Accept", ACCEPT_MANIFESTS)], b"")?;
+        if resp.status() == 404 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.failure(&format!("reading manifest '{reference}'"), resp));
+        }
+        let header = |r: &Response<Body>, k: &str| r.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = header(&resp, "content-type");
+        let claimed = header(&resp, "docker-content-digest");
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| format!("reading manifest '{reference}': {e} (the limit is {MAX_MANIFEST_BYTES} bytes)"))?;
+        let digest = digest_of(&bytes);
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(format!("manifest '{reference}': the registry sent bytes with digest {digest}").into());
+        }
+        if let Some(c) = claimed.filter(|c| c.starts_with("sha256:")) {
+            if c != digest {
+                return Err(format!("manifest '{reference}': Docker-Content-Digest {c} does not match the bytes ({digest})").into());
+            }
+        }
+        Ok(Some(RawManifest { bytes, digest, content_type }))
+    }
+
+    /// The referrers API's list for a subject; `None` when the registry has no such API (404).
+    pub fn get_referrers(&self, subject_digest: &str) -> Result<Option<super::manifest::Index>> {
+        let url = self.url(&format!("referrers/{subject_digest}"));
+        let mut resp = self.send(Method::GET, &url, &[("Accept", super::manifest::INDEX_V1)], b"")?;
+        if resp.status() == 404 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.failure(&format!("listing the referrers of {subject_digest}"), resp));
+        }
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| format!("listing the referrers of {subject_digest}: {e}"))?;
+        match super::manifest::parse(&bytes, Some(super::manifest::INDEX_V1)) {
+            Ok(super::manifest::Fetched::Index(i)) => Ok(Some(i)),
+            _ => Err(format!("the referrers of {subject_digest}: the registry's answer is not an index").into()),
+        }
+    }
+
+    /// PUT a manifest under a tag or its digest. `expect`: the digest the tag held when it was
+    /// read (`None`: the tag did not exist), sent as a precondition registries may honour.
+    pub fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8], expect: Option<Option<&str>>) -> Result<Put> {
+        let url = self.url(&format!("manifests/{reference}"));
+        let quoted;
+        let mut headers = vec![("Content-Type", media_type)];
+        match expect {
+            Some(Some(d)) => {
+                quoted = format!("\"{d}\"");
+                headers.push(("If-Match", quoted.as_str()));
+            }
+            Some(None) => headers.push(("If-None-Match", "*")),
+            None => {}
+        }
+        let resp = self.send(Method::PUT, &url, &headers, bytes)?;
+        if resp.status() == 412 {
+            return Ok(Put::Moved);
+        }
+        if !resp.status().is_success() {
+            return Err(self.failure(&format!("storing manifest '{reference}'"), resp));
+        }
+        let subject_processed = resp.headers().contains_key("oci-subject");
+        Ok(Put::Stored { digest: digest_of(bytes), subject_processed })
+    }
+
+    /// Does the repository hold this blob?
+    pub fn has_blob(&self, digest: &str) -> Result<bool> {
+        let resp = self.send(Method::HEAD, &self.url(&format!("blobs/{digest}")), &[], b"")?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.failure(&format!("checking blob {digest}"), resp)),
+        }
+    }
+
+    /// Upload a blob in one piece (POST for a session, PUT with the digest), unless it is there.
+    pub fn push_blob(&self, digest: &str, bytes: &[u8]) -> Result<()> {
+        if self.has_blob(digest)? {
+            return Ok(());
+        }
+        let resp = self.send(Method::POST, &self.url("blobs/uploads/"), &[], b"")?;
+        if resp.status() != 202 {
+            return Err(self.failure(&format!("starting the upload of {digest}"), resp));
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("starting the upload of {digest}: no Location in the answer"))?;
+        let location = self.resolve(location)?;
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={}", digest.replace(':', "%3A"));
+        let resp = self.send(Method::PUT, &url, &[("Content-Type", "application/octet-stream")], bytes)?;
+        if resp.status() != 201 {
+            return Err(self.failure(&format!("uploading blob {digest}"), resp));
+        }
+        Ok(())
+    }
+
+    /// An upload `Location`: absolute on the same origin, or a path on it.
+    fn resolve(&self, location: &str) -> Result<String> {
+        if location.starts_with('/') {
+            return Ok(format!("{}{location}", self.base));
+        }
+        if location.starts_with(&format!("{}/", self.base)) {
+            return Ok(location.to_string());
+        }
+        // Another origin would receive our Authorization header: refuse rather than leak it.
+        Err(format!("{}: the upload location '{}' is on another server", self.registry, printable(location)).into())
+    }
+
+    /// Stream a blob into `out`, refusing more than `size` bytes and checking size and digest.
+    pub fn get_blob(&self, digest: &str, size: u64, out: &mut dyn Write) -> Result<()> {
+        let mut resp = self.send(Method::GET, &self.url(&format!("blobs/{digest}")), &[], b"")?;
+        if !resp.status().is_success() {
+            return Err(self.failure(&format!("reading blob {digest}"), resp));
+        }
+        let mut reader = resp.body_mut().with_config().limit(size.saturating_add(1)).reader();
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut total: u64 = 0;
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| format!("reading blob {digest}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > size {
+                return Err(format!("blob {digest}: the registry sent more than the {size} bytes its descriptor says").into());
+            }
+            let chunk = buf.get(..n).unwrap_or_default();
+            hasher.update(chunk);
+            out.write_all(chunk).map_err(|e| format!("writing blob {digest}: {e}"))?;
+        }
+        if total != size {
+            return Err(format!("blob {digest}: {total} bytes, its descriptor says {size}").into());
+        }
+        let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if got != digest {
+            return Err(format!("blob {digest}: the registry sent bytes with digest {got}").into());
+        }
+        Ok(())
+    }
+}
+
+/// Registry-chosen text made safe for one line of a terminal.
+pub fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(300).collect()
+}

@@ -1,0 +1,87 @@
+//! `totofs pull`: the files of an artifact (or of every in-toto referrer of a subject) written
+//! into a directory byte for byte, after every name, size and digest has been checked.
+
+use super::client::Client;
+use super::files::{check_name, Incoming};
+use super::manifest::{self, Descriptor, Fetched};
+use super::reference::Reference;
+use super::referrers;
+use std::path::{Path, PathBuf};
+
+/// The titled layers of the image manifest at `digest_or_tag`.
+fn artifact_layers(client: &Client, r: &str) -> Result<Vec<Descriptor>, String> {
+    let raw = client.get_manifest(r)?.ok_or_else(|| format!("'{r}': no such tag or manifest"))?;
+    let m = match manifest::parse(&raw.bytes, raw.content_type.as_deref()).map_err(|why| format!("'{r}': {why}"))? {
+        Fetched::Image(m) => m,
+        Fetched::Index(_) => {
+            return Err(format!("'{r}' is an image index (a multi-platform image?), not an artifact of files"))
+        }
+    };
+    if m.layers.len() > manifest::MAX_ENTRIES {
+        return Err(format!("'{r}': more than {} layers", manifest::MAX_ENTRIES));
+    }
+    let mut out = Vec::new();
+    for l in m.layers {
+        match l.title() {
+            Some(_) => out.push(l),
+            None if l.digest == manifest::EMPTY_DIGEST => {}
+            None => eprintln!("totofs: warning: '{r}': skipping layer {} (it has no file name)", l.digest),
+        }
+    }
+    Ok(out)
+}
+
+/// The layers to fetch for a reference: the artifact's, or with `referrers` those of every
+/// in-toto artifact that refers to the digest.
+fn wanted(client: &Client, r: &Reference, referrers: bool) -> Result<Vec<Descriptor>, String> {
+    let mut all: Vec<Descriptor> = Vec::new();
+    let sources = if referrers {
+        let subject = r.digest.as_deref().ok_or_else(|| format!("{r}: --referrers needs a digest (@sha256:…)"))?;
+        let list = referrers::referrers_of(client, subject)?;
+        list.into_iter()
+            .filter(|d| d.artifact_type.as_deref() == Some(manifest::ARTIFACT_TYPE))
+            .map(|d| d.digest)
+            .collect::<Vec<_>>()
+    } else {
+        vec![r.manifest_ref().ok_or_else(|| format!("{r}: name a tag or a digest"))?.to_string()]
+    };
+    for s in sources {
+        for l in artifact_layers(client, &s)? {
+            let title = l.title().unwrap_or("").to_string();
+            check_name(&title).map_err(|why| format!("'{s}': {why}"))?;
+            if l.size > manifest::MAX_BLOB_BYTES {
+                return Err(format!("'{s}': '{title}' is {} bytes, more than totofs pulls", l.size));
+            }
+            super::reference::check_digest(&l.digest).map_err(|why| format!("'{s}': '{title}': {why}"))?;
+            match all.iter().find(|a| a.title() == Some(title.as_str())) {
+                Some(a) if a.digest == l.digest => {}
+                Some(_) => return Err(format!("two different files are named '{title}'")),
+                None => all.push(l),
+            }
+            if all.len() > manifest::MAX_ENTRIES {
+                return Err(format!("more than {} files", manifest::MAX_ENTRIES));
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Pull into `dir` (created if missing). Every file is downloaded and checked before any is
+/// put in place, so a failure leaves no partial set.
+pub fn pull(r: &Reference, dir: &Path, referrers: bool, plain_http: bool) -> Result<Vec<PathBuf>, String> {
+    let client = Client::new(r, plain_http, false);
+    let layers = wanted(&client, r, referrers)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut incoming = Vec::new();
+    for l in &layers {
+        let name = l.title().unwrap_or("");
+        let mut inc = Incoming::create(dir, name)?;
+        if let Some(f) = inc.file.as_mut() {
+            let mut w = std::io::BufWriter::new(f);
+            client.get_blob(&l.digest, l.size, &mut w).map_err(|why| format!("'{name}': {why}"))?;
+            std::io::Write::flush(&mut w).map_err(|e| format!("{}: {e}", inc.dest.display()))?;
+        }
+        incoming.push(inc);
+    }
+    incoming.into_iter().map(Incoming::commit).collect()
+}
