@@ -5,7 +5,6 @@ use crate::recorder::artifacts::ArtifactOptions;
 use crate::recorder::session::{self, Method, RecordOptions};
 use crate::recorder::supervise::StepCommand;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// The recording flags `run` and `mount` share (in-toto-run's meaning).
 #[derive(clap::Args, Debug, Clone)]
@@ -53,13 +52,29 @@ pub struct RecordFlags {
     /// $XDG_CACHE_HOME/totofs/), so unchanged files are not read again.
     #[arg(long = "hash-cache", value_name = "FILE", num_args = 0..=1, require_equals = true)]
     pub hash_cache: Option<Option<PathBuf>>,
+    /// Say what is recorded and where the link goes.
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print only errors (and the command's own output).
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 impl RecordFlags {
     /// `dir`: the directory being recorded (the default cache is per directory).
     fn options(&self, dir: &std::path::Path) -> Result<RecordOptions> {
         // Without --exclude: in-toto's defaults, and totofs's own trace files.
-        let exclude = self.exclude.clone().unwrap_or_else(crate::recorder::trace_writer::default_excludes);
+        let mut exclude = self.exclude.clone().unwrap_or_else(crate::recorder::trace_writer::default_excludes);
+        let dot = || vec![".".to_string()];
+        let materials = if self.materials.is_empty() { dot() } else { self.materials.clone() };
+        let products = if self.products.is_empty() { dot() } else { self.products.clone() };
+        super::key_file::exclude_key(
+            &mut exclude,
+            &self.signing_key,
+            self.base_path.as_deref(),
+            materials.iter().chain(products.iter()),
+            self.quiet,
+        );
         let artifacts = ArtifactOptions::new(Some(&exclude), self.base_path.clone(), self.lstrip_paths.clone())?;
         if let Some(b) = &self.base_path {
             if !b.is_dir() {
@@ -71,11 +86,10 @@ impl RecordFlags {
             Some(None) => Some(crate::recorder::hash_cache::default_path(dir)?),
             Some(Some(f)) => Some(absolute_file(f)?),
         };
-        let dot = || vec![".".to_string()];
         Ok(RecordOptions {
             name: self.step_name.clone(),
-            materials: if self.materials.is_empty() { dot() } else { self.materials.clone() },
-            products: if self.products.is_empty() { dot() } else { self.products.clone() },
+            materials,
+            products,
             artifacts,
             use_dsse: self.use_dsse,
             only_accessed: self.only_accessed,
@@ -106,10 +120,13 @@ pub struct RunArgs {
     #[arg(short = 's', long = "record-streams")]
     pub record_streams: bool,
     /// Kill the step and write no link after this many seconds (default: no limit).
-    #[arg(long = "timeout", value_name = "SECONDS")]
+    #[arg(long = "timeout", visible_alias = "run-timeout", value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Record the materials and products as they are, without running a command.
+    #[arg(short = 'x', long = "no-command", conflicts_with_all = ["timeout", "record_streams"])]
+    pub no_command: bool,
     /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present = "no_command", conflicts_with = "no_command", value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -130,15 +147,20 @@ pub struct UnmountArgs {
 pub fn run(a: RunArgs) -> Result<i32> {
     let opts = a.flags.options(std::path::Path::new("."))?;
     let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
+    if a.no_command {
+        let path = super::record_steps::no_command(&opts, &key)?;
+        if a.flags.verbose {
+            eprintln!("totofs: link written to {}", path.display());
+        }
+        return Ok(0);
+    }
     let mut cmd = StepCommand::new(a.command);
     cmd.record_streams = a.record_streams;
-    if let Some(t) = a.timeout {
-        if !(t > 0.0 && t.is_finite()) {
-            return Err(Error::Usage(format!("--timeout: '{t}' is not a positive number of seconds")));
-        }
-        cmd.timeout = Some(Duration::from_secs_f64(t));
-    }
+    cmd.timeout = a.timeout.map(|t| super::steps::seconds(t, "--timeout")).transpose()?;
     let method = if a.flags.no_fuse { Method::Snapshot } else { Method::Auto };
+    if a.flags.verbose {
+        eprintln!("totofs: recording step '{}' to {}", opts.name, opts.link_path(&key).display());
+    }
     session::run(&opts, &key, cmd, method)
 }
 
