@@ -178,6 +178,12 @@ pub struct MockArgs {
     /// Kill the step and write no link after this many seconds (default: no limit).
     #[arg(long = "timeout", visible_alias = "run-timeout", value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Say where the link goes.
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print only errors (and the command's own output).
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -188,7 +194,12 @@ pub fn mock(a: MockArgs) -> Result<i32> {
     cmd.timeout = a.timeout.map(|t| seconds(t, "--timeout")).transpose()?;
     let m = record_steps::mock(&a.name, cmd, a.use_dsse)?;
     match (m.path, m.return_value) {
-        (Some(_), Some(rv)) => Ok(crate::recorder::session::exit_code(rv)),
+        (Some(path), Some(rv)) => {
+            if a.verbose {
+                eprintln!("totofs: unsigned link written to {}", path.display());
+            }
+            Ok(crate::recorder::session::exit_code(rv))
+        }
         _ => {
             let secs = a.timeout.unwrap_or(0.0);
             eprintln!("totofs: the step did not end within {secs} s and was killed; no link is written");

@@ -25,6 +25,12 @@ pub struct VerifyArgs {
     /// Print the report as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also print the report's details on failure (the summary of what was verified).
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print nothing on success and only the failure's headline on failure.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 pub fn verify(a: VerifyArgs) -> Result<i32> {
@@ -74,8 +80,13 @@ fn run(a: &VerifyArgs) -> Result<i32> {
     }
     let layout_name = a.layout.display().to_string();
     match &rep.failure {
+        None if a.quiet => {}
         None => print!("{}", report::summary(&rep, &layout_name)),
+        Some(f) if a.quiet => eprintln!("totofs: verification failed: {}", f.headline),
         Some(f) => {
+            if a.verbose {
+                eprint!("{}", report::summary(&rep, &layout_name));
+            }
             eprint!("totofs: verification failed: {}", report::failure(f));
             for w in &rep.warnings {
                 eprintln!("warning: {w}");

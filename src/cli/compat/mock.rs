@@ -23,7 +23,7 @@ pub(crate) struct MockArgs {
     #[arg(long = "use-dsse")]
     pub use_dsse: bool,
     /// command to be executed, after '--'
-    #[arg(value_name = "<command>", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "<command>", required = true, trailing_var_arg = true)]
     pub link_cmd: Vec<String>,
 }
 

@@ -3,7 +3,7 @@
 //! each takes exactly that tool's arguments and keeps its exit codes (2 for bad arguments, 1 for
 //! any other error), with totofs's recorder and verifier underneath. Nothing is written that
 //! in-toto would not write (no trace). GPG options are accepted by the parsers and refused with
-//! one line.
+//! one line and the exit code in-toto gives when GPG signing fails.
 
 mod flags;
 mod match_products;
@@ -86,10 +86,15 @@ pub(crate) fn usage_error(prog: &str, msg: &str) -> i32 {
     2
 }
 
-/// The one line for an option totofs does not implement; exit 2.
+/// The one line for an option totofs does not implement; the exit code is the one the tool
+/// gives when signing or loading a key fails (1, in-toto-sign 2).
 pub(crate) fn unsupported(prog: &str, option: &str, instead: &str) -> i32 {
     eprintln!("{prog}: {option} is not supported by totofs (GPG keys are not implemented); {instead}");
-    2
+    if prog == "in-toto-sign" {
+        2
+    } else {
+        1
+    }
 }
 
 /// in-toto's exit status for a command's return value: `sys.exit(rv)`, i.e. the low byte (a

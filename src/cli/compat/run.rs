@@ -37,7 +37,7 @@ pub(crate) struct RunArgs {
     #[arg(long = "run-timeout", value_name = "RUN_TIMEOUT", default_value_t = 10)]
     pub run_timeout: i64,
     /// command to be executed, after '--'
-    #[arg(value_name = "<command>", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "<command>", trailing_var_arg = true)]
     pub link_cmd: Vec<String>,
 }
 
