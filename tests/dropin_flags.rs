@@ -414,3 +414,26 @@ fn every_subcommand_has_version_verbose_quiet_and_generated_completions_and_man_
     assert!(page.contains(".TH totofs-record-start 1") && page.contains("materials"), "{page}");
     assert!(tmp.path().join("totofs.1").exists() && tmp.path().join("totofs-match-products.1").exists());
 }
+
+#[test]
+fn in_toto_run_discards_the_commands_output_unless_streams_are_recorded() {
+    let tmp = tempdir();
+    let dir = aliases(tmp.path());
+    let mut bins = vec![dir];
+    bins.extend(peer_bin());
+    for bin in &bins {
+        let d = project(tmp.path(), "p");
+        let k = pem(KEY);
+        let out = run(tool(bin, "in-toto-run", &d).args(["-n", "a", "--signing-key"]).arg(&k).args(["--", "sh", "-c", "echo to-out; echo to-err >&2"]));
+        assert_eq!(code(&out), 0);
+        assert_eq!((out.stdout.len(), out.stderr.len()), (0, 0), "{}: {}", bin.display(), stderr(&out));
+        let out = run(tool(bin, "in-toto-run", &d).args(["-n", "b", "-s", "--signing-key"]).arg(&k).args(["--", "sh", "-c", "echo to-out; echo to-err >&2"]));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "to-out\n", "{}", bin.display());
+        assert_eq!(stderr(&out), "to-err\n", "{}", bin.display());
+        // The timeout is reported in in-toto's words once the streams are back.
+        let out = run(tool(bin, "in-toto-run", &d).args(["-n", "c", "--run-timeout", "1", "--signing-key"]).arg(&k).args(["--", "sleep", "30"]));
+        assert_eq!(code(&out), 1);
+        assert!(stderr(&out).starts_with("(in-toto-run) TimeoutExpired: Command '['sleep', '30']' timed out after"), "{}", stderr(&out));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -5,6 +5,7 @@
 //! in-toto would not write (no trace). GPG options are accepted by the parsers and refused with
 //! one line and the exit code in-toto gives when GPG signing fails.
 
+mod discard;
 mod flags;
 mod match_products;
 mod mock;

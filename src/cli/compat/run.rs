@@ -80,7 +80,11 @@ pub(crate) fn main(a: RunArgs) -> i32 {
     let mut cmd = StepCommand::new(a.link_cmd.clone());
     cmd.record_streams = a.record_streams;
     cmd.timeout = Some(Duration::from_secs(a.run_timeout.unsigned_abs()));
-    match session::run_recorded(&opts, &key, cmd, Method::Auto) {
+    // Without --record-streams in-toto sends the command's output to /dev/null.
+    let discarded = if a.record_streams { None } else { super::discard::Discarded::streams() };
+    let result = session::run_recorded(&opts, &key, cmd, Method::Auto);
+    drop(discarded);
+    match result {
         Ok((_, Some(rv))) => {
             if !opts.products.is_empty() {
                 log.info(format_args!("Recording products '{}'...", listing(&opts.products)));
@@ -88,14 +92,13 @@ pub(crate) fn main(a: RunArgs) -> i32 {
             log.info(format_args!("Storing link metadata to '{}'...", opts.link_path(&key).display()));
             super::exit_status(rv)
         }
-        // Timed out (the recorder said so) or interrupted: no link, as in-toto.
-        Ok((code, None)) => {
-            if code == 130 {
-                130
-            } else {
-                1
-            }
-        }
+        // Interrupted, or timed out: no link, as in-toto.
+        Ok((130, None)) => 130,
+        Ok((_, None)) => log.fail(format_args!(
+            "TimeoutExpired: Command '{}' timed out after {} seconds",
+            crate::verify::inspect::py_list(&a.link_cmd),
+            a.run_timeout
+        )),
         Err(e) => log.fail(e),
     }
 }
