@@ -229,11 +229,15 @@ fn an_in_toto_demo_style_chain_gives_the_same_codes_files_and_links_with_totofs(
 #[test]
 fn an_in_toto_script_using_base_path_lstrip_exclude_link_dir_and_dsse_gives_the_same_results() {
     let Some((honest, tampered)) = compare("flags.sh", flags_base) else { return };
-    assert_eq!(honest.codes.len(), 13, "{:?}", honest.codes);
+    assert_eq!(honest.codes.len(), 16, "{:?}", honest.codes);
     assert_eq!(verdict(&honest), "0 in-toto-verify -l");
     assert_eq!(verdict(&tampered), "1 in-toto-verify -l");
-    assert_eq!(honest.codes.iter().filter(|c| c.starts_with("0 ")).count(), 11, "{:?}", honest.codes);
+    assert_eq!(honest.codes.iter().filter(|c| c.starts_with("0 ")).count(), 14, "{:?}", honest.codes);
     let link = honest.contents.iter().find(|(n, _)| n.to_string_lossy().starts_with("links/fetch.")).map(|(_, v)| v);
     let products: Vec<&String> = link.and_then(|l| l["products"].as_object()).map(|p| p.keys().collect()).unwrap_or_default();
     assert_eq!(products, ["x.so", "y.h"], "--base-path and --lstrip-paths");
+    let extra = honest.contents.iter().find(|(n, _)| n.to_string_lossy().starts_with("links/extra.")).map(|(_, v)| v);
+    let materials: Vec<&String> = extra.and_then(|l| l["materials"].as_object()).map(|p| p.keys().collect()).unwrap_or_default();
+    assert_eq!(materials, [".c", "junk.tmp"], "in-toto-record start --base-path --lstrip-paths --exclude");
+    assert!(honest.names.iter().any(|n| n == Path::new("probe-by-bob.link")), "in-toto-sign -o");
 }

@@ -271,6 +271,19 @@ fn the_signing_key_inside_the_recorded_tree_is_left_out_with_one_line() {
     assert!(m.contains(&"../p/carl.pub".to_string()) && !m.contains(&"../p/carl".to_string()), "{m:?}");
     let out = run(tool(&dir, "in-toto-run", &d).args(["-n", "o", "-m", "src", "--signing-key"]).arg(pem(KEY)).arg("-x"));
     assert!(!stderr(&out).contains("signing key"), "{}", stderr(&out));
+
+    // `totofs mount DIR` from elsewhere: the key inside DIR is left out too.
+    let m = std::fs::canonicalize(project(tmp.path(), "m")).unwrap();
+    std::fs::copy(pem(KEY), m.join("carl")).unwrap();
+    let out = run(totofs().current_dir(tmp.path()).args(["mount", "-n", "sess", "--no-trace", "--signing-key"]).arg(m.join("carl")).arg(&m));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("left out"), "{}", stderr(&out));
+    assert!(Command::new("sh").args(["-c", "cat carl > /dev/null; echo x > made"]).current_dir(&m).status().unwrap().success());
+    let out = run(totofs().current_dir(tmp.path()).arg("unmount").arg(&m));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = signed(&m.join(format!("sess.{KEYID8}.link")));
+    assert_eq!(names(&s, "materials"), ["README", "src/a.c"]);
+    assert_eq!(names(&s, "products"), ["README", "made", "src/a.c"]);
 }
 
 #[test]

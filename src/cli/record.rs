@@ -68,10 +68,15 @@ impl RecordFlags {
         let dot = || vec![".".to_string()];
         let materials = if self.materials.is_empty() { dot() } else { self.materials.clone() };
         let products = if self.products.is_empty() { dot() } else { self.products.clone() };
+        // Paths are recorded relative to the base path, or the recorded directory (`mount DIR`).
+        let root = match &self.base_path {
+            Some(b) => dir.join(b),
+            None => dir.to_path_buf(),
+        };
         super::key_file::exclude_key(
             &mut exclude,
             &self.signing_key,
-            self.base_path.as_deref(),
+            Some(&root),
             materials.iter().chain(products.iter()),
             self.quiet,
         );

@@ -1,8 +1,8 @@
 #!/bin/sh
 # A second script written for the in-toto 3.1.0 command line: a layout signed by two keys
 # (in-toto-sign -a, --verify), --base-path with --lstrip-paths, --exclude, -d/--link-dir,
-# DSSE links from in-toto-run, in-toto-record and in-toto-mock, a mock link signed afterwards,
-# -q. Run from a directory holding keys/ and project/ (root.layout, src/, vendor/lib/); exit
+# DSSE links from in-toto-run, in-toto-record and in-toto-mock, a mock link signed afterwards
+# (and with -o), in-toto-record with --base-path, --lstrip-paths and --exclude, -q. Run from a directory holding keys/ and project/ (root.layout, src/, vendor/lib/); exit
 # codes go to ../codes. With TAMPER=1 the build output is replaced before it is signed off.
 set -u
 cd project
@@ -24,6 +24,9 @@ r in-toto-mock -n probe --use-dsse -- ls src
 r in-toto-sign -f probe.link -k ../keys/alice
 r in-toto-sign -f probe.*.link --verify -k ../keys/alice.pub
 r in-toto-sign -f probe.*.link --verify -k ../keys/bob.pub
-r in-toto-verify -l root.layout --verification-keys ../keys/owner.pub ../keys/alice.pub --link-dir ../links
+r in-toto-sign -f probe.link -k ../keys/bob -o ../probe-by-bob.link
+r in-toto-record start -n extra --base-path src --lstrip-paths a --exclude 'b*' -m . --signing-key ../keys/bob
+r in-toto-record stop -n extra --base-path src --exclude 'b*' -p . -d ../links --signing-key ../keys/bob
+r in-toto-verify -l root.layout --verification-keys ../keys/owner.pub ../keys/alice.pub --link-dir ../links --inspection-timeout 5
 r in-toto-verify -l root.layout --verification-keys ../keys/owner.pub
 exit 0
