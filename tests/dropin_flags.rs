@@ -87,6 +87,8 @@ fn in_toto_run_argument_errors_and_exit_codes_match_in_toto() {
     let dir = aliases(tmp.path());
     let key = pem(KEY);
     let k = key.to_str().unwrap();
+    let enc_key = pem("ed25519_private_encrypted.pem");
+    let enc = enc_key.to_str().unwrap();
     let cases: Vec<(Vec<&str>, i32)> = vec![
         (vec!["-n", "s"], 2),                                          // no key
         (vec!["-n", "s", "--signing-key", k], 2),                      // no command, no -x
@@ -100,6 +102,10 @@ fn in_toto_run_argument_errors_and_exit_codes_match_in_toto() {
         (vec!["-n", "s", "--signing-key", k, "--run-timeout", "1", "--", "sleep", "30"], 1),
         // argparse's unambiguous abbreviations.
         (vec!["--step", "s", "--signing", k, "--no-comm"], 0),
+        // Key errors are errors (1), as in-toto's are.
+        (vec!["-n", "s", "-P", "pw", "--signing-key", k, "-x"], 1),
+        (vec!["-n", "s", "--signing-key", enc, "-x"], 1),
+        (vec!["-n", "s", "-P", "wrong", "--signing-key", enc, "-x"], 1),
     ];
     let peer = peer_bin();
     for (args, want) in &cases {
@@ -120,8 +126,23 @@ fn in_toto_run_argument_errors_and_exit_codes_match_in_toto() {
         }
         std::fs::remove_dir_all(&d).unwrap();
     }
-    // GPG: one line, and in-toto's exit code for a failed signature.
+    // A malformed layout: in-toto-verify says 1 (any error), in-toto-sign 2; totofs verify 2.
     let d = project(tmp.path(), "p");
+    write(&d.join("bad.layout"), "{\n");
+    let public = pem("ed25519_public.pem");
+    let mut bins = vec![dir.clone()];
+    bins.extend(peer.clone());
+    for bin in &bins {
+        let out = run(tool(bin, "in-toto-verify", &d).args(["-l", "bad.layout", "--verification-keys"]).arg(&public));
+        assert_eq!(code(&out), 1, "{}", bin.display());
+        let out = run(tool(bin, "in-toto-sign", &d).args(["-f", "bad.layout", "--verify", "-k"]).arg(&public));
+        assert_eq!(code(&out), 2, "{}", bin.display());
+    }
+    let out = run(totofs().current_dir(&d).args(["verify", "-l", "bad.layout", "-k"]).arg(&public));
+    assert_eq!(code(&out), 2);
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    // GPG: one line, and in-toto's exit code for a failed signature.
     let out = run(tool(&dir, "in-toto-run", &d).args(["-n", "s", "--gpg", "--", "true"]));
     assert_eq!(code(&out), 1);
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
