@@ -100,6 +100,8 @@ fn in_toto_run_argument_errors_and_exit_codes_match_in_toto() {
         (vec!["-n", "s", "--signing-key", k, "--", "sh", "-c", "exit 7"], 7),
         (vec!["-n", "s", "--signing-key", k, "--", "sh", "-c", "kill -9 $$"], 247),
         (vec!["-n", "s", "--signing-key", k, "--run-timeout", "1", "--", "sleep", "30"], 1),
+        // --gpg-home without --gpg is unused.
+        (vec!["-n", "s", "--signing-key", k, "--gpg-home", "/nonexistent", "-x"], 0),
         // argparse's unambiguous abbreviations.
         (vec!["--step", "s", "--signing", k, "--no-comm"], 0),
         // Key errors are errors (1), as in-toto's are.

@@ -21,6 +21,7 @@ pub(crate) struct CommonFlags {
     pub gpg: Option<Option<String>>,
     /// path to a GPG home directory (not supported by totofs)
     #[arg(long = "gpg-home", value_name = "<path>")]
+    #[allow(dead_code)] // accepted and unused without --gpg, as in in-toto
     pub gpg_home: Option<String>,
     /// signing key in a standard PKCS8/PEM format (rsa, ed25519, ecdsa)
     #[arg(long = "signing-key", value_name = "<path>")]
@@ -57,12 +58,8 @@ impl CommonFlags {
                 Err(usage_error(prog, "Specify either '--signing-key <path>' or '--gpg [<keyid>]'"))
             }
             (None, Some(_)) => Err(unsupported(prog, "--gpg", "sign with '--signing-key <path>'")),
-            (Some(k), None) => {
-                if self.gpg_home.is_some() {
-                    return Err(unsupported(prog, "--gpg-home", "leave it out with '--signing-key'"));
-                }
-                Ok(k.clone())
-            }
+            // `--gpg-home` without `--gpg` is unused, as in in-toto.
+            (Some(k), None) => Ok(k.clone()),
         }
     }
 

@@ -26,6 +26,7 @@ pub(crate) struct SignArgs {
     pub gpg: Option<Vec<String>>,
     /// path to a GPG home directory (not supported by totofs)
     #[arg(long = "gpg-home", value_name = "<path>")]
+    #[allow(dead_code)] // accepted and unused without --gpg, as in in-toto
     pub gpg_home: Option<String>,
     /// path to store the signed metadata at
     #[arg(short = 'o', long = "output", value_name = "<path>")]
@@ -53,8 +54,9 @@ pub(crate) fn main(a: SignArgs) -> i32 {
         );
     }
     let keys = match (a.key, &a.gpg) {
-        (Some(k), None) if a.gpg_home.is_none() => k,
-        (None, Some(_)) | (Some(_), None) => {
+        // `--gpg-home` without `--gpg` is unused, as in in-toto.
+        (Some(k), None) => k,
+        (None, Some(_)) => {
             return super::unsupported(PROG, "--gpg", "give key files with '-k/--key <path>'");
         }
         _ => {

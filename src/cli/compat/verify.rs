@@ -31,6 +31,7 @@ pub(crate) struct VerifyArgs {
     pub link_dir: PathBuf,
     /// path to a GPG home directory (not supported by totofs)
     #[arg(long = "gpg-home", value_name = "<path>")]
+    #[allow(dead_code)] // accepted and unused without --gpg, as in in-toto
     pub gpg_home: Option<String>,
     /// seconds an inspection may run
     #[arg(long = "inspection-timeout", value_name = "INSPECT_TIMEOUT", default_value_t = 10)]
@@ -55,7 +56,8 @@ pub(crate) fn main(a: VerifyArgs) -> i32 {
             "wrong arguments: specify at least one layout verification key: '--verification-keys path [path ...]' and/or '--gpg id [id ...]'.",
         );
     };
-    if a.gpg.is_some() || a.gpg_home.is_some() {
+    // `--gpg-home` without `--gpg` is unused, as in in-toto.
+    if a.gpg.is_some() {
         return super::unsupported(PROG, "--gpg", "give the layout keys with '--verification-keys <path>'");
     }
     if a.inspection_timeout <= 0 {
