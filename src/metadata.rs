@@ -824,6 +824,11 @@ impl Metadata {
                 }
                 hex::decode(raw).map_err(|_| Error::format(format!("signature for keyid '{keyid}' is not hex")))?
             };
+            // securesystemslib's `Envelope.from_dict` keeps signatures by keyid and refuses a
+            // second one under the same keyid (a Metablock keeps a list and checks the first).
+            if dsse && out.iter().any(|s: &Signature| s.keyid == keyid) {
+                return Err(Error::format(format!("Multiple signatures found for keyid {keyid}")));
+            }
             out.push(Signature { keyid, sig });
         }
         Ok(out)

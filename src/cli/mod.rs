@@ -4,16 +4,27 @@
 use crate::error::Error;
 use clap::{Parser, Subcommand};
 
+pub mod aliases;
+pub mod compat;
+pub mod generate;
 pub mod investigate;
+pub(crate) mod key_file;
 pub mod keys;
 mod output;
 pub mod record;
 pub mod registry;
+pub(crate) mod record_steps;
 pub mod sign;
+pub mod steps;
 pub mod verify;
 
 #[derive(Parser, Debug)]
-#[command(name = "totofs", version, about = "Record build steps through a FUSE overlay and verify in-toto supply chains")]
+#[command(
+    name = "totofs",
+    version,
+    propagate_version = true,
+    about = "Record build steps through a FUSE overlay and verify in-toto supply chains"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -37,6 +48,13 @@ pub enum Command {
     Push(registry::PushArgs),
     /// Write the files of an oci:// artifact into a directory.
     Pull(registry::PullArgs),
+    /// Record a step in two invocations: `start` hashes the materials, `stop` the products
+    /// (like in-toto-record).
+    Record(steps::RecordArgs),
+    /// Compare a link's products with the files here (like in-toto-match-products).
+    MatchProducts(steps::MatchProductsArgs),
+    /// Run a command under the recorder and write an unsigned `<name>.link` (like in-toto-mock).
+    Mock(steps::MockArgs),
     /// Verify a supply chain against a layout (like in-toto-verify).
     Verify(verify::VerifyArgs),
     /// Compare two links of one step and explain, from their traces, why products differ.
@@ -45,11 +63,22 @@ pub enum Command {
     Show(investigate::ShowArgs),
     /// Build a step twice under varied conditions and explain any difference.
     Repro(investigate::ReproArgs),
+    /// Make the in-toto command names (in-toto-run, in-toto-verify, ...) in DIR, as symlinks to
+    /// this binary.
+    InstallAliases(aliases::InstallAliasesArgs),
+    /// Print a shell completion script.
+    Completions(generate::CompletionsArgs),
+    /// Write man pages (totofs and every subcommand).
+    Man(generate::ManArgs),
 }
 
 /// Parse arguments and run; returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(tool) = args.first().and_then(|a0| compat::tool_of(a0)) {
+        return compat::main(tool, args);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -71,12 +100,18 @@ pub fn main() -> i32 {
         Command::Run(a) => record::run(a),
         Command::Mount(a) => record::mount(a),
         Command::Unmount(a) => record::unmount(a),
+        Command::Record(a) => steps::record(a),
+        Command::MatchProducts(a) => steps::match_products(a),
+        Command::Mock(a) => steps::mock(a),
         Command::Verify(a) => verify::verify(a),
         Command::Push(a) => registry::push(a),
         Command::Pull(a) => registry::pull(a),
         Command::Diff(a) => investigate::diff(a),
         Command::Show(a) => investigate::show(a),
         Command::Repro(a) => investigate::repro(a),
+        Command::InstallAliases(a) => aliases::install(a),
+        Command::Completions(a) => generate::completions(a),
+        Command::Man(a) => generate::man(a),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,6 @@ use crate::recorder::artifacts::ArtifactOptions;
 use crate::recorder::session::{self, Method, RecordOptions};
 use crate::recorder::supervise::StepCommand;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// The recording flags `run` and `mount` share (in-toto-run's meaning).
 #[derive(clap::Args, Debug, Clone)]
@@ -64,13 +63,34 @@ pub struct RecordFlags {
     /// The provenance's `builder.id`: a URI naming the platform that ran totofs.
     #[arg(long = "builder-id", value_name = "URI", default_value = crate::attest::provenance::DEFAULT_BUILDER_ID)]
     pub builder_id: String,
+    /// Say what is recorded and where the link goes.
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print only errors (and the command's own output).
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 impl RecordFlags {
     /// `dir`: the directory being recorded (the default cache is per directory).
     fn options(&self, dir: &std::path::Path) -> Result<RecordOptions> {
         // Without --exclude: in-toto's defaults, and totofs's own trace files.
-        let exclude = self.exclude.clone().unwrap_or_else(crate::recorder::trace_writer::default_excludes);
+        let mut exclude = self.exclude.clone().unwrap_or_else(crate::recorder::trace_writer::default_excludes);
+        let dot = || vec![".".to_string()];
+        let materials = if self.materials.is_empty() { dot() } else { self.materials.clone() };
+        let products = if self.products.is_empty() { dot() } else { self.products.clone() };
+        // Paths are recorded relative to the base path, or the recorded directory (`mount DIR`).
+        let root = match &self.base_path {
+            Some(b) => dir.join(b),
+            None => dir.to_path_buf(),
+        };
+        super::key_file::exclude_key(
+            &mut exclude,
+            &self.signing_key,
+            Some(&root),
+            materials.iter().chain(products.iter()),
+            self.quiet,
+        );
         let artifacts = ArtifactOptions::new(Some(&exclude), self.base_path.clone(), self.lstrip_paths.clone())?;
         if let Some(b) = &self.base_path {
             if !b.is_dir() {
@@ -88,11 +108,10 @@ impl RecordFlags {
             builder_id: crate::attest::provenance::check_builder_id(&self.builder_id)?,
             started: std::time::SystemTime::now(),
         };
-        let dot = || vec![".".to_string()];
         Ok(RecordOptions {
             name: self.step_name.clone(),
-            materials: if self.materials.is_empty() { dot() } else { self.materials.clone() },
-            products: if self.products.is_empty() { dot() } else { self.products.clone() },
+            materials,
+            products,
             artifacts,
             use_dsse: self.use_dsse,
             only_accessed: self.only_accessed,
@@ -124,12 +143,15 @@ pub struct RunArgs {
     #[arg(short = 's', long = "record-streams")]
     pub record_streams: bool,
     /// Kill the step and write no link after this many seconds (default: no limit).
-    #[arg(long = "timeout", value_name = "SECONDS")]
+    #[arg(long = "timeout", visible_alias = "run-timeout", value_name = "SECONDS")]
     pub timeout: Option<f64>,
     #[command(flatten)]
     pub publish: super::registry::PublishFlags,
+    /// Record the materials and products as they are, without running a command.
+    #[arg(short = 'x', long = "no-command", conflicts_with_all = ["timeout", "record_streams"])]
+    pub no_command: bool,
     /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present = "no_command", conflicts_with = "no_command", value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -154,16 +176,22 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let key = super::keys::load_signing_key(&a.flags.signing_key, a.flags.password.clone())?;
     // The provenance's startedOn: after a password prompt, just before recording begins.
     opts.attest.started = std::time::SystemTime::now();
+    let target = a.publish.target()?;
+    if a.no_command {
+        let path = super::record_steps::no_command(&opts, &key)?;
+        if a.flags.verbose {
+            eprintln!("totofs: link written to {}", path.display());
+        }
+        a.publish.publish(target.as_ref(), &path)?;
+        return Ok(0);
+    }
     let mut cmd = StepCommand::new(a.command);
     cmd.record_streams = a.record_streams;
-    if let Some(t) = a.timeout {
-        if !(t > 0.0 && t.is_finite()) {
-            return Err(Error::Usage(format!("--timeout: '{t}' is not a positive number of seconds")));
-        }
-        cmd.timeout = Some(Duration::from_secs_f64(t));
-    }
+    cmd.timeout = a.timeout.map(|t| super::steps::seconds(t, "--timeout")).transpose()?;
     let method = if a.flags.no_fuse { Method::Snapshot } else { Method::Auto };
-    let target = a.publish.target()?;
+    if a.flags.verbose {
+        eprintln!("totofs: recording step '{}' to {}", opts.name, opts.link_path(&key).display());
+    }
     let link = opts.link_path(&key);
     let before = super::registry::file_identity(&link);
     let code = session::run(&opts, &key, cmd, method)?;

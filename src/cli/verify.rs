@@ -30,6 +30,12 @@ pub struct VerifyArgs {
     /// Print the report as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also print the report's details on failure (the summary of what was verified).
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print nothing on success and only the failure's headline on failure.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 pub fn verify(a: VerifyArgs) -> Result<i32> {
@@ -82,8 +88,14 @@ fn run(a: &VerifyArgs) -> Result<i32> {
     }
     let layout_name = a.layout.display().to_string();
     match &rep.failure {
+        None if a.quiet => {}
         None => output::out(&report::summary(&rep, &layout_name))?,
+        Some(f) if a.quiet => output::err(&format!("totofs: verification failed: {}", f.headline)),
         Some(f) => {
+            if a.verbose {
+                let s = report::summary(&rep, &layout_name);
+                output::err(s.strip_suffix('\n').unwrap_or(&s));
+            }
             let text = format!("totofs: verification failed: {}", report::failure(f));
             output::err(text.strip_suffix('\n').unwrap_or(&text));
             for w in &rep.warnings {

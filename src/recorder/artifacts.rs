@@ -7,7 +7,8 @@
 //!    normalised path; `--exclude` replaces the defaults;
 //! 4. missing paths are skipped; directories are walked, excluded directories pruned, symlinks to
 //!    files and directories followed, broken symlinks and special files skipped;
-//! 5. `--lstrip-paths` strips the first matching prefix; a name made twice is an error.
+//! 5. a `\` in a name is written as `/` (in-toto: "for cross-platform consistency");
+//! 6. `--lstrip-paths` strips the first matching prefix; a name made twice is an error.
 #![allow(clippy::indexing_slicing)] // indices into buffers and pattern segments bounded by their own lengths.
 
 use crate::error::{Error, Result};
@@ -279,8 +280,14 @@ pub struct Entry {
 /// hashing them.
 pub fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec<Entry>> {
     let mut entries: Vec<Entry> = Vec::new();
-    let add = |norm: String, fs: PathBuf, entries: &mut Vec<Entry>| -> Result<()> {
-        let name = opts.strip(&norm).to_string();
+    let mut backslash = false;
+    let mut add = |norm: String, fs: PathBuf, entries: &mut Vec<Entry>| -> Result<()> {
+        let name = if norm.contains('\\') {
+            backslash = true;
+            opts.strip(&norm.replace('\\', "/")).to_string()
+        } else {
+            opts.strip(&norm).to_string()
+        };
         entries.push(Entry { name, path: fs });
         Ok(())
     };
@@ -301,7 +308,12 @@ pub fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec
         }
     }
     // One path argument without --lstrip-paths names every file once (a name is its path).
-    if paths.len() > 1 || !opts.lstrip_paths.is_empty() {
+    if backslash && opts.lstrip_paths.is_empty() {
+        // `a\b` and `a/b` share a name; in-toto's dict keeps the last one recorded.
+        entries.reverse();
+        dedup_names(&mut entries, false)?;
+        entries.reverse();
+    } else if paths.len() > 1 || !opts.lstrip_paths.is_empty() {
         dedup_names(&mut entries, !opts.lstrip_paths.is_empty())?;
     }
     Ok(entries)

@@ -104,6 +104,12 @@ pub fn write_link(
 
 /// Run and record a step; returns totofs's exit code (the command's, like in-toto-run).
 pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Method) -> Result<i32> {
+    run_recorded(opts, key, cmd, method).map(|(code, _)| code)
+}
+
+/// [`run`], also returning the command's return value when a link was written (in-toto-run's
+/// exit status is derived from it).
+pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Method) -> Result<(i32, Option<i64>)> {
     opts.check()?;
     let cache = opts.hash_cache.as_deref().map(|p| std::sync::Arc::new(HashCache::open(p)));
     let c = cache.as_deref();
@@ -139,6 +145,7 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
     if let Some(c) = &cache {
         save_cache(c);
     }
+    let return_value = written.as_ref().filter(|_| linked).and_then(|w| w.link.return_value());
     if let Some(written) = written.filter(|_| linked) {
         let t = std::time::Instant::now();
         let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
@@ -149,7 +156,7 @@ pub fn run(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, method: Met
         hash_cache::phase("trace", t);
     }
     hash_cache::print_stats();
-    Ok(code)
+    Ok((code, return_value))
 }
 
 /// Write the hash cache after the link; a cache that cannot be written only costs the next run.

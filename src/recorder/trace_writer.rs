@@ -79,7 +79,8 @@ pub fn artifact_namer(root: &Path, opts: &ArtifactOptions) -> impl Fn(&str) -> O
         if norm.is_empty() || norm == "." || norm.starts_with("../") || opts.excludes.is_excluded(&norm) {
             return None;
         }
-        Some(opts.strip(&norm).to_string())
+        // Named as the link names it (a `\` becomes `/`, see `artifacts::collect`).
+        Some(opts.strip(&norm.replace('\\', "/")).to_string())
     }
 }
 
