@@ -50,9 +50,10 @@ pub struct ReproArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Keep the build directories, links and traces (their location is printed).
-    #[arg(long)]
-    pub keep: bool,
+    /// Keep the build trees, links and traces in DIR (new or empty); without it they are
+    /// deleted and no path to them is printed.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
     /// A gitignore-style pattern of paths not to record or compare (e.g. a build log); in-toto's
     /// default excludes stay. Repeat for several.
     #[arg(long, value_name = "PATTERN")]
@@ -138,7 +139,7 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
     let totofs = std::env::current_exe().map_err(|e| Error::io("cannot find the totofs binary", e))?;
     let source = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
     let opts = ReproOptions {
-        vary: vary.clone(),
+        vary,
         name: a.name,
         signing_key: a.signing_key,
         password: a.password,
@@ -150,27 +151,12 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
     };
     let r = repro::repro(&opts)?;
     if a.json {
-        let mut v = r.report.to_value();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("varied".into(), vary.iter().map(|v| v.as_str()).collect::<Vec<_>>().into());
-            o.insert("control_build".into(), r.control_ran.into());
-            o.insert("return_values".into(), serde_json::json!([r.return_values.0, r.return_values.1]));
-        }
-        emitln(&serde_json::to_string_pretty(&v).unwrap_or_default());
+        emitln(&serde_json::to_string_pretty(&r.to_value()).unwrap_or_default());
     } else {
-        let varied: Vec<&str> = vary.iter().map(|v| v.as_str()).collect();
-        emitln(&format!("varied: {}", if varied.is_empty() { "nothing".to_string() } else { varied.join(", ") }));
-        if r.control_ran {
-            emitln("control build: ran at A's path with B's other conditions, to tell path dependence from non-determinism");
-        }
-        if r.return_values.0 != r.return_values.1 {
-            emitln(&format!("return values differ: A {:?}, B {:?}", r.return_values.0, r.return_values.1));
-        }
-        emit(&r.report.render(&r.link_a.display().to_string(), &r.link_b.display().to_string()));
-        emitln(if r.exit_code() == 0 { "reproducible: the products are identical" } else { "not reproducible" });
+        emit(&r.render());
     }
-    if a.keep {
-        eprintln!("totofs repro: kept {}", r.work.display());
+    if let Some(k) = &r.kept {
+        eprintln!("totofs repro: builds kept in {}", k.display());
     }
     Ok(r.exit_code())
 }
