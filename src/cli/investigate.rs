@@ -118,16 +118,19 @@ pub fn show(a: ShowArgs) -> Result<i32> {
     let l = load_checked(&a.link, key.as_ref())?;
     let signers: Vec<String> = l.metadata.signatures.iter().map(|s| s.keyid.clone()).collect();
     let path = l.trace_path();
-    let trace = if a.trace {
-        Some(
-            l.load_trace(key.as_ref())?
-                .ok_or_else(|| Error::input(&path, "no trace beside the link (recorded with --no-trace?)"))?,
-        )
-    } else {
-        None
+    // Without a key, a trace beside the link checks it: the trace is signed by the key that
+    // must have signed the link, and bound to the link's bytes. A refused trace refuses the link.
+    let trace = if a.trace || (key.is_none() && path.exists()) { l.load_trace(key.as_ref())? } else { None };
+    let check = match (&key, &trace) {
+        (Some(k), _) => show::SignatureCheck::GivenKey(k.keyid().to_string()),
+        (None, Some(_)) => show::SignatureCheck::TraceKey(l.keyid().to_string()),
+        (None, None) => show::SignatureCheck::NotChecked,
     };
-    emit(&show::render_link(&l.link, &signers, l.metadata.is_dsse()));
-    if let Some(t) = trace {
+    if a.trace && trace.is_none() {
+        return Err(Error::input(&path, "no trace beside the link (recorded with --no-trace?)"));
+    }
+    emit(&show::render_link(&l.link, &signers, l.metadata.is_dsse(), &check));
+    if let Some(t) = trace.filter(|_| a.trace) {
         emitln(&format!("trace: {} (signature and link digest verified)", path.display()));
         emit(&show::render_trace(&t));
     }

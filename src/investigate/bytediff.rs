@@ -111,10 +111,18 @@ pub fn compare(a: &[u8], b: &[u8], ctx_a: &BuildContext, ctx_b: &BuildContext) -
             break;
         }
     }
+    let mut shown_b = shown;
+    if signature.is_none() && ctx_a.dir != ctx_b.dir {
+        // Each build's own directory anywhere in its version (its length shifts what follows).
+        if let (Some(x), Some(y)) = (find(a, &ctx_a.dir), find(b, &ctx_b.dir)) {
+            signature = Some(Signature::BuildPath);
+            (shown, shown_b) = (x, y);
+        }
+    }
     if signature.is_none() && is_permutation(a, b) {
         signature = Some(Signature::Permutation);
     }
-    let (context_a, context_b) = (excerpt(a, shown), excerpt(b, shown));
+    let (context_a, context_b) = (excerpt(a, shown), excerpt(b, shown_b));
     Some(ByteDiff { offset: first, len_a: a.len(), len_b: b.len(), shown_at: shown, context_a, context_b, signature })
 }
 
@@ -126,8 +134,7 @@ pub fn all_signatures(a: &[u8], b: &[u8], ctx_a: &BuildContext, ctx_b: &BuildCon
     };
     let mut out: Vec<Signature> = Vec::new();
     // Each build's own directory anywhere in its version (its length shifts everything after).
-    let holds = |bytes: &[u8], dir: &str| !dir.is_empty() && bytes.windows(dir.len()).any(|w| w == dir.as_bytes());
-    if ctx_a.dir != ctx_b.dir && holds(a, &ctx_a.dir) && holds(b, &ctx_b.dir) {
+    if ctx_a.dir != ctx_b.dir && find(a, &ctx_a.dir).is_some() && find(b, &ctx_b.dir).is_some() {
         out.push(Signature::BuildPath);
     }
     for (start, end) in differing_runs(a, b, first) {
@@ -141,6 +148,14 @@ pub fn all_signatures(a: &[u8], b: &[u8], ctx_a: &BuildContext, ctx_b: &BuildCon
         }
     }
     out
+}
+
+/// Where `needle` (non-empty) first occurs in `bytes`.
+fn find(bytes: &[u8], needle: &str) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    bytes.windows(needle.len()).position(|w| w == needle.as_bytes())
 }
 
 /// Runs of differing bytes from `first` on (same offsets in both; after a size change only the

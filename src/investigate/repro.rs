@@ -241,7 +241,7 @@ impl ReproResult {
         let p = &self.report.products;
         let total = p.changed.len() + p.unchanged + p.added.len().max(p.removed.len());
         if self.report.products_identical() {
-            let _ = writeln!(out, "reproducible: the {} products are identical", p.unchanged);
+            let _ = writeln!(out, "reproducible: the products are identical ({})", p.unchanged);
             return out;
         }
         let _ = writeln!(out, "not reproducible: {} of {total} products differ", p.changed.len() + p.added.len() + p.removed.len());
