@@ -84,7 +84,7 @@ fn t_metadata(env: &Env, b: &[u8]) {
     let text = md.to_file_string();
     let _ = Metadata::from_bytes(text.as_bytes());
     if let Payload::Link(l) = &md.payload {
-        let _ = totofs::investigate::show::render_link(l, &[], md.is_dsse());
+        let _ = totofs::investigate::show::render_link(l, &[], md.is_dsse(), &totofs::investigate::show::SignatureCheck::NotChecked);
     }
     if let Some(s) = md.signatures.first() {
         let _ = Metadata::link_file_name("x", &s.keyid);

@@ -365,3 +365,42 @@ fn traces_of_dsse_links_verify_too() {
     assert_eq!(v["causes"][0]["artifact"], "demo.tar.gz");
     assert_eq!(v["causes"][0]["kind"], "nondeterministic-process");
 }
+
+#[test]
+fn show_says_whether_the_signature_was_checked() {
+    let d = tempdir();
+    let (la, ta) = build("/w/build", "1", "x");
+    let a = write_signed(&d.path().join("a"), la, ta, &key());
+    let pubpem = pem("ed25519_public.pem");
+    // With its trace: checked with the key the signed trace names.
+    let (code, stdout, stderr) = out(totofs().arg("show").arg(&a));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("signature verified with key c6d8bf2e") && stdout.contains("named by its signed trace"), "{stdout}");
+    let (code, stdout, _) = out(totofs().arg("show").arg("--key").arg(&pubpem).arg(&a));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("signature verified with the given key"), "{stdout}");
+
+    // The return value edited: refused, with or without a key, never "signed by".
+    let text = std::fs::read_to_string(&a).unwrap();
+    let edited = text.replacen("\"return-value\": 0", "\"return-value\": 1", 1);
+    assert_ne!(text, edited, "the link records a return value");
+    std::fs::write(&a, &edited).unwrap();
+    for with_key in [false, true] {
+        let mut cmd = totofs();
+        cmd.arg("show");
+        if with_key {
+            cmd.arg("--key").arg(&pubpem);
+        }
+        let (code, stdout, stderr) = out(cmd.arg(&a));
+        assert_eq!(code, 2, "key {with_key}: {stdout}\n{stderr}");
+        assert!(!stdout.contains("signed by"), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+
+    // No trace and no key: shown, but plainly not checked.
+    std::fs::remove_file(trace_of(&a)).unwrap();
+    let (code, stdout, stderr) = out(totofs().arg("show").arg(&a));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("signed by"), "{stdout}");
+    assert!(stdout.contains("signature: NOT CHECKED (no key given, no trace beside the link); it claims keyid c6d8bf2e"), "{stdout}");
+}

@@ -15,9 +15,9 @@ use std::path::Path;
 pub fn signature_line(signers: &[Signature], checked_with: Option<&PublicKey>) -> String {
     let ids: Vec<&str> = signers.iter().map(|s| s.keyid.as_str()).collect();
     match checked_with {
-        Some(k) => format!("signature: verified with key {}", k.keyid()),
+        Some(k) => format!("signature: verified with the given key {}", k.keyid().chars().take(8).collect::<String>()),
         None if ids.is_empty() => "signature: none (unsigned)".to_string(),
-        None => format!("signature: not checked (claims keyid {}; give --key to check it)", ids.join(", ")),
+        None => format!("signature: NOT CHECKED (no key given); it claims keyid {}", ids.join(", ")),
     }
 }
 

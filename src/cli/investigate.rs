@@ -51,9 +51,10 @@ pub struct ReproArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Keep the build directories, links and traces (their location is printed).
-    #[arg(long)]
-    pub keep: bool,
+    /// Keep the build trees, links and traces in DIR (new or empty); without it they are
+    /// deleted and no path to them is printed.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
     /// A gitignore-style pattern of paths not to record or compare (e.g. a build log); in-toto's
     /// default excludes stay. Repeat for several.
     #[arg(long, value_name = "PATTERN")]
@@ -111,20 +112,22 @@ pub fn show(a: ShowArgs) -> Result<i32> {
     let l = load_checked(&a.link, key.as_ref())?;
     let signers: Vec<String> = l.metadata.signatures.iter().map(|s| s.keyid.clone()).collect();
     let path = l.trace_path();
-    let trace = if a.trace {
-        Some(
-            l.load_trace(key.as_ref())?
-                .ok_or_else(|| Error::input(&path, "no trace beside the link (recorded with --no-trace?)"))?,
-        )
-    } else {
-        None
+    // Without a key, a trace beside the link checks it: the trace is signed by the key that
+    // must have signed the link, and bound to the link's bytes. A refused trace refuses the link.
+    let trace = if a.trace || (key.is_none() && path.exists()) { l.load_trace(key.as_ref())? } else { None };
+    let check = match (&key, &trace) {
+        (Some(k), _) => show::SignatureCheck::GivenKey(k.keyid().to_string()),
+        (None, Some(_)) => show::SignatureCheck::TraceKey(l.keyid().to_string()),
+        (None, None) => show::SignatureCheck::NotChecked,
     };
-    output::out(&show::render_link(&l.link, &signers, l.metadata.is_dsse()))?;
+    if a.trace && trace.is_none() {
+        return Err(Error::input(&path, "no trace beside the link (recorded with --no-trace?)"));
+    }
+    output::out(&show::render_link(&l.link, &signers, l.metadata.is_dsse(), &check))?;
     if l.metadata.is_statement() {
         output::outln("format: in-toto Statement v1, link predicate (products are its subjects)")?;
     }
-    output::outln(&crate::attest::show::signature_line(&l.metadata.signatures, key.as_ref()))?;
-    if let Some(t) = trace {
+    if let Some(t) = trace.filter(|_| a.trace) {
         output::outln(&format!("trace: {} (signature and link digest verified)", path.display()))?;
         output::out(&show::render_trace(&t))?;
     }
@@ -136,7 +139,7 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
     let totofs = std::env::current_exe().map_err(|e| Error::io("cannot find the totofs binary", e))?;
     let source = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
     let opts = ReproOptions {
-        vary: vary.clone(),
+        vary,
         name: a.name,
         signing_key: a.signing_key,
         password: a.password,
@@ -148,27 +151,12 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
     };
     let r = repro::repro(&opts)?;
     if a.json {
-        let mut v = r.report.to_value();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("varied".into(), vary.iter().map(|v| v.as_str()).collect::<Vec<_>>().into());
-            o.insert("control_build".into(), r.control_ran.into());
-            o.insert("return_values".into(), serde_json::json!([r.return_values.0, r.return_values.1]));
-        }
-        output::outln(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
+        output::outln(&serde_json::to_string_pretty(&r.to_value()).unwrap_or_default())?;
     } else {
-        let varied: Vec<&str> = vary.iter().map(|v| v.as_str()).collect();
-        output::outln(&format!("varied: {}", if varied.is_empty() { "nothing".to_string() } else { varied.join(", ") }))?;
-        if r.control_ran {
-            output::outln("control build: ran at A's path with B's other conditions, to tell path dependence from non-determinism")?;
-        }
-        if r.return_values.0 != r.return_values.1 {
-            output::outln(&format!("return values differ: A {:?}, B {:?}", r.return_values.0, r.return_values.1))?;
-        }
-        output::out(&r.report.render(&r.link_a.display().to_string(), &r.link_b.display().to_string()))?;
-        output::outln(if r.exit_code() == 0 { "reproducible: the products are identical" } else { "not reproducible" })?;
+        output::out(&r.render())?;
     }
-    if a.keep {
-        output::err(&format!("totofs repro: kept {}", r.work.display()));
+    if let Some(k) = &r.kept {
+        output::err(&format!("totofs repro: builds kept in {}", k.display()));
     }
     Ok(r.exit_code())
 }

@@ -66,14 +66,10 @@ impl Invocation {
     }
 }
 
-/// Do `x` and `y` look like two random names of one temporary file?
+/// Do `x` and `y` differ only in the random part of temporary file names (`/tmp/ccAbc123.s`,
+/// also inside an argument: `-fresolution=/tmp/ccAbc123.res`)?
 pub fn temporary_names(x: &str, y: &str) -> bool {
-    use std::path::Path;
-    let (px, py) = (Path::new(x), Path::new(y));
-    let Some(dir) = px.parent().filter(|d| Some(*d) == py.parent()) else { return false };
-    let tmp = std::env::temp_dir();
-    let is_tmp = dir == Path::new("/tmp") || dir == Path::new("/var/tmp") || dir == tmp;
-    is_tmp && px.is_absolute() && x.len() == y.len() && px.extension() == py.extension()
+    x != y && crate::investigate::tempnames::same_but_temporary(x, y)
 }
 
 /// One root cause of one changed product.
@@ -205,6 +201,25 @@ impl<'a> Side<'a> {
 
     fn parent_index(&self, i: usize) -> Option<usize> {
         self.trace.processes[i].parent.and_then(|pid| self.trace.index_of(pid)).filter(|j| *j != i)
+    }
+
+    /// Is `anc` an ancestor of `i`?
+    fn is_ancestor(&self, anc: usize, i: usize) -> bool {
+        let mut x = i;
+        for _ in 0..MAX_DEPTH {
+            match self.parent_index(x) {
+                Some(p) if p == anc => return true,
+                Some(p) => x = p,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Did `writer` only make the file that `reader`, its descendant, fills (a compiler driver
+    /// creating the temporary `.o` that `as` writes)? Then `writer` is no input of `reader`.
+    fn made_for(&self, writer: usize, reader: usize, path: &str) -> bool {
+        self.trace.processes[reader].writes.contains(path) && self.is_ancestor(writer, reader)
     }
 
     /// Process `i` and all its descendants, in start order.
@@ -363,6 +378,7 @@ impl<'a> Analysis<'a> {
                 continue;
             }
             match (self.a.producer(path, Some(pa)), self.b.producer(path, Some(pb))) {
+                (Some(ua), _) if self.a.made_for(ua, pa, path) => {}
                 (Some(ua), Some(ub)) => upstream.push((path.clone(), ua, ub)),
                 _ => changed_materials.push(path.clone()),
             }
@@ -374,6 +390,7 @@ impl<'a> Analysis<'a> {
             let mut other_inputs = Vec::new();
             for p in mine.difference(other) {
                 match side.producer(p, Some(reader)) {
+                    Some(w) if side.made_for(w, reader, p) => {}
                     Some(w) => made.push((w, p.clone())),
                     None => other_inputs.push(p.clone()),
                 }

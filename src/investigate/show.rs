@@ -6,8 +6,21 @@ use crate::metadata::{Artifacts, Link};
 use crate::trace::Trace;
 use std::fmt::Write as _;
 
-/// Summary of one link. `signers` are the keyids of its signatures, `dsse` its envelope.
-pub fn render_link(link: &Link, signers: &[String], dsse: bool) -> String {
+/// Whether the signature of a shown link was checked, and with which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// Verified with the key given on the command line (its keyid).
+    GivenKey(String),
+    /// Verified with the key named in the link's signed trace (its keyid): the link is intact
+    /// and bound to its trace, but who holds that key is not established.
+    TraceKey(String),
+    /// Not checked: no key was given and there is no trace beside the link.
+    NotChecked,
+}
+
+/// Summary of one link. `signers` are the keyids of its signatures, `dsse` its envelope,
+/// `check` what was verified.
+pub fn render_link(link: &Link, signers: &[String], dsse: bool, check: &SignatureCheck) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "step: {}", link.name);
     let cmd = if link.command.is_empty() { "(none)".to_string() } else { shell_words(&link.command) };
@@ -21,10 +34,25 @@ pub fn render_link(link: &Link, signers: &[String], dsse: bool) -> String {
         }
     }
     let envelope = if dsse { "DSSE" } else { "Metablock" };
-    if signers.is_empty() {
-        let _ = writeln!(out, "signed by: nobody ({envelope}, unsigned)");
-    } else {
-        let _ = writeln!(out, "signed by: {} ({envelope})", signers.join(", "));
+    let ids = signers.join(", ");
+    match check {
+        _ if signers.is_empty() => {
+            let _ = writeln!(out, "signed by: nobody ({envelope}, unsigned)");
+        }
+        SignatureCheck::GivenKey(k) => {
+            let k: String = k.chars().take(8).collect();
+            let _ = writeln!(out, "signed by: {ids} ({envelope}): signature verified with the given key {k}");
+        }
+        SignatureCheck::TraceKey(k) => {
+            let _ = writeln!(
+                out,
+                "signed by: {ids} ({envelope}): signature verified with key {} named by its signed trace (the link is intact; give --key to check who signed it)",
+                k.chars().take(8).collect::<String>()
+            );
+        }
+        SignatureCheck::NotChecked => {
+            let _ = writeln!(out, "signature: NOT CHECKED (no key given, no trace beside the link); it claims keyid {ids} ({envelope})");
+        }
     }
     let created = link.products.keys().filter(|p| !link.materials.contains_key(*p)).count();
     let modified = link.products.iter().filter(|(p, h)| link.materials.get(*p).is_some_and(|m| m != *h)).count();
@@ -123,11 +151,13 @@ mod tests {
         l.products.insert("src/b.c".into(), h("d"));
         l.products.insert("src/obj/a.o".into(), h("e"));
         l.products.insert("z.bin".into(), h("f"));
-        let s = render_link(&l, &["c6d8bf2e".into()], false);
+        let s = render_link(&l, &["c6d8bf2e".into()], false, &SignatureCheck::GivenKey("c6d8bf2e".into()));
         assert!(s.contains("step: build\ncommand: make -j2\nreturn value: 0\n"), "{s}");
         assert!(s.contains("products: 4 (2 created, 1 modified, 1 unchanged, 1 deleted)"), "{s}");
         assert!(s.contains("    src/\n      a.c\n    ~ b.c\n      obj/\n      + a.o\n  + z.bin\n"), "{s}");
         assert!(s.contains("deleted:\n  - old\n"), "{s}");
+        let s = render_link(&l, &["c6d8bf2e".into()], false, &SignatureCheck::NotChecked);
+        assert!(!s.contains("signed by") && s.contains("signature: NOT CHECKED (no key given"), "{s}");
     }
 
     #[test]

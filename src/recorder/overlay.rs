@@ -525,12 +525,39 @@ impl Overlay {
             if let Ok(st) = fstatat(pf.raw(), &c, libc::AT_SYMLINK_NOFOLLOW) {
                 let key = (st.st_dev, st.st_ino);
                 self.before_change(req, key);
+                self.hash_before_delete(req, pf.raw(), &c, &st, &path);
                 self.note(req, key, &path, op::DELETED);
             }
         }
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
         check(unsafe { libc::unlinkat(pf.raw(), c.as_ptr(), flags) })?;
         Ok(())
+    }
+
+    /// A regular file the step wrote and now deletes (a compiler's temporary `.s` or `.o`): hash
+    /// its last content for the trace, so a difference can be followed through it. Files over
+    /// 64 MiB and files the step did not write are not read.
+    fn hash_before_delete(&self, req: &Request, dirfd: RawFd, name: &CString, st: &libc::stat, path: &str) {
+        const LIMIT: i64 = 64 << 20;
+        if self.is_own(req.pid())
+            || st.st_mode & libc::S_IFMT != libc::S_IFREG
+            || st.st_size > LIMIT
+            || !self.tracker.written_by_step((st.st_dev, st.st_ino))
+        {
+            return;
+        }
+        // SAFETY: openat returns a new fd we own (or -1).
+        let fd = unsafe { libc::openat(dirfd, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return;
+        }
+        // SAFETY: fd is a fresh, valid descriptor owned by nobody else.
+        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        if std::io::copy(&mut file, &mut h).is_ok() {
+            self.tracker.note_deleted_content(path, h.finalize().into());
+        }
     }
 
     fn do_rename(

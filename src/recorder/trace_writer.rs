@@ -49,8 +49,17 @@ pub fn after_link(
         }
     };
     let name = artifact_namer(root, &opts.artifacts);
-    let (procs, ops) = tracker.observed(name);
-    let trace = trace_from_observed(&opts.name, procs, ops, &written.link);
+    let (procs, ops) = tracker.observed(&name);
+    let mut trace = trace_from_observed(&opts.name, procs, ops, &written.link);
+    for (rel, sha) in tracker.deleted_contents() {
+        let Some(artifact) = name(&rel) else { continue };
+        if written.link.products.contains_key(&artifact) {
+            continue;
+        }
+        if let Some(rec) = trace.files.get_mut(&artifact) {
+            rec.after = Some(crate::metadata::HashDict::sha256(sha));
+        }
+    }
     let file_name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut tf = TraceFile::for_link(trace, &file_name, written.sha256, written.link);
     tf.sign(key)?;

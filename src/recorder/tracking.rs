@@ -196,6 +196,9 @@ pub struct Tracker {
     tree: Option<std::path::PathBuf>,
     /// The recording totofs process: ancestors are registered up to (not including) it.
     own_pid: u32,
+    /// Name -> SHA-256 of the last content of a file the step wrote and then deleted (a
+    /// compiler's temporary `.s`): the cause analysis follows a difference through it.
+    deleted_content: DashMap<String, [u8; 32]>,
 }
 
 impl Tracker {
@@ -272,6 +275,21 @@ impl Tracker {
         if what & (op::CREATED | op::RENAMED | op::DELETED) != 0 {
             *self.names.entry(name.to_string()).or_insert(0) |= what;
         }
+    }
+
+    /// Did the step create or write file `key` (so its content at deletion is the step's own)?
+    pub fn written_by_step(&self, key: FileKey) -> bool {
+        self.files.get(&key).is_some_and(|r| r.ops & (op::CREATED | op::WRITTEN | op::TRUNCATED) != 0)
+    }
+
+    /// Remember the content a file the step wrote had when the step deleted it (named `name`).
+    pub fn note_deleted_content(&self, name: &str, sha256: [u8; 32]) {
+        self.deleted_content.insert(name.to_string(), sha256);
+    }
+
+    /// The last content of each file the step wrote and deleted (names relative to the root).
+    pub fn deleted_contents(&self) -> Vec<(String, [u8; 32])> {
+        self.deleted_content.iter().map(|r| (r.key().clone(), *r.value())).collect()
     }
 
     /// Record a change to a name whose file is gone or not known (e.g. the target of a rename).
