@@ -140,6 +140,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             return Ok(Started::Snapshot(m));
         }
         let _ = namespace::raise_fd_limit();
+        let started_ns = super::unchanged::coarse_now_ns();
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
         let rootfd = namespace::open_dir(dir)?;
         let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
@@ -154,7 +155,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
         let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
         let pool = namespace::material_pool(opts, &materials);
-        let observed = Observed { tracker, materials, written, root: dir.to_path_buf() };
+        let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
         Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
     })();
     let write_pid = || {
