@@ -376,3 +376,121 @@ fn processes_the_step_leaves_behind_are_still_waited_for() {
     assert!(s["signed"]["products"]["late.txt"].is_object());
     assert!(s["signed"]["products"]["later.txt"].is_object());
 }
+
+// ---- `totofs mount` sessions ----
+
+const SESSION_LINK: &str = "sess.c6d8bf2e.link";
+
+fn mount_session(dir: &Path, flags: &[&str]) {
+    let mut c = totofs();
+    c.args(["mount", "-n", "sess", "--signing-key"]).arg(pem(KEY)).args(flags).arg(dir);
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn fuse_mounted(dir: &Path) -> bool {
+    let d = dir.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(d.as_str()))
+}
+
+/// A shell whose working directory was entered before the mount (so it reaches the real tree),
+/// which runs `script` once `go` is written into its fifo.
+fn shell_from_before(dir: &Path, fifo: &Path, script: &str) -> std::process::Child {
+    assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
+    Command::new("sh")
+        .args(["-c", &format!("read x < {}; {script}", fifo.display())])
+        .current_dir(dir)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_edit_from_a_directory_entered_before_mount_is_never_recorded_as_a_material() {
+    for flags in [&[][..], &["--only-accessed"][..]] {
+        let c = case_with_many(&[("zz", "original\n")]);
+        let fifo = c.parent.join("go");
+        let mut editor = shell_from_before(&c.dir, &fifo, "echo edited > zz");
+        let before = tree(&c.dir);
+        mount_session(&c.dir, flags);
+        std::fs::write(&fifo, "go\n").unwrap();
+        assert!(editor.wait().unwrap().success());
+        // Reading it through the overlay makes it part of the link with --only-accessed too.
+        assert_eq!(std::fs::read_to_string(c.dir.join("zz")).unwrap(), "edited\n");
+        let out = totofs().arg("unmount").arg(&c.dir).output().unwrap();
+        assert!(!fuse_mounted(&c.dir));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let link = c.dir.join(SESSION_LINK);
+        if link.exists() {
+            let v: Value = serde_json::from_slice(&std::fs::read(&link).unwrap()).unwrap();
+            assert_eq!(v["signed"]["materials"]["zz"]["sha256"], sha256_hex(b"original\n"), "{flags:?}: {err}");
+            assert_eq!(v["signed"]["products"]["zz"]["sha256"], sha256_hex(b"edited\n"));
+            if flags.is_empty() {
+                let d = differences(&digests(&v["signed"]["materials"]), &before);
+                assert!(d.is_empty(), "{d:?}");
+            }
+        } else {
+            assert!(!out.status.success());
+            assert!(err.contains("zz") && err.contains("no link"), "{flags:?}: {err}");
+        }
+    }
+}
+
+/// The pid of the `totofs mount` daemon recording `dir`.
+fn daemon_of(dir: &Path) -> i32 {
+    let want = dir.to_string_lossy().into_owned();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.iter().any(|a| a == "mount") && args.last() == Some(&want) && alive(&pid.to_string()) {
+            return pid;
+        }
+    }
+    panic!("no session daemon for {want}");
+}
+
+#[test]
+fn a_killed_session_daemon_leaves_no_dead_mount_in_any_spelling() {
+    let cases: [(libc::c_int, &str); 6] = [
+        (libc::SIGKILL, "slash"),
+        (libc::SIGKILL, "relative"),
+        (libc::SIGKILL, "symlink"),
+        (libc::SIGTERM, "absolute"),
+        (libc::SIGINT, "slash"),
+        (libc::SIGQUIT, "symlink"),
+    ];
+    for (sig, spelling) in cases {
+        let c = case(&[("m", "x\n")]);
+        mount_session(&c.dir, &[]);
+        assert!(fuse_mounted(&c.dir));
+        let pid = daemon_of(&c.dir);
+        // SAFETY: signalling the daemon this test started.
+        unsafe { libc::kill(pid, sig) };
+        let t = Instant::now();
+        while alive(&pid.to_string()) {
+            assert!(t.elapsed() < Duration::from_secs(20), "the daemon did not die of signal {sig}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::os::unix::fs::symlink(&c.dir, c.parent.join("via")).unwrap();
+        let mut u = totofs();
+        u.arg("unmount").current_dir(&c.parent);
+        match spelling {
+            "slash" => u.arg(format!("{}/", c.dir.display())),
+            "relative" => u.arg("tree"),
+            "symlink" => u.arg("via/"),
+            _ => u.arg(&c.dir),
+        };
+        let out = u.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "signal {sig}, {spelling}: {err}");
+        assert!(err.contains("lost") && err.contains("no link"), "signal {sig}, {spelling}: {err}");
+        assert!(!fuse_mounted(&c.dir), "signal {sig}, {spelling}: a dead mount is left");
+        assert!(std::fs::read_dir(&c.dir).is_ok());
+        assert!(!c.dir.join(SESSION_LINK).exists());
+        // The directory can be recorded again.
+        mount_session(&c.dir, &[]);
+        let out = totofs().arg("unmount").arg(&c.dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(c.dir.join(SESSION_LINK).exists());
+    }
+}

@@ -18,6 +18,7 @@
 //! - [`hashing`]: material hashing in the background while the step runs.
 //! - [`hash_cache`]: `--hash-cache`, digests remembered between runs; hashing counters.
 //! - [`unchanged`]: proof that a file read during the step still holds its content from before.
+//! - [`mount_point`]: a session directory's path found without looking inside a dead mount.
 //! - [`mount`]: `totofs mount` / `totofs unmount` sessions.
 
 pub mod artifacts;
@@ -25,6 +26,7 @@ pub mod hash_cache;
 pub mod hashing;
 pub(crate) mod inherited;
 pub mod mount;
+pub(crate) mod mount_point;
 pub mod namespace;
 pub mod overlay;
 pub mod session;
