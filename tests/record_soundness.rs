@@ -441,7 +441,8 @@ fn daemon_of(dir: &Path) -> i32 {
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let args: Vec<String> =
+            cmd.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         if args.iter().any(|a| a == "mount") && args.last() == Some(&want) && alive(&pid.to_string()) {
             return pid;
         }
