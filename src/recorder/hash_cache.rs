@@ -299,6 +299,29 @@ pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result
     Ok(h)
 }
 
+/// Hash an open file whose identity was `before` when opened, through the cache if there is
+/// one; returns the digest and the file's identity after the read (a cached digest is not read,
+/// so its identity is `before`).
+pub(crate) fn hash_open(
+    cache: Option<&HashCache>,
+    f: &std::fs::File,
+    before: StatSig,
+    shown: &Path,
+) -> Result<(HashDict, StatSig)> {
+    let bad = |e: std::io::Error| Error::input(shown, format!("cannot read: {e}"));
+    if let Some(h) = cache.and_then(|c| c.lookup(&before)) {
+        return Ok((h, before));
+    }
+    let start = now_ns();
+    let h = artifacts::hash_reader(f).map_err(bad)?;
+    count_hashed(before.size);
+    let after = StatSig::of(&f.metadata().map_err(bad)?);
+    if let (Some(c), true) = (cache, after == before) {
+        c.remember(&before, &h, start, racy_margin(f));
+    }
+    Ok((h, after))
+}
+
 /// Hash entries on one thread per core, through the cache if there is one.
 pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Artifacts> {
     Ok(hash_entries_list(cache, entries)?.into_iter().collect())

@@ -45,10 +45,13 @@ impl StatSig {
 
 /// Stat every entry and find where totofs reads it (`(identity, covered, read path)`), on one
 /// thread per core: the step waits for this, so it is worth the second core.
-fn identify_all(entries: &[Entry], root: &Path, real_root: &Path) -> Result<Vec<(StatSig, bool, PathBuf)>> {
+/// A listed material: identity, covered, read path, number of hard links.
+type Identified = (StatSig, bool, PathBuf, u64);
+
+fn identify_all(entries: &[Entry], root: &Path, real_root: &Path) -> Result<Vec<Identified>> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let chunk = entries.len().div_ceil(threads).max(1024);
-    let parts: Vec<Result<Vec<(StatSig, bool, PathBuf)>>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Vec<Identified>>> = std::thread::scope(|s| {
         let handles: Vec<_> = entries
             .chunks(chunk)
             .map(|part| {
@@ -60,8 +63,8 @@ fn identify_all(entries: &[Entry], root: &Path, real_root: &Path) -> Result<Vec<
                                 .identify(&e.path)
                                 .map_err(|err| Error::input(&e.path, format!("cannot read: {err}")))?;
                             Ok(match canon.strip_prefix(root) {
-                                Ok(rel) => (StatSig::of(&meta), true, real_root.join(rel)),
-                                Err(_) => (StatSig::of(&meta), false, canon),
+                                Ok(rel) => (StatSig::of(&meta), true, real_root.join(rel), meta.nlink()),
+                                Err(_) => (StatSig::of(&meta), false, canon, meta.nlink()),
                             })
                         })
                         .collect()
@@ -178,7 +181,11 @@ impl Materials {
         let mut by_key: HashMap<FileKey, u32> = HashMap::with_capacity(entries.len());
         // The last material of each identity, to append to its chain.
         let mut last: HashMap<FileKey, u32> = HashMap::new();
-        for (e, (sig, covered, read_path)) in entries.into_iter().zip(identified) {
+        // Files with another name (a hard link possibly outside the tree) can be changed where
+        // the overlay does not see it: they are hashed now, before the step, like uncovered ones.
+        let mut now: Vec<bool> = Vec::with_capacity(entries.len());
+        for (e, (sig, covered, read_path, nlink)) in entries.into_iter().zip(identified) {
+            now.push(!covered || nlink > 1);
             let me = items.len() as u32;
             let mut primary = None;
             if let Some(&first) = by_key.get(&sig.key()) {
@@ -224,8 +231,8 @@ impl Materials {
             cache,
             real_root: real_root.into(),
         });
-        for i in 0..m.items.len() {
-            if !m.items[i].covered {
+        for (i, &before_step) in now.iter().enumerate() {
+            if before_step {
                 m.hash_item(i);
             }
         }
@@ -258,7 +265,8 @@ impl Materials {
                 self.wait_done(p);
                 self.items[p].result.get().cloned().unwrap_or_else(|| Err(format!("{}: not hashed", it.path.display())))
             }
-            None => hash_cache::hash_file(self.cache.as_deref(), &it.read_path, &it.path).map_err(|e| e.to_string()),
+            None => super::unchanged::hash_listed(self.cache.as_deref(), &it.read_path, &it.path, &it.sig)
+                .map_err(|e| e.to_string()),
         };
         let _ = it.result.set(r);
         it.state.store(DONE, Ordering::SeqCst);
@@ -374,6 +382,16 @@ impl Materials {
             }
         }
         Ok(out.into_iter().collect())
+    }
+
+    /// Is material `i` still the file listed before the step (same identity)? For materials the
+    /// link leaves out because the overlay saw no access: a difference means an access it did not see.
+    pub(crate) fn still_listed(&self, i: usize) -> Result<()> {
+        let it = &self.items[i];
+        match std::fs::metadata(&it.read_path) {
+            Ok(m) if StatSig::of(&m) == it.sig => Ok(()),
+            _ => Err(super::unchanged::changed_outside(&it.path)),
+        }
     }
 
     /// The material recorded under `name`, if any.

@@ -126,6 +126,13 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     } else {
         None
     };
+    // A FUSE session is ended by unmounting, never by a signal: a signal loses the session (the
+    // overlay is detached so that no dead mount is left, and no link is written).
+    let lost_signals = if snapshot {
+        None
+    } else {
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP]).ok()
+    };
     let mut report = |r: std::result::Result<(), String>| {
         let _ = ready.write_all(match &r {
             Ok(()) => b"ready\n".to_vec(),
@@ -140,6 +147,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             return Ok(Started::Snapshot(m));
         }
         let _ = namespace::raise_fd_limit();
+        let started_ns = super::unchanged::coarse_now_ns();
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
         let rootfd = namespace::open_dir(dir)?;
         let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
@@ -153,8 +161,15 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         let session = fuser::Session::new(overlay, dir, &namespace::fuse_config())
             .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
         let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
-        let pool = namespace::material_pool(opts, &materials);
-        let observed = Observed { tracker, materials, written, root: dir.to_path_buf() };
+        // `mount` returns once every material is hashed: a process that still reaches the real
+        // tree (a working directory entered before the mount) cannot change one unseen later.
+        // (With --only-accessed nothing is hashed now; a material changed that way is refused
+        // at `unmount` by its identity.)
+        for t in namespace::material_pool(opts, &materials) {
+            let _ = t.join();
+        }
+        let pool = Vec::new();
+        let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
         Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
     })();
     let write_pid = || {
@@ -183,8 +198,28 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             hash_cache::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
         }
         Started::Fuse { bg, pool, observed, _rootfd } => {
+            let lost = Arc::new(std::sync::atomic::AtomicI32::new(0));
+            if let Some(mut sigs) = lost_signals {
+                let (lost, dir) = (Arc::clone(&lost), dir.to_path_buf());
+                std::thread::spawn(move || {
+                    if let Some(sig) = sigs.forever().next() {
+                        lost.store(sig, std::sync::atomic::Ordering::SeqCst);
+                        detach(&dir);
+                    }
+                });
+            }
             // The session ends when the directory is unmounted.
             let _ = bg.join();
+            let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
+            if sig != 0 {
+                let text = format!(
+                    "error {}: the session was lost (its daemon got signal {sig} before `totofs unmount`); no link is written\n",
+                    dir.display()
+                );
+                let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
+                let _ = std::fs::remove_file(state_path(dir, "pid"));
+                return 1;
+            }
             for t in pool {
                 let _ = t.join();
             }
@@ -246,6 +281,24 @@ fn alive(pid: libc::pid_t) -> bool {
     stat.rsplit(')').next().map(|s| !s.trim_start().starts_with('Z') && !s.trim().is_empty()).unwrap_or(false)
 }
 
+/// Detach the mount on `dir` (lazily: whatever still uses it keeps it until done).
+fn detach(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: plain umount2 of the session's mount point.
+    unsafe { libc::umount2(c.as_ptr(), 0) == 0 || libc::umount2(c.as_ptr(), libc::MNT_DETACH) == 0 }
+}
+
+/// Is the top mount on `dir` a FUSE mount (a session's overlay, live or dead)?
+fn fuse_mounted(dir: &Path) -> bool {
+    let want = dir.to_string_lossy().replace('\\', "\\134").replace(' ', "\\040").replace('\n', "\\012").replace('\t', "\\011");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let top = info.lines().filter(|l| l.split(' ').nth(4) == Some(want.as_str())).last().map(String::from);
+    top.is_some_and(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1)).is_some_and(|t| t.starts_with("fuse"))
+    })
+}
+
 /// `totofs unmount`: end the session on `dir` and wait for its link.
 pub fn unmount(dir: &Path) -> Result<i32> {
     unmount_link(dir).map(|(code, _)| code)
@@ -253,7 +306,7 @@ pub fn unmount(dir: &Path) -> Result<i32> {
 
 /// [`unmount`], also returning the path of the link the session wrote (if it wrote one).
 pub fn unmount_link(dir: &Path) -> Result<(i32, Option<PathBuf>)> {
-    let dir = std::fs::canonicalize(dir).map_err(|e| Error::input(dir, e))?;
+    let dir = super::mount_point::resolve(dir)?;
     let pid_file = state_path(&dir, "pid");
     let state = std::fs::read_to_string(&pid_file).ok();
     let result_file = state_path(&dir, "result");
@@ -264,6 +317,14 @@ pub fn unmount_link(dir: &Path) -> Result<(i32, Option<PathBuf>)> {
         let mut it = state.split_whitespace();
         let pid: libc::pid_t = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
         let mode = it.next().unwrap_or("fuse");
+        if pid > 0 && !alive(pid) && !result_file.exists() {
+            // The daemon died without a result (SIGKILL): remove its dead mount.
+            if mode != "snapshot" && fuse_mounted(&dir) && !detach(&dir) {
+                return Err(Error::input(&dir, format!("cannot remove the lost session's mount: {}", std::io::Error::last_os_error())));
+            }
+            let _ = std::fs::remove_file(&pid_file);
+            return Err(Error::input(&dir, "the session was lost (its daemon died before `totofs unmount`); no link is written"));
+        }
         if mode == "snapshot" {
             if pid > 0 {
                 unsafe { libc::kill(pid, libc::SIGTERM) };

@@ -16,6 +16,9 @@ use super::overlay::Overlay;
 use super::session::RecordOptions;
 use super::supervise::{self, StepCommand, StepEnd};
 use super::tracking::Tracker;
+use super::tracking::FileKey;
+use super::unchanged;
+use super::inherited;
 use crate::error::{Error, Result};
 use crate::metadata::{Artifacts, HashDict};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -129,6 +132,24 @@ pub struct Observed {
     pub written: Arc<Written>,
     /// The overlay's root (canonical).
     pub root: PathBuf,
+    /// When the step could first change the tree (the file system's coarse clock, ns).
+    pub started_ns: i128,
+    /// Files of the tree the step's standard streams are open on (written past the overlay).
+    pub streams: Vec<FileKey>,
+}
+
+/// The device of the overlay mounted on `root`, as a path look-up from totofs's namespace finds
+/// it (`None` if the mount is gone or its session has ended).
+fn overlay_dev(root: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let st = std::fs::metadata(root).ok()?;
+    let on_fuse = std::fs::read_to_string("/proc/self/mountinfo").ok()?.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let dev = f.get(2).and_then(|d| d.split_once(':')).and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+        let fstype = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
+        dev == Some((libc::major(st.dev()) as u64, libc::minor(st.dev()) as u64)) && fstype.is_some_and(|t| *t == "fuse" || t.starts_with("fuse."))
+    });
+    on_fuse.then_some(st.dev())
 }
 
 /// Run the step under the overlay mounted over the working directory.
@@ -139,16 +160,27 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     }
     // Everything below is done before any thread exists (unshare needs that).
     let t = std::time::Instant::now();
+    // Unseen changes are looked for from the material walk on: it is what the link is about.
+    let started_ns = unchanged::coarse_now_ns();
     let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
     hash_cache::phase("material walk", t);
     if let Err(why) = enter_private_namespace() {
         return Ok(Outcome::Unavailable(why));
     }
     let caller_nofile = raise_fd_limit();
+    // The step must not read totofs's own descriptors through /proc (it has its own /proc, and
+    // totofs is not dumpable), nor inherit descriptors reaching the tree past the overlay.
+    // SAFETY: plain prctl on this process.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let streams = inherited::seal_off(&root);
     let rootfd = open_dir(&root)?;
     let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
     let t = std::time::Instant::now();
     let materials = Materials::new(entries, &root, &real_root, cache)?;
+    // The step writes its streams past the overlay: a material they are open on is read now.
+    for &k in &streams {
+        materials.ensure_hashed(k);
+    }
     hash_cache::phase("material stat", t);
     let t = std::time::Instant::now();
     let tracker = Arc::new(Tracker::new());
@@ -167,6 +199,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
         }
     };
     let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
+    let overlay_dev = overlay_dev(&root);
     let pool = material_pool(opts, &materials);
     hash_cache::phase("mount", t);
 
@@ -174,10 +207,13 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     step.cwd = Some(root.clone());
     step.umask = Some(caller_umask);
     step.nofile = caller_nofile;
+    step.isolate = true;
     let t = std::time::Instant::now();
     let end = supervise::run_step(&step);
     hash_cache::phase("step", t);
     let t = std::time::Instant::now();
+    // The overlay must still be mounted and connected now that the step's last process is gone.
+    let intact = overlay_dev.is_some() && overlay_dev == self::overlay_dev(&root);
 
     // Every process of the step is gone: unmount, so the real tree is all there is.
     let _ = bg.umount_and_join();
@@ -187,7 +223,13 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     written.finish();
     hash_cache::phase("written hashes", t);
     let end = end?;
-    let observed = Observed { tracker, materials, written, root };
+    if !intact {
+        return Err(Error::input(
+            &root,
+            "the overlay was unmounted, shadowed or disconnected while the step ran; no link is written",
+        ));
+    }
+    let observed = Observed { tracker, materials, written, root, started_ns, streams };
     let t = std::time::Instant::now();
     let (m, p) = match &end {
         StepEnd::Finished { .. } => seal(opts, &observed)?,
@@ -219,7 +261,8 @@ pub fn material_pool(opts: &RecordOptions, materials: &Arc<Materials>) -> Vec<st
 /// identity (device, inode, size, times) is the material's, reuses the material's hash.
 pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)> {
     let changed = o.tracker.changed();
-    let accessed = o.tracker.accessed();
+    let mut accessed = o.tracker.accessed();
+    accessed.extend(o.streams.iter().copied());
     let changed_names = o.tracker.changed_names();
     let rel = |p: &Path| -> Option<String> { relative_name(p, &o.root) };
     let name_touched = |p: &Path| -> bool {
@@ -240,6 +283,9 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         // products reuse those hashes below.
         let items = o.materials.items();
         let idx: Vec<usize> = (0..items.len()).filter(|&i| keep(&items[i])).collect();
+        for i in (0..items.len()).filter(|&i| !keep(&items[i])) {
+            o.materials.still_listed(i)?;
+        }
         o.materials.hash_many(&idx, hash_threads());
     }
 
@@ -258,6 +304,10 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         let sig = StatSig::of(&meta);
         let covered = canon.starts_with(&o.root);
         if opts.only_accessed && covered && !accessed.contains(&sig.key()) && !name_touched(&e.path) {
+            // Left out as not accessed: it must not have changed since the step started.
+            if unchanged::changed_since(&sig, o.started_ns) {
+                return Err(unchanged::changed_outside(&e.path));
+            }
             continue;
         }
         let reuse = by_name.get(e.name.as_str()).and_then(|&i| {

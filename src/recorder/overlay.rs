@@ -303,6 +303,16 @@ impl Overlay {
         }
     }
 
+    /// Before a change of a file's metadata (mode, owner, times, links): its ctime moves, so a
+    /// material's old content is hashed first (its identity is checked when it is read).
+    fn before_meta_change(&self, req: &Request, key: FileKey) {
+        if let Some(m) = &self.materials {
+            if m.contains(key) && !self.is_own(req.pid()) {
+                m.ensure_hashed(key);
+            }
+        }
+    }
+
     /// Register (or find) the node for `name` in `parent`; counts one lookup.
     fn lookup_at(&self, parent: &Node, name: &OsStr) -> io::Result<(u64, libc::stat)> {
         let c = cstr(name)?;
@@ -427,6 +437,9 @@ impl Overlay {
         let st = stat_fd(fd)?;
         let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
         let pp = proc_path(fd);
+        if mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some() || mtime.is_some() {
+            self.before_meta_change(req, n.key);
+        }
         if let Some(m) = mode {
             // SAFETY: chmod through the fd's /proc path.
             check(unsafe { libc::chmod(pp.as_ptr(), m as libc::mode_t) })?;
@@ -509,6 +522,7 @@ impl Overlay {
         let nf = self.fd_of(&n)?;
         let pf = self.fd_of(&p)?;
         let pp = proc_path(nf.raw());
+        self.before_meta_change(req, n.key);
         check(unsafe { libc::linkat(libc::AT_FDCWD, pp.as_ptr(), pf.raw(), c.as_ptr(), libc::AT_SYMLINK_FOLLOW) })?;
         let path = join(&p.path.read().map(|x| x.clone()).unwrap_or_default(), newname);
         self.note(req, n.key, &path, op::CREATED);

@@ -4,6 +4,7 @@
 //! step leaves behind are re-parented to it and waited for too).
 #![allow(clippy::indexing_slicing)] // buffer slices bounded by the byte counts read returns.
 
+use super::step_init;
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -27,6 +28,8 @@ pub struct StepCommand {
     pub nofile: Option<(u64, u64)>,
     /// After this long waiting for left-behind processes, say so once.
     pub linger_notice: Duration,
+    /// Run the step in its own PID namespace with its own `/proc` (see `step_init`).
+    pub isolate: bool,
 }
 
 impl StepCommand {
@@ -39,6 +42,7 @@ impl StepCommand {
             umask: None,
             nofile: None,
             linger_notice: Duration::from_secs(3),
+            isolate: false,
         }
     }
 }
@@ -90,11 +94,13 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
     let umask = cmd.umask;
     let nofile = cmd.nofile;
     let parent = std::process::id() as libc::pid_t;
+    let isolate = cmd.isolate;
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            if libc::getppid() != parent {
+            // In a new PID namespace the parent is invisible (the init checks its pipe instead).
+            if !isolate && libc::getppid() != parent {
                 // totofs died between fork and prctl.
                 libc::_exit(137);
             }
@@ -111,9 +117,24 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
             Ok(())
         });
     }
+    let mut reports = if isolate {
+        let r = step_init::Reports::new()?;
+        step_init::install(&mut command, &r);
+        Some(r)
+    } else {
+        None
+    };
     let start = Instant::now();
-    let mut child = command.spawn().map_err(|e| Error::Record(format!("cannot run '{prog}': {e}")))?;
+    let (mut child, _launcher) = match reports.as_mut() {
+        Some(r) => {
+            let (c, l) = step_init::spawn(command, r)?;
+            (c, Some(l))
+        }
+        None => (command.spawn().map_err(|e| Error::Record(format!("cannot run '{prog}': {e}")))?, None),
+    };
     let pid = child.id() as libc::pid_t;
+    // The step's processes: the init's children when isolated, else this process's.
+    let step_processes = || if isolate { step_init::processes_of(pid) } else { children_of_self() };
 
     let out_reader = child.stdout.take().map(|s| tee(s, false));
     let err_reader = child.stderr.take().map(|s| tee(s, true));
@@ -133,8 +154,14 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
             if r > 0 {
                 progressed = true;
                 if r == pid {
-                    main_status = Some(return_value(status));
-                    main_exit_at = Some(Instant::now());
+                    // Isolated: the init is gone with every process of the step; the command's
+                    // own status is what the init reported (none if the init was killed).
+                    let reported = reports.as_mut().and_then(|r| {
+                        r.poll();
+                        r.main_status
+                    });
+                    main_status = Some(return_value(reported.unwrap_or(status)));
+                    main_exit_at.get_or_insert_with(Instant::now);
                 }
                 continue;
             }
@@ -150,6 +177,12 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
                 break;
             }
             return Err(Error::Record(format!("lost track of the command: {err}")));
+        }
+        if let (Some(r), None) = (reports.as_mut(), main_exit_at) {
+            r.poll();
+            if r.main_status.is_some() {
+                main_exit_at = Some(Instant::now());
+            }
         }
         if main_status.is_some() && no_children() {
             break StepEnd::Finished { return_value: main_status.unwrap_or(0), stdout: String::new(), stderr: String::new() };
@@ -171,7 +204,7 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
             // SAFETY: signalling the step's processes.
             unsafe {
                 if tty {
-                    for p in children_of_self() {
+                    for p in step_processes() {
                         libc::kill(p, sig);
                     }
                 } else {
@@ -189,7 +222,7 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
         if let Some(at) = main_exit_at {
             if !told_linger && at.elapsed() >= cmd.linger_notice {
                 told_linger = true;
-                let left = children_of_self();
+                let left = step_processes();
                 let names: Vec<String> = left.iter().take(5).map(|p| format!("{} ({})", p, comm(*p))).collect();
                 eprintln!(
                     "totofs: the command has exited; waiting for {} process(es) it started to exit: {}",
@@ -207,6 +240,13 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
     };
     let stdout = out_reader.map(join_text).unwrap_or_default();
     let stderr = err_reader.map(join_text).unwrap_or_default();
+    if reports.is_some_and(|r| r.mounts_changed) {
+        return Err(Error::Record(
+            "the step mounted or unmounted a file system in its namespace (the overlay may have been unmounted, \
+             shadowed or bypassed): what it read and wrote is not known, so no link is written"
+                .into(),
+        ));
+    }
     Ok(match end {
         StepEnd::Finished { return_value, .. } => StepEnd::Finished { return_value, stdout, stderr },
         other => other,

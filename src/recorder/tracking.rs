@@ -371,6 +371,10 @@ impl Tracker {
                 return;
             }
             let Some(st) = read_stat(ppid) else { return };
+            // The step's init (a fork of totofs that never execs) is totofs's, not the step's.
+            if st.ppid == self.own_pid && same_image_as_totofs(ppid) {
+                return;
+            }
             let pid = ProcId { pid: ppid, start: st.start };
             if self.procs.contains_key(&pid) {
                 return;
@@ -469,6 +473,13 @@ impl Tracker {
         }
         (procs, ops)
     }
+}
+
+/// Does process `pid` run totofs's own program (a fork that has not exec'd)?
+fn same_image_as_totofs(pid: u32) -> bool {
+    static OWN: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| std::fs::read_link("/proc/self/exe").ok());
+    own.as_ref().is_some_and(|o| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| &e == o))
 }
 
 /// Threads of totofs itself that may touch files through the overlay (the hashing threads);
