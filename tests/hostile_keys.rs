@@ -168,6 +168,15 @@ fn trace_size_and_signatures_are_capped() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("1001 signatures; the limit is 256"), "{err}");
+    // Millions of tiny values (4 bytes written, ~100 bytes parsed each) under the size cap:
+    // refused by count before a JSON tree is built.
+    let statement = format!("{{\"argv\":[{}\"a\"]}}", "\"a\",".repeat(totofs::trace::MAX_TRACE_VALUES));
+    let payload = base64::engine::general_purpose::STANDARD.encode(statement);
+    write_json(&trace, &json!({"payload": payload, "payloadType": "application/vnd.in-toto+json", "signatures": []}));
+    let out = run(totofs().args(["show", "--trace"]).arg(&link));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("JSON values; the limit for a trace is {}", totofs::trace::MAX_TRACE_VALUES)), "{err}");
 }
 
 fn write_json(path: &Path, v: &Value) {
