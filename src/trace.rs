@@ -28,9 +28,26 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://totofs.dev/trace/v1";
 /// File name suffix of a trace (replaces the link's `.link`).
 pub const TRACE_SUFFIX: &str = ".trace";
-/// Largest trace file read: about 850,000 recorded files at the density of a real trace
+/// Largest trace file read: about 400,000 recorded files at the density of a real trace
 /// (10,000 files take 1.5 MB), and a bound on the memory `show --trace` and `diff` take.
-pub const MAX_TRACE_BYTES: u64 = 128 * 1024 * 1024;
+pub const MAX_TRACE_BYTES: u64 = 64 * 1024 * 1024;
+/// Most JSON values a trace (its envelope, then its statement) may hold. Parsed, a value takes
+/// up to ~100 bytes however short it is written (`"a",` is 4 bytes), so this bounds the memory
+/// of a trace made of tiny values; a real trace holds about 10 per recorded file.
+pub const MAX_TRACE_VALUES: usize = 2_000_000;
+
+/// Refuse JSON text with more than [`MAX_TRACE_VALUES`] values, counted without parsing: every
+/// value but the first follows a `,`, `:` or `[` (counted inside strings too, so this errs on
+/// the side of refusing).
+fn check_value_count(json: &[u8], what: &str) -> Result<()> {
+    let n = json.iter().filter(|b| matches!(b, b',' | b':' | b'[')).count();
+    if n >= MAX_TRACE_VALUES {
+        return Err(Error::format(format!(
+            "the {what} holds about {n} JSON values; the limit for a trace is {MAX_TRACE_VALUES}"
+        )));
+    }
+    Ok(())
+}
 
 /// What happened to a file during the step, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -690,6 +707,7 @@ impl TraceFile {
 
     /// Parse a trace file, taking left-out hashes from `link` (the link it claims to be for).
     pub fn from_bytes_for(bytes: &[u8], link: Option<&Link>) -> Result<Self> {
+        check_value_count(bytes, "trace envelope")?;
         let mut v = cjson::parse(bytes)?;
         let o = v.as_object_mut().ok_or_else(|| Error::format("trace is not a JSON object"))?;
         let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
@@ -714,6 +732,7 @@ impl TraceFile {
         drop(v);
         let payload = decode_b64(&p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
         drop(p);
+        check_value_count(&payload, "trace statement")?;
         let st = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
         let so = st.as_object().ok_or_else(|| Error::format("trace statement is not an object"))?;
         if so.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {

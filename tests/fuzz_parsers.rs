@@ -187,6 +187,7 @@ struct Stats {
     crashes: Vec<(String, PathBuf)>,
     corpus: usize,
     slowest: Duration,
+    slowest_input: Vec<u8>,
 }
 
 /// Run `target` on `input`, catching a panic; the panic message is returned.
@@ -203,7 +204,7 @@ fn fuzz_target(name: &str, target: Target, budget: Option<Duration>, quick_execs
     let env = Env::new();
     let root = repo_root().join("tests/fuzz");
     let crash_dir = repo_root().join("target/fuzz-crashes").join(name);
-    let mut stats = Stats { execs: 0, crashes: Vec::new(), corpus: 0, slowest: Duration::ZERO };
+    let mut stats = Stats { execs: 0, crashes: Vec::new(), corpus: 0, slowest: Duration::ZERO, slowest_input: Vec::new() };
     let record = |stats: &mut Stats, input: &[u8], res: Result<(), String>| {
         if let Err(msg) = res {
             use sha2::Digest;
@@ -239,7 +240,10 @@ fn fuzz_target(name: &str, target: Target, budget: Option<Duration>, quick_execs
         let input = mutate(parent, &corpus, &mut rng);
         let t0 = Instant::now();
         let res = run_one(&env, target, &input);
-        stats.slowest = stats.slowest.max(t0.elapsed());
+        if t0.elapsed() > stats.slowest {
+            stats.slowest = t0.elapsed();
+            stats.slowest_input = input.clone();
+        }
         stats.execs += 1;
         // Feedback: a new kind of outcome keeps the input (capped, so memory stays flat).
         let class = outcome_class(&outcome_of(&env, name, &input));
@@ -302,6 +306,7 @@ fn fuzz_parsers() {
         let stats_dir = repo_root().join("target/fuzz-stats");
         let _ = std::fs::create_dir_all(&stats_dir);
         let _ = std::fs::write(stats_dir.join(format!("{name}.txt")), format!("{line}\n"));
+        let _ = std::fs::write(stats_dir.join(format!("{name}.slowest")), &stats.slowest_input);
         for (msg, path) in stats.crashes.iter().take(5) {
             failures.push(format!("{name}: {msg} (input saved as {})", path.display()));
         }

@@ -80,7 +80,7 @@ fn pbkdf2_iterations_over_the_cap_are_refused() {
         prf: pbes2::Pbkdf2Prf::HmacWithSha256,
     }));
     let e = load_err(&key);
-    assert!(e.contains("2147483647 key derivation iterations") && e.contains("the limit is 10000000"), "{e}");
+    assert!(e.contains("2147483647 key derivation iterations") && e.contains("the limit is 1000000"), "{e}");
     // PKCS#12 PBE (pbeWithSHAAnd3-KeyTripleDES-CBC) with 2^31-1 iterations.
     let mut der = vec![0x30, 0x2c, 0x30, 0x1a, 0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x03];
     der.extend_from_slice(&[0x30, 0x0c, 0x04, 0x04, 1, 2, 3, 4, 0x02, 0x04, 0x7f, 0xff, 0xff, 0xff]);
@@ -168,6 +168,15 @@ fn trace_size_and_signatures_are_capped() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("1001 signatures; the limit is 256"), "{err}");
+    // Millions of tiny values (4 bytes written, ~100 bytes parsed each) under the size cap:
+    // refused by count before a JSON tree is built.
+    let statement = format!("{{\"argv\":[{}\"a\"]}}", "\"a\",".repeat(totofs::trace::MAX_TRACE_VALUES));
+    let payload = base64::engine::general_purpose::STANDARD.encode(statement);
+    write_json(&trace, &json!({"payload": payload, "payloadType": "application/vnd.in-toto+json", "signatures": []}));
+    let out = run(totofs().args(["show", "--trace"]).arg(&link));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("JSON values; the limit for a trace is {}", totofs::trace::MAX_TRACE_VALUES)), "{err}");
 }
 
 fn write_json(path: &Path, v: &Value) {

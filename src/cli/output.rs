@@ -2,6 +2,8 @@
 //! error of the command (exit 2 with one line on stderr), except a reader that went away
 //! (`| head`), which [`crate::cli::main`] turns into a quiet exit with the command's own code.
 //! Standard error goes through [`err`], which never panics (there is nowhere left to report to).
+//! Both escape control characters other than newline and tab: names in links and layouts are
+//! untrusted, and a raw NUL or terminal escape sequence must not reach the terminal.
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -14,6 +16,7 @@ pub(crate) fn out(text: &str) -> Result<()> {
     if READER_GONE.load(Ordering::Relaxed) {
         return Ok(());
     }
+    let text = escape_controls(text);
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
@@ -32,7 +35,23 @@ pub(crate) fn outln(text: &str) -> Result<()> {
 
 /// Write `text` and a newline to standard error, ignoring failure.
 pub(crate) fn err(text: &str) {
-    let _ = std::io::stderr().lock().write_all(format!("{text}\n").as_bytes());
+    let _ = std::io::stderr().lock().write_all(format!("{}\n", escape_controls(text)).as_bytes());
+}
+
+/// `text` with every control character but newline and tab written as a Rust escape (`\u{1b}`).
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Whether standard output's reader went away while the command ran.

@@ -376,6 +376,7 @@ fn walk_children(
 ) -> Result<()> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Err(too_long(norm)),
         // os.walk ignores directories it cannot list.
         Err(_) => return Ok(()),
     };
@@ -398,6 +399,7 @@ fn walk_children(
         match std::fs::metadata(&child) {
             Ok(m) if m.is_dir() => subdirs.push((child_norm, child)),
             Ok(m) if m.is_file() => add(child_norm, child)?,
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Err(too_long(&child_norm)),
             // Broken symlinks, sockets, FIFOs, devices: not recorded.
             _ => {}
         }
@@ -406,6 +408,16 @@ fn walk_children(
         walk(&n, &p, opts, visited, add)?;
     }
     Ok(())
+}
+
+/// A path the system cannot open (over PATH_MAX, 4096 bytes) is refused rather than left out of
+/// the link: in-toto leaves it out silently, which would make the link claim it was not there.
+fn too_long(norm: &str) -> Error {
+    let head: String = norm.chars().take(80).collect();
+    Error::Record(format!(
+        "'{head}...' ({} bytes) is longer than the system's path limit (PATH_MAX, 4096 bytes) and cannot be recorded",
+        norm.len()
+    ))
 }
 
 /// SHA-256 of a file's content, as in-toto records it.
