@@ -405,4 +405,13 @@ fn bad_flags_fail_before_the_step_runs() {
         .arg(pem(ED))
         .args(["--provenance", "/nonexistent-dir/p.json", "--", "touch", "ran"]));
     assert!(!out.status.success() && !t.path().join("ran").exists());
+    let out = run(totofs()
+        .current_dir(t.path())
+        .args(["run", "-n", "x", "--signing-key"])
+        .arg(pem(ED))
+        .arg("--provenance")
+        .arg(t.path())
+        .args(["--", "touch", "ran"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !t.path().join("ran").exists() && err.contains("is a directory"), "{err}");
 }
