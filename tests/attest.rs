@@ -33,14 +33,21 @@ fn checker() -> Option<PathBuf> {
     None
 }
 
-/// Parse `file` with the bindings and the extra checks; returns the checker's summary. Without
-/// the bindings (outside CI), the file is still read by totofs.
-fn check(kind: &str, file: &Path) -> Option<Value> {
+/// Parse `file` with the bindings and the extra checks, and verify its DSSE signature by the
+/// private key `signer` with securesystemslib (in-toto 3.x's DSSE code); returns the checker's
+/// summary. Without the bindings (outside CI), the file is still read by totofs.
+fn check(kind: &str, file: &Path, signer: &str) -> Option<Value> {
     let python = checker()?;
+    let mut dict = PrivateKey::load(&pem(signer), None).unwrap().public().to_key_dict();
+    let keyid = dict.as_object_mut().unwrap().remove("keyid").unwrap();
+    let keys = file.with_extension("keys.json");
+    write(&keys, serde_json::to_vec(&json!({keyid.as_str().unwrap(): dict})).unwrap());
     let out = run(std::process::Command::new(python)
         .arg(repo_root().join("tests/data/attest/check_statement.py"))
         .arg(kind)
-        .arg(file));
+        .arg(file)
+        .arg(&keys));
+    let _ = std::fs::remove_file(&keys);
     assert!(out.status.success(), "{} fails the attestation check: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     Some(serde_json::from_slice(&out.stdout).expect("summary JSON"))
 }
@@ -111,13 +118,13 @@ fn make_build_statement_equals_the_link_and_provenance_lists_what_was_read() {
     let loaded = totofs::trace::LoadedLink::load(&stmt_link).unwrap();
     assert!(loaded.load_trace(None).unwrap().is_some());
 
-    if let Some(s) = check("link", &stmt_link) {
+    if let Some(s) = check("link", &stmt_link, ED) {
         assert_eq!(s["subjects"], arts(&old.products));
         assert_eq!(s["materials"], arts(&old.materials));
         assert_eq!(s["name"], "build");
         assert_eq!(s["command"], json!(["make", "-j2"]));
     }
-    let p = check("provenance", &prov);
+    let p = check("provenance", &prov, ED);
     // totofs's own reading of the provenance, with or without the bindings.
     let text = String::from_utf8(std::fs::read(&prov).unwrap()).unwrap();
     let env: Value = serde_json::from_str(&text).unwrap();
@@ -162,13 +169,13 @@ fn snapshot_provenance_claims_no_reads_and_no_products_gets_a_placeholder() {
     record(&work, "build", ED, &["--no-fuse", "--format", "statement", &prov_flag], &["make"]);
     let (_, l) = load_link(&work.join("build.c6d8bf2e.link"));
     assert!(l.products.contains_key("prog"));
-    check("link", &work.join("build.c6d8bf2e.link"));
+    check("link", &work.join("build.c6d8bf2e.link"), ED);
     let env: Value = serde_json::from_slice(&std::fs::read(&prov).unwrap()).unwrap();
     let st: Value = serde_json::from_slice(&totofs::metadata::decode_b64(env["payload"].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(st["predicate"]["buildDefinition"]["resolvedDependencies"], json!([]));
     assert_eq!(st["predicate"]["buildDefinition"]["internalParameters"]["recording"], "snapshot");
     assert_eq!(st["predicate"]["runDetails"]["builder"]["id"], "https://totofs.dev/builders/local/v1");
-    if let Some(p) = check("provenance", &prov) {
+    if let Some(p) = check("provenance", &prov, ED) {
         assert_eq!(p["files"], json!({}));
         assert_eq!(p["tools"], json!([]));
     }
@@ -188,7 +195,7 @@ fn snapshot_provenance_claims_no_reads_and_no_products_gets_a_placeholder() {
     let start = text.find("\"predicate\": ").unwrap() + "\"predicate\": ".len();
     let end = text.find(", \"predicateType\"").unwrap();
     assert_eq!(st["subject"][0]["digest"]["sha256"], sha256_hex(&text.as_bytes()[start..end]));
-    if let Some(s) = check("link", &file) {
+    if let Some(s) = check("link", &file, ED) {
         assert_eq!(s["subjects"], json!({}), "the placeholder is not a product");
     }
 }
@@ -255,7 +262,7 @@ fn chain(fuse: bool, clone_fmt: &str, builds: &[(&str, &str)], threshold: u64, t
         let (md, _) = load_link(&file);
         assert_eq!(md.is_statement(), fmt == "statement", "{}", file.display());
         if fmt == "statement" {
-            check("link", &file);
+            check("link", &file, key);
         }
     }
     let layout = t.path().join("root.layout");
@@ -321,7 +328,7 @@ fn show_says_whether_signatures_were_checked() {
     let prov = t.path().join("p.json");
     let prov_flag = format!("--provenance={}", prov.display());
     record(&work, "build", ED, &["--format", "statement", &prov_flag], &["make"]);
-    check("provenance", &prov);
+    check("provenance", &prov, ED);
     let link = work.join("build.c6d8bf2e.link");
     let show = |file: &Path, key: Option<&str>| {
         let mut c = totofs();
@@ -375,7 +382,7 @@ fn mount_writes_a_statement_and_provenance() {
     let link = dir.join("sess.c6d8bf2e.link");
     let (md, l) = load_link(&link);
     assert!(md.is_statement() && l.products.contains_key("out.o"));
-    check("link", &link);
+    check("link", &link, ED);
     let env: Value = serde_json::from_slice(&std::fs::read(&prov).unwrap()).unwrap();
     let st: Value = serde_json::from_slice(&totofs::metadata::decode_b64(env["payload"].as_str().unwrap()).unwrap()).unwrap();
     let deps: Vec<&str> = st["predicate"]["buildDefinition"]["resolvedDependencies"]
@@ -385,7 +392,7 @@ fn mount_writes_a_statement_and_provenance() {
         .filter_map(|d| d["name"].as_str())
         .collect();
     assert_eq!(deps, ["src/a.c"], "read a.c, never b.c");
-    check("provenance", &prov);
+    check("provenance", &prov, ED);
 }
 
 #[test]
@@ -405,4 +412,13 @@ fn bad_flags_fail_before_the_step_runs() {
         .arg(pem(ED))
         .args(["--provenance", "/nonexistent-dir/p.json", "--", "touch", "ran"]));
     assert!(!out.status.success() && !t.path().join("ran").exists());
+    let out = run(totofs()
+        .current_dir(t.path())
+        .args(["run", "-n", "x", "--signing-key"])
+        .arg(pem(ED))
+        .arg("--provenance")
+        .arg(t.path())
+        .args(["--", "touch", "ran"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !t.path().join("ran").exists() && err.contains("is a directory"), "{err}");
 }

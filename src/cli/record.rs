@@ -102,9 +102,13 @@ impl RecordFlags {
             Some(None) => Some(crate::recorder::hash_cache::default_path(dir)?),
             Some(Some(f)) => Some(absolute_file(f, "--hash-cache")?),
         };
+        let provenance = self.provenance.as_deref().map(|f| absolute_file(f, "--provenance")).transpose()?;
+        if let Some(p) = provenance.as_ref().filter(|p| p.is_dir()) {
+            return Err(Error::input(p, "--provenance: is a directory, not a file"));
+        }
         let attest = AttestOptions {
             format: self.format,
-            provenance: self.provenance.as_deref().map(|f| absolute_file(f, "--provenance")).transpose()?,
+            provenance,
             builder_id: crate::attest::provenance::check_builder_id(&self.builder_id)?,
             started: std::time::SystemTime::now(),
         };

@@ -149,11 +149,13 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
     if let Some(written) = written.filter(|_| linked) {
         let t = std::time::Instant::now();
         let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
-        super::provenance_writer::after_link(opts, key, tracker.as_deref(), &root, &written)?;
+        let provenance = super::provenance_writer::after_link(opts, key, tracker.as_deref(), &root, &written);
         if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root, written) {
             eprintln!("totofs: the link is written, but its trace is not: {e}");
         }
         hash_cache::phase("trace", t);
+        // A provenance that was asked for and not written fails the run (the link stays).
+        provenance?;
     }
     hash_cache::print_stats();
     Ok((code, return_value))

@@ -4,7 +4,9 @@ those bindings do not check are checked here: DSSE shape (payloadType, padded st
 keyid), lowercase hex digests of the right length, unique names, the required link and SLSA
 Provenance v1 fields, RFC 3339 UTC `Z` timestamps, and lowerCamelCase field names.
 
-Usage: check_statement.py link|provenance FILE
+Usage: check_statement.py link|provenance FILE [KEYS.json]
+With KEYS.json (`{keyid: securesystemslib key dict}`), the DSSE signature is also verified by
+securesystemslib's DSSE implementation (the one in-toto 3.x uses), over the payload as received.
 Prints a JSON summary (subjects, materials or dependencies) for the caller to compare.
 Exits non-zero with one line on stderr naming the file and the reason.
 """
@@ -81,7 +83,15 @@ def check_time(s, where):
     datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")
 
 
-def main(kind, path):
+def verify_signature(env, keys_path):
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+    keys = [SSlibKey.from_dict(kid, dict(kd)) for kid, kd in json.load(open(keys_path)).items()]
+    verified = Envelope.from_dict(env).verify(keys, 1)
+    need(verified, "no signature verified")
+
+
+def main(kind, path, keys_path=None):
     env = json.load(open(path, encoding="utf-8"))
     need(set(env) == {"payload", "payloadType", "signatures"}, f"envelope fields {sorted(env)}")
     need(env["payloadType"] == "application/vnd.in-toto+json", "payloadType")
@@ -93,6 +103,8 @@ def main(kind, path):
     for s in env["signatures"]:
         need(set(s) == {"keyid", "sig"} and s["keyid"], "signature without keyid")
         base64.b64decode(s["sig"], validate=True)
+    if keys_path:
+        verify_signature(env, keys_path)
     text = payload.decode("utf-8")
     # Strict protobuf parse: any unknown field fails.
     pb = json_format.Parse(text, statement_pb2.Statement())
@@ -148,7 +160,7 @@ def main(kind, path):
 
 if __name__ == "__main__":
     try:
-        main(sys.argv[1], sys.argv[2])
+        main(*sys.argv[1:4])
     except Exception as e:  # one line naming the file, non-zero exit
         print(f"{sys.argv[2]}: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
