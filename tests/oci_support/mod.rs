@@ -57,9 +57,17 @@ impl Registry {
             "auth:\n  token: {{realm: \"http://127.0.0.1:{port}/token\", service: totofs-test-registry, issuer: totofs-test-issuer, rootcertbundle: {}}}\n",
             bundle.display()
         );
-        let mut r = Self::start_config(Some(auth), tmp)?;
-        r.token_server = Some(server);
-        Some(r)
+        match Self::start_config(Some(auth), tmp) {
+            Some(mut r) => {
+                r.token_server = Some(server);
+                Some(r)
+            }
+            None => {
+                let _ = server.kill();
+                let _ = server.wait();
+                None
+            }
+        }
     }
 
     /// Start a registry that requires these Basic credentials (an htpasswd file with bcrypt).
