@@ -190,3 +190,67 @@ fn unmount_push_publishes_the_session_link() {
     let link = format!("sess.{KEYID8}.link");
     assert_eq!(std::fs::read(out.join(&link)).unwrap(), std::fs::read(dir.join(&link)).unwrap());
 }
+
+/// Store a minimal container image (an image config and one layer) at `repo:tag` through the
+/// distribution API; returns its manifest digest.
+fn plant_image(py: &Path, reg: &Registry, repo: &str, tag: &str) -> String {
+    let script = format!(
+        r#"
+import hashlib, json, urllib.request
+base = "http://{addr}/v2/{repo}"
+def req(method, url, data=None, headers={{}}):
+    return urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=headers))
+def blob(b):
+    loc = req("POST", base + "/blobs/uploads/", b"").headers["Location"]
+    sep = "&" if "?" in loc else "?"
+    d = "sha256:" + hashlib.sha256(b).hexdigest()
+    req("PUT", loc + sep + "digest=" + d, b, {{"Content-Type": "application/octet-stream"}})
+    return {{"digest": d, "size": len(b)}}
+config = json.dumps({{"architecture": "amd64", "os": "linux", "rootfs": {{"type": "layers", "diff_ids": []}}}}).encode()
+m = {{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+     "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **blob(config)),
+     "layers": [dict(mediaType="application/vnd.oci.image.layer.v1.tar", **blob(b"not really a tar"))]}}
+body = json.dumps(m).encode()
+req("PUT", base + "/manifests/{tag}", body, {{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}})
+print("sha256:" + hashlib.sha256(body).hexdigest())
+"#,
+        addr = reg.addr
+    );
+    python(py, Path::new("."), &script).trim().to_string()
+}
+
+#[test]
+fn links_attached_to_a_container_image_verify_by_its_digest() {
+    let Some(reg) = Registry::start() else { return };
+    let Some(py) = oras_python() else { return };
+    let tmp = tempdir();
+    let image = plant_image(&py, &reg, "team/app", "1.0");
+    // Record in two trees, locally only; then attach the links to the image as referrers.
+    let scratch = reg.oci("team/scratch:v1");
+    let (a, b) = record_chain(tmp.path(), &scratch);
+    let subject = reg.oci(&format!("team/app@{image}"));
+    for (dir, name) in [(&a, "build"), (&b, "package")] {
+        let mut c = totofs();
+        c.current_dir(dir)
+            .args(["push", "--plain-http", "--subject"])
+            .arg(&subject)
+            .arg(reg.oci("team/app"))
+            .arg(format!("{name}.{KEYID8}.link"));
+        assert!(run(&mut c).status.success());
+    }
+    let layout = tmp.path().join("root.layout");
+    write_layout(&layout);
+    push(&reg, "team/layout:v1", &[&layout]);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    // A digest naming an image: its in-toto referrers are the link directory.
+    let o = verify(&empty, &reg.oci("team/layout:v1"), Some(&subject));
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The image itself is never turned into an artifact.
+    let mut c = totofs();
+    c.args(["push", "--plain-http"]).arg(reg.oci("team/app:1.0")).arg(&layout);
+    let o = run(&mut c);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("container image"));
+}
