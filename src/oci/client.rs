@@ -136,7 +136,17 @@ impl Client {
     }
 
     fn transport(&self, e: ureq::Error) -> String {
-        let hint = if self.base.starts_with("https://") { " (is it a plain-HTTP registry? then pass --plain-http)" } else { "" };
+        // Hints only: rustls reports an HTTP answer to a TLS hello as a corrupt message.
+        let text = e.to_string();
+        let hint = if !self.base.starts_with("https://") {
+            ""
+        } else if text.contains("corrupt message") {
+            " (is it a plain-HTTP registry? then pass --plain-http)"
+        } else if text.contains("certificate") {
+            " (the registry's certificate is not trusted by this system's roots)"
+        } else {
+            ""
+        };
         match e {
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                 format!("cannot connect to {}: connection refused (is the registry running?)", self.registry)
