@@ -17,6 +17,10 @@ const KEYID8: &str = "c6d8bf2e";
 
 /// Sign a two-step layout (build: upper-case a message; package: tar it) into `path`.
 fn write_layout(path: &Path) {
+    write_layout_inspecting(path, json!([]));
+}
+
+fn write_layout_inspecting(path: &Path, inspect: serde_json::Value) {
     let key = PrivateKey::load(&pem("ed25519_private_unencrypted.pem"), None).unwrap();
     let keyid = key.keyid().to_string();
     let layout = json!({
@@ -32,7 +36,7 @@ fn write_layout(path: &Path) {
              "expected_materials": [["MATCH", "upper.txt", "WITH", "PRODUCTS", "FROM", "build"], ["DISALLOW", "*"]],
              "expected_products": [["CREATE", "pkg.tar"], ["ALLOW", "upper.txt"], ["DISALLOW", "*"]]}
         ],
-        "inspect": []
+        "inspect": inspect
     });
     let mut md = Metadata::new_metablock(Payload::Layout(Layout::from_value(&layout).unwrap()));
     md.sign(&key).unwrap();
@@ -253,4 +257,23 @@ fn links_attached_to_a_container_image_verify_by_its_digest() {
     let o = run(&mut c);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("container image"));
+}
+
+#[test]
+fn inspections_run_in_the_working_directory_not_in_the_pulled_one() {
+    let Some(reg) = Registry::start() else { return };
+    let tmp = tempdir();
+    let links = reg.oci("insp/links:v1");
+    record_chain(tmp.path(), &links);
+    let layout = tmp.path().join("root.layout");
+    let inspection = json!([{"_type": "inspection", "name": "local-check", "run": ["test", "-f", "here.txt"],
+                             "expected_materials": [], "expected_products": []}]);
+    write_layout_inspecting(&layout, inspection);
+    push(&reg, "insp/links:v1", &[&layout]);
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    assert_eq!(verify(&cwd, &links, None).status.code(), Some(1), "no here.txt in the working directory");
+    write(&cwd.join("here.txt"), "x");
+    let o = verify(&cwd, &links, None);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
 }
