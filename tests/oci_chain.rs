@@ -17,6 +17,10 @@ const KEYID8: &str = "c6d8bf2e";
 
 /// Sign a two-step layout (build: upper-case a message; package: tar it) into `path`.
 fn write_layout(path: &Path) {
+    write_layout_inspecting(path, json!([]));
+}
+
+fn write_layout_inspecting(path: &Path, inspect: serde_json::Value) {
     let key = PrivateKey::load(&pem("ed25519_private_unencrypted.pem"), None).unwrap();
     let keyid = key.keyid().to_string();
     let layout = json!({
@@ -32,7 +36,7 @@ fn write_layout(path: &Path) {
              "expected_materials": [["MATCH", "upper.txt", "WITH", "PRODUCTS", "FROM", "build"], ["DISALLOW", "*"]],
              "expected_products": [["CREATE", "pkg.tar"], ["ALLOW", "upper.txt"], ["DISALLOW", "*"]]}
         ],
-        "inspect": []
+        "inspect": inspect
     });
     let mut md = Metadata::new_metablock(Payload::Layout(Layout::from_value(&layout).unwrap()));
     md.sign(&key).unwrap();
@@ -189,4 +193,87 @@ fn unmount_push_publishes_the_session_link() {
     assert!(run(&mut p).status.success());
     let link = format!("sess.{KEYID8}.link");
     assert_eq!(std::fs::read(out.join(&link)).unwrap(), std::fs::read(dir.join(&link)).unwrap());
+}
+
+/// Store a minimal container image (an image config and one layer) at `repo:tag` through the
+/// distribution API; returns its manifest digest.
+fn plant_image(py: &Path, reg: &Registry, repo: &str, tag: &str) -> String {
+    let script = format!(
+        r#"
+import hashlib, json, urllib.request
+base = "http://{addr}/v2/{repo}"
+def req(method, url, data=None, headers={{}}):
+    return urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=headers))
+def blob(b):
+    loc = req("POST", base + "/blobs/uploads/", b"").headers["Location"]
+    sep = "&" if "?" in loc else "?"
+    d = "sha256:" + hashlib.sha256(b).hexdigest()
+    req("PUT", loc + sep + "digest=" + d, b, {{"Content-Type": "application/octet-stream"}})
+    return {{"digest": d, "size": len(b)}}
+config = json.dumps({{"architecture": "amd64", "os": "linux", "rootfs": {{"type": "layers", "diff_ids": []}}}}).encode()
+m = {{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+     "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **blob(config)),
+     "layers": [dict(mediaType="application/vnd.oci.image.layer.v1.tar", **blob(b"not really a tar"))]}}
+body = json.dumps(m).encode()
+req("PUT", base + "/manifests/{tag}", body, {{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}})
+print("sha256:" + hashlib.sha256(body).hexdigest())
+"#,
+        addr = reg.addr
+    );
+    python(py, Path::new("."), &script).trim().to_string()
+}
+
+#[test]
+fn links_attached_to_a_container_image_verify_by_its_digest() {
+    let Some(reg) = Registry::start() else { return };
+    let Some(py) = oras_python() else { return };
+    let tmp = tempdir();
+    let image = plant_image(&py, &reg, "team/app", "1.0");
+    // Record in two trees, locally only; then attach the links to the image as referrers.
+    let scratch = reg.oci("team/scratch:v1");
+    let (a, b) = record_chain(tmp.path(), &scratch);
+    let subject = reg.oci(&format!("team/app@{image}"));
+    for (dir, name) in [(&a, "build"), (&b, "package")] {
+        let mut c = totofs();
+        c.current_dir(dir)
+            .args(["push", "--plain-http", "--subject"])
+            .arg(&subject)
+            .arg(reg.oci("team/app"))
+            .arg(format!("{name}.{KEYID8}.link"));
+        assert!(run(&mut c).status.success());
+    }
+    let layout = tmp.path().join("root.layout");
+    write_layout(&layout);
+    push(&reg, "team/layout:v1", &[&layout]);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    // A digest naming an image: its in-toto referrers are the link directory.
+    let o = verify(&empty, &reg.oci("team/layout:v1"), Some(&subject));
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The image itself is never turned into an artifact.
+    let mut c = totofs();
+    c.args(["push", "--plain-http"]).arg(reg.oci("team/app:1.0")).arg(&layout);
+    let o = run(&mut c);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("container image"));
+}
+
+#[test]
+fn inspections_run_in_the_working_directory_not_in_the_pulled_one() {
+    let Some(reg) = Registry::start() else { return };
+    let tmp = tempdir();
+    let links = reg.oci("insp/links:v1");
+    record_chain(tmp.path(), &links);
+    let layout = tmp.path().join("root.layout");
+    let inspection = json!([{"_type": "inspection", "name": "local-check", "run": ["test", "-f", "here.txt"],
+                             "expected_materials": [], "expected_products": []}]);
+    write_layout_inspecting(&layout, inspection);
+    push(&reg, "insp/links:v1", &[&layout]);
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    assert_eq!(verify(&cwd, &links, None).status.code(), Some(1), "no here.txt in the working directory");
+    write(&cwd.join("here.txt"), "x");
+    let o = verify(&cwd, &links, None);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
 }

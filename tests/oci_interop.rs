@@ -223,3 +223,24 @@ fn bearer_token_flow_with_a_token_server() {
     assert!(o.status.success());
     assert_eq!(std::fs::read(out.join("build.0123abcd.link")).unwrap(), b"a link behind a token\n");
 }
+
+#[test]
+fn tls_is_checked_against_the_system_roots() {
+    let Some(py) = oras_python() else { return };
+    let Some((reg, ca)) = Registry::start_tls(&py) else { return };
+    let tmp = tempdir();
+    let file = tmp.path().join("build.0123abcd.link");
+    write(&file, "over TLS\n");
+    // A certificate from a CA the system does not trust: refused, and said so.
+    let o = run(totofs().env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR").arg("push").arg(reg.oci("tls/links:v1")).arg(&file));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("certificate") && err.lines().count() == 1, "{err}");
+    // Trusted through the system's root store (SSL_CERT_FILE replaces it here): push and pull.
+    let o = run(totofs().env("SSL_CERT_FILE", &ca).arg("push").arg(reg.oci("tls/links:v1")).arg(&file));
+    assert!(o.status.success());
+    let out = tmp.path().join("out");
+    let o = run(totofs().env("SSL_CERT_FILE", &ca).arg("pull").arg(reg.oci("tls/links:v1")).arg("-o").arg(&out));
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(out.join("build.0123abcd.link")).unwrap(), b"over TLS\n");
+}

@@ -88,7 +88,7 @@ impl Client {
         Client {
             agent: ureq::Agent::new_with_config(config),
             base: format!("{}://{}", if plain_http { "http" } else { "https" }, r.api_host()),
-            repository: r.repository.clone(),
+            repository: r.api_repository(),
             registry: r.registry.clone(),
             actions: if push { "pull,push" } else { "pull" },
             credentials: RefCell::new(None),
@@ -108,8 +108,11 @@ impl Client {
             for (k, v) in headers {
                 b = b.header(*k, *v);
             }
-            if let Some(a) = self.authorization.borrow().as_deref() {
-                b = b.header("Authorization", a);
+            // Credentials go only to the registry itself, never to another origin.
+            if url.starts_with(&format!("{}/", self.base)) {
+                if let Some(a) = self.authorization.borrow().as_deref() {
+                    b = b.header("Authorization", a);
+                }
             }
             let bad = |e: http::Error| format!("cannot build a request for {url}: {e}");
             let sent = if method == Method::GET || method == Method::HEAD {
@@ -133,7 +136,17 @@ impl Client {
     }
 
     fn transport(&self, e: ureq::Error) -> String {
-        let hint = if self.base.starts_with("https://") { " (is it a plain-HTTP registry? then pass --plain-http)" } else { "" };
+        // Hints only: rustls reports an HTTP answer to a TLS hello as a corrupt message.
+        let text = e.to_string();
+        let hint = if !self.base.starts_with("https://") {
+            ""
+        } else if text.contains("corrupt message") {
+            " (is it a plain-HTTP registry? then pass --plain-http)"
+        } else if text.contains("certificate") {
+            " (the registry's certificate is not trusted by this system's roots)"
+        } else {
+            ""
+        };
         match e {
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                 format!("cannot connect to {}: connection refused (is the registry running?)", self.registry)
@@ -320,7 +333,7 @@ impl Client {
             return Ok(());
         }
         let resp = self.send(Method::POST, &self.url("blobs/uploads/"), &[], b"")?;
-        if resp.status() != 202 {
+        if !resp.status().is_success() {
             return Err(self.failure(&format!("starting the upload of {digest}"), resp));
         }
         let location = resp
@@ -332,22 +345,22 @@ impl Client {
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={}", digest.replace(':', "%3A"));
         let resp = self.send(Method::PUT, &url, &[("Content-Type", "application/octet-stream")], bytes)?;
-        if resp.status() != 201 {
+        if !resp.status().is_success() {
             return Err(self.failure(&format!("uploading blob {digest}"), resp));
         }
         Ok(())
     }
 
-    /// An upload `Location`: absolute on the same origin, or a path on it.
+    /// An upload `Location`: a path on the registry, or an absolute URL (possibly on another
+    /// origin, e.g. storage behind the registry, which then gets no credentials).
     fn resolve(&self, location: &str) -> Result<String> {
         if location.starts_with('/') {
             return Ok(format!("{}{location}", self.base));
         }
-        if location.starts_with(&format!("{}/", self.base)) {
+        if location.starts_with("https://") || location.starts_with("http://") {
             return Ok(location.to_string());
         }
-        // Another origin would receive our Authorization header: refuse rather than leak it.
-        Err(format!("{}: the upload location '{}' is on another server", self.registry, printable(location)).into())
+        Err(format!("{}: the upload location '{}' is not a URL", self.registry, printable(location)).into())
     }
 
     /// Stream a blob into `out`, refusing more than `size` bytes and checking size and digest.

@@ -8,10 +8,23 @@ use super::reference::Reference;
 use super::referrers;
 use std::path::{Path, PathBuf};
 
+/// The manifest at a tag or digest.
+fn fetch(client: &Client, r: &str) -> Result<Fetched, String> {
+    let raw = client.get_manifest(r)?.ok_or_else(|| format!("'{r}': no such tag or manifest"))?;
+    manifest::parse(&raw.bytes, raw.content_type.as_deref()).map_err(|why| format!("'{r}': {why}"))
+}
+
+/// Is this a container image (or an index of them) rather than an artifact of files?
+fn is_image(f: &Fetched) -> bool {
+    match f {
+        Fetched::Index(_) => true,
+        Fetched::Image(m) => m.is_container_image(),
+    }
+}
+
 /// The titled layers of the image manifest at `digest_or_tag`.
 fn artifact_layers(client: &Client, r: &str) -> Result<Vec<Descriptor>, String> {
-    let raw = client.get_manifest(r)?.ok_or_else(|| format!("'{r}': no such tag or manifest"))?;
-    let m = match manifest::parse(&raw.bytes, raw.content_type.as_deref()).map_err(|why| format!("'{r}': {why}"))? {
+    let m = match fetch(client, r)? {
         Fetched::Image(m) => m,
         Fetched::Index(_) => {
             return Err(format!("'{r}' is an image index (a multi-platform image?), not an artifact of files"))
@@ -35,6 +48,12 @@ fn artifact_layers(client: &Client, r: &str) -> Result<Vec<Descriptor>, String> 
 /// in-toto artifact that refers to the digest.
 fn wanted(client: &Client, r: &Reference, referrers: bool) -> Result<Vec<Descriptor>, String> {
     let mut all: Vec<Descriptor> = Vec::new();
+    // A digest that names a container image (or an index) holds no files: its referrers do.
+    let referrers = referrers
+        || match (&r.digest, &r.tag) {
+            (Some(d), None) => is_image(&fetch(client, d)?),
+            _ => false,
+        };
     let sources = if referrers {
         let subject = r.digest.as_deref().ok_or_else(|| format!("{r}: --referrers needs a digest (@sha256:…)"))?;
         let list = referrers::referrers_of(client, subject)?;

@@ -60,6 +60,15 @@ impl Reference {
         }
     }
 
+    /// The repository path on the API: Docker Hub keeps one-component names under `library/`.
+    pub fn api_repository(&self) -> String {
+        if self.api_host() == "registry-1.docker.io" && !self.repository.contains('/') {
+            format!("library/{}", self.repository)
+        } else {
+            self.repository.clone()
+        }
+    }
+
     /// What a manifest request names: the digest when there is one, else the tag.
     pub fn manifest_ref(&self) -> Option<&str> {
         self.digest.as_deref().or(self.tag.as_deref())
@@ -166,6 +175,8 @@ mod tests {
         let r = Reference::parse("oci://reg.example/app").unwrap();
         assert_eq!(r.manifest_ref(), None);
         assert_eq!(Reference::parse("oci://docker.io/library/x:1").unwrap().api_host(), "registry-1.docker.io");
+        assert_eq!(Reference::parse("oci://docker.io/alpine:3").unwrap().api_repository(), "library/alpine");
+        assert_eq!(Reference::parse("oci://127.0.0.1:5000/alpine:3").unwrap().api_repository(), "alpine");
     }
 
     #[test]

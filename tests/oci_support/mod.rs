@@ -57,9 +57,34 @@ impl Registry {
             "auth:\n  token: {{realm: \"http://127.0.0.1:{port}/token\", service: totofs-test-registry, issuer: totofs-test-issuer, rootcertbundle: {}}}\n",
             bundle.display()
         );
-        let mut r = Self::start_config(Some(auth), tmp)?;
-        r.token_server = Some(server);
-        Some(r)
+        match Self::start_config(Some(auth), tmp) {
+            Some(mut r) => {
+                r.token_server = Some(server);
+                Some(r)
+            }
+            None => {
+                let _ = server.kill();
+                let _ = server.wait();
+                None
+            }
+        }
+    }
+
+    /// Start a registry that speaks only TLS, with a certificate for 127.0.0.1 signed by a
+    /// fresh test CA; returns it and the CA file (not trusted by the system unless asked).
+    pub fn start_tls(py: &Path) -> Option<(Registry, PathBuf)> {
+        tool("docker-registry", "apt-get install docker-registry")?;
+        let tmp = tempfile::Builder::new().prefix("totofs-tls").tempdir().expect("tempdir");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/oci/make_certs.py");
+        let out = Command::new(py).arg(script).arg(tmp.path()).output().unwrap();
+        assert!(out.status.success(), "make_certs.py: {}", String::from_utf8_lossy(&out.stderr));
+        let ca = tmp.path().join("ca.crt");
+        let tls = format!(
+            "  tls: {{certificate: {}, key: {}}}\n",
+            tmp.path().join("tls.crt").display(),
+            tmp.path().join("tls.key").display()
+        );
+        Self::start_config(Some(tls), tmp).map(|r| (r, ca))
     }
 
     /// Start a registry that requires these Basic credentials (an htpasswd file with bcrypt).
@@ -84,7 +109,7 @@ impl Registry {
         let storage = tmp.path().join("storage");
         std::fs::create_dir_all(&storage).unwrap();
         let mut config = format!(
-            "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"127.0.0.1:0\"}}\n",
+            "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: \"127.0.0.1:0\"\n",
             storage.display()
         );
         config.push_str(extra.as_deref().unwrap_or(""));
