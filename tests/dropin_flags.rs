@@ -168,6 +168,18 @@ fn without_paths_in_toto_run_records_nothing_and_without_a_command_runs_nothing(
     assert_eq!(s["byproducts"], serde_json::json!({"stdout": "", "stderr": "", "return-value": 0}));
     assert!(d.join("new").exists());
     assert!(!d.join(format!("s.{KEYID8}.trace")).exists(), "no trace under in-toto's names");
+    // Unless asked for; then it is not an artifact of the next step either.
+    let out = run(tool(&dir, "in-toto-run", &d).env("TOTOFS_TRACE", "1").args(["-n", "t", "--signing-key"]).arg(pem(KEY)).args(["--", "cat", "README"]));
+    assert_eq!(code(&out), 0);
+    assert!(d.join(format!("t.{KEYID8}.trace")).exists());
+    let out = run(tool(&dir, "in-toto-run", &d).env("TOTOFS_TRACE", "1").args(["-n", "u", "-m", ".", "--signing-key"]).arg(pem(KEY)).args(["--", "true"]));
+    assert_eq!(code(&out), 0);
+    assert_eq!(names(&signed(&d.join(format!("u.{KEYID8}.link"))), "materials"), ["README", "new", "src/a.c"]);
+    for f in ["t", "u"] {
+        for ext in ["link", "trace"] {
+            std::fs::remove_file(d.join(format!("{f}.{KEYID8}.{ext}"))).unwrap();
+        }
+    }
 
     let out = run(tool(&dir, "in-toto-run", &d).args(["-n", "x", "-x", "-m", "src", "-p", ".", "--signing-key"]).arg(pem(KEY)));
     assert_eq!(code(&out), 0);
