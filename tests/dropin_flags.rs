@@ -461,6 +461,9 @@ fn every_subcommand_has_version_verbose_quiet_and_generated_completions_and_man_
     let page = std::fs::read_to_string(tmp.path().join("totofs-record-start.1")).unwrap();
     assert!(page.contains(".TH totofs-record-start 1") && page.contains("materials"), "{page}");
     assert!(tmp.path().join("totofs.1").exists() && tmp.path().join("totofs-match-products.1").exists());
+    let page = std::fs::read_to_string(tmp.path().join("in-toto-run.1")).unwrap();
+    assert!(page.contains("run\\-timeout") && page.contains("no\\-command"), "{page}");
+    assert!(tmp.path().join("in-toto-record-stop.1").exists());
 }
 
 #[test]
