@@ -354,6 +354,19 @@ fn record_start_and_stop_across_invocations_with_an_edit_between() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
+    // An unfinished link edited between start and stop (a material's hash swapped) is refused:
+    // its signature no longer verifies, and no link is written.
+    assert!(run(totofs().current_dir(&d).args(["record", "start", "-n", "e3", "--signing-key"]).arg(&key)).status.success());
+    let unf = d.join(format!(".e3.{KEYID8}.link-unfinished"));
+    let text = std::fs::read_to_string(&unf).unwrap();
+    let forged = text.replace(&sha256_hex(b"int a = 1;\n"), &sha256_hex(b"int a = 2;\n"));
+    assert_ne!(forged, text);
+    std::fs::write(&unf, forged).unwrap();
+    let out = run(totofs().current_dir(&d).args(["record", "stop", "-n", "e3", "--signing-key"]).arg(&key));
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("link-unfinished"), "{}", stderr(&out));
+    assert!(!d.join(format!("e3.{KEYID8}.link")).exists());
+
     // The in-toto name, compared with in-toto-record (DSSE kept from start to stop).
     let dir = aliases(tmp.path());
     let mut bins = vec![dir];
