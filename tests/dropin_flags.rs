@@ -168,6 +168,18 @@ fn without_paths_in_toto_run_records_nothing_and_without_a_command_runs_nothing(
     assert_eq!(s["byproducts"], serde_json::json!({"stdout": "", "stderr": "", "return-value": 0}));
     assert!(d.join("new").exists());
     assert!(!d.join(format!("s.{KEYID8}.trace")).exists(), "no trace under in-toto's names");
+    // Unless asked for; then it is not an artifact of the next step either.
+    let out = run(tool(&dir, "in-toto-run", &d).env("TOTOFS_TRACE", "1").args(["-n", "t", "--signing-key"]).arg(pem(KEY)).args(["--", "cat", "README"]));
+    assert_eq!(code(&out), 0);
+    assert!(d.join(format!("t.{KEYID8}.trace")).exists());
+    let out = run(tool(&dir, "in-toto-run", &d).env("TOTOFS_TRACE", "1").args(["-n", "u", "-m", ".", "--signing-key"]).arg(pem(KEY)).args(["--", "true"]));
+    assert_eq!(code(&out), 0);
+    assert_eq!(names(&signed(&d.join(format!("u.{KEYID8}.link"))), "materials"), ["README", "new", "src/a.c"]);
+    for f in ["t", "u"] {
+        for ext in ["link", "trace"] {
+            std::fs::remove_file(d.join(format!("{f}.{KEYID8}.{ext}"))).unwrap();
+        }
+    }
 
     let out = run(tool(&dir, "in-toto-run", &d).args(["-n", "x", "-x", "-m", "src", "-p", ".", "--signing-key"]).arg(pem(KEY)));
     assert_eq!(code(&out), 0);
@@ -342,6 +354,19 @@ fn record_start_and_stop_across_invocations_with_an_edit_between() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
+    // An unfinished link edited between start and stop (a material's hash swapped) is refused:
+    // its signature no longer verifies, and no link is written.
+    assert!(run(totofs().current_dir(&d).args(["record", "start", "-n", "e3", "--signing-key"]).arg(&key)).status.success());
+    let unf = d.join(format!(".e3.{KEYID8}.link-unfinished"));
+    let text = std::fs::read_to_string(&unf).unwrap();
+    let forged = text.replace(&sha256_hex(b"int a = 1;\n"), &sha256_hex(b"int a = 2;\n"));
+    assert_ne!(forged, text);
+    std::fs::write(&unf, forged).unwrap();
+    let out = run(totofs().current_dir(&d).args(["record", "stop", "-n", "e3", "--signing-key"]).arg(&key));
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("link-unfinished"), "{}", stderr(&out));
+    assert!(!d.join(format!("e3.{KEYID8}.link")).exists());
+
     // The in-toto name, compared with in-toto-record (DSSE kept from start to stop).
     let dir = aliases(tmp.path());
     let mut bins = vec![dir];
@@ -449,6 +474,9 @@ fn every_subcommand_has_version_verbose_quiet_and_generated_completions_and_man_
     let page = std::fs::read_to_string(tmp.path().join("totofs-record-start.1")).unwrap();
     assert!(page.contains(".TH totofs-record-start 1") && page.contains("materials"), "{page}");
     assert!(tmp.path().join("totofs.1").exists() && tmp.path().join("totofs-match-products.1").exists());
+    let page = std::fs::read_to_string(tmp.path().join("in-toto-run.1")).unwrap();
+    assert!(page.contains("run\\-timeout") && page.contains("no\\-command"), "{page}");
+    assert!(tmp.path().join("in-toto-record-stop.1").exists());
 }
 
 #[test]

@@ -14,8 +14,8 @@ pub struct CompletionsArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ManArgs {
-    /// Directory to write `totofs.1` and `totofs-<subcommand>.1` to; without it, `totofs.1` goes
-    /// to stdout.
+    /// Directory to write `totofs.1`, `totofs-<subcommand>.1` and the in-toto names' pages
+    /// (`in-toto-run.1`, ...) to; without it, `totofs.1` goes to stdout.
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -37,6 +37,11 @@ pub fn man(a: ManArgs) -> Result<i32> {
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| Error::input(&dir, format!("cannot create: {e}")))?;
             clap_mangen::generate_to(cmd, &dir).map_err(|e| Error::input(&dir, format!("cannot write man pages: {e}")))?;
+            // The in-toto names totofs answers to (`install-aliases`) get theirs too.
+            for cmd in super::compat::commands() {
+                clap_mangen::generate_to(cmd, &dir)
+                    .map_err(|e| Error::input(&dir, format!("cannot write man pages: {e}")))?;
+            }
         }
     }
     Ok(0)

@@ -68,7 +68,8 @@ impl CommonFlags {
     }
 
     /// The recording options in-toto would use: no paths unless given, in-toto's default
-    /// excludes unless `--exclude`, no trace; the key file left out of the recorded paths.
+    /// excludes unless `--exclude`, no trace unless `TOTOFS_TRACE=1`; the key file left out of
+    /// the recorded paths.
     pub(crate) fn options(
         &self,
         key: &std::path::Path,
@@ -76,8 +77,11 @@ impl CommonFlags {
         products: Option<&Vec<String>>,
         metadata_dir: Option<PathBuf>,
     ) -> Result<RecordOptions> {
+        let trace = trace_asked();
         let mut exclude: Vec<String> = match &self.exclude {
             Some(e) => e.clone(),
+            // Traces, when asked for, are the recorder's output like links: not artifacts.
+            None if trace => crate::recorder::trace_writer::default_excludes(),
             None => DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect(),
         };
         let materials = materials.cloned().unwrap_or_default();
@@ -106,9 +110,15 @@ impl CommonFlags {
             only_accessed: false,
             metadata_dir,
             hash_cache: None,
-            trace: false,
+            trace,
         })
     }
+}
+
+/// `TOTOFS_TRACE=1`: also write totofs's signed trace beside the link under the in-toto names
+/// (off by default: in-toto writes no such file).
+pub(crate) fn trace_asked() -> bool {
+    std::env::var_os("TOTOFS_TRACE").is_some_and(|v| v == "1")
 }
 
 /// `-v`'s "Recording materials 'a, b'..." lines.

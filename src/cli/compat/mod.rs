@@ -45,6 +45,19 @@ pub fn main(tool: &str, args: Vec<OsString>) -> i32 {
     }
 }
 
+/// The clap definitions of the in-toto names (for their man pages).
+pub(crate) fn commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![
+        run::RunArgs::command(),
+        record::RecordArgs::command(),
+        verify::VerifyArgs::command(),
+        sign::SignArgs::command(),
+        match_products::MatchArgs::command(),
+        mock::MockArgs::command(),
+    ]
+}
+
 /// Parse like argparse would end: help and version exit 0, bad arguments exit 2.
 fn parse<T: Parser>(args: Vec<OsString>) -> Result<T, i32> {
     T::try_parse_from(args).map_err(|e| {
