@@ -256,7 +256,7 @@ fn digits(bytes: &[u8], i: usize, radix: u32) -> Option<(i64, usize)> {
         if n > 20 {
             return None;
         }
-        if !bytes.get(i + n).is_some_and(|c| (*c as char).to_digit(radix).is_some()) {
+        if bytes.get(i + n).is_none_or(|c| !(*c as char).is_digit(radix)) {
             break;
         }
     }
