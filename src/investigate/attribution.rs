@@ -80,6 +80,7 @@ impl Finding {
             Evidence::Inherent => match sig {
                 Some(Signature::Clock(_)) => "time (the clock: differs between any two builds)".into(),
                 Some(Signature::TemporaryName) => "inherent (a temporary file name; differs under identical conditions)".into(),
+                Some(Signature::Address) => "inherent (memory addresses: ASLR; differs under identical conditions)".into(),
                 Some(Signature::Permutation) => {
                     "inherent (random order, e.g. a hash seed; differs under identical conditions)".into()
                 }
