@@ -85,7 +85,7 @@ fn gzip_and_tar_headers_carry_the_input_files_mtime() {
          data.tar:\n\tmkdir -p data\n\techo x > data/x\n\ttar --owner=0 --group=0 --numeric-owner -cf data.tar data\n",
     );
     let v = repro_json(d.path(), "time", &["make", "-s"]);
-    for (artifact, prog, signature) in [("notes.txt.gz", "gzip", "gzip header"), ("data.tar", "tar", "tar header")] {
+    for (artifact, prog, signature) in [("notes.txt.gz", "gzip", "gzip and zip headers"), ("data.tar", "tar", "tar header")] {
         let c = causes(&v, artifact);
         assert_eq!(conditions(c[0]), ["time"], "{artifact}: {v:#}");
         assert_eq!(program(c[0]).0, prog, "{artifact}: {v:#}");

@@ -80,6 +80,7 @@ impl Finding {
             Evidence::Inherent => match sig {
                 Some(Signature::Clock(_)) => "time (the clock: differs between any two builds)".into(),
                 Some(Signature::TemporaryName) => "inherent (a temporary file name; differs under identical conditions)".into(),
+                Some(Signature::Address) => "inherent (memory addresses: ASLR; differs under identical conditions)".into(),
                 Some(Signature::Permutation) => {
                     "inherent (random order, e.g. a hash seed; differs under identical conditions)".into()
                 }
@@ -265,8 +266,9 @@ fn process_phrase(c: &Cause) -> String {
 /// One line per cause; causes with the same condition and process over several products share
 /// a line.
 pub fn render_lines(findings: &[Finding]) -> Vec<String> {
-    // (conditions, process phrase, first-file shape) -> (products, first finding's details)
-    let mut groups: Vec<(String, String, String, Vec<String>, Option<String>)> = Vec::new();
+    // (conditions, process phrase, first file, products, the first product's bytes)
+    type Group = (String, String, String, Vec<String>, Option<String>);
+    let mut groups: Vec<Group> = Vec::new();
     for f in findings {
         let bytes = f.bytes.as_ref().map(|b| {
             let sig = b.signature.as_ref().map(|s| format!(" [{}]", s.describe())).unwrap_or_default();

@@ -28,6 +28,8 @@ pub enum Signature {
     TemporaryName,
     /// The same lines, in another order.
     Permutation,
+    /// A memory address (`0x7f…`, `0x55…`): address space layout randomisation.
+    Address,
 }
 
 impl Signature {
@@ -37,6 +39,7 @@ impl Signature {
             Signature::BuildPath => "the build directory".to_string(),
             Signature::TemporaryName => "a temporary file name".to_string(),
             Signature::Permutation => "the same lines in another order".to_string(),
+            Signature::Address => "a memory address (ASLR)".to_string(),
         }
     }
 
@@ -46,6 +49,7 @@ impl Signature {
             Signature::BuildPath => "build-path",
             Signature::TemporaryName => "temporary-name",
             Signature::Permutation => "order",
+            Signature::Address => "address",
         }
     }
 }
@@ -116,13 +120,20 @@ pub fn compare(a: &[u8], b: &[u8], ctx_a: &BuildContext, ctx_b: &BuildContext) -
         // Each build's own directory anywhere in its version (its length shifts what follows).
         if let (Some(x), Some(y)) = (find(a, &ctx_a.dir), find(b, &ctx_b.dir)) {
             signature = Some(Signature::BuildPath);
-            (shown, shown_b) = (x, y);
+            // Show where the two directories part.
+            let common = ctx_a.dir.bytes().zip(ctx_b.dir.bytes()).take_while(|(p, q)| p == q).count();
+            (shown, shown_b) = (x + common, y + common);
         }
     }
     if signature.is_none() && is_permutation(a, b) {
         signature = Some(Signature::Permutation);
     }
-    let (context_a, context_b) = (excerpt(a, shown), excerpt(b, shown_b));
+    let printable = |bytes: &[u8], at: usize| bytes.get(at).is_none_or(|c| (0x20..=0x7e).contains(c) || *c == b'\n');
+    let (context_a, context_b) = if printable(a, shown) && printable(b, shown_b) {
+        (excerpt(a, shown), excerpt(b, shown_b))
+    } else {
+        (hex_excerpt(a, shown), hex_excerpt(b, shown_b))
+    };
     Some(ByteDiff { offset: first, len_a: a.len(), len_b: b.len(), shown_at: shown, context_a, context_b, signature })
 }
 
@@ -208,6 +219,21 @@ fn excerpt(bytes: &[u8], at: usize) -> String {
     s
 }
 
+/// Hex bytes around `at` (binary data): `0x08 0a [1f 8b] 00`, the differing byte first in brackets.
+fn hex_excerpt(bytes: &[u8], at: usize) -> String {
+    let lo = at.saturating_sub(4);
+    let hi = (at + 8).min(bytes.len());
+    let mut s = String::from("hex");
+    for (i, c) in bytes.get(lo..hi).unwrap_or_default().iter().enumerate() {
+        if lo + i == at {
+            s.push_str(&format!(" [{c:02x}]"));
+        } else {
+            s.push_str(&format!(" {c:02x}"));
+        }
+    }
+    s
+}
+
 /// A signature shared by both regions (each judged against its own build).
 fn region_signature(ra: &[u8], rb: &[u8], ctx_a: &BuildContext, ctx_b: &BuildContext) -> Option<Signature> {
     let (sa, sb) = (String::from_utf8_lossy(ra), String::from_utf8_lossy(rb));
@@ -220,7 +246,19 @@ fn region_signature(ra: &[u8], rb: &[u8], ctx_a: &BuildContext, ctx_b: &BuildCon
     if crate::investigate::tempnames::has_temporary_name(&sa) && crate::investigate::tempnames::has_temporary_name(&sb) {
         return Some(Signature::TemporaryName);
     }
+    if address(&sa) && address(&sb) {
+        return Some(Signature::Address);
+    }
     None
+}
+
+/// Does `s` hold a user-space address as programs print them (`0x7f…`, `0x7e…` or `0x55…`/`0x56…`, 12
+/// hex digits)?
+fn address(s: &str) -> bool {
+    s.match_indices("0x").any(|(i, _)| {
+        let hex: String = s.get(i + 2..).unwrap_or("").chars().take_while(char::is_ascii_hexdigit).collect();
+        hex.len() == 12 && (hex.starts_with('7') || hex.starts_with("55") || hex.starts_with("56"))
+    })
 }
 
 /// The same lines in another order (text up to 4 MiB).
@@ -256,7 +294,7 @@ fn digits(bytes: &[u8], i: usize, radix: u32) -> Option<(i64, usize)> {
         if n > 20 {
             return None;
         }
-        if !bytes.get(i + n).is_some_and(|c| (*c as char).to_digit(radix).is_some()) {
+        if bytes.get(i + n).is_none_or(|c| !(*c as char).is_digit(radix)) {
             break;
         }
     }
@@ -321,7 +359,7 @@ fn clock(bytes: &[u8], ctx: &BuildContext) -> Option<String> {
         if let Some(w) = bytes.get(i..i + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
             let v = i64::from(u32::from_le_bytes(w));
             if in_window(v, ctx) {
-                return Some("seconds since the epoch, as a 32-bit binary field (e.g. a gzip header)".into());
+                return Some("seconds since the epoch, as a 32-bit binary field, as in gzip and zip headers".into());
             }
         }
         if let Some(m) = MONTHS.iter().position(|m| bytes.get(i..i + 3) == Some(m.as_bytes())) {
@@ -388,6 +426,8 @@ mod tests {
         assert_eq!(d.signature, Some(Signature::BuildPath));
         let d = compare(b"via /tmp/tmp.Ab12Cd34Ef\n", b"via /tmp/tmp.Zz98Yx76Wv\n", &a, &a).unwrap();
         assert_eq!(d.signature, Some(Signature::TemporaryName));
+        let d = compare(b"<object at 0x7fcc586c46d0>", b"<object at 0x7efeedfa46d0>", &a, &a).unwrap();
+        assert_eq!(d.signature, Some(Signature::Address));
         let d = compare(b"['a', 'b', 'c']\nb\na\n", b"['a', 'b', 'c']\na\nb\n", &a, &a).unwrap();
         assert_eq!(d.signature, Some(Signature::Permutation));
         assert_eq!(d.line(), "at byte 16: \"…, 'b', 'c']\\nb\\na\\n\" vs \"…, 'b', 'c']\\na\\nb\\n\"");

@@ -219,7 +219,7 @@ impl<'a> Side<'a> {
     /// Did `writer` only make the file that `reader`, its descendant, fills (a compiler driver
     /// creating the temporary `.o` that `as` writes)? Then `writer` is no input of `reader`.
     fn made_for(&self, writer: usize, reader: usize, path: &str) -> bool {
-        self.trace.processes[reader].writes.contains(path) && self.is_ancestor(writer, reader)
+        self.trace.processes.get(reader).is_some_and(|p| p.writes.contains(path)) && self.is_ancestor(writer, reader)
     }
 
     /// Process `i` and all its descendants, in start order.

@@ -107,12 +107,19 @@ fn locale(scratch: &Path) -> Result<(String, Option<PathBuf>), String> {
     if locale_loads(None) {
         return Ok((format!("LC_ALL, LANG C.UTF-8 -> {VARIED_LOCALE} (installed)"), None));
     }
-    for dir in cache_dir().into_iter().chain([scratch.join("locale")]) {
-        if dir.join(VARIED_LOCALE).join("LC_COLLATE").is_file() && locale_loads(Some(&dir)) {
-            return Ok((format!("LC_ALL, LANG C.UTF-8 -> {VARIED_LOCALE} (compiled with localedef, cached)"), Some(dir)));
+    let dirs: Vec<PathBuf> = cache_dir().into_iter().chain([scratch.join("locale")]).collect();
+    build_locale(Path::new(I18N), &dirs)
+}
+
+/// Compile [`VARIED_LOCALE`] from the locale sources under `i18n` into the first usable
+/// directory of `dirs` (or find it compiled there before).
+fn build_locale(i18n: &Path, dirs: &[PathBuf]) -> Result<(String, Option<PathBuf>), String> {
+    for dir in dirs {
+        if dir.join(VARIED_LOCALE).join("LC_COLLATE").is_file() && locale_loads(Some(dir)) {
+            return Ok((format!("LC_ALL, LANG C.UTF-8 -> {VARIED_LOCALE} (compiled with localedef, cached)"), Some(dir.clone())));
         }
     }
-    let source = Path::new(I18N).join("locales").join(LOCALE_SOURCE);
+    let source = i18n.join("locales").join(LOCALE_SOURCE);
     if !source.is_file() {
         return Err(format!(
             "{VARIED_LOCALE} is not installed and its source {} is missing to build it (install the `locales` package)",
@@ -120,8 +127,8 @@ fn locale(scratch: &Path) -> Result<(String, Option<PathBuf>), String> {
         ));
     }
     let mut last = String::new();
-    for dir in cache_dir().into_iter().chain([scratch.join("locale")]) {
-        if std::fs::create_dir_all(&dir).is_err() {
+    for dir in dirs {
+        if std::fs::create_dir_all(dir).is_err() {
             continue;
         }
         // Build beside, then rename into place: two runs at once never see half a locale.
@@ -138,8 +145,8 @@ fn locale(scratch: &Path) -> Result<(String, Option<PathBuf>), String> {
                 let _ = o;
                 let target = dir.join(VARIED_LOCALE);
                 let _ = std::fs::remove_dir_all(&target);
-                if std::fs::rename(&tmp, &target).is_ok() && locale_loads(Some(&dir)) {
-                    return Ok((format!("LC_ALL, LANG C.UTF-8 -> {VARIED_LOCALE} (compiled with localedef)"), Some(dir)));
+                if std::fs::rename(&tmp, &target).is_ok() && locale_loads(Some(dir)) {
+                    return Ok((format!("LC_ALL, LANG C.UTF-8 -> {VARIED_LOCALE} (compiled with localedef)"), Some(dir.clone())));
                 }
                 last = format!("the locale compiled into {} does not load", dir.display());
             }
@@ -155,4 +162,22 @@ fn locale(scratch: &Path) -> Result<(String, Option<PathBuf>), String> {
         }
     }
     Err(format!("{VARIED_LOCALE} is not installed and could not be built ({last})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locale_without_sources_is_reported_not_applied() {
+        let scratch = std::env::temp_dir().join(format!("totofs-locale-test-{}", std::process::id()));
+        // Nothing compiled before in the scratch directory, and no sources to compile.
+        let e = build_locale(Path::new("/nonexistent/i18n"), std::slice::from_ref(&scratch)).unwrap_err();
+        assert!(e.contains("is not installed") && e.contains("/nonexistent/i18n/locales/fr_CH"), "{e}");
+        assert!(e.contains("`locales` package"), "{e}");
+        let a = Applied { vary: Vary::Locale, effect: Err("why".into()) };
+        assert_eq!(a.line(), "locale: not applied: why");
+        assert_eq!(a.to_value()["applied"], false);
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
 }
