@@ -4,7 +4,7 @@
 //! saw run; signed with the step's key in a DSSE envelope. The buildType is documented in
 //! `docs/attestations.md`.
 
-use super::statement::{descriptor, statement_json};
+use super::statement::{descriptor, descriptor_fields, statement_json};
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
 use crate::metadata::{dsse_file_string, pae, Link, Signature, PAYLOAD_TYPE};
@@ -187,10 +187,7 @@ pub fn predicate(link: &Link, obs: Observation<'_>, facts: &RunFacts) -> Value {
     if let Some((name, sha)) = &facts.link_file {
         let mut d = crate::metadata::HashDict::new();
         d.insert("sha256".into(), sha.clone());
-        let mut rd = match descriptor(name, &d) {
-            Value::Object(o) => o,
-            _ => Map::new(),
-        };
+        let mut rd = descriptor_fields(name, &d);
         rd.insert("mediaType".into(), Value::String("application/vnd.in-toto+json".into()));
         run.insert("byproducts".into(), Value::Array(vec![Value::Object(rd)]));
     }

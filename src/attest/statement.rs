@@ -24,12 +24,17 @@ pub const PLACEHOLDER_KEY: &str = "totofs_subject";
 /// Its value: the subject is the predicate itself.
 pub const PLACEHOLDER_VALUE: &str = "predicate";
 
-/// A ResourceDescriptor `{name, digest}`.
-pub fn descriptor(name: &str, digest: &HashDict) -> Value {
+/// A ResourceDescriptor `{name, digest}`, as an object to add fields to.
+pub fn descriptor_fields(name: &str, digest: &HashDict) -> Map<String, Value> {
     let mut o = Map::new();
     o.insert("name".into(), Value::String(name.to_string()));
     o.insert("digest".into(), digest.to_value());
-    Value::Object(o)
+    o
+}
+
+/// A ResourceDescriptor `{name, digest}`.
+pub fn descriptor(name: &str, digest: &HashDict) -> Value {
+    Value::Object(descriptor_fields(name, digest))
 }
 
 /// Artifacts as a list of ResourceDescriptors, in path order.
@@ -45,10 +50,7 @@ pub fn subjects(products: &Artifacts, predicate_json: &str) -> Value {
     }
     let mut d = HashDict::new();
     d.insert("sha256".into(), crate::keys::sha256_hex(predicate_json.as_bytes()));
-    let mut o = match descriptor("_", &d) {
-        Value::Object(o) => o,
-        _ => Map::new(),
-    };
+    let mut o = descriptor_fields("_", &d);
     let mut ann = Map::new();
     ann.insert(PLACEHOLDER_KEY.into(), Value::String(PLACEHOLDER_VALUE.into()));
     o.insert("annotations".into(), Value::Object(ann));
