@@ -422,3 +422,33 @@ fn bad_flags_fail_before_the_step_runs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && !t.path().join("ran").exists() && err.contains("is a directory"), "{err}");
 }
+
+#[test]
+fn record_stop_writes_a_statement_and_provenance() {
+    let t = tempdir();
+    let dir = t.path().join("tree");
+    write(&dir.join("src/a.c"), "a");
+    let prov = t.path().join("stop.provenance.json");
+    let start = run(totofs().current_dir(&dir).args(["record", "start", "-n", "rec", "--signing-key"]).arg(pem(ED)));
+    assert!(start.status.success(), "{}", String::from_utf8_lossy(&start.stderr));
+    write(&dir.join("out.o"), "built");
+    let stop = run(totofs()
+        .current_dir(&dir)
+        .args(["record", "stop", "-n", "rec", "--signing-key"])
+        .arg(pem(ED))
+        .args(["--format", "statement", "--provenance"])
+        .arg(&prov));
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    let link = dir.join("rec.c6d8bf2e.link");
+    let (md, l) = load_link(&link);
+    assert!(md.is_statement(), "--format statement at stop writes a Statement");
+    assert!(l.materials.contains_key("src/a.c") && !l.materials.contains_key("out.o"), "materials are start's");
+    assert!(l.products.contains_key("out.o") && l.products.contains_key("src/a.c"), "products are stop's");
+    check("link", &link, ED);
+    let env: Value = serde_json::from_slice(&std::fs::read(&prov).unwrap()).unwrap();
+    let st: Value = serde_json::from_slice(&totofs::metadata::decode_b64(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(st["predicate"]["buildDefinition"]["internalParameters"]["recording"], "snapshot");
+    let subjects: Vec<&str> = st["subject"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(subjects.contains(&"out.o"), "{subjects:?}");
+    check("provenance", &prov, ED);
+}

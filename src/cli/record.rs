@@ -7,6 +7,42 @@ use crate::recorder::session::{self, Method, RecordOptions};
 use crate::recorder::supervise::StepCommand;
 use std::path::PathBuf;
 
+/// The attestation flags of every command that writes a link (`run`, `mount`, `record stop`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AttestFlags {
+    /// The link file's form: in-toto's link, or a DSSE envelope of an in-toto Statement v1 with
+    /// the link predicate v0.3 (docs/attestations.md).
+    #[arg(long = "format", value_enum, default_value_t = LinkFormat::Link)]
+    pub format: LinkFormat,
+    /// Also write the step's SLSA Provenance v1 (DSSE, signed with the same key) to FILE.
+    #[arg(long = "provenance", value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
+    /// The provenance's `builder.id`: a URI naming the platform that ran totofs.
+    #[arg(long = "builder-id", value_name = "URI", default_value = crate::attest::provenance::DEFAULT_BUILDER_ID)]
+    pub builder_id: String,
+}
+
+impl AttestFlags {
+    /// The options, checked (a bad builder id or provenance directory fails before any work).
+    pub fn options(&self) -> Result<AttestOptions> {
+        Ok(AttestOptions {
+            format: self.format,
+            provenance: self.provenance.as_deref().map(provenance_file).transpose()?,
+            builder_id: crate::attest::provenance::check_builder_id(&self.builder_id)?,
+            started: std::time::SystemTime::now(),
+        })
+    }
+}
+
+/// `--provenance FILE` as an absolute path; a directory there is refused before any work.
+fn provenance_file(f: &std::path::Path) -> Result<PathBuf> {
+    let p = absolute_file(f, "--provenance")?;
+    if p.is_dir() {
+        return Err(Error::input(&p, "--provenance: is a directory, not a file"));
+    }
+    Ok(p)
+}
+
 /// The recording flags `run` and `mount` share (in-toto-run's meaning).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RecordFlags {
@@ -53,16 +89,8 @@ pub struct RecordFlags {
     /// $XDG_CACHE_HOME/totofs/), so unchanged files are not read again.
     #[arg(long = "hash-cache", value_name = "FILE", num_args = 0..=1, require_equals = true)]
     pub hash_cache: Option<Option<PathBuf>>,
-    /// The link file's form: in-toto's link, or a DSSE envelope of an in-toto Statement v1 with
-    /// the link predicate v0.3 (docs/attestations.md).
-    #[arg(long = "format", value_enum, default_value_t = LinkFormat::Link)]
-    pub format: LinkFormat,
-    /// Also write the step's SLSA Provenance v1 (DSSE, signed with the same key) to FILE.
-    #[arg(long = "provenance", value_name = "FILE")]
-    pub provenance: Option<PathBuf>,
-    /// The provenance's `builder.id`: a URI naming the platform that ran totofs.
-    #[arg(long = "builder-id", value_name = "URI", default_value = crate::attest::provenance::DEFAULT_BUILDER_ID)]
-    pub builder_id: String,
+    #[command(flatten)]
+    pub attest: AttestFlags,
     /// Say what is recorded and where the link goes.
     #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
     pub verbose: bool,
@@ -102,16 +130,7 @@ impl RecordFlags {
             Some(None) => Some(crate::recorder::hash_cache::default_path(dir)?),
             Some(Some(f)) => Some(absolute_file(f, "--hash-cache")?),
         };
-        let provenance = self.provenance.as_deref().map(|f| absolute_file(f, "--provenance")).transpose()?;
-        if let Some(p) = provenance.as_ref().filter(|p| p.is_dir()) {
-            return Err(Error::input(p, "--provenance: is a directory, not a file"));
-        }
-        let attest = AttestOptions {
-            format: self.format,
-            provenance,
-            builder_id: crate::attest::provenance::check_builder_id(&self.builder_id)?,
-            started: std::time::SystemTime::now(),
-        };
+        let attest = self.attest.options()?;
         Ok(RecordOptions {
             name: self.step_name.clone(),
             materials,

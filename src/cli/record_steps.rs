@@ -68,11 +68,18 @@ pub(crate) fn record_stop(opts: &RecordOptions, key: &PrivateKey) -> Result<Path
         return Err(Error::input(&unfinished, "is a layout, not a link"));
     };
     l.products = hash_cache::record(None, &opts.products, &opts.artifacts)?;
-    let done = Metadata::new_signed(Payload::Link(l), dsse, key)?;
-    let path = opts.link_path(key);
-    write_new(&path, &done)?;
+    // The finished link keeps the unfinished file's envelope unless `--format statement` asks
+    // for a Statement; the provenance's startedOn is when `record start` wrote that file.
+    let mut opts = opts.clone();
+    opts.use_dsse = dsse;
+    if let Ok(t) = std::fs::metadata(&unfinished).and_then(|m| m.modified()) {
+        opts.attest.started = t;
+    }
+    let written = session::write_link(&opts, key, &l.command, l.materials, l.products, l.byproducts)?;
     std::fs::remove_file(&unfinished).map_err(|e| Error::input(&unfinished, format!("cannot remove: {e}")))?;
-    Ok(path)
+    let root = std::env::current_dir().map_err(|e| Error::input(Path::new("."), e))?;
+    crate::recorder::provenance_writer::after_link(&opts, key, None, &root, &written)?;
+    Ok(written.path)
 }
 
 /// `run --no-command`: materials and products as they are now, no command, no byproducts.

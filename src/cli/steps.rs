@@ -36,6 +36,10 @@ pub enum RecordCommand {
         /// Directory to write the link to (default: the working directory).
         #[arg(short = 'd', long = "metadata-directory")]
         metadata_directory: Option<PathBuf>,
+        #[command(flatten)]
+        attest: super::record::AttestFlags,
+        #[command(flatten)]
+        publish: super::registry::PublishFlags,
     },
 }
 
@@ -117,10 +121,14 @@ pub fn record(a: RecordArgs) -> Result<i32> {
             let key = super::keys::load_signing_key(&flags.signing_key, flags.password.clone())?;
             (flags, record_steps::record_start(&opts, &key)?)
         }
-        RecordCommand::Stop { flags, products, metadata_directory } => {
-            let opts = flags.options(&[], &dot_unless(products), metadata_directory.clone())?;
+        RecordCommand::Stop { flags, products, metadata_directory, attest, publish } => {
+            let mut opts = flags.options(&[], &dot_unless(products), metadata_directory.clone())?;
+            opts.attest = attest.options()?;
+            let target = publish.target()?;
             let key = super::keys::load_signing_key(&flags.signing_key, flags.password.clone())?;
-            (flags, record_steps::record_stop(&opts, &key)?)
+            let path = record_steps::record_stop(&opts, &key)?;
+            publish.publish(target.as_ref(), &path)?;
+            (flags, path)
         }
     };
     if flags.verbose {
@@ -155,7 +163,7 @@ pub fn match_products(a: MatchProductsArgs) -> Result<i32> {
     let opts = ArtifactOptions::new(a.exclude.as_deref(), None, a.lstrip_paths.clone())?;
     let m = record_steps::match_products(&a.link, &a.paths, &opts)?;
     if a.verbose {
-        print!("{}", super::compat::match_products_report(&m));
+        super::output::out(&super::compat::match_products_report(&m))?;
     } else if !a.quiet && !m.matches() {
         eprintln!(
             "totofs: {}: {} product(s) missing here, {} file(s) not in products, {} differ (-v lists them)",
