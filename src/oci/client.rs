@@ -54,6 +54,9 @@ pub struct Client {
     actions: &'static str,
     credentials: RefCell<Option<Option<Credentials>>>,
     authorization: RefCell<Option<String>>,
+    /// Send `If-Match`/`If-None-Match` on manifest PUTs (off once the registry answered 412
+    /// for a tag that had not moved: it reads our precondition differently).
+    preconditions: std::cell::Cell<bool>,
 }
 
 /// A manifest as the registry answered it, digest checked.
@@ -93,6 +96,7 @@ impl Client {
             actions: if push { "pull,push" } else { "pull" },
             credentials: RefCell::new(None),
             authorization: RefCell::new(None),
+            preconditions: std::cell::Cell::new(true),
         }
     }
 
@@ -298,6 +302,7 @@ impl Client {
         let url = self.url(&format!("manifests/{reference}"));
         let quoted;
         let mut headers = vec![("Content-Type", media_type)];
+        let expect = expect.filter(|_| self.preconditions.get());
         match expect {
             Some(Some(d)) => {
                 quoted = format!("\"{d}\"");
@@ -315,6 +320,11 @@ impl Client {
         }
         let subject_processed = resp.headers().contains_key("oci-subject");
         Ok(Put::Stored { digest: digest_of(bytes), subject_processed })
+    }
+
+    /// Stop sending preconditions (the registry refused one for a tag that had not moved).
+    pub fn drop_preconditions(&self) {
+        self.preconditions.set(false);
     }
 
     /// Does the repository hold this blob?

@@ -214,7 +214,12 @@ fn merge_once(client: &Client, tag: &str, ours: &[Descriptor], subject: Option<&
     }
     let expect = base.as_ref().map(|(d, _)| d.as_str());
     let digest = match client.put_manifest(tag, manifest::MANIFEST_V1, &bytes, Some(expect))? {
-        Put::Moved => return Ok(None),
+        Put::Moved => {
+            if read_tag(client, tag)?.map(|(d, _)| d).as_deref() == expect {
+                client.drop_preconditions();
+            }
+            return Ok(None);
+        }
         Put::Stored { digest, .. } => digest,
     };
     std::thread::sleep(SETTLE);

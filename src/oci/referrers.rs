@@ -76,6 +76,9 @@ fn add_once(client: &Client, tag: &str, subject: &str, new: &Descriptor, replace
     }
     let bytes = index.to_bytes()?;
     if let Put::Moved = client.put_manifest(tag, manifest::INDEX_V1, &bytes, Some(base_digest.as_deref()))? {
+        if client.get_manifest(tag)?.map(|r| r.digest) == base_digest {
+            client.drop_preconditions();
+        }
         return Ok(false);
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
