@@ -289,7 +289,7 @@ fn detach(dir: &Path) -> bool {
 fn fuse_mounted(dir: &Path) -> bool {
     let want = dir.to_string_lossy().replace('\\', "\\134").replace(' ', "\\040").replace('\n', "\\012").replace('\t', "\\011");
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let top = info.lines().filter(|l| l.split(' ').nth(4) == Some(want.as_str())).last().map(String::from);
+    let top = info.lines().rev().find(|l| l.split(' ').nth(4) == Some(want.as_str())).map(String::from);
     top.is_some_and(|l| {
         let f: Vec<&str> = l.split(' ').collect();
         f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1)).is_some_and(|t| t.starts_with("fuse"))
