@@ -147,6 +147,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             return Ok(Started::Snapshot(m));
         }
         let _ = namespace::raise_fd_limit();
+        // Its descriptors reach the real tree below the mount: not readable through /proc.
+        // SAFETY: plain prctl on this process.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         let started_ns = super::unchanged::coarse_now_ns();
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
         let rootfd = namespace::open_dir(dir)?;
