@@ -525,3 +525,19 @@ fn renaming_the_trees_parent_never_gives_a_wrong_link() {
     let out = totofs_run(&c.dir, &[], &script);
     assert_sound(&c, &before, &out);
 }
+
+#[test]
+fn a_command_that_cannot_start_is_named_and_leaves_no_link() {
+    let c = case(&[("m", "x\n")]);
+    let out = totofs()
+        .current_dir(&c.dir)
+        .args(["run", "-n", "step", "--signing-key"])
+        .arg(pem(KEY))
+        .args(["--", "/nonexistent/program"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot run '/nonexistent/program'"), "{err}");
+    assert!(!c.dir.join(LINK).exists());
+}
