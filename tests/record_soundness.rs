@@ -541,3 +541,30 @@ fn a_command_that_cannot_start_is_named_and_leaves_no_link() {
     assert!(err.contains("cannot run '/nonexistent/program'"), "{err}");
     assert!(!c.dir.join(LINK).exists());
 }
+
+#[test]
+fn an_aborted_session_connection_leaves_no_link_and_no_mount() {
+    let c = case(&[("m", "x\n")]);
+    mount_session(&c.dir, &[]);
+    let pid = daemon_of(&c.dir);
+    sh_in(&c.dir, "cat m > /dev/null");
+    // The FUSE control file system in a namespace of its own: abort this session's connection.
+    let abort = "mount -t fusectl none /sys/fs/fuse/connections && echo 1 > /sys/fs/fuse/connections/$(stat -c %d .)/abort";
+    let st = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", abort]).current_dir(&c.dir).status().unwrap();
+    assert!(st.success());
+    let t = Instant::now();
+    while alive(&pid.to_string()) {
+        assert!(t.elapsed() < Duration::from_secs(20), "the daemon outlived its connection");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = totofs().arg("unmount").arg(format!("{}/", c.dir.display())).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("lost") && err.contains("no link"), "{err}");
+    assert!(!fuse_mounted(&c.dir), "a dead mount is left");
+    assert!(!c.dir.join(SESSION_LINK).exists());
+}
+
+fn sh_in(dir: &Path, script: &str) {
+    assert!(Command::new("sh").args(["-c", script]).current_dir(dir).status().unwrap().success());
+}

@@ -211,14 +211,22 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
                     }
                 });
             }
-            // The session ends when the directory is unmounted.
-            let _ = bg.join();
+            // The session ends when the directory is unmounted. (Only the thread is joined
+            // here: the rest of `bg`, which unmounts when dropped, stays until the check below.)
+            let _ = bg.guard.join();
             let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
-            if sig != 0 {
-                let text = format!(
-                    "error {}: the session was lost (its daemon got signal {sig} before `totofs unmount`); no link is written\n",
-                    dir.display()
-                );
+            // Ended while still mounted: the connection was aborted, not unmounted.
+            let aborted = sig == 0 && fuse_mounted(dir);
+            if sig != 0 || aborted {
+                let why = if aborted {
+                    "its FUSE connection was aborted while mounted".to_string()
+                } else {
+                    format!("its daemon got signal {sig} before `totofs unmount`")
+                };
+                if aborted {
+                    detach(dir);
+                }
+                let text = format!("error {}: the session was lost ({why}); no link is written\n", dir.display());
                 let _ = crate::metadata::write_atomic(&state_path(dir, "result"), text.as_bytes());
                 let _ = std::fs::remove_file(state_path(dir, "pid"));
                 return 1;
