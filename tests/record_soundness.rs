@@ -494,3 +494,77 @@ fn a_killed_session_daemon_leaves_no_dead_mount_in_any_spelling() {
         assert!(c.dir.join(SESSION_LINK).exists());
     }
 }
+
+#[test]
+fn a_fuse_session_aborted_by_the_step_leaves_no_link() {
+    let c = case(&[("m", "original\n")]);
+    // The FUSE control file system, mounted in a namespace of this test only (before totofs, so
+    // the step's mount table does not change): the step aborts its own overlay's connection.
+    let script = "d=$(stat -c %d .); cat m; echo 1 > /sys/fs/fuse/connections/$d/abort; echo x > new 2>/dev/null; true";
+    let inner = format!(
+        "mount -t fusectl none /sys/fs/fuse/connections && exec {} run -n step --signing-key {} -- sh -c '{script}'",
+        env!("CARGO_BIN_EXE_totofs"),
+        pem(KEY).display()
+    );
+    let out = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &inner]).current_dir(&c.dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(!c.dir.join(LINK).exists(), "a link after the overlay's session was aborted: {err}");
+    assert!(err.lines().any(|l| l.starts_with("totofs: ") && l.contains("no link")), "{err}");
+}
+
+#[test]
+fn renaming_the_trees_parent_never_gives_a_wrong_link() {
+    let tmp = tempdir();
+    let base = tmp.path().canonicalize().unwrap();
+    let dir = base.join("p/tree");
+    write(&dir.join("m"), "original\n");
+    let c = Case { _tmp: tmp, parent: base.join("p"), dir: dir.clone() };
+    let before = tree(&c.dir);
+    let script = format!("mv {b}/p {b}/q && echo changed > {b}/q/tree/m; mv {b}/q {b}/p; true", b = base.display());
+    let out = totofs_run(&c.dir, &[], &script);
+    assert_sound(&c, &before, &out);
+}
+
+#[test]
+fn a_command_that_cannot_start_is_named_and_leaves_no_link() {
+    let c = case(&[("m", "x\n")]);
+    let out = totofs()
+        .current_dir(&c.dir)
+        .args(["run", "-n", "step", "--signing-key"])
+        .arg(pem(KEY))
+        .args(["--", "/nonexistent/program"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot run '/nonexistent/program'"), "{err}");
+    assert!(!c.dir.join(LINK).exists());
+}
+
+#[test]
+fn an_aborted_session_connection_leaves_no_link_and_no_mount() {
+    let c = case(&[("m", "x\n")]);
+    mount_session(&c.dir, &[]);
+    let pid = daemon_of(&c.dir);
+    sh_in(&c.dir, "cat m > /dev/null");
+    // The FUSE control file system in a namespace of its own: abort this session's connection.
+    let abort = "mount -t fusectl none /sys/fs/fuse/connections && echo 1 > /sys/fs/fuse/connections/$(stat -c %d .)/abort";
+    let st = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", abort]).current_dir(&c.dir).status().unwrap();
+    assert!(st.success());
+    let t = Instant::now();
+    while alive(&pid.to_string()) {
+        assert!(t.elapsed() < Duration::from_secs(20), "the daemon outlived its connection");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = totofs().arg("unmount").arg(format!("{}/", c.dir.display())).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("lost") && err.contains("no link"), "{err}");
+    assert!(!fuse_mounted(&c.dir), "a dead mount is left");
+    assert!(!c.dir.join(SESSION_LINK).exists());
+}
+
+fn sh_in(dir: &Path, script: &str) {
+    assert!(Command::new("sh").args(["-c", script]).current_dir(dir).status().unwrap().success());
+}

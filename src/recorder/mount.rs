@@ -147,6 +147,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             return Ok(Started::Snapshot(m));
         }
         let _ = namespace::raise_fd_limit();
+        // Its descriptors reach the real tree below the mount: not readable through /proc.
+        // SAFETY: plain prctl on this process.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         let started_ns = super::unchanged::coarse_now_ns();
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
         let rootfd = namespace::open_dir(dir)?;
@@ -208,14 +211,22 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
                     }
                 });
             }
-            // The session ends when the directory is unmounted.
-            let _ = bg.join();
+            // The session ends when the directory is unmounted. (Only the thread is joined
+            // here: the rest of `bg`, which unmounts when dropped, stays until the check below.)
+            let _ = bg.guard.join();
             let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
-            if sig != 0 {
-                let text = format!(
-                    "error {}: the session was lost (its daemon got signal {sig} before `totofs unmount`); no link is written\n",
-                    dir.display()
-                );
+            // Ended while still mounted: the connection was aborted, not unmounted.
+            let aborted = sig == 0 && fuse_mounted(dir);
+            if sig != 0 || aborted {
+                let why = if aborted {
+                    "its FUSE connection was aborted while mounted".to_string()
+                } else {
+                    format!("its daemon got signal {sig} before `totofs unmount`")
+                };
+                if aborted {
+                    detach(dir);
+                }
+                let text = format!("error {}: the session was lost ({why}); no link is written\n", dir.display());
                 let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
                 let _ = std::fs::remove_file(state_path(dir, "pid"));
                 return 1;
@@ -292,7 +303,7 @@ fn detach(dir: &Path) -> bool {
 fn fuse_mounted(dir: &Path) -> bool {
     let want = dir.to_string_lossy().replace('\\', "\\134").replace(' ', "\\040").replace('\n', "\\012").replace('\t', "\\011");
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let top = info.lines().filter(|l| l.split(' ').nth(4) == Some(want.as_str())).last().map(String::from);
+    let top = info.lines().rev().find(|l| l.split(' ').nth(4) == Some(want.as_str())).map(String::from);
     top.is_some_and(|l| {
         let f: Vec<&str> = l.split(' ').collect();
         f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1)).is_some_and(|t| t.starts_with("fuse"))

@@ -139,7 +139,7 @@ pub struct Observed {
 }
 
 /// The device of the overlay mounted on `root`, as a path look-up from totofs's namespace finds
-/// it (`None` if the mount is gone or its session has ended).
+/// it (`None` if the mount is gone, shadowed, or its session has ended or was aborted).
 fn overlay_dev(root: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let st = std::fs::metadata(root).ok()?;
@@ -149,8 +149,17 @@ fn overlay_dev(root: &Path) -> Option<u64> {
         let fstype = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
         dev == Some((libc::major(st.dev()) as u64, libc::minor(st.dev()) as u64)) && fstype.is_some_and(|t| *t == "fuse" || t.starts_with("fuse."))
     });
-    on_fuse.then_some(st.dev())
+    // A request that no cache answers: an aborted or ended session fails it (ENOTCONN).
+    let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statfs writes into `fs`, which is large enough.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    #[allow(clippy::unnecessary_cast)]
+    let answers = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0 && fs.f_type as i64 == FUSE_SUPER_MAGIC;
+    (on_fuse && answers).then_some(st.dev())
 }
+
+/// `f_type` of a FUSE file system.
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
 /// Run the step under the overlay mounted over the working directory.
 pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<HashCache>>) -> Result<Outcome> {

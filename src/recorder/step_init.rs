@@ -86,12 +86,14 @@ pub(crate) fn install(command: &mut Command, reports: &Reports) {
 /// namespace for its children; the thread lives until the returned [`Launcher`] is dropped, and
 /// the init dies with it (`PR_SET_PDEATHSIG` follows the forking thread).
 pub(crate) fn spawn(mut command: Command, reports: &mut Reports) -> Result<(Child, Launcher)> {
+    let prog = command.get_program().to_string_lossy().into_owned();
     let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<Child>>();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
         // SAFETY: unshare of the PID namespace affects only this thread's future children.
         if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
-            let _ = tx.send(Err(std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            let _ = tx.send(Err(std::io::Error::new(e.kind(), format!("cannot create its PID namespace: {e}"))));
             return;
         }
         let _ = tx.send(command.spawn());
@@ -101,8 +103,8 @@ pub(crate) fn spawn(mut command: Command, reports: &mut Reports) -> Result<(Chil
     let child = rx.recv().map_err(|_| Error::Record("the step's launcher thread ended".into()))?;
     // The init holds its own copy of the write end: once it is gone, reads end.
     reports.wr = None;
-    let child = child.map_err(|e| Error::Record(format!("cannot start the step in its own PID namespace: {e}")))?;
-    Ok((child, Launcher { stop: Some(stop_tx), thread: Some(thread) }))
+    let launcher = Launcher { stop: Some(stop_tx), thread: Some(thread) };
+    Ok((child.map_err(|e| Error::Record(format!("cannot run '{prog}': {e}")))?, launcher))
 }
 
 /// The thread the init was forked from; dropping it (after the init is reaped) ends it.
