@@ -66,6 +66,17 @@ fn sign_output_replaces_a_symlink_instead_of_following_it() {
 }
 
 #[test]
+fn output_files_with_long_multibyte_names_are_written() {
+    // 248 bytes of 4-byte characters (NAME.pub is 252): the temporary name beside each must
+    // stay under NAME_MAX, 255 bytes, too.
+    let t = tempdir();
+    let name = t.path().join("😀".repeat(62));
+    let (code, err) = code_and_err(&run(totofs().arg("keygen").arg(&name)));
+    assert_eq!(code, Some(0), "{err}");
+    PrivateKey::load(&name, None).unwrap();
+}
+
+#[test]
 fn keygen_never_writes_a_key_through_a_symlink() {
     let t = tempdir();
     let victim = t.path().join("victim");

@@ -46,8 +46,14 @@ fn cannot_write(path: &Path, e: std::io::Error) -> Error {
 
 /// A new file `.<name>.<random>.tmp` in `dir`, created exclusively, never through a symlink.
 fn create_temp(dir: &Path, name: &str, mode: u32) -> std::io::Result<(PathBuf, std::fs::File)> {
-    // Keep the temporary name under NAME_MAX whatever the final name's length.
-    let stem: String = name.chars().take(100).collect();
+    // Keep the temporary name under NAME_MAX (255 bytes) whatever the final name's length.
+    let mut stem = String::new();
+    for c in name.chars() {
+        if stem.len() + c.len_utf8() > 100 {
+            break;
+        }
+        stem.push(c);
+    }
     let mut last = std::io::Error::from(std::io::ErrorKind::AlreadyExists);
     for _ in 0..TEMP_ATTEMPTS {
         let mut rand = [0u8; 16];

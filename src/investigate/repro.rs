@@ -319,7 +319,7 @@ fn throwaway_key(dir: &Path) -> Result<PathBuf> {
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .map_err(|e| Error::Record(format!("cannot encode a throwaway key: {e}")))?;
     let path = dir.join("throwaway-key.pem");
-    crate::fsio::write_file(&path, pem.as_bytes(), 0o600, false)?;
+    crate::fsio::write_file(&path, pem.as_bytes(), 0o600, true)?;
     Ok(path)
 }
 

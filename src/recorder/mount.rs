@@ -176,9 +176,11 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
     })();
     let write_pid = || {
-        let _ = std::fs::write(
-            state_path(dir, "pid"),
-            format!("{} {}\n", std::process::id(), if snapshot { "snapshot" } else { "fuse" }),
+        let _ = crate::fsio::write_file(
+            &state_path(dir, "pid"),
+            format!("{} {}\n", std::process::id(), if snapshot { "snapshot" } else { "fuse" }).as_bytes(),
+            0o666,
+            true,
         );
     };
     let started = match started {
