@@ -231,3 +231,21 @@ fn kept_builds_go_where_asked() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is not empty"), "{stderr}");
 }
+
+#[test]
+fn files_linked_in_directory_order_name_the_driver_given_them() {
+    // C12 through a compiler driver: `cc -o prog $(ls -U ...)` compiles and links in listing
+    // order. Each compiler's output is the same; the driver's argument order is what differs.
+    let d = tempdir();
+    for f in ["a", "b", "c", "d", "e", "f"] {
+        write(&d.path().join(format!("{f}.c")), format!("int f_{f}(void) {{ return 0; }}\n"));
+    }
+    write(&d.path().join("main.c"), "int main(void) { return 0; }\n");
+    write(&d.path().join("Makefile"), "prog:\n\tcc -o prog $$(ls -U | grep '\\.c$$')\n");
+    let v = repro_json(d.path(), "order", &["make", "-s"]);
+    let c = causes(&v, "prog");
+    assert_eq!(c.len(), 1, "{v:#}");
+    assert_eq!(conditions(c[0]), ["order"], "{v:#}");
+    assert_eq!(c[0]["kind"], "changed-invocation", "{v:#}");
+    assert_eq!(program(c[0]).0, "cc", "the driver given the files in another order, not one of its compilers: {v:#}");
+}

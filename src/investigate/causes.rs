@@ -403,16 +403,39 @@ impl<'a> Analysis<'a> {
         changed_materials.extend(lone_a);
         changed_materials.extend(lone_b);
         let mut used_b = vec![false; made_b.len()];
-        for (wa, path_a) in &made_a {
-            let prog = self.a.program(*wa);
-            let m = made_b.iter().enumerate().find(|(j, (wb, _))| !used_b[*j] && self.b.program(*wb) == prog);
-            match m {
-                Some((j, (wb, path_b))) => {
+        // Pair each file with one the same program made in the other build: identical content
+        // first (the temporary object of a.c in both builds, even when the compilers ran in
+        // another order), then a writer with the same inputs, then in order.
+        let after = |side: &Side, path: &str| side.trace.files.get(path).and_then(|f| f.after.clone());
+        let mut pair: Vec<Option<usize>> = vec![None; made_a.len()];
+        for pass in 0..3 {
+            for (i, (wa, path_a)) in made_a.iter().enumerate() {
+                if pair[i].is_some() {
+                    continue;
+                }
+                let prog = self.a.program(*wa);
+                let ha = after(&self.a, path_a);
+                let reads = self.a.trace.processes.get(*wa).map(|p| &p.reads);
+                let m = made_b.iter().enumerate().position(|(j, (wb, path_b))| {
+                    !used_b[j]
+                        && self.b.program(*wb) == prog
+                        && match pass {
+                            0 => ha.is_some() && after(&self.b, path_b) == ha,
+                            1 => reads.is_some() && self.b.trace.processes.get(*wb).map(|p| &p.reads) == reads,
+                            _ => true,
+                        }
+                });
+                if let Some(j) = m {
                     used_b[j] = true;
-                    let ha = self.a.trace.files.get(path_a).and_then(|f| f.after.clone());
-                    let hb = self.b.trace.files.get(path_b).and_then(|f| f.after.clone());
+                    pair[i] = Some(j);
+                }
+            }
+        }
+        for ((wa, path_a), j) in made_a.iter().zip(pair) {
+            match j.and_then(|j| made_b.get(j)) {
+                Some((wb, path_b)) => {
                     // Unknown content (deleted before the recorder hashed it) is no evidence.
-                    if ha != hb {
+                    if after(&self.a, path_a) != after(&self.b, path_b) {
                         upstream.push((path_a.clone(), *wa, *wb));
                     }
                 }
@@ -536,7 +559,21 @@ impl<'a> Analysis<'a> {
         if let Some((ga, gb)) = groups.last() {
             // Latest first: a driver passes its arguments on to the program that used them
             // (gcc's -D to cc1), and that program is the closer cause.
-            candidates.extend(ga.iter().copied().zip(gb.iter().copied()).rev().filter(|(x, y)| (*x, *y) != (pa, pb)));
+            // A process invoked exactly as one in the other build is no candidate, wherever it
+            // ran in the group (the compilers of a driver given its files in another order);
+            // the rest are paired in order.
+            let mut used = vec![false; gb.len()];
+            let mut rest_a = Vec::new();
+            for &x in ga {
+                let ix = self.a.invocation(x);
+                match gb.iter().enumerate().position(|(j, y)| !used[j] && self.b.invocation(*y).same_as(&ix)) {
+                    Some(j) => used[j] = true,
+                    None => rest_a.push(x),
+                }
+            }
+            let rest_b: Vec<usize> = gb.iter().enumerate().filter(|(j, _)| !used[*j]).map(|(_, y)| *y).collect();
+            let pairs: Vec<(usize, usize)> = rest_a.into_iter().zip(rest_b).collect();
+            candidates.extend(pairs.into_iter().rev().filter(|(x, y)| (*x, *y) != (pa, pb)));
         }
         let argv_differs = |an: &Self, (x, y): (usize, usize)| {
             let (ix, iy) = (an.a.invocation(x), an.b.invocation(y));
@@ -771,12 +808,38 @@ pub fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
+/// Longest command line shown in full; a longer one (`collect2` with its 40 arguments) is cut.
+const MAX_SHOWN_COMMAND: usize = 160;
+
+/// argv as [`shell_words`], cut after [`MAX_SHOWN_COMMAND`] characters with a count of the
+/// arguments left out (`--json` keeps them all).
+fn elided_words(argv: &[String]) -> String {
+    let full = shell_words(argv);
+    if full.chars().count() <= MAX_SHOWN_COMMAND {
+        return full;
+    }
+    let mut shown = String::new();
+    let mut n = 0;
+    for a in argv {
+        let w = shell_words(std::slice::from_ref(a));
+        if shown.chars().count() + w.chars().count() + 1 > MAX_SHOWN_COMMAND && n > 0 {
+            break;
+        }
+        if n > 0 {
+            shown.push(' ');
+        }
+        shown.push_str(&w);
+        n += 1;
+    }
+    format!("{shown} … ({} more arguments)", argv.len() - n)
+}
+
 /// One line per cause, e.g. "`cc -c a.c` wrote a.o from identical inputs, but its invocation
 /// differs: cwd /a -> /b".
 pub fn describe(c: &Cause) -> String {
     let mut via = if c.via.len() > 1 { format!(" (via {})", c.via[1..].join(" <- ")) } else { String::new() };
     if !c.also_written_by.is_empty() {
-        let shown: Vec<String> = c.also_written_by.iter().take(5).map(|i| format!("`{}`", shell_words(&i.argv))).collect();
+        let shown: Vec<String> = c.also_written_by.iter().take(5).map(|i| format!("`{}`", elided_words(&i.argv))).collect();
         let more = c.also_written_by.len().saturating_sub(5);
         via.push_str(&format!(
             "; {} also written by {}{}",
@@ -786,13 +849,13 @@ pub fn describe(c: &Cause) -> String {
         ));
     }
     let wrote = c.via.last().cloned().unwrap_or_default();
-    let proc_str = |p: &Option<Invocation>| p.as_ref().map(|i| format!("`{}`", shell_words(&i.argv))).unwrap_or_default();
-    let parent = c.parent.as_ref().map(|p| format!(" [run by `{}`]", shell_words(&p.argv))).unwrap_or_default();
+    let proc_str = |p: &Option<Invocation>| p.as_ref().map(|i| format!("`{}`", elided_words(&i.argv))).unwrap_or_default();
+    let parent = c.parent.as_ref().map(|p| format!(" [run by `{}`]", elided_words(&p.argv))).unwrap_or_default();
     // The root is another process of the group that ran the writer of `wrote`.
     let through = c
         .through
         .as_ref()
-        .map(|t| format!(", which reached {wrote} through `{}` (its own inputs outside the recorded tree)", shell_words(&t.argv)))
+        .map(|t| format!(", which reached {wrote} through `{}` (its own inputs outside the recorded tree)", elided_words(&t.argv)))
         .unwrap_or_default();
     match c.kind {
         CauseKind::ChangedInput => match &c.process {
@@ -810,7 +873,7 @@ pub fn describe(c: &Cause) -> String {
                     diffs.push(format!("cwd {} -> {}", a.cwd, b.cwd));
                 }
                 if a.argv.len() != b.argv.len() {
-                    diffs.push(format!("argv `{}` -> `{}`", shell_words(&a.argv), shell_words(&b.argv)));
+                    diffs.push(format!("argv `{}` -> `{}`", elided_words(&a.argv), elided_words(&b.argv)));
                 } else {
                     for (i, (x, y)) in a.argv.iter().zip(b.argv.iter()).enumerate() {
                         if x != y && !temporary_names(x, y) {
@@ -829,7 +892,7 @@ pub fn describe(c: &Cause) -> String {
                     "changed-invocation: {}{parent} read identical inputs, but its invocation differs: {}; its output reached {wrote} through `{}` (its own inputs outside the recorded tree){via}",
                     proc_str(&c.process),
                     diffs.join("; "),
-                    shell_words(&t.argv)
+                    elided_words(&t.argv)
                 ),
             }
         }
@@ -1286,6 +1349,15 @@ mod tests {
         assert_eq!(a[0].kind, CauseKind::NondeterministicProcess, "{a:?}");
         assert_eq!(a[0].process.as_ref().unwrap().argv[0], "as");
         assert_eq!(causes_of(&r, "doc.txt")[0].inputs, ["README"]);
+    }
+
+    #[test]
+    fn long_command_lines_are_cut() {
+        let argv: Vec<String> = ["collect2".to_string()].into_iter().chain((0..60).map(|i| format!("-plugin-opt=-pass-through=-l{i}"))).collect();
+        let s = elided_words(&argv);
+        assert!(s.starts_with("collect2 -plugin-opt=-pass-through=-l0 ") && s.ends_with(" more arguments)"), "{s}");
+        assert!(s.chars().count() < MAX_SHOWN_COMMAND + 30, "{s}");
+        assert_eq!(elided_words(&["cc".into(), "-c".into(), "a.c".into()]), "cc -c a.c");
     }
 
     #[test]
