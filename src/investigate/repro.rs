@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// Environment variable asking the recording overlay to shuffle directory listings (like
 /// disorderfs): set to `1` for the varied build when `--vary order` is given.
-pub const SHUFFLE_READDIR_ENV: &str = "TOTOFS_SHUFFLE_READDIR";
+pub const SHUFFLE_READDIR_ENV: &str = crate::recorder::overlay::SHUFFLE_READDIR_ENV;
 /// Extra variable set in the varied build when `--vary env` is given.
 pub const ENV_VARIATION: &str = "TOTOFS_REPRO_VARIATION";
 

@@ -867,12 +867,15 @@ impl Overlay {
     }
 }
 
+/// The environment variable that asks the overlay to shuffle directory listings.
+pub(crate) const SHUFFLE_READDIR_ENV: &str = "TOTOFS_SHUFFLE_READDIR";
+
 /// `TOTOFS_SHUFFLE_READDIR=1` in totofs's environment: list directories in a new random order
 /// on every opendir, like disorderfs (`totofs repro --vary order` sets it), so a build that
 /// depends on the order the file system lists names in shows it.
 fn shuffle_readdir() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("TOTOFS_SHUFFLE_READDIR").is_some_and(|v| v == "1"))
+    *ON.get_or_init(|| std::env::var_os(SHUFFLE_READDIR_ENV).is_some_and(|v| v == "1"))
 }
 
 /// Fisher-Yates with a xorshift generator seeded from the OS (one getrandom per listing).

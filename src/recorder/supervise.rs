@@ -82,6 +82,9 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
     let tty = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
     let mut command = Command::new(prog);
     command.args(args);
+    // totofs's own switch for the overlay (set by `totofs repro --vary order`) is not the step's:
+    // left in its environment, a build that records its environment would differ by it.
+    command.env_remove(crate::recorder::overlay::SHUFFLE_READDIR_ENV);
     if !tty {
         command.process_group(0);
     }
