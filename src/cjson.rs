@@ -232,9 +232,28 @@ pub(crate) fn write_python_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Most JSON values one document totofs parses into a tree may hold (a link, a layout, a DSSE
+/// payload, a key file). Parsed, a value takes up to ~100 bytes however short it is written
+/// (`"a",` is 4 bytes), so a 512 MiB file of tiny values would take many GB; a link of a million
+/// files holds about 3 million values. Traces have their own, lower limit.
+pub const MAX_JSON_VALUES: usize = 16_000_000;
+
+/// About how many values JSON text holds, counted without parsing: every value but the first
+/// follows a `,`, `:` or `[` (counted inside strings too, so this errs on the side of refusing).
+pub fn approx_values(json: &[u8]) -> usize {
+    json.iter().filter(|b| matches!(b, b',' | b':' | b'[')).count()
+}
+
 /// Parse JSON from untrusted bytes. serde_json refuses nesting deeper than 128 levels, so hostile
-/// input cannot exhaust the stack.
+/// input cannot exhaust the stack; more than [`MAX_JSON_VALUES`] values are refused before
+/// parsing, so it cannot exhaust memory either.
 pub fn parse(bytes: &[u8]) -> Result<Value> {
+    let n = approx_values(bytes);
+    if n >= MAX_JSON_VALUES {
+        return Err(Error::format(format!(
+            "the document holds about {n} JSON values; the limit is {MAX_JSON_VALUES}"
+        )));
+    }
     serde_json::from_slice(bytes).map_err(|e| Error::format(format!("invalid JSON: {e}")))
 }
 

@@ -36,11 +36,10 @@ pub const MAX_TRACE_BYTES: u64 = 64 * 1024 * 1024;
 /// of a trace made of tiny values; a real trace holds about 10 per recorded file.
 pub const MAX_TRACE_VALUES: usize = 2_000_000;
 
-/// Refuse JSON text with more than [`MAX_TRACE_VALUES`] values, counted without parsing: every
-/// value but the first follows a `,`, `:` or `[` (counted inside strings too, so this errs on
-/// the side of refusing).
+/// Refuse JSON text with more than [`MAX_TRACE_VALUES`] values, counted without parsing
+/// ([`crate::cjson::approx_values`]).
 fn check_value_count(json: &[u8], what: &str) -> Result<()> {
-    let n = json.iter().filter(|b| matches!(b, b',' | b':' | b'[')).count();
+    let n = crate::cjson::approx_values(json);
     if n >= MAX_TRACE_VALUES {
         return Err(Error::format(format!(
             "the {what} holds about {n} JSON values; the limit for a trace is {MAX_TRACE_VALUES}"

@@ -195,3 +195,17 @@ fn patterns_of_stars_and_long_names_finish() {
     let _: &Path = t.path();
     let _: Option<Value> = None;
 }
+
+#[test]
+fn a_link_made_of_millions_of_tiny_values_is_refused_before_parsing() {
+    // 16 million one-character byproduct values in 64 MB: parsed into a tree this took GBs.
+    let t = tempdir();
+    let file = t.path().join("tiny.link");
+    let mut text = String::from(r#"{"signatures": [], "signed": {"_type": "link", "byproducts": {"x": ["#);
+    text.push_str(&"1,".repeat(16_000_000));
+    text.push_str(r#"1]}, "command": [], "environment": {}, "materials": {}, "name": "tiny", "products": {}}}"#);
+    std::fs::write(&file, &text).unwrap();
+    drop(text);
+    let out = run(totofs().arg("show").arg(&file));
+    assert_input_error(&out, "the limit is 16000000");
+}
