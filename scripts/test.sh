@@ -14,7 +14,7 @@ if [[ ! -x "$peer/in-toto-verify" ]]; then
     printf '        Run .ci/run once (it creates .venv-peer) or set TOTOFS_PEER_BIN.\n' >&2
 fi
 cargo clippy --release --all-targets -- -D warnings
-cargo test --release "$@"
+cargo test --release --no-fail-fast "$@"
 if [[ $# -eq 0 ]]; then
     # Bounded fuzzing (docs/hostile-input.md): 8 targets x 18 s, a new seed each run.
     TOTOFS_FUZZ_SECONDS=18 TOTOFS_FUZZ_SEED="${TOTOFS_FUZZ_SEED:-$(date +%s)}" \
