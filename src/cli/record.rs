@@ -206,8 +206,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let written = super::verbosity::Written::before(&link, opts.trace, opts.attest.provenance.as_deref());
     if a.no_command {
         let path = super::record_steps::no_command(&opts, &key)?;
-        written.report(a.flags.quiet);
+        // A failed push names the link in its error: the `wrote` line follows a push that worked.
         a.publish.publish(target.as_ref(), &path)?;
+        written.report(a.flags.quiet);
         return Ok(0);
     }
     let mut cmd = StepCommand::new(a.command);
@@ -219,8 +220,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     let code = session::run(&opts, &key, cmd, method)?;
     if written.link_written() {
-        written.report(a.flags.quiet);
         a.publish.publish(target.as_ref(), &link)?;
+        written.report(a.flags.quiet);
     }
     Ok(code)
 }
@@ -244,8 +245,8 @@ pub fn unmount(a: UnmountArgs) -> Result<i32> {
     }
     match &ended.link {
         Ok(link) => {
-            v.note(&super::verbosity::wrote_line(link, &fresh_trace(link)));
             a.publish.publish(target.as_ref(), link)?;
+            v.note(&super::verbosity::wrote_line(link, &fresh_trace(link)));
             Ok(0)
         }
         Err(why) => {

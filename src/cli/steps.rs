@@ -128,8 +128,8 @@ pub fn record(a: RecordArgs) -> Result<i32> {
             let key = super::keys::load_signing_key(&flags.signing_key, flags.password.clone())?;
             let written = super::verbosity::Written::before(&opts.link_path(&key), false, opts.attest.provenance.as_deref());
             let path = record_steps::record_stop(&opts, &key)?;
-            written.report(flags.quiet);
             publish.publish(target.as_ref(), &path)?;
+            written.report(flags.quiet);
             return Ok(0);
         }
     };
