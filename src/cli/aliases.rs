@@ -12,6 +12,8 @@ pub struct InstallAliasesArgs {
     /// Replace files of those names that are not already links to this binary.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 pub fn install(a: InstallAliasesArgs) -> Result<i32> {
@@ -37,12 +39,13 @@ pub fn install(a: InstallAliasesArgs) -> Result<i32> {
     }
     for link in &todo {
         std::os::unix::fs::symlink(&exe, link).map_err(|e| Error::input(link, format!("cannot create: {e}")))?;
+        a.verbosity.detail(&format!("totofs: made {}", link.display()));
     }
-    eprintln!(
+    a.verbosity.note(&format!(
         "totofs: {} in-toto command name(s) in {} link to {}",
         super::compat::TOOLS.len(),
         a.dir.display(),
         exe.display()
-    );
+    ));
     Ok(0)
 }

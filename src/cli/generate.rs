@@ -10,6 +10,8 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 #[derive(clap::Args, Debug)]
@@ -18,11 +20,15 @@ pub struct ManArgs {
     /// (`in-toto-run.1`, ...) to; without it, `totofs.1` goes to stdout.
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 pub fn completions(a: CompletionsArgs) -> Result<i32> {
     let mut cmd = super::Cli::command();
-    clap_complete::generate(a.shell, &mut cmd, "totofs", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "totofs", &mut script);
+    super::output::out(&String::from_utf8_lossy(&script))?;
     Ok(0)
 }
 
@@ -30,9 +36,9 @@ pub fn man(a: ManArgs) -> Result<i32> {
     let cmd = super::Cli::command();
     match a.dir {
         None => {
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(|e| Error::io("cannot write the man page", e))?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page).map_err(|e| Error::io("cannot write the man page", e))?;
+            super::output::out(&String::from_utf8_lossy(&page))?;
         }
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| Error::input(&dir, format!("cannot create: {e}")))?;
@@ -42,6 +48,7 @@ pub fn man(a: ManArgs) -> Result<i32> {
                 clap_mangen::generate_to(cmd, &dir)
                     .map_err(|e| Error::input(&dir, format!("cannot write man pages: {e}")))?;
             }
+            a.verbosity.detail(&format!("totofs: wrote the man pages to {}", dir.display()));
         }
     }
     Ok(0)

@@ -6,6 +6,7 @@ use crate::investigate::repro::{self, ReproOptions, Vary};
 use crate::investigate::show;
 use crate::keys::PublicKey;
 use crate::trace::LoadedLink;
+use super::verbosity::Verbosity;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -20,6 +21,8 @@ pub struct DiffArgs {
     /// Require both links and traces to be signed by this public key (SPKI PEM).
     #[arg(long, value_name = "PUBKEY")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 #[derive(clap::Args, Debug)]
@@ -32,6 +35,8 @@ pub struct ShowArgs {
     /// Require the link (and trace) to be signed by this public key (SPKI PEM).
     #[arg(long, value_name = "PUBKEY")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 #[derive(clap::Args, Debug)]
@@ -59,6 +64,8 @@ pub struct ReproArgs {
     /// default excludes stay. Repeat for several.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
     /// The build command.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -68,18 +75,27 @@ fn load_key(path: &Option<PathBuf>) -> Result<Option<PublicKey>> {
     path.as_ref().map(|p| PublicKey::load(p)).transpose()
 }
 
-fn load_checked(path: &std::path::Path, key: Option<&PublicKey>) -> Result<LoadedLink> {
+fn load_checked(path: &std::path::Path, key: Option<&PublicKey>, v: Verbosity) -> Result<LoadedLink> {
     let link = LoadedLink::load(path)?;
     if let Some(k) = key {
         link.verify(k)?;
     }
+    v.detail(&format!("totofs: read {} (step '{}')", path.display(), link.link.name));
     Ok(link)
+}
+
+/// With `-v`, the trace read beside a link.
+fn said_trace<T>(l: &LoadedLink, t: &Option<T>, v: Verbosity) {
+    if t.is_some() {
+        v.detail(&format!("totofs: read {}", l.trace_path().display()));
+    }
 }
 
 pub fn diff(a: DiffArgs) -> Result<i32> {
     let key = load_key(&a.key)?;
-    let la = load_checked(&a.a, key.as_ref())?;
-    let lb = load_checked(&a.b, key.as_ref())?;
+    let v = a.verbosity;
+    let la = load_checked(&a.a, key.as_ref(), v)?;
+    let lb = load_checked(&a.b, key.as_ref(), v)?;
     if la.link.name != lb.link.name {
         return Err(Error::input(
             &a.b,
@@ -88,13 +104,15 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
     }
     let ta = la.load_trace(key.as_ref())?;
     let tb = lb.load_trace(key.as_ref())?;
+    said_trace(&la, &ta, v);
+    said_trace(&lb, &tb, v);
     let report = DiffReport::new(&la.link, ta.as_ref(), &lb.link, tb.as_ref());
     if a.json {
         output::outln(&serde_json::to_string_pretty(&report.to_value()).unwrap_or_default())?;
     } else {
         output::out(&report.render(&a.a.display().to_string(), &a.b.display().to_string()))?;
         for (l, t) in [(&la, &ta), (&lb, &tb)] {
-            if t.is_none() {
+            if t.is_none() && !v.quiet {
                 output::outln(&format!("note: no trace beside {} (looked for {})", l.path.display(), l.trace_path().display()))?;
             }
         }
@@ -109,12 +127,13 @@ pub fn show(a: ShowArgs) -> Result<i32> {
         output::out(&text)?;
         return Ok(0);
     }
-    let l = load_checked(&a.link, key.as_ref())?;
+    let l = load_checked(&a.link, key.as_ref(), a.verbosity)?;
     let signers: Vec<String> = l.metadata.signatures.iter().map(|s| s.keyid.clone()).collect();
     let path = l.trace_path();
     // Without a key, a trace beside the link checks it: the trace is signed by the key that
     // must have signed the link, and bound to the link's bytes. A refused trace refuses the link.
     let trace = if a.trace || (key.is_none() && path.exists()) { l.load_trace(key.as_ref())? } else { None };
+    said_trace(&l, &trace, a.verbosity);
     let check = match (&key, &trace) {
         (Some(k), _) => show::SignatureCheck::GivenKey(k.keyid().to_string()),
         (None, Some(_)) => show::SignatureCheck::TraceKey(l.keyid().to_string()),
@@ -138,6 +157,8 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
     let vary = Vary::parse_list(&a.vary)?;
     let totofs = std::env::current_exe().map_err(|e| Error::io("cannot find the totofs binary", e))?;
     let source = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    let v = a.verbosity;
+    v.detail(&format!("totofs repro: building {} twice, varying {}", source.display(), a.vary));
     let opts = ReproOptions {
         vary,
         name: a.name,
@@ -156,7 +177,7 @@ pub fn repro(a: ReproArgs) -> Result<i32> {
         output::out(&r.render())?;
     }
     if let Some(k) = &r.kept {
-        output::err(&format!("totofs repro: builds kept in {}", k.display()));
+        v.note(&format!("totofs repro: builds kept in {}", k.display()));
     }
     Ok(r.exit_code())
 }

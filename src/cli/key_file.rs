@@ -51,10 +51,10 @@ pub(crate) fn exclude_key<'a>(
         return;
     }
     if !quiet {
-        eprintln!(
+        super::output::err(&format!(
             "totofs: the signing key {} lies inside the recorded tree; it is left out of the materials and products",
             key.display()
-        );
+        ));
     }
     exclude.extend(extra);
 }

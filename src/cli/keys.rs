@@ -23,6 +23,8 @@ pub struct KeygenArgs {
     /// Overwrite existing key files
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 #[derive(clap::Args, Debug)]
@@ -51,6 +53,8 @@ pub struct KeyShowArgs {
     /// Password of an encrypted private key file; without a value, prompt for it
     #[arg(short = 'P', long = "password", value_name = "PW", num_args = 0..=1)]
     pub password: Option<Option<String>>,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 /// Where the password for encrypted private keys comes from: `-P PW`, `-P` alone (prompt once on
@@ -138,15 +142,32 @@ pub fn keygen(a: KeygenArgs) -> Result<i32> {
     let public_pem = key.public().to_spki_pem()?;
     crate::fsio::write_file(&name, private_pem.as_bytes(), 0o600, a.force)?;
     crate::fsio::write_file(&public_path, public_pem.as_bytes(), 0o644, a.force)?;
+    a.verbosity.detail(&format!(
+        "totofs: wrote {} (private key{}, mode 0600) and {}",
+        name.display(),
+        if password.is_some() { ", encrypted" } else { "" },
+        public_path.display()
+    ));
     output::outln(key.keyid())?;
     Ok(0)
+}
+
+/// The public keys of `key id|show`; with `-v`, one line per file read.
+fn load_all(a: &KeyShowArgs) -> Result<Vec<PublicKey>> {
+    let mut passwords = Passwords::new(a.password.clone());
+    let mut keys = Vec::with_capacity(a.keys.len());
+    for p in &a.keys {
+        let k = load_public(p, &mut passwords)?;
+        a.verbosity.detail(&format!("totofs: read {} (keyid {})", p.display(), k.keyid()));
+        keys.push(k);
+    }
+    Ok(keys)
 }
 
 pub fn key(a: KeyArgs) -> Result<i32> {
     match a.command {
         KeyCommand::Id(a) => {
-            let mut passwords = Passwords::new(a.password);
-            let keys = a.keys.iter().map(|p| load_public(p, &mut passwords)).collect::<Result<Vec<_>>>()?;
+            let keys = load_all(&a)?;
             for (path, k) in a.keys.iter().zip(&keys) {
                 let id = if a.legacy { k.keyid_legacy() } else { k.keyid_v3() };
                 if keys.len() == 1 {
@@ -158,8 +179,7 @@ pub fn key(a: KeyArgs) -> Result<i32> {
             Ok(0)
         }
         KeyCommand::Show(a) => {
-            let mut passwords = Passwords::new(a.password);
-            let keys = a.keys.iter().map(|p| load_public(p, &mut passwords)).collect::<Result<Vec<_>>>()?;
+            let keys = load_all(&a)?;
             let dict = |k: &PublicKey| if a.legacy { k.to_key_dict_legacy() } else { k.to_key_dict_v3() };
             let out = if let [only] = keys.as_slice() {
                 dict(only)

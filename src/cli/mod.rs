@@ -16,6 +16,7 @@ pub mod registry;
 pub(crate) mod record_steps;
 pub mod sign;
 pub mod steps;
+pub mod verbosity;
 pub mod verify;
 
 #[derive(Parser, Debug)]

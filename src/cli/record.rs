@@ -192,6 +192,8 @@ pub struct UnmountArgs {
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub publish: super::registry::PublishFlags,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
@@ -200,12 +202,13 @@ pub fn run(a: RunArgs) -> Result<i32> {
     // The provenance's startedOn: after a password prompt, just before recording begins.
     opts.attest.started = std::time::SystemTime::now();
     let target = a.publish.target()?;
+    let link = opts.link_path(&key);
+    let written = super::verbosity::Written::before(&link, opts.trace, opts.attest.provenance.as_deref());
     if a.no_command {
         let path = super::record_steps::no_command(&opts, &key)?;
-        if a.flags.verbose {
-            eprintln!("totofs: link written to {}", path.display());
-        }
+        // A failed push names the link in its error: the `wrote` line follows a push that worked.
         a.publish.publish(target.as_ref(), &path)?;
+        written.report(a.flags.quiet);
         return Ok(0);
     }
     let mut cmd = StepCommand::new(a.command);
@@ -213,14 +216,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
     cmd.timeout = a.timeout.map(|t| super::steps::seconds(t, "--timeout")).transpose()?;
     let method = if a.flags.no_fuse { Method::Snapshot } else { Method::Auto };
     if a.flags.verbose {
-        eprintln!("totofs: recording step '{}' to {}", opts.name, opts.link_path(&key).display());
+        super::output::err(&format!("totofs: recording step '{}' to {}", opts.name, link.display()));
     }
-    let link = opts.link_path(&key);
-    let before = super::registry::file_identity(&link);
     let code = session::run(&opts, &key, cmd, method)?;
-    let after = super::registry::file_identity(&link);
-    if after.is_some() && after != before {
+    if written.link_written() {
         a.publish.publish(target.as_ref(), &link)?;
+        written.report(a.flags.quiet);
     }
     Ok(code)
 }
@@ -236,9 +237,32 @@ pub fn mount(a: MountArgs) -> Result<i32> {
 pub fn unmount(a: UnmountArgs) -> Result<i32> {
     let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));
     let target = a.publish.target()?;
-    let (code, link) = crate::recorder::mount::unmount_link(&dir)?;
-    if let Some(link) = link {
-        a.publish.publish(target.as_ref(), &link)?;
+    let v = a.verbosity;
+    v.detail(&format!("totofs: ending the session recording {}", dir.display()));
+    let ended = crate::recorder::mount::unmount_link(&dir)?;
+    for note in &ended.notes {
+        v.note(&format!("totofs: {note}"));
     }
-    Ok(code)
+    match &ended.link {
+        Ok(link) => {
+            a.publish.publish(target.as_ref(), link)?;
+            v.note(&super::verbosity::wrote_line(link, &fresh_trace(link)));
+            Ok(0)
+        }
+        Err(why) => {
+            super::output::err(&format!("totofs: no link written: {why}"));
+            Ok(1)
+        }
+    }
+}
+
+/// The trace beside a link a session just wrote: it is written after the link, so a trace older
+/// than the link is one of an earlier session (or `--no-trace` now).
+fn fresh_trace(link: &std::path::Path) -> Vec<String> {
+    let trace = crate::trace::trace_path_for_link(link, "", "");
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (mtime(link), mtime(&trace)) {
+        (Some(l), Some(t)) if t >= l => vec![format!("trace: {}", trace.display())],
+        _ => Vec::new(),
+    }
 }

@@ -87,7 +87,11 @@ pub(crate) fn no_command(opts: &RecordOptions, key: &PrivateKey) -> Result<PathB
     opts.check()?;
     let materials = hash_cache::record(None, &opts.materials, &opts.artifacts)?;
     let products = hash_cache::record(None, &opts.products, &opts.artifacts)?;
-    Ok(session::write_link(opts, key, &[], materials, products, serde_json::Map::new())?.path)
+    let written = session::write_link(opts, key, &[], materials, products, serde_json::Map::new())?;
+    // `--provenance` with -x: the provenance of what was recorded, as after a step.
+    let root = std::env::current_dir().map_err(|e| Error::input(Path::new("."), e))?;
+    crate::recorder::provenance_writer::after_link(opts, key, None, &root, &written)?;
+    Ok(written.path)
 }
 
 /// What `mock` did: the link written (if the command ran to its end) and its return value.
@@ -128,7 +132,7 @@ pub(crate) fn mock(name: &str, mut cmd: StepCommand, use_dsse: bool) -> Result<M
 /// Record a step without a key: the overlay if FUSE works here, else in-toto-run's snapshots.
 fn record_unsigned(opts: &RecordOptions, cmd: &StepCommand) -> Result<(Artifacts, StepEnd, Artifacts)> {
     let snapshots = |why: String| {
-        eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run");
+        super::output::err(&format!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"));
         snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, cmd, None)
     };
     if let Some(why) = namespace::fuse_unavailable() {

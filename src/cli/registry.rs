@@ -17,6 +17,8 @@ pub struct PushArgs {
     /// Files to add (layouts, links, traces, statements); a file replaces one of the same name.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 #[derive(clap::Args, Debug)]
@@ -33,6 +35,8 @@ pub struct PullArgs {
     /// oci://HOST[:PORT]/REPOSITORY:TAG or …@sha256:…
     #[arg(value_name = "OCI_REF")]
     pub source: String,
+    #[command(flatten)]
+    pub verbosity: super::verbosity::Verbosity,
 }
 
 pub fn push(a: PushArgs) -> Result<i32> {
@@ -40,7 +44,10 @@ pub fn push(a: PushArgs) -> Result<i32> {
     let subject = a.subject.as_deref().map(crate::oci::parse).transpose()?;
     let files: Vec<&std::path::Path> = a.files.iter().map(PathBuf::as_path).collect();
     let digest = crate::oci::push_files(&target, &files, subject.as_ref(), a.plain_http)?;
-    println!("{digest}");
+    for f in &files {
+        a.verbosity.detail(&format!("totofs: pushed {} to {target}", f.display()));
+    }
+    super::output::outln(&digest.to_string())?;
     Ok(0)
 }
 
@@ -49,8 +56,9 @@ pub fn pull(a: PullArgs) -> Result<i32> {
     if a.output.as_os_str().is_empty() {
         return Err(Error::Usage("-o: empty directory name".into()));
     }
+    a.verbosity.detail(&format!("totofs: pulling {source} into {}", a.output.display()));
     for f in crate::oci::pull_files(&source, &a.output, a.referrers, a.plain_http)? {
-        println!("{}", f.display());
+        super::output::outln(&f.display().to_string())?;
     }
     Ok(0)
 }
@@ -81,7 +89,7 @@ impl PublishFlags {
     pub fn publish(&self, target: Option<&crate::oci::Reference>, link: &std::path::Path) -> Result<()> {
         if let Some(t) = target {
             let digest = crate::oci::publish_link(t, link, self.plain_http)?;
-            eprintln!("totofs: pushed {} to {t} ({digest})", link.display());
+            super::output::err(&format!("totofs: pushed {} to {t} ({digest})", link.display()));
         }
         Ok(())
     }

@@ -126,13 +126,15 @@ pub fn record(a: RecordArgs) -> Result<i32> {
             opts.attest = attest.options()?;
             let target = publish.target()?;
             let key = super::keys::load_signing_key(&flags.signing_key, flags.password.clone())?;
+            let written = super::verbosity::Written::before(&opts.link_path(&key), false, opts.attest.provenance.as_deref());
             let path = record_steps::record_stop(&opts, &key)?;
             publish.publish(target.as_ref(), &path)?;
-            (flags, path)
+            written.report(flags.quiet);
+            return Ok(0);
         }
     };
     if flags.verbose {
-        eprintln!("totofs: wrote {}", path.display());
+        super::output::err(&format!("totofs: wrote {}", path.display()));
     }
     Ok(0)
 }
@@ -165,13 +167,13 @@ pub fn match_products(a: MatchProductsArgs) -> Result<i32> {
     if a.verbose {
         super::output::out(&super::compat::match_products_report(&m))?;
     } else if !a.quiet && !m.matches() {
-        eprintln!(
+        super::output::err(&format!(
             "totofs: {}: {} product(s) missing here, {} file(s) not in products, {} differ (-v lists them)",
             a.link.display(),
             m.only_products.len(),
             m.not_in_products.len(),
             m.differ.len()
-        );
+        ));
     }
     Ok(if m.matches() { 0 } else { 1 })
 }
@@ -205,13 +207,13 @@ pub fn mock(a: MockArgs) -> Result<i32> {
     match (m.path, m.return_value) {
         (Some(path), Some(rv)) => {
             if a.verbose {
-                eprintln!("totofs: unsigned link written to {}", path.display());
+                super::output::err(&format!("totofs: unsigned link written to {}", path.display()));
             }
             Ok(crate::recorder::session::exit_code(rv))
         }
         _ => {
             let secs = a.timeout.unwrap_or(0.0);
-            eprintln!("totofs: the step did not end within {secs} s and was killed; no link is written");
+            super::output::err(&format!("totofs: the step did not end within {secs} s and was killed; no link is written"));
             Ok(1)
         }
     }

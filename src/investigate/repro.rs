@@ -342,7 +342,8 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(format!("cannot create {}", out.display()), e))?;
     let mut cmd = Command::new(&opts.totofs);
-    cmd.arg("run").arg("-n").arg(&opts.name).arg("--signing-key").arg(key);
+    // -q: the builds' links live in directories deleted unless --keep; their paths are not news.
+    cmd.arg("run").arg("-q").arg("-n").arg(&opts.name).arg("--signing-key").arg(key);
     if let Some(pw) = &opts.password {
         cmd.arg("-P").arg(pw);
     }

@@ -312,13 +312,17 @@ fn fuse_mounted(dir: &Path) -> bool {
     })
 }
 
-/// `totofs unmount`: end the session on `dir` and wait for its link.
-pub fn unmount(dir: &Path) -> Result<i32> {
-    unmount_link(dir).map(|(code, _)| code)
+/// How a session ended, for the command line to report.
+pub struct Ended {
+    /// The notes the session left (one line each).
+    pub notes: Vec<String>,
+    /// The link it wrote, or why it wrote none.
+    pub link: std::result::Result<PathBuf, String>,
 }
 
-/// [`unmount`], also returning the path of the link the session wrote (if it wrote one).
-pub fn unmount_link(dir: &Path) -> Result<(i32, Option<PathBuf>)> {
+/// `totofs unmount`: end the session on `dir`, wait for its link and return it (or why there is
+/// none) with the session's notes; the command line prints them.
+pub fn unmount_link(dir: &Path) -> Result<Ended> {
     let dir = super::mount_point::resolve(dir)?;
     let pid_file = state_path(&dir, "pid");
     let state = std::fs::read_to_string(&pid_file).ok();
@@ -373,18 +377,11 @@ pub fn unmount_link(dir: &Path) -> Result<(i32, Option<PathBuf>)> {
     let _ = std::fs::remove_file(&result_file);
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("");
-    for note in lines.filter(|l| !l.trim().is_empty()) {
-        eprintln!("totofs: {note}");
-    }
-    match first.trim().split_once(' ') {
-        Some(("ok", path)) => {
-            eprintln!("totofs: wrote {path}");
-            Ok((0, Some(PathBuf::from(path))))
-        }
-        Some((_, why)) => {
-            eprintln!("totofs: no link written: {why}");
-            Ok((1, None))
-        }
-        None => Ok((1, None)),
-    }
+    let notes = lines.filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    let link = match first.trim().split_once(' ') {
+        Some(("ok", path)) => Ok(PathBuf::from(path)),
+        Some((_, why)) => Err(why.to_string()),
+        None => Err("the session left an empty result".to_string()),
+    };
+    Ok(Ended { notes, link })
 }
