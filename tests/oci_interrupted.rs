@@ -110,6 +110,7 @@ fn a_push_cut_in_the_middle_fails_with_one_line_and_leaves_no_half_pushed_link()
         assert!(proxy.fired(), "{case}: the proxy never broke the push; requests: {:#?}", proxy.requests());
         assert_eq!(o.status.code(), Some(2), "{case}: {}", String::from_utf8_lossy(&o.stderr));
         let line = one_error_line(&o);
+        eprintln!("{case}: {line}");
         assert!(line.contains(&format!("the link is written to {LINK}")) && line.contains("pushing it failed: "), "{case}: {line}");
         assert!(line.contains(&proxy.addr), "{case}: the line names the registry: {line}");
         assert!(dir.join(LINK).is_file(), "{case}: the local link survives");
@@ -155,7 +156,7 @@ fn a_registry_killed_while_a_large_blob_uploads_keeps_the_old_tag() {
     assert!(proxy.fired(), "the registry was not killed mid-upload; requests: {:#?}", proxy.requests());
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     let line = one_error_line(&o);
-    assert!(line.contains(&proxy.addr), "{line}");
+    assert!(line.contains(&proxy.addr) && line.contains(&format!("uploading {}: ", big.display())), "names the file: {line}");
     drop(proxy);
 
     // Back up on the same storage: the tag is exactly what it was.

@@ -17,7 +17,7 @@ const IDLE: Duration = Duration::from_secs(30);
 pub enum Action {
     /// Close every connection, and every later one at once.
     Cut,
-    /// `kill -9` this process (the registry) and keep forwarding.
+    /// `kill -9` this process (the registry), and close its connections.
     Kill(u32),
 }
 
@@ -109,6 +109,11 @@ fn fire(st: &State) {
         }
         Action::Kill(pid) => {
             let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            // The registry's connections died with it: pass that on to the client at once
+            // rather than leaving it to the timeouts.
+            for s in st.open.lock().unwrap().iter() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
         }
     }
 }
@@ -186,11 +191,7 @@ fn connection(client: TcpStream, upstream: &str, st: &State) {
         }
         if limit.is_some_and(|l| sent >= l) {
             fire(st);
-            if matches!(rule.action, Action::Cut) {
-                break;
-            }
-            limit = None;
-            // A killed registry: keep forwarding (into a closed socket) what the client sends.
+            break;
         }
     }
     let _ = to_server.shutdown(Shutdown::Both);
