@@ -140,6 +140,7 @@ impl Client {
     }
 
     fn transport(&self, e: ureq::Error) -> String {
+        use std::io::ErrorKind;
         // Hints only: rustls reports an HTTP answer to a TLS hello as a corrupt message.
         let text = e.to_string();
         let hint = if !self.base.starts_with("https://") {
@@ -152,8 +153,11 @@ impl Client {
             ""
         };
         match e {
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            ureq::Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
                 format!("cannot connect to {}: connection refused (is the registry running?)", self.registry)
+            }
+            ureq::Error::Io(io) if matches!(io.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof) => {
+                format!("the connection to {} broke in the middle of a request: {io} (did the registry stop?)", self.registry)
             }
             ureq::Error::Io(io) => format!("cannot talk to {}: {io}{hint}", self.registry),
             ureq::Error::ConnectionFailed => format!("cannot connect to {}", self.registry),

@@ -82,8 +82,8 @@ pub fn push(target: &Reference, files: &[&Path], subject: Option<&Reference>, pl
         None => None,
     };
     push_blob(&client, manifest::EMPTY_DIGEST, EMPTY_BLOB)?;
-    for l in &layers {
-        push_blob(&client, &l.descriptor.digest, &l.bytes)?;
+    for (l, f) in layers.iter().zip(files) {
+        push_blob(&client, &l.descriptor.digest, &l.bytes).map_err(|why| format!("uploading {}: {why}", f.display()))?;
     }
     let ours: Vec<Descriptor> = layers.into_iter().map(|l| l.descriptor).collect();
     let (digest, manifest, replaced) = match &target.tag {

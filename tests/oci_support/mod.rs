@@ -3,6 +3,8 @@
 //! other clients the interop tests use (`skopeo`, oras-py in the peer's venv, `htpasswd`).
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
