@@ -6,28 +6,34 @@
 //! - [`rules`]: artifact rule evaluation and failure diagnosis.
 //! - [`inspect`]: running inspections.
 //! - [`report`]: the human-readable rendering of a [`Report`] (JSON comes from `serde`).
+//! - `links`, `sublayouts`, `chain`, `rule_checks`: the phases of one layout's verification.
 //!
 //! Order (in-toto 3.1.0): layout signatures by every given key; expiry; parameter substitution;
 //! links `<step>.<keyid8>.link` per authorised key (a missing file is skipped, a malformed one is
 //! fatal); link signatures and thresholds over distinct authorised keys; sublayouts, recursively;
 //! the expected-command warning; equal artifacts across functionaries when threshold > 1; step
 //! rules; inspections; inspection rules.
-#![allow(clippy::indexing_slicing)] // step indices come from enumerating `layout.steps`, and every per-step vector is built from that same list.
 
 pub mod arts;
+mod chain;
 mod fastlink;
 pub mod fnmatch;
 pub mod inspect;
+mod links;
+mod par;
 pub mod params;
 pub mod report;
+mod rule_checks;
 pub mod rules;
+mod sublayouts;
 
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{keyid8, ArtifactKind, Layout, Metadata, Payload, Signature, MAX_METADATA_BYTES};
-use arts::{Arts, Digest, VLink};
+use crate::metadata::{Layout, Metadata, Payload, Signature};
+use arts::VLink;
+use par::par_drop;
 use params::Params;
-use rules::{Links, RuleFailure};
+use rules::RuleFailure;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -279,48 +285,6 @@ fn check_step_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Run `f` over `items` on all cores, keeping the order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(items.len().max(1));
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        out.push((i, f(item)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        // A worker that panicked must not silently drop its share of the results.
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    let mut all: Vec<(usize, R)> = parts.drain(..).flatten().collect();
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Read a link file if it exists. Like in-toto, a file that cannot be opened counts as missing;
-/// devices and FIFOs are refused, and so are files over [`MAX_METADATA_BYTES`].
-fn read_link(path: &Path) -> Result<Option<Vec<u8>>> {
-    crate::fsio::read_capped_if_exists(path, MAX_METADATA_BYTES, "metadata file")
-}
-
 /// Verify the layout at `path` with `keys`.
 pub fn verify_file(path: &Path, keys: &[PublicKey], opts: &Options) -> Result<Report> {
     let md = Metadata::load(path)?;
@@ -479,93 +443,7 @@ fn sig_ids(md: &Metadata) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// What the verifier keeps of a link file once its signature is checked: the link, or the whole
-/// envelope when it carries a sublayout (which is verified again, recursively).
-enum Body {
-    Link(VLink),
-    Layout(Box<Metadata>),
-}
-
-enum Verdict {
-    /// Validly signed by an authorised key; the key's own keyid (what thresholds count).
-    Valid(String),
-    /// Found but not counted.
-    Skipped(String),
-    /// The layout's key for this link cannot be used at all.
-    BadKey(String),
-}
-
-struct Loaded {
-    keyid: String,
-    file: String,
-    format: &'static str,
-    verdict: Verdict,
-    body: Body,
-}
-
-/// Load a link and check its signature in one go, so only the link (not the parsed envelope)
-/// stays in memory.
-fn load_and_check(
-    path: &Path,
-    keyid: &str,
-    keys: &HashMap<&str, std::result::Result<PublicKey, String>>,
-) -> Result<Option<Loaded>> {
-    let Some(bytes) = read_link(path)? else { return Ok(None) };
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let check = |sigs: &[Signature], signed: &[u8], dsse: bool| match keys.get(keyid) {
-        None => Verdict::Skipped(format!(
-            "keyid {keyid} is listed in pubkeys but the layout has no such key"
-        )),
-        Some(Err(e)) => Verdict::BadKey(e.clone()),
-        Some(Ok(key)) => match check_signatures(sigs, signed, dsse, key) {
-            Ok(()) => Verdict::Valid(key.keyid().to_string()),
-            Err(reason) => Verdict::Skipped(reason),
-        },
-    };
-    // The usual case, a plain Metablock link, without building a JSON tree.
-    if let Some(fast) = fastlink::read(&bytes) {
-        drop(bytes);
-        let verdict = check(&fast.signatures, &fast.signed_bytes, false);
-        return Ok(Some(Loaded {
-            keyid: keyid.to_string(),
-            file,
-            format: "metablock",
-            verdict,
-            body: Body::Link(fast.link),
-        }));
-    }
-    let md = Metadata::from_bytes(&bytes).map_err(|e| e.in_file(path))?;
-    drop(bytes);
-    let signed = md.signed_bytes().map_err(|e| e.in_file(path))?;
-    let verdict = check(&md.signatures, &signed, md.is_dsse());
-    let format = if md.is_statement() {
-        "statement"
-    } else if md.is_dsse() {
-        "dsse"
-    } else {
-        "metablock"
-    };
-    let body = if matches!(md.payload, Payload::Layout(_)) {
-        Body::Layout(Box::new(md))
-    } else {
-        match md.payload {
-            Payload::Link(l) => Body::Link(VLink::from(l)),
-            Payload::Layout(_) => return Ok(None),
-        }
-    };
-    Ok(Some(Loaded {
-        keyid: keyid.to_string(),
-        file,
-        format,
-        verdict,
-        body,
-    }))
-}
-
+/// Phases 4 to 13 of one layout, after its signatures, expiry and parameters are checked.
 fn verify_layout_body(
     ctx: &mut Ctx,
     layout: &Layout,
@@ -573,254 +451,26 @@ fn verify_layout_body(
     scope: &[String],
     report: &mut LayoutReport,
 ) -> Flow<VLink> {
-    // The layout's keys for the keyids steps authorise (parsed once; unusable ones only matter
-    // if a link needs them).
-    let mut keys: HashMap<&str, std::result::Result<PublicKey, String>> = HashMap::new();
-    for keyid in layout.steps.iter().flat_map(|s| s.pubkeys.iter()) {
-        if let Some(dict) = layout.keys.get(keyid) {
-            keys.entry(keyid.as_str())
-                .or_insert_with(|| PublicKey::from_key_dict(dict).map_err(|e| e.to_string()));
-        }
-    }
-    // 4. Load links: `<step>.<keyid8>.link` for every authorised keyid (each keyid once). Link
-    // signatures are checked right away, on all cores; the results are used in in-toto's order.
-    let mut jobs: Vec<(usize, String, PathBuf)> = Vec::new();
-    for (si, step) in layout.steps.iter().enumerate() {
-        let mut seen = BTreeSet::new();
-        for keyid in step.pubkeys.iter().filter(|k| seen.insert(k.as_str())) {
-            let file = format!("{}.{}.link", step.name, keyid8(keyid));
-            jobs.push((si, keyid.clone(), link_dir.join(file)));
-        }
-    }
-    let results = par_map(&jobs, |(_, keyid, path)| load_and_check(path, keyid, &keys));
-    let mut loaded: Vec<Vec<Loaded>> = layout.steps.iter().map(|_| Vec::new()).collect();
-    report.steps = layout
-        .steps
-        .iter()
-        .map(|s| StepReport {
-            name: s.name.clone(),
-            threshold: s.threshold,
-            functionaries: vec![],
-            skipped: vec![],
-            missing: vec![],
-            sublayouts: vec![],
-        })
-        .collect();
-    let mut results = jobs.into_iter().zip(results).peekable();
-    for (si, step) in layout.steps.iter().enumerate() {
-        while let Some(((_, _, path), res)) = results.next_if(|((s, _, _), _)| *s == si) {
-            match res? {
-                Some(l) => loaded[si].push(l),
-                None => report.steps[si].missing.push(
-                    path.file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
-            }
-        }
-        if (loaded[si].len() as u64) < step.threshold {
-            let details = report.steps[si]
-                .missing
-                .iter()
-                .map(|f| format!("missing {}", link_dir.join(f).display()))
-                .collect();
-            return Err(failure(
-                FailureKind::LinkNotFound,
-                scope,
-                Some(&step.name),
-                format!(
-                    "requires {} link file(s), found {} in {}",
-                    step.threshold,
-                    loaded[si].len(),
-                    link_dir.display()
-                ),
-                details,
-                format!(
-                    "Step '{}' requires '{}' link metadata file(s), found '{}'.",
-                    step.name,
-                    step.threshold,
-                    loaded[si].len()
-                ),
-            ));
-        }
-    }
-    // 5. Link signatures and thresholds, counted over distinct authorised keys.
-    let mut verified: Vec<Vec<Loaded>> = layout.steps.iter().map(|_| Vec::new()).collect();
-    for (si, step) in layout.steps.iter().enumerate() {
-        let mut main_keys = BTreeSet::new();
-        for l in std::mem::take(&mut loaded[si]) {
-            match &l.verdict {
-                Verdict::BadKey(e) => {
-                    return Err(Stop::Err(Error::Format(format!(
-                        "{}: layout key '{}': {e}",
-                        scoped(scope, None),
-                        l.keyid
-                    ))))
-                }
-                Verdict::Skipped(reason) => report.steps[si].skipped.push(SkippedLink {
-                    file: l.file.clone(),
-                    reason: reason.clone(),
-                }),
-                Verdict::Valid(main) => {
-                    main_keys.insert(main.clone());
-                    report.steps[si].functionaries.push(Functionary {
-                        keyid: l.keyid.clone(),
-                        file: l.file.clone(),
-                        format: l.format,
-                    });
-                    verified[si].push(l);
-                }
-            }
-        }
-        let n = main_keys.len() as u64;
-        if n < step.threshold {
-            let sr = &report.steps[si];
-            let mut details: Vec<String> = sr.skipped.iter().map(|s| format!("{}: {}", s.file, s.reason)).collect();
-            details.extend(
-                sr.functionaries
-                    .iter()
-                    .map(|f| format!("{}: valid ({})", f.file, f.keyid)),
-            );
-            details.extend(sr.missing.iter().map(|f| format!("{f}: not found")));
-            return Err(failure(
-                FailureKind::Threshold,
-                scope,
-                Some(&step.name),
-                format!(
-                    "requires {} link(s) validly signed by different authorized functionaries, found {}",
-                    step.threshold, n
-                ),
-                details,
-                format!(
-                    "Step '{}' requires at least '{}' links validly signed by different authorized functionaries. Only found '{}'",
-                    step.name, step.threshold, n
-                ),
-            ));
-        }
-    }
-    // 6. Sublayouts become summary links.
-    let mut chain: Vec<Vec<(String, String, VLink)>> = Vec::new();
-    for (si, step) in layout.steps.iter().enumerate() {
-        let mut links = Vec::new();
-        for l in std::mem::take(&mut verified[si]) {
-            let link = match l.body {
-                Body::Link(link) => link,
-                Body::Layout(md) => {
-                    let Some(Ok(key)) = keys.get(l.keyid.as_str()) else {
-                        continue;
-                    };
-                    let sub_dir = link_dir.join(format!("{}.{}", step.name, keyid8(&l.keyid)));
-                    let mut sub_scope = scope.to_vec();
-                    sub_scope.push(step.name.clone());
-                    let mut sub_report = LayoutReport::default();
-                    let res = verify_layout(
-                        ctx,
-                        &md,
-                        std::slice::from_ref(key),
-                        &sub_dir,
-                        None,
-                        &sub_scope,
-                        &mut sub_report,
-                    );
-                    report.steps[si].sublayouts.push(SublayoutReport {
-                        keyid: l.keyid.clone(),
-                        layout: sub_report,
-                    });
-                    let mut summary = res?;
-                    summary.name = step.name.clone();
-                    summary
-                }
-            };
-            links.push((l.keyid, l.file, link));
-        }
-        chain.push(links);
-    }
-    // 7. Expected command (a warning only).
-    for (si, step) in layout.steps.iter().enumerate() {
-        for (_, file, link) in &chain[si] {
-            if link.command != step.expected_command {
-                ctx.warnings.push(format!(
-                    "{}: {file} ran {} but the layout expects {}",
-                    scoped(scope, Some(&step.name)),
-                    inspect::py_list(&link.command),
-                    inspect::py_list(&step.expected_command)
-                ));
-            }
-        }
-    }
-    // 8. With threshold > 1, all functionaries must report the same artifacts.
-    for (si, step) in layout.steps.iter().enumerate() {
-        if step.threshold <= 1 {
-            continue;
-        }
-        let Some((_, ref_file, reference)) = chain[si].first() else {
-            continue;
-        };
-        for (_, file, link) in chain[si].iter().skip(1) {
-            if link.materials != reference.materials || link.products != reference.products {
-                let mut details = artifact_diff("materials", &reference.materials, &link.materials, ref_file, file);
-                details.extend(artifact_diff(
-                    "products",
-                    &reference.products,
-                    &link.products,
-                    ref_file,
-                    file,
-                ));
-                let first = details.first().cloned().unwrap_or_default();
-                return Err(failure(
-                    FailureKind::DifferentArtifacts,
-                    scope,
-                    Some(&step.name),
-                    format!("links {ref_file} and {file} have different artifacts: {first}"),
-                    details,
-                    format!("Links '{ref_file}' and '{file}' have different artifacts!"),
-                ));
-            }
-        }
-    }
-    // 9. One link per step: the first in pubkeys order.
-    let mut reduced: HashMap<&str, VLink> = HashMap::new();
-    for (si, step) in layout.steps.iter().enumerate() {
-        match chain[si].drain(..).next() {
-            Some((_, _, link)) => {
-                reduced.insert(step.name.as_str(), link);
-            }
-            None => {
-                return Err(failure(
-                    FailureKind::LinkNotFound,
-                    scope,
-                    Some(&step.name),
-                    "has no valid link at all (threshold 0 does not make a step optional)".into(),
-                    vec![],
-                    "StopIteration".into(),
-                ))
-            }
-        }
-    }
-    drop(chain);
-    // 10. Step rules: steps are independent, so they run on all cores; the first failure in
-    // layout order is the one reported, as in in-toto.
-    {
-        let links: Links = reduced.iter().map(|(k, v)| (*k, v)).collect();
-        let outcomes = par_map(&layout.steps, |step| {
-            item_rules(
-                scope,
-                &step.name,
-                ArtifactKind::Materials,
-                &step.expected_materials,
-                &links,
-            )?;
-            item_rules(
-                scope,
-                &step.name,
-                ArtifactKind::Products,
-                &step.expected_products,
-                &links,
-            )
-        });
-        outcomes.into_iter().collect::<Flow<Vec<()>>>()?;
-    }
-    // 11. Inspections, in the current directory.
+    let keys = links::layout_keys(layout);
+    let loaded = links::load_links(layout, &keys, link_dir, scope, report)?;
+    let verified = links::check_thresholds(layout, loaded, scope, report)?;
+    let chain = sublayouts::resolve(ctx, layout, verified, &keys, link_dir, scope, report)?;
+    chain::expected_commands(ctx, layout, &chain, scope);
+    chain::equal_artifacts(layout, &chain, scope)?;
+    let reduced = chain::one_per_step(layout, chain, scope)?;
+    rule_checks::step_rules(layout, &reduced, scope)?;
+    let inspection_links = run_inspections(ctx, layout, scope, report)?;
+    rule_checks::inspection_rules(layout, &reduced, &inspection_links, scope)?;
+    Ok(summary_link(layout, reduced))
+}
+
+/// Phase 11: run the inspections, in the current directory.
+fn run_inspections<'a>(
+    ctx: &Ctx,
+    layout: &'a Layout,
+    scope: &[String],
+    report: &mut LayoutReport,
+) -> Flow<HashMap<&'a str, VLink>> {
     let mut inspection_links: HashMap<&str, VLink> = HashMap::new();
     for insp in &layout.inspect {
         let ran = inspect::run(insp, ctx.opts.inspection_timeout)?;
@@ -844,28 +494,11 @@ fn verify_layout_body(
         }
         inspection_links.insert(insp.name.as_str(), VLink::from(ran.link));
     }
-    // 12. Inspection rules, over step and inspection links.
-    {
-        let mut links: Links = reduced.iter().map(|(k, v)| (*k, v)).collect();
-        links.extend(inspection_links.iter().map(|(k, v)| (*k, v)));
-        for insp in &layout.inspect {
-            item_rules(
-                scope,
-                &insp.name,
-                ArtifactKind::Materials,
-                &insp.expected_materials,
-                &links,
-            )?;
-            item_rules(
-                scope,
-                &insp.name,
-                ArtifactKind::Products,
-                &insp.expected_products,
-                &links,
-            )?;
-        }
-    }
-    // 13. The summary link: materials of the first step, the rest from the last.
+    Ok(inspection_links)
+}
+
+/// Phase 13: the summary link, materials of the first step and the rest from the last.
+fn summary_link(layout: &Layout, mut reduced: HashMap<&str, VLink>) -> VLink {
     let mut summary = VLink::default();
     if let (Some(first), Some(last)) = (layout.steps.first(), layout.steps.last()) {
         if let Some(f) = reduced.get_mut(first.name.as_str()) {
@@ -878,108 +511,5 @@ fn verify_layout_body(
         }
     }
     par_drop(reduced.into_values().collect());
-    Ok(summary)
-}
-
-/// Free large values on all cores: a link with tens of thousands of artifacts takes as long to
-/// free as to parse.
-fn par_drop<T: Send>(mut items: Vec<T>) {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    if threads <= 1 || items.len() < 2 {
-        return;
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        while !items.is_empty() {
-            let part: Vec<T> = items.drain(..chunk.min(items.len())).collect();
-            s.spawn(move || drop(part));
-        }
-    });
-}
-
-fn short(h: Option<&Digest>) -> String {
-    match h {
-        None => "absent".into(),
-        Some(h) => h
-            .pairs()
-            .iter()
-            .map(|(a, x)| {
-                format!(
-                    "{a}:{}",
-                    x.get(..16).map(|s| format!("{s}...")).unwrap_or_else(|| x.clone())
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-    }
-}
-
-/// Human-readable differences between two artifact sets (at most 10 lines).
-fn artifact_diff(kind: &str, a: &Arts, b: &Arts, fa: &str, fb: &str) -> Vec<String> {
-    let paths: BTreeSet<&str> = a.keys().chain(b.keys()).collect();
-    paths
-        .into_iter()
-        .filter(|p| a.get(p) != b.get(p))
-        .take(10)
-        .map(|p| format!("{kind} {p}: {fa} has {}, {fb} has {}", short(a.get(p)), short(b.get(p))))
-        .collect()
-}
-
-fn item_rules(
-    scope: &[String],
-    item: &str,
-    kind: ArtifactKind,
-    rules: &[crate::metadata::Rule],
-    links: &Links,
-) -> Flow<()> {
-    let kind_s = match kind {
-        ArtifactKind::Materials => "materials",
-        ArtifactKind::Products => "products",
-    };
-    let fail = match rules::verify_item_rules(item, kind, rules, links)? {
-        Ok(_) => return Ok(()),
-        Err(f) => f,
-    };
-    let who = scoped(scope, Some(item));
-    let more = if fail.matched > 1 {
-        format!(" (and {} more)", fail.matched - 1)
-    } else {
-        String::new()
-    };
-    let (headline, mut details) = match fail.artifacts.first() {
-        Some(p) if fail.rule.to_uppercase().starts_with("REQUIRE") => {
-            (format!("{who}: {} failed: {}", fail.rule, p.reason), vec![])
-        }
-        Some(p) => match &p.near_rule {
-            Some(near) => (
-                format!("{who}: {near} failed for {}{more}: {}", p.path, p.reason),
-                vec![format!("so '{}' in expected_{kind_s} rejected {}", fail.rule, p.path)],
-            ),
-            None => (
-                format!(
-                    "{who}: '{}' in expected_{kind_s} matched {}{more}: {}",
-                    fail.rule, p.path, p.reason
-                ),
-                vec![],
-            ),
-        },
-        None => (format!("{who}: {} failed", fail.rule), vec![]),
-    };
-    for p in fail.artifacts.iter().skip(1) {
-        match &p.near_rule {
-            Some(near) => details.push(format!("{}: {near}: {}", p.path, p.reason)),
-            None => details.push(format!("{}: {}", p.path, p.reason)),
-        }
-    }
-    let message = fail.message.clone();
-    Err(Stop::Fail(Box::new(Failure {
-        kind: FailureKind::Rule,
-        scope: scope.to_vec(),
-        item: Some(item.to_string()),
-        headline,
-        details,
-        rule: Some(fail),
-        artifact_kind: Some(kind_s),
-        in_toto_error: format!("RuleVerificationError: {message}"),
-    })))
+    summary
 }

@@ -12,10 +12,15 @@
 //! PEM public keys are re-serialised the way Python `cryptography` writes them before they go
 //! into `keyval.public` and the keyid, so keyids match in-toto's whatever the file's line layout.
 
+mod material;
 mod pbe;
 pub use pbe::{MAX_KDF_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK};
 mod pem;
 mod pss;
+mod signer;
+
+use material::Material;
+use signer::Signer;
 
 use crate::cjson;
 use crate::error::{Error, Result};
@@ -126,168 +131,6 @@ impl Scheme {
             Scheme::EcdsaP256 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp256",
             Scheme::EcdsaP384 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp384",
             Scheme::EcdsaP521 => keytype == "ecdsa" || keytype == "ecdsa-sha2-nistp521",
-        }
-    }
-}
-
-/// The public key material itself, parsed.
-#[derive(Clone)]
-enum Material {
-    Ed25519(ed25519_dalek::VerifyingKey),
-    Rsa(Box<rsa::RsaPublicKey>),
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
-    P521(p521::ecdsa::VerifyingKey),
-}
-
-impl Material {
-    fn describe(&self) -> &'static str {
-        match self {
-            Material::Ed25519(_) => "an ed25519 key",
-            Material::Rsa(_) => "an RSA key",
-            Material::P256(_) => "an ECDSA P-256 key",
-            Material::P384(_) => "an ECDSA P-384 key",
-            Material::P521(_) => "an ECDSA P-521 key",
-        }
-    }
-
-    /// in-toto 3.x's defaults for this material: `(keytype, scheme, keyval.public)`.
-    fn defaults(&self) -> Result<(&'static str, Scheme, &'static str, String)> {
-        Ok(match self {
-            Material::Ed25519(vk) => ("ed25519", Scheme::Ed25519, "ed25519", hex::encode(vk.as_bytes())),
-            Material::Rsa(_) => ("rsa", Scheme::RsaPss(HashAlg::Sha256), "rsassa-pss-sha256", self.spki_pem()?),
-            Material::P256(_) => ("ecdsa", Scheme::EcdsaP256, "ecdsa-sha2-nistp256", self.spki_pem()?),
-            Material::P384(_) => ("ecdsa", Scheme::EcdsaP384, "ecdsa-sha2-nistp384", self.spki_pem()?),
-            Material::P521(_) => ("ecdsa", Scheme::EcdsaP521, "ecdsa-sha2-nistp521", self.spki_pem()?),
-        })
-    }
-
-    fn spki_der(&self) -> Result<Vec<u8>> {
-        let doc = match self {
-            Material::Ed25519(vk) => vk.to_public_key_der(),
-            Material::Rsa(k) => k.to_public_key_der(),
-            Material::P256(vk) => vk.to_public_key_der(),
-            Material::P384(vk) => vk.to_public_key_der(),
-            // p521's ECDSA key type has no SPKI encoder; its curve-generic public key does.
-            Material::P521(vk) => p521::PublicKey::from_sec1_bytes(vk.to_encoded_point(false).as_bytes())
-                .map_err(|_| Error::format("invalid P-521 public key point"))?
-                .to_public_key_der(),
-        };
-        doc.map(|d| d.as_bytes().to_vec()).map_err(|e| Error::format(format!("cannot encode the public key: {e}")))
-    }
-
-    /// SPKI PEM exactly as Python `cryptography` serialises it (what goes into `keyval.public`).
-    fn spki_pem(&self) -> Result<String> {
-        Ok(pem::encode("PUBLIC KEY", &self.spki_der()?))
-    }
-
-    fn from_spki_der(der: &[u8]) -> Result<Self> {
-        let spki = spki::SubjectPublicKeyInfoRef::try_from(der)
-            .map_err(|e| Error::format(format!("not a valid SubjectPublicKeyInfo: {e}")))?;
-        let bits =
-            spki.subject_public_key.as_bytes().ok_or_else(|| Error::format("public key bit string has unused bits"))?;
-        match spki.algorithm.oid {
-            OID_ED25519 => {
-                let raw: [u8; 32] = bits.try_into().map_err(|_| Error::format("ed25519 public key is not 32 bytes"))?;
-                Ok(Material::Ed25519(
-                    ed25519_dalek::VerifyingKey::from_bytes(&raw)
-                        .map_err(|_| Error::format("invalid ed25519 public key"))?,
-                ))
-            }
-            OID_RSA => Self::from_pkcs1_public_der(bits),
-            OID_EC => {
-                let curve = spki
-                    .algorithm
-                    .parameters_oid()
-                    .map_err(|_| Error::format("EC public key without a named curve"))?;
-                match curve {
-                    OID_P256 => Ok(Material::P256(
-                        p256::ecdsa::VerifyingKey::from_sec1_bytes(bits)
-                            .map_err(|_| Error::format("invalid P-256 public key point"))?,
-                    )),
-                    OID_P384 => Ok(Material::P384(
-                        p384::ecdsa::VerifyingKey::from_sec1_bytes(bits)
-                            .map_err(|_| Error::format("invalid P-384 public key point"))?,
-                    )),
-                    OID_P521 => Ok(Material::P521(
-                        p521::ecdsa::VerifyingKey::from_sec1_bytes(bits)
-                            .map_err(|_| Error::format("invalid P-521 public key point"))?,
-                    )),
-                    other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
-                }
-            }
-            other => Err(Error::format(format!(
-                "unsupported public key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
-            ))),
-        }
-    }
-
-    fn from_pkcs1_public_der(der: &[u8]) -> Result<Self> {
-        let k = rsa::pkcs1::RsaPublicKey::from_der(der)
-            .map_err(|e| Error::format(format!("not a valid RSA public key: {e}")))?;
-        let n = rsa::BigUint::from_bytes_be(k.modulus.as_bytes());
-        let e = rsa::BigUint::from_bytes_be(k.public_exponent.as_bytes());
-        check_rsa_bits(&n)?;
-        let key = rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
-            .map_err(|e| Error::format(format!("invalid RSA public key: {e}")))?;
-        Ok(Material::Rsa(Box::new(key)))
-    }
-
-    /// Parse the public key of a PEM text (SPKI `PUBLIC KEY`, or PKCS#1 `RSA PUBLIC KEY`).
-    fn from_pem(text: &str) -> Result<Self> {
-        let blocks = pem::parse(text)?;
-        for b in &blocks {
-            match b.label.as_str() {
-                "PUBLIC KEY" => return Self::from_spki_der(&b.der),
-                "RSA PUBLIC KEY" => return Self::from_pkcs1_public_der(&b.der),
-                _ => {}
-            }
-        }
-        match blocks.first().map(|b| b.label.as_str()) {
-            None => Err(Error::format("no PEM public key found (expected '-----BEGIN PUBLIC KEY-----')")),
-            Some(l) if l.contains("PRIVATE KEY") => {
-                Err(Error::format("this is a private key; give the public key (SPKI PEM)"))
-            }
-            Some(l) => Err(Error::format(format!("PEM '{l}' is not a public key (expected 'PUBLIC KEY')"))),
-        }
-    }
-
-    fn verify(&self, scheme: Scheme, msg: &[u8], sig: &[u8]) -> bool {
-        use p256::ecdsa::signature::Verifier as _;
-        match (self, scheme) {
-            (Material::Ed25519(vk), Scheme::Ed25519) => {
-                ed25519_dalek::Signature::from_slice(sig).map(|s| vk.verify_strict(msg, &s).is_ok()).unwrap_or(false)
-            }
-            (Material::Rsa(k), Scheme::RsaPss(h)) => match h {
-                HashAlg::Sha256 => pss::verify::<Sha256>(k, msg, sig),
-                HashAlg::Sha384 => pss::verify::<Sha384>(k, msg, sig),
-                HashAlg::Sha512 => pss::verify::<Sha512>(k, msg, sig),
-            },
-            (Material::Rsa(k), Scheme::RsaPkcs1v15(h)) => {
-                let (padding, digest) = match h {
-                    HashAlg::Sha256 => (rsa::Pkcs1v15Sign::new::<Sha256>(), Sha256::digest(msg).to_vec()),
-                    HashAlg::Sha384 => (rsa::Pkcs1v15Sign::new::<Sha384>(), Sha384::digest(msg).to_vec()),
-                    HashAlg::Sha512 => (rsa::Pkcs1v15Sign::new::<Sha512>(), Sha512::digest(msg).to_vec()),
-                };
-                k.verify(padding, &digest, sig).is_ok()
-            }
-            (Material::P256(vk), Scheme::EcdsaP256) => {
-                p256::ecdsa::Signature::from_der(sig).map(|s| vk.verify(msg, &s).is_ok()).unwrap_or(false)
-            }
-            (Material::P384(vk), Scheme::EcdsaP384) => {
-                p384::ecdsa::Signature::from_der(sig).map(|s| vk.verify(msg, &s).is_ok()).unwrap_or(false)
-            }
-            (Material::P521(vk), Scheme::EcdsaP521) => {
-                p521::ecdsa::Signature::from_der(sig).map(|s| vk.verify(msg, &s).is_ok()).unwrap_or(false)
-            }
-            _ => false,
-        }
-    }
-
-    fn same_key(&self, other: &Material) -> bool {
-        match (self.spki_der(), other.spki_der()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
         }
     }
 }
@@ -543,106 +386,6 @@ impl PublicKey {
         } else {
             Err(Error::Signature(format!("invalid signature for keyid '{}'", self.keyid)))
         }
-    }
-}
-
-enum Signer {
-    Ed25519(ed25519_dalek::SigningKey),
-    Rsa(Box<rsa::RsaPrivateKey>),
-    P256(p256::ecdsa::SigningKey),
-    P384(p384::ecdsa::SigningKey),
-    P521(p521::ecdsa::SigningKey),
-}
-
-impl Signer {
-    fn material(&self) -> Material {
-        match self {
-            Signer::Ed25519(sk) => Material::Ed25519(sk.verifying_key()),
-            Signer::Rsa(sk) => Material::Rsa(Box::new(sk.to_public_key())),
-            Signer::P256(sk) => Material::P256(*sk.verifying_key()),
-            Signer::P384(sk) => Material::P384(*sk.verifying_key()),
-            Signer::P521(sk) => Material::P521(p521::ecdsa::VerifyingKey::from(sk)),
-        }
-    }
-
-    /// Parse a PKCS#8 `PrivateKeyInfo` (DER).
-    fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
-        use pkcs8::DecodePrivateKey as _;
-        let info = pkcs8::PrivateKeyInfo::try_from(der)
-            .map_err(|e| Error::format(format!("not a valid PKCS#8 private key: {e}")))?;
-        let bad = |e: &dyn std::fmt::Display| Error::format(format!("invalid private key: {e}"));
-        match info.algorithm.oid {
-            OID_ED25519 => Ok(Signer::Ed25519(ed25519_dalek::SigningKey::try_from(info).map_err(|e| bad(&e))?)),
-            OID_RSA => {
-                check_rsa_private_der(info.private_key)?;
-                Self::rsa(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
-            }
-            OID_EC => {
-                match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
-                    OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                    OID_P384 => Ok(Signer::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                    OID_P521 => Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(|e| bad(&e))?),
-                    other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
-                }
-            }
-            other => Err(Error::format(format!(
-                "unsupported private key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
-            ))),
-        }
-    }
-
-    /// Parse a SEC1 `ECPrivateKey` (DER), P-256 or P-384.
-    fn from_sec1_der(der: &[u8]) -> Result<Self> {
-        if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
-            return Ok(Signer::P256(k.into()));
-        }
-        if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
-            return Ok(Signer::P384(k.into()));
-        }
-        if let Ok(k) = p521::SecretKey::from_sec1_der(der) {
-            return Self::from_p521(k);
-        }
-        Err(Error::format("not a valid P-256, P-384 or P-521 EC private key (only these curves are supported)"))
-    }
-
-    fn from_p521(k: p521::SecretKey) -> Result<Self> {
-        p521::ecdsa::SigningKey::from_bytes(&k.to_bytes())
-            .map(Signer::P521)
-            .map_err(|_| Error::format("invalid P-521 private key"))
-    }
-
-    fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
-        use rsa::pkcs1::DecodeRsaPrivateKey as _;
-        check_rsa_private_der(der)?;
-        rsa::RsaPrivateKey::from_pkcs1_der(der)
-            .map_err(|e| Error::format(format!("not a valid RSA private key: {e}")))
-            .and_then(Self::rsa)
-    }
-
-    fn rsa(k: rsa::RsaPrivateKey) -> Result<Self> {
-        use rsa::traits::PublicKeyParts as _;
-        check_rsa_bits(k.n())?;
-        Ok(Signer::Rsa(Box::new(k)))
-    }
-
-    /// PKCS#8 `PrivateKeyInfo` DER. Ed25519 keys are written as the 48-byte v1 structure that
-    /// Python `cryptography` and OpenSSL write.
-    fn to_pkcs8_der(&self) -> Result<Vec<u8>> {
-        use pkcs8::EncodePrivateKey as _;
-        let doc = match self {
-            Signer::Ed25519(sk) => {
-                let mut der = ED25519_PKCS8_V1_PREFIX.to_vec();
-                der.extend_from_slice(&sk.to_bytes());
-                return Ok(der);
-            }
-            Signer::Rsa(sk) => sk.to_pkcs8_der(),
-            Signer::P256(sk) => sk.to_pkcs8_der(),
-            Signer::P384(sk) => sk.to_pkcs8_der(),
-            Signer::P521(sk) => p521::SecretKey::from_bytes(&sk.to_bytes())
-                .map_err(|_| Error::format("invalid P-521 private key"))?
-                .to_pkcs8_der(),
-        };
-        doc.map(|d| d.as_bytes().to_vec()).map_err(|e| Error::format(format!("cannot encode the private key: {e}")))
     }
 }
 

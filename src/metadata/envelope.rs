@@ -1,0 +1,367 @@
+//! The two envelopes a document travels in, Metablock and DSSE (with in-toto Statements):
+//! parsing, the exact signed bytes, signing and writing them.
+
+use super::*;
+
+/// One signature: `keyid` and the raw signature bytes (hex in Metablocks, base64 in DSSE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Envelope {
+    /// The `signed` value as received (or as produced), signed over its canonical JSON.
+    Metablock { signed: Value },
+    /// A Metablock totofs made around a link: `signed` is the link payload itself, serialised
+    /// from the model when it is signed or written (no `Value` tree, no copy of the bytes kept);
+    /// `digest` is the SHA-256 of its canonical JSON when the envelope was made, to tell whether
+    /// the payload changed since.
+    LinkMetablock { digest: [u8; 32] },
+    /// The payload bytes as received (or as produced), signed over their PAE. `statement`: the
+    /// payload is an in-toto Statement v1 with a link predicate ([`crate::attest::statement`]),
+    /// not a legacy `_type: link` document.
+    Dsse { payload: Vec<u8>, statement: bool },
+}
+
+/// Which envelope (and payload form) [`Metadata::build`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Metablock,
+    Dsse,
+    /// DSSE around a Statement v1 whose predicate is the in-toto link predicate v0.3.
+    Statement,
+}
+
+/// A signed (or unsigned) in-toto document in either envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    envelope: Envelope,
+    pub payload: Payload,
+    pub signatures: Vec<Signature>,
+}
+
+/// DSSE pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// DSSE base64: standard or URL-safe, padded or not (what in-toto and the DSSE spec accept).
+pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD, STANDARD_NO_PAD};
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).or_else(|_| STANDARD_NO_PAD.decode(s)).or_else(|_| URL_SAFE_NO_PAD.decode(s)).ok()
+}
+
+impl Metadata {
+    /// A new, unsigned Metablock around `payload`.
+    pub fn new_metablock(payload: Payload) -> Self {
+        // A link that cannot be canonicalised (a float in its byproducts) keeps its `Value`, so
+        // that signing it fails with the canonical-JSON error.
+        let envelope = Self::build(&payload, Form::Metablock)
+            .map(|(e, _)| e)
+            .unwrap_or_else(|_| Envelope::Metablock { signed: payload.to_value() });
+        Metadata { envelope, payload, signatures: Vec::new() }
+    }
+
+    /// A new, unsigned DSSE envelope around `payload`, serialised like in-toto 3.x does.
+    pub fn new_dsse(payload: Payload) -> Self {
+        let bytes = match &payload {
+            Payload::Link(link) => crate::linkjson::python_compact(link),
+            Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
+        };
+        Metadata { envelope: Envelope::Dsse { payload: bytes.into_bytes(), statement: false }, payload, signatures: Vec::new() }
+    }
+
+    /// The envelope of `payload` as totofs makes it, and the bytes a signature over it covers.
+    /// A link is serialised straight from the model ([`crate::linkjson`]).
+    fn build(payload: &Payload, form: Form) -> Result<(Envelope, Vec<u8>)> {
+        use sha2::Digest as _;
+        if form == Form::Statement {
+            let Payload::Link(link) = payload else {
+                return Err(Error::format("only a link can be written as an in-toto Statement"));
+            };
+            let bytes = crate::attest::statement::link_statement_json(link).into_bytes();
+            let signed = pae(PAYLOAD_TYPE, &bytes);
+            return Ok((Envelope::Dsse { payload: bytes, statement: true }, signed));
+        }
+        if form == Form::Dsse {
+            let bytes = match payload {
+                Payload::Link(link) => crate::linkjson::python_compact(link),
+                Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
+            }
+            .into_bytes();
+            let signed = pae(PAYLOAD_TYPE, &bytes);
+            return Ok((Envelope::Dsse { payload: bytes, statement: false }, signed));
+        }
+        match payload {
+            Payload::Link(link) => {
+                let canonical = crate::linkjson::canonical(link)?;
+                let digest = sha2::Sha256::digest(&canonical).into();
+                Ok((Envelope::LinkMetablock { digest }, canonical))
+            }
+            Payload::Layout(_) => {
+                let signed = payload.to_value();
+                let canonical = cjson::canonical(&signed)?;
+                Ok((Envelope::Metablock { signed }, canonical))
+            }
+        }
+    }
+
+    pub fn is_dsse(&self) -> bool {
+        matches!(self.envelope, Envelope::Dsse { .. })
+    }
+
+    /// Is this a DSSE envelope of an in-toto Statement v1 with a link predicate?
+    pub fn is_statement(&self) -> bool {
+        matches!(self.envelope, Envelope::Dsse { statement: true, .. })
+    }
+
+    fn form(&self) -> Form {
+        match self.envelope {
+            Envelope::Dsse { statement: true, .. } => Form::Statement,
+            Envelope::Dsse { statement: false, .. } => Form::Dsse,
+            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => Form::Metablock,
+        }
+    }
+
+    /// Read and parse a metadata file. Errors name the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")?;
+        Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut v = cjson::parse(bytes)?;
+        // A Metablock's `signed` value is moved into the envelope rather than cloned: links can
+        // list tens of thousands of artifacts.
+        if let Some(o) = v.as_object_mut() {
+            if !o.contains_key("payload") {
+                if let Some(signed) = o.remove("signed") {
+                    let parsed = Payload::from_value(&signed)?;
+                    cjson::ensure_canonical(&signed)?;
+                    let signatures = Self::parse_signatures(o, false)?;
+                    return Ok(Metadata { envelope: Envelope::Metablock { signed }, payload: parsed, signatures });
+                }
+            }
+        }
+        Self::from_value(&v)
+    }
+
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let o = obj(v, "metadata")?;
+        if let Some(p) = o.get("payload") {
+            let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
+            if pt != PAYLOAD_TYPE {
+                return Err(Error::format(format!("DSSE payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+            }
+            let p = p.as_str().ok_or_else(|| Error::format("DSSE 'payload' is not a string"))?;
+            let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+            // A statement link as totofs writes it is read without a JSON tree.
+            if let Some(link) = crate::attest::statement::fast_link(&payload) {
+                let signatures = Self::parse_signatures(o, true)?;
+                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
+            }
+            let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
+            // A Statement (no `_type` of link or layout) carries a link in its predicate.
+            let statement = crate::attest::statement::is_statement(&inner);
+            let parsed = if statement {
+                Payload::Link(crate::attest::statement::link_from_statement(&inner)?)
+            } else {
+                Payload::from_value(&inner)?
+            };
+            let signatures = Self::parse_signatures(o, true)?;
+            return Ok(Metadata { envelope: Envelope::Dsse { payload, statement }, payload: parsed, signatures });
+        }
+        let signed = o.get("signed").ok_or_else(|| Error::format("neither a Metablock ('signed') nor a DSSE envelope ('payload')"))?;
+        let parsed = Payload::from_value(signed)?;
+        // Refuse what cannot be signed (floats) up front, with a clear message.
+        cjson::ensure_canonical(signed)?;
+        let signatures = Self::parse_signatures(o, false)?;
+        Ok(Metadata { envelope: Envelope::Metablock { signed: signed.clone() }, payload: parsed, signatures })
+    }
+
+    fn parse_signatures(o: &Map<String, Value>, dsse: bool) -> Result<Vec<Signature>> {
+        let Some(v) = o.get("signatures") else {
+            return Err(Error::format("metadata has no 'signatures' list"));
+        };
+        let arr = v.as_array().ok_or_else(|| Error::format("'signatures' is not a list"))?;
+        check_signature_count(arr.len())?;
+        let mut out = Vec::new();
+        for s in arr {
+            let so = obj(s, "signature")?;
+            let keyid = so.get("keyid").and_then(Value::as_str).unwrap_or("").to_string();
+            if !dsse && keyid.is_empty() {
+                return Err(Error::format("a signature has no 'keyid'"));
+            }
+            let raw = so.get("sig").and_then(Value::as_str).ok_or_else(|| {
+                Error::format(format!("signature for keyid '{keyid}' has no 'sig' (GPG signatures are not supported)"))
+            })?;
+            check_signature_chars(&keyid, raw)?;
+            let sig = if dsse {
+                decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?
+            } else {
+                if raw.len() % 2 != 0 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Error::format(format!("signature for keyid '{keyid}' is not hex")));
+                }
+                hex::decode(raw).map_err(|_| Error::format(format!("signature for keyid '{keyid}' is not hex")))?
+            };
+            // securesystemslib's `Envelope.from_dict` keeps signatures by keyid and refuses a
+            // second one under the same keyid (a Metablock keeps a list and checks the first).
+            if dsse && out.iter().any(|s: &Signature| s.keyid == keyid) {
+                return Err(Error::format(format!("Multiple signatures found for keyid {keyid}")));
+            }
+            out.push(Signature { keyid, sig });
+        }
+        Ok(out)
+    }
+
+    /// The exact bytes a signature covers.
+    pub fn signed_bytes(&self) -> Result<Vec<u8>> {
+        match &self.envelope {
+            Envelope::Metablock { signed } => cjson::canonical(signed),
+            Envelope::LinkMetablock { .. } => match &self.payload {
+                Payload::Link(link) => crate::linkjson::canonical(link),
+                other => cjson::canonical(&other.to_value()),
+            },
+            Envelope::Dsse { payload, .. } => Ok(pae(PAYLOAD_TYPE, payload)),
+        }
+    }
+
+    /// The DSSE payload bytes, if this is a DSSE envelope.
+    pub fn dsse_payload(&self) -> Option<&[u8]> {
+        match &self.envelope {
+            Envelope::Dsse { payload, .. } => Some(payload),
+            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => None,
+        }
+    }
+
+    /// A new envelope around `payload` signed by `key`: like `new_*` then [`Metadata::sign`],
+    /// with the payload serialised once (for a large link that is most of the signing time).
+    pub fn new_signed(payload: Payload, dsse: bool, key: &PrivateKey) -> Result<Self> {
+        Self::new_signed_as(payload, if dsse { Form::Dsse } else { Form::Metablock }, key)
+    }
+
+    /// A DSSE envelope of a Statement v1 (link predicate v0.3) of `link`, signed by `key`.
+    pub fn new_signed_statement(link: Link, key: &PrivateKey) -> Result<Self> {
+        Self::new_signed_as(Payload::Link(link), Form::Statement, key)
+    }
+
+    fn new_signed_as(payload: Payload, form: Form, key: &PrivateKey) -> Result<Self> {
+        let (envelope, bytes) = Self::build(&payload, form)?;
+        let sig = key.sign(&bytes)?;
+        drop(bytes);
+        let mut md = Metadata { envelope, payload, signatures: Vec::new() };
+        md.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
+        Ok(md)
+    }
+
+    /// Add a signature by `key` (replacing an older one by the same key). The payload is
+    /// re-serialised from the model first, so what is signed is exactly in-toto 3.x's field set.
+    pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
+        use sha2::Digest as _;
+        let (fresh, bytes) = Self::build(&self.payload, self.form())?;
+        // Same signed bytes, same content (canonical JSON has one encoding per value).
+        let same = match (&self.envelope, &fresh) {
+            (Envelope::Metablock { signed: a }, Envelope::Metablock { signed: b }) => a == b,
+            (Envelope::Dsse { payload: a, .. }, Envelope::Dsse { payload: b, .. }) => a == b,
+            (Envelope::LinkMetablock { digest }, _) => digest[..] == sha2::Sha256::digest(&bytes)[..],
+            (Envelope::Metablock { signed }, _) => cjson::canonical(signed).is_ok_and(|old| old == bytes),
+            (Envelope::Dsse { .. }, _) => false,
+        };
+        if !same {
+            // The content changed under existing signatures; they no longer cover it.
+            self.signatures.clear();
+            self.envelope = fresh;
+        }
+        let sig = key.sign(&bytes)?;
+        self.signatures.retain(|s| s.keyid != key.keyid());
+        self.signatures.push(Signature { keyid: key.keyid().to_string(), sig });
+        Ok(())
+    }
+
+    /// Check that `key` made a valid signature: the first signature with the key's keyid (either
+    /// keyid convention) is checked, like in-toto 3.x.
+    pub fn verify_signature(&self, key: &PublicKey) -> Result<()> {
+        let sig = self
+            .signatures
+            .iter()
+            .find(|s| s.keyid == key.keyid())
+            .or_else(|| self.signatures.iter().find(|s| key.matches_keyid(&s.keyid)))
+            .ok_or_else(|| Error::Signature(format!("no signature found for key '{}'", key.keyid())))?;
+        key.verify(&self.signed_bytes()?, &sig.sig)
+    }
+
+    /// The file content, byte for byte as in-toto 3.x writes it.
+    pub fn to_file_string(&self) -> String {
+        match &self.envelope {
+            Envelope::Metablock { signed } => {
+                let sigs: Vec<Value> =
+                    self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
+                cjson::dump_pretty_fields(&[("signatures", &Value::Array(sigs)), ("signed", signed)])
+            }
+            Envelope::LinkMetablock { .. } => {
+                let sigs: Vec<Value> =
+                    self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
+                let mut out = String::new();
+                out.push_str("{\n \"signatures\": ");
+                cjson::write_pretty(&Value::Array(sigs), 1, &mut out);
+                out.push_str(",\n \"signed\": ");
+                match &self.payload {
+                    Payload::Link(link) => crate::linkjson::write_pretty(link, 1, &mut out),
+                    other => cjson::write_pretty(&other.to_value(), 1, &mut out),
+                }
+                out.push_str("\n}");
+                out
+            }
+            Envelope::Dsse { payload, .. } => dsse_file_string(payload, &self.signatures),
+        }
+    }
+
+    /// Write the file atomically (see [`crate::fsio::write_file`]).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        crate::fsio::write_file(path, self.to_file_string().as_bytes(), 0o666, true)
+    }
+
+    /// `<name>.<keyid8>.link`, named after the signing keyid (like in-toto).
+    pub fn link_file_name(name: &str, keyid: &str) -> String {
+        format!("{}.{}.link", name, keyid8(keyid))
+    }
+}
+
+/// The first 8 characters of a keyid, as in-toto names files (`keyid[:8]` in Python: characters,
+/// not bytes, so a keyid with multi-byte characters names the same file as in in-toto).
+pub fn keyid8(keyid: &str) -> &str {
+    match keyid.char_indices().nth(8) {
+        Some((end, _)) => keyid.get(..end).unwrap_or(keyid),
+        None => keyid,
+    }
+}
+
+/// A DSSE envelope file (`application/vnd.in-toto+json`) as in-toto 3.x writes its DSSE links:
+/// one line, standard padded base64 (what cosign decodes), a `keyid` in every signature.
+pub fn dsse_file_string(payload: &[u8], signatures: &[Signature]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sigs: Vec<Value> = signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
+    cjson::dump_python_compact(&json!({
+        "payload": b64.encode(payload),
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": sigs,
+    }))
+}
+
+/// A DSSE envelope read as is: the payload bytes (what signatures cover, through [`pae`]) and
+/// the signatures, not checked yet. Any payload type other than in-toto's is refused.
+pub fn read_dsse(bytes: &[u8]) -> Result<(Vec<u8>, Vec<Signature>)> {
+    let v = cjson::parse(bytes)?;
+    let o = obj(&v, "DSSE envelope")?;
+    let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
+    if pt != PAYLOAD_TYPE {
+        return Err(Error::format(format!("DSSE payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+    }
+    let p = o.get("payload").and_then(Value::as_str).ok_or_else(|| Error::format("DSSE 'payload' is missing or not a string"))?;
+    let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+    Ok((payload, Metadata::parse_signatures(o, true)?))
+}

@@ -1,0 +1,167 @@
+//! Artifact hash dicts (`{"sha256": "<hex>", ...}`): their compact form and strict hex decoding.
+
+use super::*;
+
+/// One artifact's hash dict, `{"sha256": "<hex>", ...}`, compared as a whole dict of strings
+/// like in-toto does.
+///
+/// The dict every recorder writes (exactly `sha256` with 64 lowercase hex digits) is held as its
+/// 32 raw bytes, inline; any other dict (other or several algorithms, upper-case hex, odd
+/// lengths: all legal in in-toto) as its (algorithm, hex) strings. A dict has exactly one
+/// representation, so the derived equality is string equality of the dicts: `{sha256}` differs
+/// from `{sha256, sha512}` and upper-case hex from lower-case.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum HashDict {
+    /// `{"sha256": <64 lowercase hex>}`.
+    Sha256([u8; 32]),
+    /// Any other dict, as (algorithm, hex) pairs sorted by algorithm, algorithms unique.
+    Other(Box<[(Box<str>, Box<str>)]>),
+}
+
+impl Default for HashDict {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for HashDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl HashDict {
+    /// The empty dict.
+    pub fn new() -> Self {
+        HashDict::Other(Box::new([]))
+    }
+
+    /// `{"sha256": hex(raw)}`.
+    pub fn sha256(raw: [u8; 32]) -> Self {
+        HashDict::Sha256(raw)
+    }
+
+    /// From (algorithm, hex) pairs already sorted by algorithm and unique.
+    pub fn from_sorted_pairs(pairs: Vec<(String, String)>) -> Self {
+        if let [(algo, hex)] = pairs.as_slice() {
+            if algo == "sha256" {
+                if let Some(raw) = decode_lower_sha256(hex) {
+                    return HashDict::Sha256(raw);
+                }
+            }
+        }
+        HashDict::Other(pairs.into_iter().map(|(a, h)| (a.into_boxed_str(), h.into_boxed_str())).collect())
+    }
+
+    /// The raw digest when the dict is exactly `{"sha256": <64 lowercase hex>}`.
+    pub fn sha256_raw(&self) -> Option<&[u8; 32]> {
+        match self {
+            HashDict::Sha256(raw) => Some(raw),
+            HashDict::Other(_) => None,
+        }
+    }
+
+    /// The hex value for `algo`, as written in the dict.
+    pub fn get(&self, algo: &str) -> Option<Cow<'_, str>> {
+        match self {
+            HashDict::Sha256(raw) => (algo == "sha256").then(|| Cow::Owned(hex::encode(raw))),
+            HashDict::Other(p) => p.iter().find(|(a, _)| &**a == algo).map(|(_, h)| Cow::Borrowed(&**h)),
+        }
+    }
+
+    /// Set `algo` to `hex`, replacing an older value.
+    pub fn insert(&mut self, algo: String, hex: String) {
+        let mut pairs = self.pairs();
+        match pairs.binary_search_by(|(a, _)| a.as_str().cmp(&algo)) {
+            Ok(i) => {
+                if let Some(pair) = pairs.get_mut(i) {
+                    pair.1 = hex;
+                }
+            }
+            Err(i) => pairs.insert(i, (algo, hex)),
+        }
+        *self = Self::from_sorted_pairs(pairs);
+    }
+
+    /// (algorithm, hex) entries, sorted by algorithm.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+        let (one, many) = match self {
+            HashDict::Sha256(raw) => (Some(("sha256", Cow::Owned(hex::encode(raw)))), &[][..]),
+            HashDict::Other(p) => (None, &p[..]),
+        };
+        one.into_iter().chain(many.iter().map(|(a, h)| (&**a, Cow::Borrowed(&**h))))
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            HashDict::Sha256(_) => 1,
+            HashDict::Other(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The dict as a JSON object.
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.iter().map(|(k, v)| (k.to_string(), Value::String(v.into_owned()))).collect())
+    }
+
+    /// (algorithm, hex) pairs, sorted by algorithm.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.iter().map(|(a, h)| (a.to_string(), h.into_owned())).collect()
+    }
+}
+
+impl serde::Serialize for HashDict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HashDict {
+    /// From a JSON object of strings (any dict; a lowercase sha256 one becomes the compact form).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(BTreeMap::<String, String>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+impl FromIterator<(String, String)> for HashDict {
+    /// Like collecting into a map: sorted by algorithm, the last value for an algorithm wins.
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let m: BTreeMap<String, String> = iter.into_iter().collect();
+        Self::from_sorted_pairs(m.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for HashDict {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+/// 64 lowercase hex digits to 32 bytes; `None` for anything else (upper case included, which must
+/// stay distinct from lower case).
+pub fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
+    // Nibble value of '0'-'9' and 'a'-'f'; 0xff for every other byte.
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 0xff,
+        }
+    }
+    let h: &[u8; 64] = hex.as_bytes().try_into().ok()?;
+    let mut raw = [0u8; 32];
+    let mut bad = 0u8;
+    for (out, pair) in raw.iter_mut().zip(h.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [a, b] => (nibble(*a), nibble(*b)),
+            _ => (0xff, 0xff),
+        };
+        bad |= hi | lo;
+        *out = (hi << 4) | (lo & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(raw)
+}

@@ -1,0 +1,380 @@
+//! Trace files on disk: the signed Statement beside a link, and the link file it is bound to.
+
+use super::*;
+
+/// `<step>.<keyid8>.trace`, the name of the trace beside `<step>.<keyid8>.link`.
+pub fn trace_file_name(step: &str, keyid: &str) -> String {
+    format!("{}.{}{TRACE_SUFFIX}", step, crate::metadata::keyid8(keyid))
+}
+
+/// Where the trace of the link at `link_path` lives: `.link` replaced by `.trace`, else the
+/// in-toto name of the link with the given keyid, in the same directory.
+pub fn trace_path_for_link(link_path: &Path, step: &str, keyid: &str) -> PathBuf {
+    let name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = link_path.parent().unwrap_or(Path::new(""));
+    match name.strip_suffix(".link") {
+        Some(stem) if !stem.is_empty() => dir.join(format!("{stem}{TRACE_SUFFIX}")),
+        _ => dir.join(trace_file_name(step, keyid)),
+    }
+}
+
+/// A trace file: the Statement (subject = the link file, predicate = the trace, plus the public
+/// key of the signer so the trace can be checked on its own) in a DSSE envelope.
+#[derive(Debug, Clone)]
+pub struct TraceFile {
+    pub trace: Trace,
+    /// The link file's name (`<step>.<keyid8>.link`).
+    pub subject_name: String,
+    /// SHA-256 (hex) of the link file's bytes.
+    pub subject_sha256: String,
+    /// The signer's public key dict, as carried in the predicate (`signer`).
+    pub signer: Option<Value>,
+    pub signatures: Vec<Signature>,
+    pub(super) payload: Vec<u8>,
+    /// The link the trace is for (parsed from its bytes), to leave out hashes it already holds.
+    pub(super) link: Option<Link>,
+}
+
+impl TraceFile {
+    /// An unsigned trace file for the link whose file is named `link_file_name` and holds `link_bytes`.
+    pub fn new(trace: Trace, link_file_name: &str, link_bytes: &[u8]) -> Self {
+        let link = match Metadata::from_bytes(link_bytes).map(|m| m.payload) {
+            Ok(Payload::Link(l)) => Some(l),
+            _ => None,
+        };
+        TraceFile {
+            trace,
+            subject_name: link_file_name.to_string(),
+            subject_sha256: sha256_hex(link_bytes),
+            signer: None,
+            signatures: Vec::new(),
+            payload: Vec::new(),
+            link,
+        }
+    }
+
+    /// [`TraceFile::new`] for a link already in memory: `link_sha256` is the hex SHA-256 of the
+    /// bytes of the link file named `link_file_name`, and `link` what that file holds.
+    pub fn for_link(trace: Trace, link_file_name: &str, link_sha256: String, link: Link) -> Self {
+        TraceFile {
+            trace,
+            subject_name: link_file_name.to_string(),
+            subject_sha256: link_sha256,
+            signer: None,
+            signatures: Vec::new(),
+            payload: Vec::new(),
+            link: Some(link),
+        }
+    }
+
+    /// The Statement as a `Value`: the reference [`TraceFile::statement_json`] is checked against.
+    #[cfg(test)]
+    pub(super) fn statement(&self) -> Value {
+        let mut predicate = self.trace.to_value_against(self.link.as_ref());
+        if let (Some(signer), Some(o)) = (&self.signer, predicate.as_object_mut()) {
+            o.insert("signer".into(), signer.clone());
+        }
+        // `json!` would re-serialise the (large) predicate; move it in instead.
+        let mut o = Map::new();
+        o.insert("_type".into(), Value::String(STATEMENT_TYPE.into()));
+        o.insert("subject".into(), json!([{"name": self.subject_name, "digest": {"sha256": self.subject_sha256}}]));
+        o.insert("predicateType".into(), Value::String(PREDICATE_TYPE.into()));
+        o.insert("predicate".into(), predicate);
+        Value::Object(o)
+    }
+
+    /// The Statement as Python's `json.dumps(sort_keys=True)` writes it (the DSSE payload),
+    /// written straight from the model: byte for byte `dump_python_compact(&self.statement())`
+    /// without a `Value` per file and process (a trace can list every file of a build).
+    pub(super) fn statement_json(&self) -> String {
+        use cjson::write_python_str as s;
+        let link = self.link.as_ref();
+        let mut out = String::with_capacity(256 + self.trace.files.len() * 160);
+        out.push_str("{\"_type\": ");
+        s(STATEMENT_TYPE, &mut out);
+        // The predicate: files, processes, signer, step.
+        out.push_str(", \"predicate\": {\"files\": {");
+        for (i, (path, f)) in self.trace.files.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            s(path, &mut out);
+            out.push_str(": {");
+            // after, before, first, ops
+            if link.is_none_or(|l| l.products.get(path) != f.after.as_ref()) {
+                out.push_str("\"after\": ");
+                write_hash_json(&f.after, &mut out);
+                out.push_str(", ");
+            }
+            if link.is_none_or(|l| l.materials.get(path) != f.before.as_ref()) {
+                out.push_str("\"before\": ");
+                write_hash_json(&f.before, &mut out);
+                out.push_str(", ");
+            }
+            out.push_str("\"first\": ");
+            match &f.first {
+                None => out.push_str("null"),
+                Some(fp) => {
+                    out.push_str("{\"comm\": ");
+                    s(&fp.comm, &mut out);
+                    out.push_str(", \"pid\": ");
+                    out.push_str(&fp.pid.to_string());
+                    out.push('}');
+                }
+            }
+            out.push_str(", \"ops\": [");
+            for (j, op) in f.ops.iter().enumerate() {
+                if j > 0 {
+                    out.push_str(", ");
+                }
+                s(&op.as_string(), &mut out);
+            }
+            out.push_str("]}");
+        }
+        out.push_str("}, \"processes\": [");
+        let list = |items: &mut dyn Iterator<Item = &String>, out: &mut String| {
+            out.push('[');
+            for (j, x) in items.enumerate() {
+                if j > 0 {
+                    out.push_str(", ");
+                }
+                s(x, out);
+            }
+            out.push(']');
+        };
+        for (i, p) in self.trace.processes.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            // argv, cwd, id, parent, pid, reads, writes
+            out.push_str("{\"argv\": ");
+            list(&mut p.argv.iter(), &mut out);
+            out.push_str(", \"cwd\": ");
+            s(&p.cwd, &mut out);
+            out.push_str(", \"id\": ");
+            out.push_str(&p.id.to_string());
+            out.push_str(", \"parent\": ");
+            match p.parent {
+                None => out.push_str("null"),
+                Some(id) => out.push_str(&id.to_string()),
+            }
+            out.push_str(", \"pid\": ");
+            out.push_str(&p.pid.to_string());
+            out.push_str(", \"reads\": ");
+            list(&mut p.reads.iter(), &mut out);
+            out.push_str(", \"writes\": ");
+            list(&mut p.writes.iter(), &mut out);
+            out.push('}');
+        }
+        out.push(']');
+        if let Some(signer) = &self.signer {
+            out.push_str(", \"signer\": ");
+            cjson::write_compact(signer, &mut out);
+        }
+        out.push_str(", \"step\": ");
+        s(&self.trace.step, &mut out);
+        out.push_str("}, \"predicateType\": ");
+        s(PREDICATE_TYPE, &mut out);
+        out.push_str(", \"subject\": [{\"digest\": {\"sha256\": ");
+        s(&self.subject_sha256, &mut out);
+        out.push_str("}, \"name\": ");
+        s(&self.subject_name, &mut out);
+        out.push_str("}]}");
+        out
+    }
+
+    /// Sign with `key` (the key that signed the link). Replaces any earlier signature.
+    pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
+        self.signer = Some(key.public().to_key_dict());
+        self.payload = self.statement_json().into_bytes();
+        let sig = key.sign(&pae(PAYLOAD_TYPE, &self.payload))?;
+        self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
+        Ok(())
+    }
+
+    /// The file content: a one-line DSSE envelope, like in-toto 3.x's DSSE links.
+    pub fn to_file_string(&self) -> String {
+        crate::metadata::dsse_file_string(&self.payload, &self.signatures)
+    }
+
+    /// Write atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        crate::fsio::write_file(path, self.to_file_string().as_bytes(), 0o666, true)
+    }
+
+    /// Parse a trace file (signatures not checked yet: see [`TraceFile::verify`]). Hashes left
+    /// out because the link holds them stay unknown; see [`TraceFile::from_bytes_for`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes_for(bytes, None)
+    }
+
+    /// Parse a trace file, taking left-out hashes from `link` (the link it claims to be for).
+    pub fn from_bytes_for(bytes: &[u8], link: Option<&Link>) -> Result<Self> {
+        check_value_count(bytes, "trace envelope")?;
+        let mut v = cjson::parse(bytes)?;
+        let o = v.as_object_mut().ok_or_else(|| Error::format("trace is not a JSON object"))?;
+        let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
+        if pt != PAYLOAD_TYPE {
+            return Err(Error::format(format!("not a DSSE trace: payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+        }
+        let sigs = o.get("signatures").and_then(Value::as_array).ok_or_else(|| Error::format("trace has no 'signatures' list"))?;
+        crate::metadata::check_signature_count(sigs.len())?;
+        let mut signatures = Vec::new();
+        for s in sigs {
+            let keyid = s.get("keyid").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'keyid'"))?;
+            let raw = s.get("sig").and_then(Value::as_str).ok_or_else(|| Error::format("a trace signature has no 'sig'"))?;
+            crate::metadata::check_signature_chars(keyid, raw)?;
+            let sig = decode_b64(raw).ok_or_else(|| Error::format(format!("signature for keyid '{keyid}' is not base64")))?;
+            signatures.push(Signature { keyid: keyid.to_string(), sig });
+        }
+        let p = match o.remove("payload") {
+            Some(Value::String(p)) => p,
+            _ => return Err(Error::format("DSSE 'payload' is missing or not a string")),
+        };
+        // The envelope's tree is no longer needed: free it before the payload is decoded.
+        drop(v);
+        let payload = decode_b64(&p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        drop(p);
+        check_value_count(&payload, "trace statement")?;
+        let st = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
+        let so = st.as_object().ok_or_else(|| Error::format("trace statement is not an object"))?;
+        if so.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
+            return Err(Error::format(format!("trace payload is not an in-toto Statement ('_type' is not '{STATEMENT_TYPE}')")));
+        }
+        if so.get("predicateType").and_then(Value::as_str) != Some(PREDICATE_TYPE) {
+            return Err(Error::format(format!("statement's predicateType is not '{PREDICATE_TYPE}'")));
+        }
+        let subjects = so.get("subject").and_then(Value::as_array).ok_or_else(|| Error::format("statement has no 'subject' list"))?;
+        let [subject] = subjects.as_slice() else {
+            return Err(Error::format(format!("a trace statement has exactly one subject (the link), found {}", subjects.len())));
+        };
+        let subject_name = subject.get("name").and_then(Value::as_str).ok_or_else(|| Error::format("statement subject has no 'name'"))?;
+        let subject_sha256 = subject
+            .get("digest")
+            .and_then(|d| d.get("sha256"))
+            .and_then(Value::as_str)
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| Error::format("statement subject has no sha256 digest"))?;
+        let predicate = so.get("predicate").ok_or_else(|| Error::format("statement has no 'predicate'"))?;
+        let trace = Trace::from_value_against(predicate, link)?;
+        Ok(TraceFile {
+            trace,
+            subject_name: subject_name.to_string(),
+            subject_sha256: subject_sha256.to_ascii_lowercase(),
+            signer: predicate.get("signer").cloned(),
+            signatures,
+            payload,
+            link: link.cloned(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::load_for(path, None)
+    }
+
+    /// Load a trace file, taking left-out hashes from `link`.
+    pub fn load_for(path: &Path, link: Option<&Link>) -> Result<Self> {
+        let bytes = crate::fsio::read_capped(path, MAX_TRACE_BYTES, "trace")?;
+        Self::from_bytes_for(&bytes, link).map_err(|e| e.in_file(path))
+    }
+
+    /// Check the envelope's signature with `key`.
+    pub fn verify(&self, key: &PublicKey) -> Result<()> {
+        let sig = self
+            .signatures
+            .iter()
+            .find(|s| key.matches_keyid(&s.keyid))
+            .ok_or_else(|| Error::Signature(format!("trace has no signature by key '{}'", key.keyid())))?;
+        key.verify(&pae(PAYLOAD_TYPE, &self.payload), &sig.sig)
+            .map_err(|_| Error::Signature(format!("invalid trace signature for keyid '{}' (the trace was changed after signing)", key.keyid())))
+    }
+
+    /// The signer's public key as carried in the trace.
+    pub fn signer_key(&self) -> Result<PublicKey> {
+        let v = self.signer.as_ref().ok_or_else(|| Error::format("trace does not carry its signer's public key"))?;
+        PublicKey::from_key_dict(v).map_err(|e| Error::format(format!("trace signer: {e}")))
+    }
+}
+
+pub(super) fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")
+}
+
+/// A link loaded from a file, with the bytes its trace is bound to.
+#[derive(Debug, Clone)]
+pub struct LoadedLink {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub metadata: Metadata,
+    pub link: Link,
+}
+
+impl LoadedLink {
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = read_limited(path)?;
+        let metadata = Metadata::from_bytes(&bytes).map_err(|e| e.in_file(path))?;
+        let link = match &metadata.payload {
+            Payload::Link(l) => l.clone(),
+            Payload::Layout(_) => return Err(Error::input(path, "is a layout, not a link")),
+        };
+        Ok(LoadedLink { path: path.to_path_buf(), bytes, metadata, link })
+    }
+
+    /// The keyid of the link's first signature (empty when unsigned).
+    pub fn keyid(&self) -> &str {
+        self.metadata.signatures.first().map(|s| s.keyid.as_str()).unwrap_or("")
+    }
+
+    /// Where this link's trace lives.
+    pub fn trace_path(&self) -> PathBuf {
+        trace_path_for_link(&self.path, &self.link.name, self.keyid())
+    }
+
+    /// Check the link's signature with `key`.
+    pub fn verify(&self, key: &PublicKey) -> Result<()> {
+        self.metadata.verify_signature(key).map_err(|e| Error::input(&self.path, e))
+    }
+
+    /// Load this link's trace, if there is one, and check that it belongs to this link: signed
+    /// by the key that signed the link (and, if `key` is given, by that key), bound to the link
+    /// file's exact bytes, for the same step. Any failure names the trace file.
+    pub fn load_trace(&self, key: Option<&PublicKey>) -> Result<Option<Trace>> {
+        let path = self.trace_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let tf = TraceFile::load_for(&path, Some(&self.link))?;
+        let refuse = |why: String| Error::input(&path, format!("refused: {why}"));
+        let signer = tf.signer_key().map_err(|e| refuse(e.to_string()))?;
+        if let Some(k) = key {
+            if !k.matches_keyid(signer.keyid()) && !signer.matches_keyid(k.keyid()) {
+                return Err(refuse(format!("signed by key '{}', not by the given key '{}'", signer.keyid(), k.keyid())));
+            }
+        }
+        tf.verify(&signer).map_err(|e| refuse(e.to_string()))?;
+        let link_keyid = self.keyid();
+        if link_keyid.is_empty() {
+            return Err(refuse(format!("its link {} is unsigned", self.path.display())));
+        }
+        if !self.metadata.signatures.iter().any(|s| signer.matches_keyid(&s.keyid)) {
+            return Err(refuse(format!("signed by key '{}' but the link is signed by '{link_keyid}'", signer.keyid())));
+        }
+        self.metadata
+            .verify_signature(&signer)
+            .map_err(|e| refuse(format!("the link {} does not verify with the trace's key: {e}", self.path.display())))?;
+        let link_name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if tf.subject_name != link_name {
+            return Err(refuse(format!("it was made for link '{}', not '{link_name}' (swapped trace)", tf.subject_name)));
+        }
+        if tf.subject_sha256 != sha256_hex(&self.bytes) {
+            return Err(refuse(format!(
+                "the link {} is not the one the trace was signed for (sha256 differs: swapped or edited)",
+                self.path.display()
+            )));
+        }
+        if tf.trace.step != self.link.name {
+            return Err(refuse(format!("trace of step '{}', but the link is step '{}'", tf.trace.step, self.link.name)));
+        }
+        Ok(Some(tf.trace))
+    }
+}
