@@ -7,6 +7,45 @@ use crate::recorder::session::{self, Method, RecordOptions};
 use crate::recorder::supervise::StepCommand;
 use std::path::PathBuf;
 
+/// How recorded paths are named (in-toto-run's `--exclude`, `--base-path`, `--lstrip-paths`),
+/// shared by every command under totofs's own names that records artifacts.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ArtifactFlags {
+    /// Gitignore-style patterns of paths not to record (replace the defaults).
+    #[arg(long = "exclude", num_args = 1..)]
+    pub exclude: Option<Vec<String>>,
+    /// Record paths relative to this directory.
+    #[arg(long = "base-path")]
+    pub base_path: Option<PathBuf>,
+    /// Prefixes stripped from recorded paths.
+    #[arg(long = "lstrip-paths", num_args = 1..)]
+    pub lstrip_paths: Vec<String>,
+}
+
+impl ArtifactFlags {
+    /// The naming rules: `defaults` unless `--exclude` replaces them, the signing key left out
+    /// when `paths` (relative to `root`, the directory names are relative to) cover it, and a
+    /// base path that must be a directory.
+    pub(crate) fn options<'a>(
+        &self,
+        defaults: impl FnOnce() -> Vec<String>,
+        signing_key: &std::path::Path,
+        root: Option<&std::path::Path>,
+        paths: impl Iterator<Item = &'a String>,
+        quiet: bool,
+    ) -> Result<ArtifactOptions> {
+        let mut exclude = self.exclude.clone().unwrap_or_else(defaults);
+        super::key_file::exclude_key(&mut exclude, signing_key, root, paths, quiet);
+        let artifacts = ArtifactOptions::new(Some(&exclude), self.base_path.clone(), self.lstrip_paths.clone())?;
+        if let Some(b) = &self.base_path {
+            if !b.is_dir() {
+                return Err(Error::input(b, "base path does not exist or is not a directory"));
+            }
+        }
+        Ok(artifacts)
+    }
+}
+
 /// The attestation flags of every command that writes a link (`run`, `mount`, `record stop`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct AttestFlags {
@@ -67,15 +106,8 @@ pub struct RecordFlags {
     /// Write a DSSE envelope instead of a Metablock.
     #[arg(long = "use-dsse")]
     pub use_dsse: bool,
-    /// Gitignore-style patterns of paths not to record (replace the defaults).
-    #[arg(long = "exclude", num_args = 1..)]
-    pub exclude: Option<Vec<String>>,
-    /// Record paths relative to this directory.
-    #[arg(long = "base-path")]
-    pub base_path: Option<PathBuf>,
-    /// Prefixes stripped from recorded paths.
-    #[arg(long = "lstrip-paths", num_args = 1..)]
-    pub lstrip_paths: Vec<String>,
+    #[command(flatten)]
+    pub artifacts: ArtifactFlags,
     /// Record only the files the step opened or changed.
     #[arg(long = "only-accessed")]
     pub only_accessed: bool,
@@ -102,29 +134,22 @@ pub struct RecordFlags {
 impl RecordFlags {
     /// `dir`: the directory being recorded (the default cache is per directory).
     fn options(&self, dir: &std::path::Path) -> Result<RecordOptions> {
-        // Without --exclude: in-toto's defaults, and totofs's own trace files.
-        let mut exclude = self.exclude.clone().unwrap_or_else(crate::recorder::trace_writer::default_excludes);
         let dot = || vec![".".to_string()];
         let materials = if self.materials.is_empty() { dot() } else { self.materials.clone() };
         let products = if self.products.is_empty() { dot() } else { self.products.clone() };
         // Paths are recorded relative to the base path, or the recorded directory (`mount DIR`).
-        let root = match &self.base_path {
+        let root = match &self.artifacts.base_path {
             Some(b) => dir.join(b),
             None => dir.to_path_buf(),
         };
-        super::key_file::exclude_key(
-            &mut exclude,
+        // Without --exclude: in-toto's defaults, and totofs's own trace files.
+        let artifacts = self.artifacts.options(
+            crate::recorder::trace_writer::default_excludes,
             &self.signing_key,
             Some(&root),
             materials.iter().chain(products.iter()),
             self.quiet,
-        );
-        let artifacts = ArtifactOptions::new(Some(&exclude), self.base_path.clone(), self.lstrip_paths.clone())?;
-        if let Some(b) = &self.base_path {
-            if !b.is_dir() {
-                return Err(Error::input(b, "base path does not exist or is not a directory"));
-            }
-        }
+        )?;
         let hash_cache = match &self.hash_cache {
             None => None,
             Some(None) => Some(crate::recorder::hash_cache::default_path(dir)?),

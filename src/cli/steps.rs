@@ -58,15 +58,8 @@ pub struct StepFlags {
     /// Write a DSSE envelope instead of a Metablock (start; stop keeps start's format).
     #[arg(long = "use-dsse")]
     pub use_dsse: bool,
-    /// Gitignore-style patterns of paths not to record (replace the defaults).
-    #[arg(long = "exclude", num_args = 1..)]
-    pub exclude: Option<Vec<String>>,
-    /// Record paths relative to this directory.
-    #[arg(long = "base-path")]
-    pub base_path: Option<PathBuf>,
-    /// Prefixes stripped from recorded paths.
-    #[arg(long = "lstrip-paths", num_args = 1..)]
-    pub lstrip_paths: Vec<String>,
+    #[command(flatten)]
+    pub artifacts: super::record::ArtifactFlags,
     /// Say what is recorded and written.
     #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
     pub verbose: bool,
@@ -77,26 +70,19 @@ pub struct StepFlags {
 
 impl StepFlags {
     fn options(&self, materials: &[String], products: &[String], metadata_dir: Option<PathBuf>) -> Result<RecordOptions> {
-        let mut exclude =
-            self.exclude.clone().unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect());
-        super::key_file::exclude_key(
-            &mut exclude,
+        let artifacts = self.artifacts.options(
+            || DEFAULT_EXCLUDES.iter().map(|x| x.to_string()).collect(),
             &self.signing_key,
-            self.base_path.as_deref(),
+            self.artifacts.base_path.as_deref(),
             materials.iter().chain(products.iter()),
             self.quiet,
-        );
-        if let Some(b) = &self.base_path {
-            if !b.is_dir() {
-                return Err(Error::input(b, "base path does not exist or is not a directory"));
-            }
-        }
+        )?;
         Ok(RecordOptions {
             attest: crate::attest::AttestOptions::default(),
             name: self.step_name.clone(),
             materials: materials.to_vec(),
             products: products.to_vec(),
-            artifacts: ArtifactOptions::new(Some(&exclude), self.base_path.clone(), self.lstrip_paths.clone())?,
+            artifacts,
             use_dsse: self.use_dsse,
             only_accessed: false,
             metadata_dir,

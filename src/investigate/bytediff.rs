@@ -301,19 +301,6 @@ fn digits(bytes: &[u8], i: usize, radix: u32) -> Option<(i64, usize)> {
     (n > 0).then_some((v, n))
 }
 
-/// Civil date (year, month, day) of a day count since 1970-01-01.
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// A timestamp of the build in `bytes`: epoch seconds (decimal, tar's octal, or a 32-bit
@@ -335,7 +322,7 @@ fn clock(bytes: &[u8], ctx: &BuildContext) -> Option<String> {
                 }
                 if n == 4 && bytes.get(i + 4) == Some(&b'-') {
                     if let (Some((m, 2)), Some((d, 2))) = (digits(bytes, i + 5, 10), digits(bytes, i + 8, 10)) {
-                        if days.iter().any(|day| civil(*day) == (v, m, d)) {
+                        if days.iter().any(|day| crate::time::civil_from_days(*day) == (v, m, d)) {
                             return Some("a date, yyyy-mm-dd".into());
                         }
                     }
@@ -368,7 +355,7 @@ fn clock(bytes: &[u8], ctx: &BuildContext) -> Option<String> {
             if let Some((d, dn)) = digits(rest, skip, 10) {
                 if rest.get(skip + dn) == Some(&b' ') {
                     if let Some((y, 4)) = digits(rest, skip + dn + 1, 10) {
-                        if days.iter().any(|day| civil(*day) == (y, m as i64 + 1, d)) {
+                        if days.iter().any(|day| crate::time::civil_from_days(*day) == (y, m as i64 + 1, d)) {
                             return Some("a date, Mmm dd yyyy".into());
                         }
                     }
@@ -389,9 +376,9 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_723), (2024, 1, 1));
-        assert_eq!(civil(11_016), (2000, 2, 29));
+        assert_eq!(crate::time::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(crate::time::civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(crate::time::civil_from_days(11_016), (2000, 2, 29));
     }
 
     #[test]
