@@ -25,7 +25,6 @@ type Identified = (StatSig, bool, PathBuf, u64);
 
 /// Stat every entry and find where totofs reads it, on one thread per core: the step waits for
 /// this, so it is worth the second core.
-
 fn identify_all(entries: &[Entry], root: &Path, real_root: &Path) -> Result<Vec<Identified>> {
     let threads = pool::threads(0);
     // One block per thread (at least 1,024 entries), so each thread's resolver sees whole directories.

@@ -34,7 +34,9 @@ where
     let workers = self::threads(threads).min(items.len().div_ceil(block)).max(1);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let work = || -> Result<Vec<(usize, Vec<R>)>> {
+    // Each thread's finished blocks: (first index, results).
+    type Blocks<R> = Vec<(usize, Vec<R>)>;
+    let work = || -> Result<Blocks<R>> {
         let mut state = init();
         let mut done = Vec::new();
         while !failed.load(Ordering::Relaxed) {
@@ -57,7 +59,7 @@ where
         }
         Ok(done)
     };
-    let parts: Vec<Result<Vec<(usize, Vec<R>)>>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Blocks<R>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
         handles
             .into_iter()
