@@ -8,8 +8,8 @@
 //! (materials at mount, products when `unmount` stops it).
 
 use super::artifacts;
-use super::hash_cache::{self, HashCache};
-use super::hashing::{Materials, Written};
+use super::hash_cache::HashCache;
+use super::hashing::{self, Materials, Written};
 use super::namespace::{self, Observed};
 use super::overlay::Overlay;
 use super::session::{self, RecordOptions};
@@ -143,7 +143,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     let started = (|| -> Result<Started> {
         std::env::set_current_dir(dir).map_err(|e| Error::input(dir, e))?;
         if snapshot {
-            let m = hash_cache::record(cache.as_deref(), &opts.materials, &opts.artifacts)?;
+            let m = hashing::record(cache.as_deref(), &opts.materials, &opts.artifacts)?;
             return Ok(Started::Snapshot(m));
         }
         let _ = namespace::raise_fd_limit();
@@ -200,7 +200,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     let sealed: Result<(Artifacts, Artifacts)> = match started {
         Started::Snapshot(m) => {
             wait_for_stop(stop_signals);
-            hash_cache::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
+            hashing::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
         }
         Started::Fuse { bg, pool, observed, _rootfd } => {
             let lost = Arc::new(std::sync::atomic::AtomicI32::new(0));

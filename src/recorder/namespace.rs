@@ -11,7 +11,7 @@
 
 use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};
-use super::hashing::{Material, Materials, Resolver, StatSig, Written};
+use super::hashing::{self, Material, Materials, Resolver, StatSig, Written};
 use super::overlay::Overlay;
 use super::session::RecordOptions;
 use super::supervise::{self, StepCommand, StepEnd};
@@ -340,7 +340,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             },
         }
     }
-    products.extend(hash_cache::hash_entries_list(cache, &to_hash)?);
+    products.extend(hashing::hash_entries(cache, &to_hash)?);
     let products: Artifacts = products.into_iter().collect();
     // Materials last: the product walk above ran while the pool was still hashing them.
     let materials = o.materials.artifacts(keep)?;

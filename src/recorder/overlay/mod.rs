@@ -28,7 +28,7 @@ pub(crate) use dirs::SHUFFLE_READDIR_ENV;
 pub(crate) use files::{Backing, Opened};
 
 use super::hashing::{Materials, Written};
-use super::tracking::{FileKey, ProcId, Tracker};
+use super::tracking::{FileKey, ProcessKey, Tracker};
 use attrs::{check, cstr, fstatat, is_dir, join, stat_fd};
 use dashmap::DashMap;
 use fuser::FileType;
@@ -78,7 +78,7 @@ struct Handle {
     /// from another one, or from none).
     opener: u32,
     /// That thread's process, identified at open (it may be gone, its pid reused, by release).
-    opener_id: Option<ProcId>,
+    opener_id: Option<ProcessKey>,
     /// Kernel passthrough: held from open to release.
     _backing: Option<Backing>,
 }
@@ -211,9 +211,9 @@ impl Overlay {
     /// The process behind a step's request, identified once per request: a create or a
     /// writable open both notes the operation and remembers the opener, and each identification
     /// reads `/proc`.
-    fn who(&self, caller: &Caller) -> Option<ProcId> {
+    fn who(&self, caller: &Caller) -> Option<ProcessKey> {
         thread_local! {
-            static LAST: std::cell::Cell<Option<(Caller, Option<ProcId>)>> = const { std::cell::Cell::new(None) };
+            static LAST: std::cell::Cell<Option<(Caller, Option<ProcessKey>)>> = const { std::cell::Cell::new(None) };
         }
         if let Some((c, id)) = LAST.with(|l| l.get()) {
             if c == *caller {
