@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::investigate::attribution::{attribute, causes_in, render_lines, Evidence, Finding};
 use crate::investigate::bytediff::{self, BuildContext, Signature};
-use crate::investigate::causes::DiffReport;
+use crate::investigate::report::DiffReport;
 use crate::investigate::conditions::{self, Applied, VARIED_LOCALE};
 use crate::investigate::tempnames::REPRO_TMPDIR;
 use crate::recorder::artifacts::DEFAULT_EXCLUDES;
