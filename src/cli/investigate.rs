@@ -2,7 +2,8 @@
 use super::output;
 use crate::error::{Error, Result};
 use crate::investigate::report::DiffReport;
-use crate::investigate::repro::{self, ReproOptions, Vary};
+use crate::investigate::repro::{self, ReproOptions};
+use crate::investigate::vary::Vary;
 use crate::investigate::show;
 use crate::keys::PublicKey;
 use crate::trace::LoadedLink;

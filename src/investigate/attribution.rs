@@ -11,7 +11,7 @@ use crate::investigate::bytediff::{ByteDiff, Signature};
 use crate::investigate::cause::{Cause, CauseKind, Invocation};
 use crate::investigate::describe::shell_words;
 use crate::investigate::report::DiffReport;
-use crate::investigate::repro::Vary;
+use crate::investigate::vary::Vary;
 use crate::investigate::tempnames;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

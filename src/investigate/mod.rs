@@ -9,6 +9,7 @@
 //! - [`conditions`]: whether each variation can take effect here (a locale built with localedef).
 //! - [`attribution`]: the condition found by experiment for each product, and the report.
 //! - [`bytediff`]: where two versions of a product differ and what the bytes look like.
+//! - [`vary`]: the conditions `repro` can vary, by name.
 //! - [`repro`]: build a step twice under varied conditions with `totofs run` and diff the results.
 
 pub mod attribution;
@@ -21,3 +22,4 @@ pub mod repro;
 pub mod report;
 pub mod show;
 pub mod tempnames;
+pub mod vary;
