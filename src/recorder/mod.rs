@@ -9,6 +9,9 @@
 //! - [`step_init`]: the step's own PID namespace and `/proc`, and its init (reaping, reports,
 //!   the mount-table watch).
 //! - [`snapshot`]: the no-FUSE method (in-toto-run's before/after snapshots).
+//! - [`rootless`]: the private mount namespace for root and, inside a user namespace of its own,
+//!   for an ordinary user; the one-line reasons when neither can be had.
+//! - [`startup`]: the one overlay start-up of `run` and `mount`.
 //! - [`namespace`]: `totofs run`'s private mount namespace with the overlay over the working
 //!   directory.
 //! - [`inherited`]: descriptors from the caller that would reach the tree past the overlay.
@@ -34,6 +37,8 @@ pub mod session;
 pub mod snapshot;
 pub mod supervise;
 pub mod provenance_writer;
+pub(crate) mod rootless;
+pub(crate) mod startup;
 pub(crate) mod step_init;
 pub mod trace_writer;
 pub mod tracking;
