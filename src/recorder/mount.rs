@@ -24,10 +24,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where a session's state lives: one file per mounted directory.
+/// Where a session's state lives: one file per mounted directory. Without a runtime directory,
+/// each user has its own under /tmp (another user's would be refused below).
 fn state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir());
-    base.unwrap_or_else(|| PathBuf::from("/tmp")).join("totofs-sessions")
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()) {
+        Some(base) => base.join("totofs-sessions"),
+        None => match process::effective_ids().0 {
+            0 => PathBuf::from("/tmp/totofs-sessions"),
+            uid => PathBuf::from(format!("/tmp/totofs-sessions-{uid}")),
+        },
+    }
 }
 
 /// The state directory must be this user's own (0700, not a symlink): another user must not be
@@ -37,8 +43,7 @@ fn ensure_state_dir() -> Result<()> {
     let d = state_dir();
     let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
     let m = std::fs::symlink_metadata(&d).map_err(|e| Error::input(&d, e))?;
-    // SAFETY: geteuid has no failure mode.
-    let me = unsafe { libc::geteuid() };
+    let me = process::effective_ids().0;
     if !m.is_dir() || m.uid() != me {
         return Err(Error::input(&d, "session state directory is not a directory of this user"));
     }
