@@ -344,3 +344,95 @@ fn user_namespaces_disabled_falls_back_to_snapshots_in_one_line() {
     assert!(tree.join("s.c6d8bf2e.link").is_file());
     nothing_left(&tree);
 }
+
+/// The children of `pid` (all its threads').
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let s = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    out
+}
+
+#[test]
+fn rootless_totofs_is_undumpable_and_its_step_dies_with_it() {
+    let t = setup(0o666);
+    let base = tempfile::Builder::new().prefix("totofs-rl").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tree = base.path().join("proj");
+    c_project(&tree);
+    t.chown(&tree);
+    let as_user = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([&format!("--reuid={}", t.uid), &format!("--regid={}", t.gid), "--init-groups", "--"]).args(args);
+        c
+    };
+    let key = t.key.to_str().unwrap();
+    // The step leaves a daemon behind: it must die with totofs too.
+    let script = "(sleep 300 &) ; echo started > started; exec sleep 300";
+    let mut totofs = as_user(&[t.bin.to_str().unwrap(), "run", "-n", "s", "--signing-key", key, "--", "sh", "-c", script])
+        .current_dir(&tree)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = totofs.id();
+    let mut waited = 0;
+    while !tree.join("started").exists() && waited < 3000 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    assert!(tree.join("started").exists(), "the step did not start");
+    // Another process of the same user cannot read totofs's descriptors, nor its step init's.
+    let init = children(pid);
+    assert_eq!(init.len(), 1, "{init:?}");
+    for p in [pid, init[0]] {
+        let o = as_user(&["ls", &format!("/proc/{p}/fd")]).output().unwrap();
+        assert!(!o.status.success(), "/proc/{p}/fd is readable by the same user");
+    }
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = totofs.wait();
+    // The whole step dies at once with totofs (its init is killed with it); the user namespace,
+    // and the mount in it, with the step's last process.
+    let uid = t.uid;
+    let alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            let status = std::fs::read_to_string(p.path().join("status")).unwrap_or_default();
+            let mine = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok())
+                == Some(uid);
+            mine && !status.lines().any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+    };
+    let mut waited = 0;
+    while alive() && waited < 1000 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    nothing_left(&tree);
+    assert!(!tree.join("s.c6d8bf2e.link").exists());
+}
+
+#[test]
+fn a_rootless_step_cannot_unmount_the_overlay_unseen() {
+    let t = setup(0o666);
+    let base = tempfile::Builder::new().prefix("totofs-rl").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tree = base.path().join("proj");
+    c_project(&tree);
+    t.chown(&tree);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    // Directly (no capability), and from a user namespace of the step's own (the overlay is
+    // locked there): either way the write below the overlay must not go unseen.
+    let script = r#"umount -l "$PWD" 2>/dev/null; unshare -Urm sh -c 'umount -l "$0" && echo x > "$0/leak"' "$PWD" 2>/dev/null; echo seen > seen"#;
+    let key = t.key.to_str().unwrap();
+    let o = t.totofs(true, &tree, &["run", "-n", "s", "--signing-key", key, "--only-accessed", "--", "sh", "-c", script]);
+    assert!(!stderr(&o).contains("snapshots"), "{}", stderr(&o));
+    nothing_left(&tree);
+    let link = tree.join("s.c6d8bf2e.link");
+    if link.exists() {
+        let v: Value = serde_json::from_slice(&std::fs::read(&link).unwrap()).unwrap();
+        assert!(v["signed"]["products"]["seen"].is_object(), "{v}");
+        assert!(!tree.join("leak").exists() || v["signed"]["products"]["leak"].is_object(), "an unseen write: {v}");
+    }
+    assert!(!tree.join("leak").exists(), "the overlay was unmounted inside the step");
+}
