@@ -85,13 +85,13 @@ fn sysctl(name: &str) -> Option<i64> {
 /// The one line for a refused user namespace: the setting that refuses it and how to change it.
 fn userns_refused(e: &std::io::Error) -> String {
     if sysctl("user.max_user_namespaces") == Some(0) {
-        return "user namespaces are disabled (user.max_user_namespaces = 0; enable them with \
-                `sysctl -w user.max_user_namespaces=15000`)"
+        return "user namespaces are disabled: user.max_user_namespaces = 0; enable them with \
+                `sysctl -w user.max_user_namespaces=15000`"
             .into();
     }
     if sysctl("kernel.unprivileged_userns_clone") == Some(0) {
-        return "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0; enable them \
-                with `sysctl -w kernel.unprivileged_userns_clone=1`)"
+        return "unprivileged user namespaces are disabled: kernel.unprivileged_userns_clone = 0; enable them \
+                with `sysctl -w kernel.unprivileged_userns_clone=1`"
             .into();
     }
     if e.raw_os_error() == Some(libc::EINVAL) {
@@ -105,9 +105,9 @@ fn userns_refused(e: &std::io::Error) -> String {
 pub(crate) fn mount_refused(e: &dyn std::fmt::Display) -> String {
     if sysctl("kernel.apparmor_restrict_unprivileged_userns") == Some(1) {
         return format!(
-            "cannot mount the overlay in totofs's user namespace ({e}): AppArmor restricts unprivileged user \
-             namespaces (kernel.apparmor_restrict_unprivileged_userns = 1; allow them with \
-             `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` or an AppArmor profile for totofs with `userns,`)"
+            "cannot mount the overlay in totofs's user namespace: {e}; AppArmor restricts unprivileged user \
+             namespaces: kernel.apparmor_restrict_unprivileged_userns = 1; allow them with \
+             `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` or an AppArmor profile for totofs with `userns,`"
         );
     }
     format!("cannot mount the overlay in totofs's user namespace: {e}")
@@ -125,8 +125,8 @@ pub(crate) fn fuse_unavailable() -> Option<String> {
         Err(e) if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) => {
             use std::os::unix::fs::PermissionsExt;
             Some(format!(
-                "/dev/fuse is mode {:04o}, not readable and writable by this user (make it so with \
-                 `chmod 0666 /dev/fuse`, or for good with the udev rule KERNEL==\"fuse\", MODE=\"0666\")",
+                "/dev/fuse is mode {:04o}, not readable and writable by this user: make it so with \
+                 `chmod 0666 /dev/fuse`, or for good with the udev rule KERNEL==\"fuse\", MODE=\"0666\"",
                 meta.permissions().mode() & 0o7777
             ))
         }
