@@ -3,6 +3,7 @@
 //!
 //! - [`artifacts`]: in-toto-run's artifact recording rules (walk, excludes, symlinks, base path,
 //!   lstrip) and file hashing, shared by every recording mode and by inspections.
+//! - [`options`]: what a recording is asked for (`RecordOptions`) and the link it wrote.
 //! - [`session`]: one step from start to signed link; picks the recording method.
 //! - [`supervise`]: the step's processes (process group, signals, timeout, streams, waiting for
 //!   every process the step started).
@@ -32,6 +33,7 @@ pub(crate) mod inherited;
 pub mod mount;
 pub(crate) mod mount_point;
 pub mod namespace;
+pub mod options;
 pub mod overlay;
 pub mod session;
 pub mod snapshot;

@@ -13,7 +13,7 @@ use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};
 use super::hashing::{Material, Materials, Resolver, StatSig, Written};
 use super::rootless;
-use super::session::RecordOptions;
+use super::options::RecordOptions;
 use super::startup::{self, Started};
 use super::supervise::{self, StepCommand, StepEnd};
 use super::tracking::Tracker;
