@@ -481,7 +481,7 @@ rootless_setup() {
     RL_READY=1
 }
 # rootless_timed ROW COLUMN DIR CHECK -- STEP...: COLUMN native or totofs run as the user; root
-# runs totofs as root under the hidden row ROW/root.
+# runs totofs as root under the hidden row ROW-asroot.
 rootless_timed() {
     local rowid=$1 col=$2 dir=$3 check=$4
     shift 5
@@ -490,7 +490,7 @@ rootless_timed() {
         native) if ((${#RL_NATIVE[@]})); then set -- "${RL_NATIVE[@]}"; fi
                 timed "$rowid" native "$dir" "$check" -- "${RL_AS[@]}" "$@" ;;
         totofs) TOTOFS=$WORK/bin/totofs-as-user KEY=$WORK/bin/key.pem timed "$rowid" totofs "$dir" "$check" -- "$@" ;;
-        root) timed "$rowid/root" totofs "$dir" "$check" -- "$@" ;;
+        root) timed "$rowid-asroot" totofs "$dir" "$check" -- "$@" ;;
     esac
 }
 # The label, once measured: what the row is, and rootless against the root recorder.
@@ -501,10 +501,10 @@ import statistics, sys
 row, v = sys.argv[1], {}
 for line in open(sys.argv[2], encoding="utf-8"):
     r, col, metric, value = (line.rstrip("\n").split("\t") + ["", "", "", ""])[:4]
-    if col == "totofs" and metric == "seconds" and r in (row, row + "/root"):
+    if col == "totofs" and metric == "seconds" and r in (row, row + "-asroot"):
         v.setdefault(r, []).append(float(value))
-if row in v and row + "/root" in v:
-    a, b = statistics.median(v[row]), statistics.median(v[row + "/root"])
+if row in v and row + "-asroot" in v:
+    a, b = statistics.median(v[row]), statistics.median(v[row + "-asroot"])
     print(f"rootless/root {a / b:.2f}x, root recorder {b:.2f} s")
 PY
 )
