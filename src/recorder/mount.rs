@@ -9,24 +9,33 @@
 
 use super::artifacts;
 use super::hash_cache::HashCache;
-use super::hashing::{self, Materials, Written};
+use super::hashing;
 use super::namespace::{self, Observed};
-use super::overlay::Overlay;
-use super::session::{self, RecordOptions};
+use super::rootless::Privilege;
+use super::startup;
+use super::options::RecordOptions;
+use super::session;
 use super::tracking::Tracker;
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
 use crate::metadata::Artifacts;
+use crate::sys::process;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where a session's state lives: one file per mounted directory.
+/// Where a session's state lives: one file per mounted directory. Without a runtime directory,
+/// each user has its own under /tmp (another user's would be refused below).
 fn state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir());
-    base.unwrap_or_else(|| PathBuf::from("/tmp")).join("totofs-sessions")
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()) {
+        Some(base) => base.join("totofs-sessions"),
+        None => match process::effective_ids().0 {
+            0 => PathBuf::from("/tmp/totofs-sessions"),
+            uid => PathBuf::from(format!("/tmp/totofs-sessions-{uid}")),
+        },
+    }
 }
 
 /// The state directory must be this user's own (0700, not a symlink): another user must not be
@@ -36,8 +45,7 @@ fn ensure_state_dir() -> Result<()> {
     let d = state_dir();
     let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
     let m = std::fs::symlink_metadata(&d).map_err(|e| Error::input(&d, e))?;
-    // SAFETY: geteuid has no failure mode.
-    let me = unsafe { libc::geteuid() };
+    let me = process::effective_ids().0;
     if !m.is_dir() || m.uid() != me {
         return Err(Error::input(&d, "session state directory is not a directory of this user"));
     }
@@ -68,7 +76,7 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
     if let Some(b) = &opts.artifacts.base_path {
         opts.artifacts.base_path = Some(std::fs::canonicalize(b).map_err(|e| Error::input(b, e))?);
     }
-    let fuse_problem = if no_fuse { None } else { namespace::fuse_unavailable() };
+    let fuse_problem = if no_fuse { None } else { super::rootless::mount_session_unavailable().or_else(namespace::fuse_unavailable) };
     if let Some(why) = &fuse_problem {
         eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-record");
     }
@@ -148,22 +156,12 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         }
         let _ = namespace::raise_fd_limit();
         // Its descriptors reach the real tree below the mount: not readable through /proc.
-        // SAFETY: plain prctl on this process.
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        process::set_dumpable(false);
         let started_ns = super::unchanged::coarse_now_ns();
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
-        let rootfd = namespace::open_dir(dir)?;
-        let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
-        let materials = Materials::new(entries, dir, &real_root, cache.clone())?;
-        let tracker = Arc::new(Tracker::for_tree(dir));
-        let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
-        let written = Written::new(namespace::hash_threads());
-        let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
-            .map_err(|e| Error::input(dir, e))?;
-        unsafe { libc::umask(0) };
-        let session = fuser::Session::new(overlay, dir, &namespace::fuse_config())
-            .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
-        let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
+        let started = startup::start_overlay(dir, entries, Tracker::for_tree(dir), cache.clone(), Privilege::Root)?
+            .map_err(Error::Record)?;
+        let startup::Started { bg, rootfd, materials, written, tracker, caller_umask: _ } = started;
         // `mount` returns once every material is hashed: a process that still reaches the real
         // tree (a working directory entered before the mount) cannot change one unseen later.
         // (With --only-accessed nothing is hashed now; a material changed that way is refused

@@ -85,6 +85,11 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
     // totofs's own switch for the overlay (set by `totofs repro --vary order`) is not the step's:
     // left in its environment, a build that records its environment would differ by it.
     command.env_remove(crate::recorder::overlay::SHUFFLE_READDIR_ENV);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(super::startup::is_own_switch) {
+            command.env_remove(name);
+        }
+    }
     if !tty {
         command.process_group(0);
     }

@@ -7,7 +7,7 @@
 //! because it no longer belongs to the new link.
 
 use super::artifacts::{normpath, ArtifactOptions};
-use super::session::{RecordOptions, WrittenLink};
+use super::options::{RecordOptions, WrittenLink};
 use super::tracking::Tracker;
 use crate::error::Result;
 use crate::keys::PrivateKey;

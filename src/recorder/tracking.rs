@@ -463,11 +463,17 @@ impl Tracker {
     }
 }
 
-/// Does process `pid` run totofs's own program (a fork that has not exec'd)?
+/// Does process `pid`, a child of totofs, run totofs's own program (a fork that has not exec'd)?
+/// Rootless, a fork of the undumpable totofs keeps its executable hidden even from totofs (the
+/// check wants CAP_SYS_PTRACE in the initial user namespace): a child whose executable totofs may
+/// not read is such a fork, since every process of the step is a descendant of its init.
 fn same_image_as_totofs(pid: u32) -> bool {
     static OWN: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     let own = OWN.get_or_init(|| std::fs::read_link("/proc/self/exe").ok());
-    own.as_ref().is_some_and(|o| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| &e == o))
+    match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(e) => own.as_ref().is_some_and(|o| &e == o),
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 /// Threads of totofs itself that may touch files through the overlay (the hashing threads);

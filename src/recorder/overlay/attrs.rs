@@ -70,6 +70,7 @@ fn time(sec: i64, nsec: i64) -> SystemTime {
 }
 
 pub(super) fn attr(ino: u64, st: &libc::stat) -> FileAttr {
+    let (uid, gid) = crate::recorder::rootless::shown_owner(st.st_uid, st.st_gid);
     FileAttr {
         ino: INodeNo(ino),
         size: st.st_size as u64,
@@ -81,8 +82,8 @@ pub(super) fn attr(ino: u64, st: &libc::stat) -> FileAttr {
         kind: kind(st.st_mode),
         perm: (st.st_mode & 0o7777) as u16,
         nlink: st.st_nlink as u32,
-        uid: st.st_uid,
-        gid: st.st_gid,
+        uid,
+        gid,
         rdev: st.st_rdev as u32,
         blksize: st.st_blksize as u32,
         flags: 0,
