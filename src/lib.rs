@@ -28,3 +28,4 @@ pub mod verify;
 pub mod investigate;
 pub mod trace;
 pub mod oci;
+pub(crate) mod sys;
