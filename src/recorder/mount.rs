@@ -11,7 +11,7 @@ use super::artifacts;
 use super::hash_cache::{self, HashCache};
 use super::hashing::{Materials, Written};
 use super::namespace::{self, Observed};
-use super::overlay::Overlay;
+use super::overlay::{FuseOverlay, Overlay};
 use super::session::{self, RecordOptions};
 use super::tracking::Tracker;
 use crate::error::{Error, Result};
@@ -161,8 +161,10 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
             .map_err(|e| Error::input(dir, e))?;
         unsafe { libc::umask(0) };
-        let session = fuser::Session::new(overlay, dir, &namespace::fuse_config())
+        let overlay = Arc::new(overlay);
+        let session = fuser::Session::new(FuseOverlay(Arc::clone(&overlay)), dir, &namespace::fuse_config())
             .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
+        let ring = super::uring::serve_if_enabled(std::os::fd::AsFd::as_fd(&session), &overlay).map(Box::new);
         let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
         // `mount` returns once every material is hashed: a process that still reaches the real
         // tree (a working directory entered before the mount) cannot change one unseen later.
@@ -173,7 +175,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         }
         let pool = Vec::new();
         let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
-        Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
+        Ok(Started::Fuse { bg, ring, pool, observed, _rootfd: rootfd })
     })();
     let write_pid = || {
         let _ = crate::fsio::write_file(
@@ -202,7 +204,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             wait_for_stop(stop_signals);
             hash_cache::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
         }
-        Started::Fuse { bg, pool, observed, _rootfd } => {
+        Started::Fuse { bg, ring, pool, observed, _rootfd } => {
             let lost = Arc::new(std::sync::atomic::AtomicI32::new(0));
             if let Some(mut sigs) = lost_signals {
                 let (lost, dir) = (Arc::clone(&lost), dir.to_path_buf());
@@ -216,6 +218,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             // The session ends when the directory is unmounted. (Only the thread is joined
             // here: the rest of `bg`, which unmounts when dropped, stays until the check below.)
             let _ = bg.guard.join();
+            if let Some(ring) = ring {
+                ring.join();
+            }
             let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
             // Ended while still mounted: the connection was aborted, not unmounted.
             let aborted = sig == 0 && fuse_mounted(dir);
@@ -267,6 +272,7 @@ enum Started {
     Snapshot(Artifacts),
     Fuse {
         bg: fuser::BackgroundSession,
+        ring: Option<Box<super::uring::Handle>>,
         pool: Vec<std::thread::JoinHandle<()>>,
         observed: Observed,
         _rootfd: std::os::fd::OwnedFd,

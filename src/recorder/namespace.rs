@@ -12,7 +12,7 @@
 use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};
 use super::hashing::{Material, Materials, Resolver, StatSig, Written};
-use super::overlay::Overlay;
+use super::overlay::{FuseOverlay, Overlay};
 use super::session::RecordOptions;
 use super::supervise::{self, StepCommand, StepEnd};
 use super::tracking::Tracker;
@@ -197,16 +197,18 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     let written = Written::new(hash_threads());
     let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
         .map_err(|e| Error::input(&root, e))?;
+    let overlay = Arc::new(overlay);
     // The daemon creates files with the modes the kernel asks for; the step gets the caller's umask.
     // SAFETY: umask is always safe.
     let caller_umask = unsafe { libc::umask(0) };
-    let session = match fuser::Session::new(overlay, &root, &fuse_config()) {
+    let session = match fuser::Session::new(FuseOverlay(Arc::clone(&overlay)), &root, &fuse_config()) {
         Ok(s) => s,
         Err(e) => {
             unsafe { libc::umask(caller_umask) };
             return Ok(Outcome::Unavailable(format!("cannot mount the overlay: {e}")));
         }
     };
+    let ring = super::uring::serve_if_enabled(std::os::fd::AsFd::as_fd(&session), &overlay);
     let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
     let overlay_dev = overlay_dev(&root);
     let pool = material_pool(opts, &materials);
@@ -226,6 +228,9 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
 
     // Every process of the step is gone: unmount, so the real tree is all there is.
     let _ = bg.umount_and_join();
+    if let Some(ring) = ring {
+        ring.join();
+    }
     unsafe { libc::umask(caller_umask) };
     hash_cache::phase("unmount", t);
     let t = std::time::Instant::now();

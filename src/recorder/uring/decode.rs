@@ -3,26 +3,20 @@
 //! back to back in the payload, exactly as they follow that header on /dev/fuse.
 
 use super::wire::{fattr, opcode, EntInOut, InHeader, Reader, Truncated, ENT_IN_OUT, GETATTR_FH, IN_OUT, OP_IN};
+use fuser::TimeOrNow;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A time a `setattr` asks for: a given one, or the kernel's "now".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SetTime {
-    Now,
-    At(SystemTime),
-}
-
 /// The changes a `setattr` asks for (what fuser hands a filesystem).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct SetAttr {
+pub(crate) struct SetAttrIn {
     pub(crate) mode: Option<u32>,
     pub(crate) uid: Option<u32>,
     pub(crate) gid: Option<u32>,
     pub(crate) size: Option<u64>,
-    pub(crate) atime: Option<SetTime>,
-    pub(crate) mtime: Option<SetTime>,
+    pub(crate) atime: Option<TimeOrNow>,
+    pub(crate) mtime: Option<TimeOrNow>,
     pub(crate) ctime: Option<SystemTime>,
     pub(crate) fh: Option<u64>,
 }
@@ -33,7 +27,7 @@ pub(crate) enum Op<'a> {
     Lookup { name: &'a OsStr },
     Forget { nlookup: u64 },
     Getattr { fh: Option<u64> },
-    Setattr(SetAttr),
+    Setattr(SetAttrIn),
     Readlink,
     Symlink { name: &'a OsStr, target: &'a OsStr },
     Mknod { name: &'a OsStr, mode: u32, umask: u32, rdev: u32 },
@@ -116,7 +110,7 @@ fn time(secs: i64, nsecs: u32) -> SystemTime {
     t.and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nsecs)))).unwrap_or(UNIX_EPOCH)
 }
 
-fn setattr(r: &mut Reader<'_>) -> Result<SetAttr, Truncated> {
+fn setattr(r: &mut Reader<'_>) -> Result<SetAttrIn, Truncated> {
     let valid = r.u32()?;
     r.u32()?; // padding
     let fh = r.u64()?;
@@ -129,9 +123,9 @@ fn setattr(r: &mut Reader<'_>) -> Result<SetAttr, Truncated> {
     let (uid, gid) = (r.u32()?, r.u32()?);
     let has = |bit: u32| valid & bit != 0;
     let when = |bit: u32, now: u32, secs: i64, nsecs: u32| {
-        has(bit).then(|| if has(now) { SetTime::Now } else { SetTime::At(time(secs, nsecs)) })
+        has(bit).then(|| if has(now) { TimeOrNow::Now } else { TimeOrNow::SpecificTime(time(secs, nsecs)) })
     };
-    Ok(SetAttr {
+    Ok(SetAttrIn {
         mode: has(fattr::MODE).then_some(mode),
         uid: has(fattr::UID).then_some(uid),
         gid: has(fattr::GID).then_some(gid),
@@ -371,8 +365,8 @@ mod tests {
         assert_eq!(s.size, Some(10));
         assert_eq!(s.fh, Some(3));
         assert_eq!((s.uid, s.gid, s.ctime), (None, None, None));
-        assert_eq!(s.mtime, Some(SetTime::Now));
-        assert_eq!(s.atime, Some(SetTime::At(UNIX_EPOCH - Duration::from_secs(1) + Duration::from_nanos(500))));
+        assert_eq!(s.mtime, Some(TimeOrNow::Now));
+        assert_eq!(s.atime, Some(TimeOrNow::SpecificTime(UNIX_EPOCH - Duration::from_secs(1) + Duration::from_nanos(500))));
     }
 
     #[test]

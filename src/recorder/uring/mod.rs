@@ -6,18 +6,17 @@
 //! - [`wire`]: the ring entry's layout and bounds-checked field access.
 //! - [`decode`]: request bytes to typed operations.
 //! - [`encode`]: replies, byte for byte as fuser writes them.
+//! - [`dispatch`]: decoded requests served by the overlay's core.
 //!
 //! The ring is used only when root enabled it (`/sys/module/fuse/parameters/enable_uring`)
 //! and the kernel offered `FUSE_OVER_IO_URING` at INIT; totofs never changes that setting.
 
-// Wired to the overlay's core once it is transport-neutral (next step); until then only the
-// tests use parts of it.
-#![allow(dead_code)]
-
 pub(crate) mod decode;
+mod dispatch;
 pub(crate) mod encode;
 pub(crate) mod wire;
 
+use super::overlay::Overlay;
 use crate::sys::uring::{pin_to_cpu, Event, FuseRing};
 use decode::{DecodeError, Request};
 use std::os::fd::BorrowedFd;
@@ -69,7 +68,8 @@ pub(crate) struct Handle {
 
 impl Handle {
     /// Requests answered through the ring so far.
-    pub(crate) fn served(&self) -> u64 {
+    #[cfg(test)]
+    fn served(&self) -> u64 {
         self.stats.served.load(Ordering::Relaxed)
     }
 
@@ -122,9 +122,22 @@ fn parse_cpu_list(s: &str) -> Option<usize> {
     max.and_then(|m| m.checked_add(1))
 }
 
-/// Start the ring on the connection of `dev` (a /dev/fuse descriptor after INIT) if root
-/// enabled it and the kernel offered it; `None` means requests stay on /dev/fuse.
-pub(crate) fn serve_if_enabled(dev: BorrowedFd<'_>, offered: bool, serve: Arc<dyn Serve>) -> Option<Handle> {
+/// Serve the overlay `core` through the ring on the connection of `dev` (fuser's /dev/fuse
+/// descriptor, after INIT) if root enabled it and the kernel offered it at INIT. `None`: the
+/// requests stay on /dev/fuse.
+pub(crate) fn serve_if_enabled(dev: BorrowedFd<'_>, core: &Arc<Overlay>) -> Option<Handle> {
+    let serve = dev.try_clone_to_owned().map(|d| dispatch::CoreServe { core: Arc::clone(core), dev: Arc::new(d) });
+    match serve {
+        Ok(serve) => serve_with(dev, core.uring_offered(), Arc::new(serve)),
+        Err(e) => {
+            stats_line(&format!("/dev/fuse (cannot duplicate its descriptor: {e})"));
+            None
+        }
+    }
+}
+
+/// [`serve_if_enabled`] with any server of the decoded requests.
+fn serve_with(dev: BorrowedFd<'_>, offered: bool, serve: Arc<dyn Serve>) -> Option<Handle> {
     if !enabled_by_root() {
         stats_line("/dev/fuse (enable_uring is off)");
         return None;
@@ -352,7 +365,7 @@ mod tests {
             cfg.acl = fuser::SessionACL::All;
             let session = fuser::Session::new(InitOnly, dir.path(), &cfg).unwrap();
             let tiny = Arc::new(Tiny { callers: std::sync::Mutex::new(Vec::new()) });
-            let handle = serve_if_enabled(session.as_fd(), true, Arc::clone(&tiny) as Arc<dyn Serve>);
+            let handle = serve_with(session.as_fd(), true, Arc::clone(&tiny) as Arc<dyn Serve>);
             assert_eq!(handle.is_some(), on);
             let bg = session.spawn().unwrap();
             let meta = std::fs::metadata(dir.path().join("ring"));

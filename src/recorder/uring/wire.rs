@@ -10,6 +10,7 @@ pub(crate) const OP_IN: std::ops::Range<usize> = 128..256;
 pub(crate) const ENT_IN_OUT: std::ops::Range<usize> = 256..288;
 
 /// `sizeof(struct fuse_in_header)`.
+#[cfg(test)]
 pub(crate) const IN_HEADER_LEN: usize = 40;
 /// `sizeof(struct fuse_out_header)`.
 pub(crate) const OUT_HEADER_LEN: usize = 16;
@@ -68,7 +69,6 @@ pub(crate) mod fattr {
     pub(crate) const FH: u32 = 1 << 6;
     pub(crate) const ATIME_NOW: u32 = 1 << 7;
     pub(crate) const MTIME_NOW: u32 = 1 << 8;
-    pub(crate) const LOCKOWNER: u32 = 1 << 9;
     pub(crate) const CTIME: u32 = 1 << 10;
 }
 
@@ -97,10 +97,6 @@ impl<'a> Reader<'a> {
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], Truncated> {
         self.bytes(N)?.try_into().map_err(|_| Truncated)
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16, Truncated> {
-        Ok(u16::from_ne_bytes(self.array()?))
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, Truncated> {
