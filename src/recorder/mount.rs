@@ -161,7 +161,8 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
         let started = startup::start_overlay(dir, entries, Tracker::for_tree(dir), cache.clone(), Privilege::Root)?
             .map_err(Error::Record)?;
-        let startup::Started { bg, rootfd, materials, written, tracker, caller_umask: _ } = started;
+        let startup::Started { bg, rootfd, materials, written, tracker, ring, caller_umask: _ } = started;
+        let ring = ring.map(Box::new);
         // `mount` returns once every material is hashed: a process that still reaches the real
         // tree (a working directory entered before the mount) cannot change one unseen later.
         // (With --only-accessed nothing is hashed now; a material changed that way is refused
@@ -171,7 +172,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
         }
         let pool = Vec::new();
         let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
-        Ok(Started::Fuse { bg, pool, observed, _rootfd: rootfd })
+        Ok(Started::Fuse { bg, ring, pool, observed, _rootfd: rootfd })
     })();
     let write_pid = || {
         let _ = crate::fsio::write_file(
@@ -200,7 +201,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             wait_for_stop(stop_signals);
             hashing::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
         }
-        Started::Fuse { bg, pool, observed, _rootfd } => {
+        Started::Fuse { bg, ring, pool, observed, _rootfd } => {
             let lost = Arc::new(std::sync::atomic::AtomicI32::new(0));
             if let Some(mut sigs) = lost_signals {
                 let (lost, dir) = (Arc::clone(&lost), dir.to_path_buf());
@@ -214,6 +215,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             // The session ends when the directory is unmounted. (Only the thread is joined
             // here: the rest of `bg`, which unmounts when dropped, stays until the check below.)
             let _ = bg.guard.join();
+            if let Some(ring) = ring {
+                ring.join();
+            }
             let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
             // Ended while still mounted: the connection was aborted, not unmounted.
             let aborted = sig == 0 && fuse_mounted(dir);
@@ -265,6 +269,7 @@ enum Started {
     Snapshot(Artifacts),
     Fuse {
         bg: fuser::BackgroundSession,
+        ring: Option<Box<super::uring::Handle>>,
         pool: Vec<std::thread::JoinHandle<()>>,
         observed: Observed,
         _rootfd: std::os::fd::OwnedFd,

@@ -124,7 +124,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
         Ok(s) => s,
         Err(why) => return Ok(Outcome::Unavailable(why)),
     };
-    let Started { bg, rootfd, materials, written, tracker, caller_umask } = started;
+    let Started { bg, rootfd, materials, written, tracker, ring, caller_umask } = started;
     // The step writes its streams past the overlay: a material they are open on is read now.
     for &k in &streams {
         materials.ensure_hashed(k);
@@ -147,6 +147,9 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
 
     // Every process of the step is gone: unmount, so the real tree is all there is.
     let _ = bg.umount_and_join();
+    if let Some(ring) = ring {
+        ring.join();
+    }
     process::umask(caller_umask);
     hash_cache::phase("unmount", t);
     let t = std::time::Instant::now();
