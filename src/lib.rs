@@ -24,6 +24,7 @@ pub mod time;
 pub use error::{Error, Result};
 pub mod cli;
 pub mod recorder;
+mod sys;
 pub mod verify;
 pub mod investigate;
 pub mod trace;

@@ -250,15 +250,10 @@ fn parse(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
 
 /// The racy margin for the filesystem holding `file`.
 fn racy_margin(file: &std::fs::File) -> i128 {
-    use std::os::fd::AsRawFd;
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs writes into `st`, which is large enough.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
-        return RACY_MARGIN_COARSE_NS;
-    }
-    #[allow(clippy::unnecessary_cast)]
+    use std::os::fd::AsFd;
+    let Ok(fs_type) = crate::sys::fs::fs_type(file.as_fd()) else { return RACY_MARGIN_COARSE_NS };
     let fine = matches!(
-        st.f_type as i64,
+        fs_type,
         0xEF53 | 0x5846_5342 | 0x9123_683E | 0x0102_1994 | 0xF2F5_2010 | 0xCA45_1A4E | 0x2FC1_2FC1 | 0x794C_7630
     );
     if fine { RACY_MARGIN_FINE_NS } else { RACY_MARGIN_COARSE_NS }

@@ -144,12 +144,7 @@ fn read_stat(pid: u32) -> Option<Stat> {
     let mut w = &mut path[..];
     write!(w, "/proc/{pid}/stat\0").ok()?;
     let path = std::ffi::CStr::from_bytes_until_nul(&path).ok()?;
-    // SAFETY: open with a NUL-terminated path; the fd is owned by the File below.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(crate::sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC).ok()?);
     let mut buf = [0u8; 2048];
     let mut len = 0;
     while len < buf.len() {
@@ -476,9 +471,7 @@ static OWN_THREADS: std::sync::OnceLock<dashmap::DashSet<u32>> = std::sync::Once
 
 /// Mark the calling thread as one of totofs's own.
 pub fn register_own_thread() {
-    // SAFETY: gettid has no failure mode.
-    let tid = unsafe { libc::gettid() } as u32;
-    OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(tid);
+    OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(crate::sys::fs::thread_id());
 }
 
 /// Is `tid` this process's main thread or one of its registered threads?

@@ -1,0 +1,4 @@
+//! Raw system calls behind safe functions, one file per area; every `unsafe` block of the crate
+//! lives here with a `// SAFETY:` note.
+
+pub(crate) mod fs;
