@@ -68,7 +68,7 @@ mod tests {
         std::fs::write(&p, b"before").unwrap();
         let listed = StatSig::of(&std::fs::metadata(&p).unwrap());
         let h = hash_listed(None, &p, Path::new("m"), &listed).unwrap();
-        assert_eq!(h, crate::recorder::hashing::hash_reader(&b"before"[..]).unwrap());
+        assert_eq!(h, crate::recorder::hashing::digest::hash_reader(&b"before"[..]).unwrap());
         std::fs::write(&p, b"after!").unwrap();
         let e = hash_listed(None, &p, Path::new("m"), &listed).unwrap_err().to_string();
         assert!(e.starts_with("m: changed during the step"), "{e}");

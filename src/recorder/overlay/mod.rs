@@ -89,7 +89,7 @@ struct DirHandle {
 }
 
 /// The overlay filesystem.
-pub struct Overlay {
+pub(crate) struct Overlay {
     nodes: DashMap<u64, Arc<Node>>,
     by_key: DashMap<FileKey, u64>,
     next_ino: AtomicU64,
@@ -136,7 +136,7 @@ impl NodeFd<'_> {
 
 impl Overlay {
     /// An overlay over the directory `root` (an fd opened before the overmount).
-    pub fn new(
+    pub(crate) fn new(
         root: OwnedFd,
         tracker: Arc<Tracker>,
         materials: Option<Arc<Materials>>,
