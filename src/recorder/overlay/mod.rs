@@ -26,6 +26,7 @@ mod names;
 pub(crate) use attrs::negative_entry;
 pub(crate) use dirs::SHUFFLE_READDIR_ENV;
 pub(crate) use files::{Backing, Opened};
+pub(crate) use names::SetAttr;
 
 use super::hashing::{Materials, Written};
 use super::tracking::{FileKey, ProcessKey, Tracker};
