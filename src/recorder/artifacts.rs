@@ -17,7 +17,7 @@ use regex::Regex;
 use std::path::{Path, PathBuf};
 
 /// in-toto's default exclude patterns (`settings.ARTIFACT_EXCLUDE_PATTERNS`).
-pub const DEFAULT_EXCLUDES: [&str; 4] = ["*.link*", ".git", "*.pyc", "*~"];
+pub(crate) const DEFAULT_EXCLUDES: [&str; 4] = ["*.link*", ".git", "*.pyc", "*~"];
 
 /// Gitignore-style exclude patterns; the last matching pattern decides (a `!` pattern re-includes).
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ impl ExcludeSet {
         Ok(ExcludeSet { patterns: out })
     }
 
-    pub fn defaults() -> Self {
+    pub(crate) fn defaults() -> Self {
         // The defaults are known-good patterns.
         Self::new(&DEFAULT_EXCLUDES).unwrap_or(ExcludeSet { patterns: Vec::new() })
     }
@@ -185,7 +185,7 @@ fn translate_segment(seg: &str) -> Option<String> {
 }
 
 /// `os.path.normpath` for POSIX paths.
-pub fn normpath(path: &str) -> String {
+pub(crate) fn normpath(path: &str) -> String {
     if path.is_empty() {
         return ".".into();
     }
@@ -218,9 +218,9 @@ pub fn normpath(path: &str) -> String {
 /// How artifacts are named and filtered.
 #[derive(Debug, Clone)]
 pub struct ArtifactOptions {
-    pub excludes: ExcludeSet,
-    pub base_path: Option<PathBuf>,
-    pub lstrip_paths: Vec<String>,
+    pub(crate) excludes: ExcludeSet,
+    pub(crate) base_path: Option<PathBuf>,
+    pub(crate) lstrip_paths: Vec<String>,
 }
 
 impl Default for ArtifactOptions {
@@ -231,7 +231,7 @@ impl Default for ArtifactOptions {
 
 impl ArtifactOptions {
     /// `exclude: None` keeps in-toto's defaults; `Some(list)` replaces them.
-    pub fn new(exclude: Option<&[String]>, base_path: Option<PathBuf>, lstrip_paths: Vec<String>) -> Result<Self> {
+    pub(crate) fn new(exclude: Option<&[String]>, base_path: Option<PathBuf>, lstrip_paths: Vec<String>) -> Result<Self> {
         for a in &lstrip_paths {
             for b in &lstrip_paths {
                 if a != b && b.starts_with(a.as_str()) {
@@ -249,7 +249,7 @@ impl ArtifactOptions {
     }
 
     /// The recorded name of a normalised path (first matching lstrip prefix removed).
-    pub fn strip<'a>(&self, path: &'a str) -> &'a str {
+    pub(crate) fn strip<'a>(&self, path: &'a str) -> &'a str {
         for p in &self.lstrip_paths {
             if let Some(rest) = path.strip_prefix(p.as_str()) {
                 return rest;
@@ -259,7 +259,7 @@ impl ArtifactOptions {
     }
 
     /// The filesystem path for a normalised artifact path.
-    pub fn fs_path(&self, normalized: &str) -> PathBuf {
+    pub(crate) fn fs_path(&self, normalized: &str) -> PathBuf {
         match &self.base_path {
             Some(b) => b.join(normalized),
             None => PathBuf::from(normalized),
@@ -269,14 +269,14 @@ impl ArtifactOptions {
 
 /// One file to record: the name it gets in the link and where to read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub name: String,
-    pub path: PathBuf,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
 }
 
 /// List the files the given path arguments stand for, named as in-toto-run names them, without
 /// hashing them.
-pub fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec<Entry>> {
+pub(crate) fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec<Entry>> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut backslash = false;
     let mut add = |norm: String, fs: PathBuf, entries: &mut Vec<Entry>| -> Result<()> {

@@ -34,16 +34,16 @@ const RECORD: usize = 8 * 3 + 16 * 2 + 32;
 /// Files on filesystems with nanosecond timestamps (ext4, xfs, btrfs, tmpfs, f2fs, bcachefs,
 /// zfs, overlayfs) changed this shortly before they were read are not remembered: the kernel's
 /// timestamp clock advances in ticks of at most 10 ms.
-pub const RACY_MARGIN_FINE_NS: i128 = 100_000_000;
+pub(crate) const RACY_MARGIN_FINE_NS: i128 = 100_000_000;
 /// The same for every other filesystem (FAT stores mtime in 2 s steps).
-pub const RACY_MARGIN_COARSE_NS: i128 = 2_000_000_000;
+pub(crate) const RACY_MARGIN_COARSE_NS: i128 = 2_000_000_000;
 
 static FILES_HASHED: AtomicU64 = AtomicU64::new(0);
 static BYTES_HASHED: AtomicU64 = AtomicU64::new(0);
 static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 
 /// Count a file totofs read to hash it.
-pub fn count_hashed(bytes: u64) {
+pub(crate) fn count_hashed(bytes: u64) {
     FILES_HASHED.fetch_add(1, Ordering::Relaxed);
     BYTES_HASHED.fetch_add(bytes, Ordering::Relaxed);
 }
@@ -52,7 +52,7 @@ static PHASES: Mutex<Vec<(&'static str, std::time::Duration, u64)>> = Mutex::new
 
 /// Note how long a phase of the recording took, and the process's peak RSS (KiB) after it
 /// (printed by [`print_stats`]).
-pub fn phase(name: &'static str, since: std::time::Instant) {
+pub(crate) fn phase(name: &'static str, since: std::time::Instant) {
     let elapsed = since.elapsed();
     let hwm = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -69,7 +69,7 @@ pub fn phase(name: &'static str, since: std::time::Instant) {
 
 /// With `TOTOFS_STATS=1`, lines on stderr: how many files were hashed, how many digests came
 /// from the cache, and how long each phase took.
-pub fn print_stats() {
+pub(crate) fn print_stats() {
     if std::env::var_os("TOTOFS_STATS").is_some_and(|v| v == "1") {
         if let Ok(p) = PHASES.lock() {
             let list: Vec<String> =
@@ -105,7 +105,7 @@ pub struct HashCache {
 
 /// Where `--hash-cache` without a value keeps the cache: one file per recorded directory under
 /// `$XDG_CACHE_HOME/totofs/` (or `~/.cache/totofs/`), named after the directory's path.
-pub fn default_path(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn default_path(dir: &Path) -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
@@ -128,7 +128,7 @@ pub fn default_path(dir: &Path) -> Result<PathBuf> {
 impl HashCache {
     /// Load the cache at `path` (absolute). A missing file is an empty cache; an unreadable or
     /// corrupt one is ignored with a warning.
-    pub fn open(path: &Path) -> HashCache {
+    pub(crate) fn open(path: &Path) -> HashCache {
         let old = match std::fs::read(path) {
             Ok(bytes) => match parse(&bytes) {
                 Some(m) => m,
@@ -146,12 +146,8 @@ impl HashCache {
         HashCache { path: path.to_path_buf(), old, new: Mutex::new(Vec::new()) }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The remembered digest of a file with exactly this identity.
-    pub fn lookup(&self, sig: &StatSig) -> Option<HashDict> {
+    pub(crate) fn lookup(&self, sig: &StatSig) -> Option<HashDict> {
         let r = self.old.get(&sig.key())?;
         if r.size != sig.size || r.mtime_ns != sig.mtime_ns || r.ctime_ns != sig.ctime_ns {
             return None;
@@ -179,7 +175,7 @@ impl HashCache {
     }
 
     /// Write this run's entries atomically (creating the cache's directory if needed).
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let mut recs = self.new.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default();
         recs.sort_by_key(|(k, _)| *k);
         recs.dedup_by_key(|(k, _)| *k);
@@ -206,7 +202,7 @@ impl HashCache {
     }
 
     /// Drop the cache file itself from a walk's entries (when it lies inside a recorded directory).
-    pub fn exclude(&self, entries: Vec<Entry>) -> Vec<Entry> {
+    pub(crate) fn exclude(&self, entries: Vec<Entry>) -> Vec<Entry> {
         let Some(fname) = self.path.file_name() else { return entries };
         entries
             .into_iter()
@@ -250,15 +246,10 @@ fn parse(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
 
 /// The racy margin for the filesystem holding `file`.
 fn racy_margin(file: &std::fs::File) -> i128 {
-    use std::os::fd::AsRawFd;
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs writes into `st`, which is large enough.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
-        return RACY_MARGIN_COARSE_NS;
-    }
-    #[allow(clippy::unnecessary_cast)]
+    use std::os::fd::AsFd;
+    let Ok(fs_type) = crate::sys::fs::fs_type(file.as_fd()) else { return RACY_MARGIN_COARSE_NS };
     let fine = matches!(
-        st.f_type as i64,
+        fs_type,
         0xEF53 | 0x5846_5342 | 0x9123_683E | 0x0102_1994 | 0xF2F5_2010 | 0xCA45_1A4E | 0x2FC1_2FC1 | 0x794C_7630
     );
     if fine { RACY_MARGIN_FINE_NS } else { RACY_MARGIN_COARSE_NS }

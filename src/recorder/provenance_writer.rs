@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Write the provenance if asked for; returns its path. `tracker` is `None` under snapshots;
 /// `root` is the recorded tree (absolute).
-pub fn after_link(
+pub(crate) fn after_link(
     opts: &RecordOptions,
     key: &PrivateKey,
     tracker: Option<&Tracker>,

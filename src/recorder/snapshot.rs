@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::metadata::Artifacts;
 
 /// Record `materials`, run the step, record `products`.
-pub fn record_step(
+pub(crate) fn record_step(
     materials: &[String],
     products: &[String],
     opts: &ArtifactOptions,

@@ -20,22 +20,22 @@
 #![allow(clippy::indexing_slicing)] // indices into fixed buffers bounded by the bytes read into them.
 
 use dashmap::DashMap;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 /// A backing file: (st_dev, st_ino).
-pub type FileKey = (u64, u64);
+pub(crate) type FileKey = (u64, u64);
 
 /// Operations on a file, as bits.
-pub mod op {
-    pub const READ: u8 = 1;
-    pub const CREATED: u8 = 2;
-    pub const WRITTEN: u8 = 4;
-    pub const TRUNCATED: u8 = 8;
-    pub const RENAMED: u8 = 16;
-    pub const DELETED: u8 = 32;
+pub(crate) mod op {
+    pub(crate) const READ: u8 = 1;
+    pub(crate) const CREATED: u8 = 2;
+    pub(crate) const WRITTEN: u8 = 4;
+    pub(crate) const TRUNCATED: u8 = 8;
+    pub(crate) const RENAMED: u8 = 16;
+    pub(crate) const DELETED: u8 = 32;
     /// Everything that changes content or names.
-    pub const CHANGES: u8 = CREATED | WRITTEN | TRUNCATED | RENAMED | DELETED;
-    pub const ALL: [(u8, &str); 6] = [
+    pub(crate) const CHANGES: u8 = CREATED | WRITTEN | TRUNCATED | RENAMED | DELETED;
+    pub(crate) const ALL: [(u8, &str); 6] = [
         (READ, "read"),
         (CREATED, "created"),
         (WRITTEN, "written"),
@@ -45,7 +45,8 @@ pub mod op {
     ];
 
     /// Names of the operations in `bits`.
-    pub fn names(bits: u8) -> Vec<&'static str> {
+    #[cfg(test)]
+    pub(crate) fn names(bits: u8) -> Vec<&'static str> {
         ALL.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect()
     }
 }
@@ -53,21 +54,21 @@ pub mod op {
 /// A process, told apart from a later one with the same pid by its start time (the trace
 /// numbers processes with its own `trace::ProcId`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcessKey {
-    pub pid: u32,
+pub(crate) struct ProcessKey {
+    pub(crate) pid: u32,
     /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22).
-    pub start: u64,
+    pub(crate) start: u64,
 }
 
 /// What totofs learnt about a process (refreshed when it executes another program).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcInfo {
-    pub id: ProcessKey,
-    pub ppid: u32,
+pub(crate) struct ProcInfo {
+    pub(crate) id: ProcessKey,
+    pub(crate) ppid: u32,
     /// Command name (`comm`).
-    pub comm: String,
-    pub argv: Vec<String>,
-    pub cwd: String,
+    pub(crate) comm: String,
+    pub(crate) argv: Vec<String>,
+    pub(crate) cwd: String,
     /// Where the process's argument block starts (`stat` field 48): it moves on every exec.
     arg_start: u64,
     /// Position in the order processes were first seen (the operation log refers to it).
@@ -77,13 +78,13 @@ pub struct ProcInfo {
 /// The history of one file, summarised for the link (the trace's per-file view is
 /// `trace::FileRecord`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileSummary {
+pub(crate) struct FileSummary {
     /// Every operation seen (bits of [`op`]).
-    pub ops: u8,
+    pub(crate) ops: u8,
     /// For each operation, the first process that did it (`None` if it was gone already).
-    pub first: Vec<(u8, Option<ProcessKey>)>,
+    pub(crate) first: Vec<(u8, Option<ProcessKey>)>,
     /// The names (relative to the overlay's root) the file was seen under.
-    pub names: Vec<String>,
+    pub(crate) names: Vec<String>,
 }
 
 /// One operation of the log: what a process did to a name. A rename is one event on the old
@@ -144,12 +145,7 @@ fn read_stat(pid: u32) -> Option<Stat> {
     let mut w = &mut path[..];
     write!(w, "/proc/{pid}/stat\0").ok()?;
     let path = std::ffi::CStr::from_bytes_until_nul(&path).ok()?;
-    // SAFETY: open with a NUL-terminated path; the fd is owned by the File below.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(crate::sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC).ok()?);
     let mut buf = [0u8; 2048];
     let mut len = 0;
     while len < buf.len() {
@@ -196,25 +192,26 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker for `totofs run`: the step's processes are the descendants of this process.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Tracker { own_pid: std::process::id(), ..Self::default() }
     }
 
     /// A tracker for `totofs mount` over `tree`: the processes that touch it, and their
     /// ancestors working inside it.
-    pub fn for_tree(tree: &std::path::Path) -> Self {
+    pub(crate) fn for_tree(tree: &std::path::Path) -> Self {
         Tracker { tree: Some(tree.to_path_buf()), ..Self::new() }
     }
 
     /// Record `what` done to file `key` (named `name`) by the thread `tid` of the request.
-    pub fn note(&self, key: FileKey, name: &str, what: u8, tid: u32) {
+    #[cfg(test)]
+    pub(crate) fn note(&self, key: FileKey, name: &str, what: u8, tid: u32) {
         let who = self.identify(tid);
         self.note_by(key, name, what, who);
     }
 
     /// Record `what` done to file `key` (named `name`) by the process `who`, identified earlier
     /// (e.g. when a file whose writes bypass the daemon was opened).
-    pub fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
+    pub(crate) fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
         self.summarise(key, name, what, who);
         if let Some(idx) = who.and_then(|w| self.procs.get(&w).map(|p| p.idx)) {
             let mut log = match self.log.lock() {
@@ -231,7 +228,7 @@ impl Tracker {
     }
 
     /// Record the rename of file `key` from `from` to `to` by the thread `tid`.
-    pub fn note_rename(&self, key: FileKey, from: &str, to: &str, tid: u32) {
+    pub(crate) fn note_rename(&self, key: FileKey, from: &str, to: &str, tid: u32) {
         let who = self.identify(tid);
         self.summarise(key, from, op::RENAMED, who);
         self.summarise(key, to, op::RENAMED, who);
@@ -265,28 +262,28 @@ impl Tracker {
     }
 
     /// Did the step create or write file `key` (so its content at deletion is the step's own)?
-    pub fn written_by_step(&self, key: FileKey) -> bool {
+    pub(crate) fn written_by_step(&self, key: FileKey) -> bool {
         self.files.get(&key).is_some_and(|r| r.ops & (op::CREATED | op::WRITTEN | op::TRUNCATED) != 0)
     }
 
     /// Remember the content a file the step wrote had when the step deleted it (named `name`).
-    pub fn note_deleted_content(&self, name: &str, sha256: [u8; 32]) {
+    pub(crate) fn note_deleted_content(&self, name: &str, sha256: [u8; 32]) {
         self.deleted_content.insert(name.to_string(), sha256);
     }
 
     /// The last content of each file the step wrote and deleted (names relative to the root).
-    pub fn deleted_contents(&self) -> Vec<(String, [u8; 32])> {
+    pub(crate) fn deleted_contents(&self) -> Vec<(String, [u8; 32])> {
         self.deleted_content.iter().map(|r| (r.key().clone(), *r.value())).collect()
     }
 
     /// Record a change to a name whose file is gone or not known (e.g. the target of a rename).
-    pub fn note_name(&self, name: &str, what: u8) {
+    pub(crate) fn note_name(&self, name: &str, what: u8) {
         *self.names.entry(name.to_string()).or_insert(0) |= what;
     }
 
     /// The process behind a request's thread id (`None` if it is gone), registered on first
     /// sight together with its ancestors, and read again after it executed another program.
-    pub fn identify(&self, tid: u32) -> Option<ProcessKey> {
+    pub(crate) fn identify(&self, tid: u32) -> Option<ProcessKey> {
         let st = read_stat(tid)?;
         let id = match self.threads.get(&(tid, st.start)).map(|r| *r) {
             Some(id) => id,
@@ -379,33 +376,35 @@ impl Tracker {
     }
 
     /// Files the step opened for reading or changed.
-    pub fn accessed(&self) -> HashSet<FileKey> {
+    pub(crate) fn accessed(&self) -> HashSet<FileKey> {
         self.files.iter().filter(|r| r.ops != 0).map(|r| *r.key()).collect()
     }
 
     /// Files whose content or names the step changed.
-    pub fn changed(&self) -> HashSet<FileKey> {
+    pub(crate) fn changed(&self) -> HashSet<FileKey> {
         self.files.iter().filter(|r| r.ops & op::CHANGES != 0).map(|r| *r.key()).collect()
     }
 
     /// Names that the step created, removed or renamed (relative to the overlay's root).
-    pub fn changed_names(&self) -> HashSet<String> {
+    pub(crate) fn changed_names(&self) -> HashSet<String> {
         self.names.iter().map(|r| r.key().clone()).collect()
     }
 
     /// Every file's history.
-    pub fn files(&self) -> BTreeMap<FileKey, FileSummary> {
+    #[cfg(test)]
+    pub(crate) fn files(&self) -> std::collections::BTreeMap<FileKey, FileSummary> {
         self.files.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
 
     /// Every process seen.
-    pub fn processes(&self) -> BTreeMap<ProcessKey, ProcInfo> {
+    #[cfg(test)]
+    pub(crate) fn processes(&self) -> std::collections::BTreeMap<ProcessKey, ProcInfo> {
         self.procs.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
 
     /// The processes and the operation log for a trace. `name` turns a name relative to the
     /// overlay's root into an artifact name (`None`: leave the operation out, e.g. excluded).
-    pub fn observed(
+    pub(crate) fn observed(
         &self,
         name: impl Fn(&str) -> Option<String>,
     ) -> (Vec<crate::trace::ObservedProcess>, Vec<crate::trace::ObservedOp>) {
@@ -481,14 +480,12 @@ fn same_image_as_totofs(pid: u32) -> bool {
 static OWN_THREADS: std::sync::OnceLock<dashmap::DashSet<u32>> = std::sync::OnceLock::new();
 
 /// Mark the calling thread as one of totofs's own.
-pub fn register_own_thread() {
-    // SAFETY: gettid has no failure mode.
-    let tid = unsafe { libc::gettid() } as u32;
-    OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(tid);
+pub(crate) fn register_own_thread() {
+    OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(crate::sys::fs::thread_id());
 }
 
 /// Is `tid` this process's main thread or one of its registered threads?
-pub fn is_own_thread(tid: u32) -> bool {
+pub(crate) fn is_own_thread(tid: u32) -> bool {
     tid == std::process::id() || OWN_THREADS.get().map(|s| s.contains(&tid)).unwrap_or(false)
 }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// SHA-256 of everything `r` yields. The read buffer is per thread and reused: hashing many
 /// small files must not allocate (and zero) a large buffer each time.
-pub fn hash_reader(mut r: impl Read) -> std::io::Result<HashDict> {
+pub(crate) fn hash_reader(mut r: impl Read) -> std::io::Result<HashDict> {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -40,7 +40,7 @@ pub fn hash_reader(mut r: impl Read) -> std::io::Result<HashDict> {
 }
 
 /// `{"sha256": hex}` from a raw digest.
-pub fn sha256_dict(digest: &[u8]) -> HashDict {
+pub(crate) fn sha256_dict(digest: &[u8]) -> HashDict {
     match <[u8; 32]>::try_from(digest) {
         Ok(raw) => HashDict::sha256(raw),
         Err(_) => [("sha256".to_string(), hex::encode(digest))].into(),
@@ -57,7 +57,7 @@ fn now_ns() -> i128 {
 /// Hash the file at `path` (reporting errors under `shown`), through the cache if there is one:
 /// a remembered digest of the same identity is used without reading; otherwise the file is
 /// read and, unless racy or changed while read, remembered.
-pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result<HashDict> {
+pub(crate) fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result<HashDict> {
     let bad = |e: std::io::Error| Error::input(shown, format!("cannot read: {e}"));
     let Some(cache) = cache else {
         let f = std::fs::File::open(path).map_err(bad)?;
@@ -109,12 +109,12 @@ pub(crate) fn hash_open(
 /// in the entries' order. (Collected into [`Artifacts`] by the caller in one go: `from_iter`
 /// sorts once and builds full tree nodes, about 100 bytes per artifact instead of 156 for a
 /// tree grown by inserts.)
-pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Vec<(String, HashDict)>> {
+pub(crate) fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Vec<(String, HashDict)>> {
     pool::map(entries, 0, 1, || (), |_, e| Ok((e.name.clone(), hash_file(cache, &e.path, &e.path)?)))
 }
 
 /// in-toto-run's recording of `paths` (walk, then hash), through the cache if there is one.
-pub fn record<S: AsRef<str>>(cache: Option<&HashCache>, paths: &[S], opts: &ArtifactOptions) -> Result<Artifacts> {
+pub(crate) fn record<S: AsRef<str>>(cache: Option<&HashCache>, paths: &[S], opts: &ArtifactOptions) -> Result<Artifacts> {
     let mut entries = artifacts::collect(paths, opts)?;
     if let Some(c) = cache {
         entries = c.exclude(entries);

@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 /// What identifies a file's content without reading it: if all of it is unchanged and the
 /// overlay saw no change, the content is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatSig {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
+pub(crate) struct StatSig {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i128,
+    pub(crate) ctime_ns: i128,
 }
 
 impl StatSig {
-    pub fn of(m: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(m: &std::fs::Metadata) -> Self {
         StatSig {
             dev: m.dev(),
             ino: m.ino(),
@@ -27,21 +27,21 @@ impl StatSig {
             ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
         }
     }
-    pub fn key(&self) -> FileKey {
+    pub(crate) fn key(&self) -> FileKey {
         (self.dev, self.ino)
     }
 }
 
 /// `realpath` for many files of few directories: each directory is resolved once.
 #[derive(Debug, Default)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     dirs: HashMap<PathBuf, PathBuf>,
 }
 
 impl Resolver {
     /// The file's metadata (symlinks followed) and canonical path, with one `lstat` for a file
     /// that is not a symlink.
-    pub fn identify(&mut self, path: &Path) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
+    pub(crate) fn identify(&mut self, path: &Path) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
         let l = std::fs::symlink_metadata(path)?;
         if l.file_type().is_symlink() {
             return Ok((std::fs::metadata(path)?, std::fs::canonicalize(path)?));
@@ -62,12 +62,5 @@ impl Resolver {
             }
             _ => std::fs::canonicalize(path),
         }
-    }
-
-    pub fn canonical(&mut self, path: &Path) -> std::io::Result<PathBuf> {
-        if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
-            return std::fs::canonicalize(path);
-        }
-        self.canonical_of_non_link(path)
     }
 }

@@ -45,15 +45,15 @@ const DONE: u8 = 2;
 
 /// One material: its recorded name, where totofs reads it, and its hash once known.
 #[derive(Debug)]
-pub struct Material {
-    pub name: Box<str>,
+pub(crate) struct Material {
+    pub(crate) name: Box<str>,
     /// The path as the walk found it (relative to the working directory, or absolute).
-    pub path: Box<Path>,
+    pub(crate) path: Box<Path>,
     /// Where totofs itself reads it without going through the overlay.
     read_path: Box<Path>,
-    pub sig: StatSig,
+    pub(crate) sig: StatSig,
     /// Inside the overlay's root: changes to it are seen by the overlay.
-    pub covered: bool,
+    pub(crate) covered: bool,
     /// An earlier material with the same file (and coverage): its hash is this one's.
     primary: Option<u32>,
     /// The next material with the same file identity (device, inode), if any.
@@ -84,7 +84,7 @@ impl Materials {
     /// List the materials' identities. `root` is the overlay's root (canonical); `real_root` is a
     /// path that reaches the same directory without going through the overlay. Uncovered
     /// materials are hashed now. A material the cache knows (same identity) is not hashed at all.
-    pub fn new(entries: Vec<Entry>, root: &Path, real_root: &Path, cache: Option<Arc<HashCache>>) -> Result<Arc<Self>> {
+    pub(crate) fn new(entries: Vec<Entry>, root: &Path, real_root: &Path, cache: Option<Arc<HashCache>>) -> Result<Arc<Self>> {
         let entries = match &cache {
             Some(c) => c.exclude(entries),
             None => entries,
@@ -156,16 +156,16 @@ impl Materials {
     }
 
     /// The `--hash-cache` in use, if any.
-    pub fn cache(&self) -> Option<&HashCache> {
+    pub(crate) fn cache(&self) -> Option<&HashCache> {
         self.cache.as_deref()
     }
 
-    pub fn items(&self) -> &[Material] {
+    pub(crate) fn items(&self) -> &[Material] {
         &self.items
     }
 
     /// Is `key` a material (a file some material name resolves to)?
-    pub fn contains(&self, key: FileKey) -> bool {
+    pub(crate) fn contains(&self, key: FileKey) -> bool {
         self.by_key.contains_key(&key)
     }
 
@@ -194,7 +194,7 @@ impl Materials {
 
     /// Block until every material with this backing file is hashed (hashing it here if no
     /// thread has started on it).
-    pub fn ensure_hashed(&self, key: FileKey) {
+    pub(crate) fn ensure_hashed(&self, key: FileKey) {
         let mut next = self.by_key.get(&key).copied();
         while let Some(i) = next {
             self.hash_item(i as usize);
@@ -206,7 +206,7 @@ impl Materials {
     /// Block until every covered material below `dir` (a directory's path relative to the
     /// overlay's root) is hashed: renaming the directory moves them where their read paths no
     /// longer reach, so their old content must be read first.
-    pub fn ensure_hashed_under(&self, dir: &str) {
+    pub(crate) fn ensure_hashed_under(&self, dir: &str) {
         let prefix = self.real_root.join(dir);
         let below: Vec<usize> = (0..self.items.len())
             .filter(|&i| self.items[i].covered && self.items[i].read_path.starts_with(&prefix))
@@ -240,7 +240,7 @@ impl Materials {
     }
 
     /// Hash everything in `threads` background threads.
-    pub fn spawn_pool(self: &Arc<Self>, threads: usize) -> Vec<std::thread::JoinHandle<()>> {
+    pub(crate) fn spawn_pool(self: &Arc<Self>, threads: usize) -> Vec<std::thread::JoinHandle<()>> {
         pool::spawn(threads, || {
             let me = Arc::clone(self);
             move || loop {
@@ -255,7 +255,7 @@ impl Materials {
 
     /// Hash materials `idx` on `threads` threads (0: one per core) and wait for them all, so a
     /// later [`Materials::hash_of`] finds them done.
-    pub fn hash_many(&self, idx: &[usize], threads: usize) {
+    pub(crate) fn hash_many(&self, idx: &[usize], threads: usize) {
         let _ = pool::map(idx, threads, 1, || (), |_, &i| {
             self.hash_item(i);
             Ok(())
@@ -266,7 +266,7 @@ impl Materials {
     }
 
     /// The hash of material `i` (hashing it here, or waiting for the thread that is).
-    pub fn hash_of(&self, i: usize) -> Result<HashDict> {
+    pub(crate) fn hash_of(&self, i: usize) -> Result<HashDict> {
         self.hash_item(i);
         self.wait_done(i);
         match self.items[i].result.get() {
@@ -277,7 +277,7 @@ impl Materials {
     }
 
     /// All materials' hashes, optionally only those `keep` selects.
-    pub fn artifacts(&self, keep: impl Fn(&Material) -> bool) -> Result<Artifacts> {
+    pub(crate) fn artifacts(&self, keep: impl Fn(&Material) -> bool) -> Result<Artifacts> {
         // Collected into one bulk-built map (see `artifacts::hash_entries_with`).
         let mut out = Vec::with_capacity(self.items.len());
         for (i, it) in self.items.iter().enumerate() {
@@ -299,7 +299,7 @@ impl Materials {
     }
 
     /// The material recorded under `name`, if any.
-    pub fn by_name(&self) -> HashMap<&str, usize> {
+    pub(crate) fn by_name(&self) -> HashMap<&str, usize> {
         self.items.iter().enumerate().map(|(i, it)| (&*it.name, i)).collect()
     }
 }
@@ -308,7 +308,7 @@ impl Materials {
 mod tests {
     use super::*;
     use crate::recorder::artifacts;
-    use crate::recorder::hashing::hash_reader;
+    use crate::recorder::hashing::digest::hash_reader;
 
     fn tree() -> (tempfile::TempDir, PathBuf) {
         let t = tempfile::tempdir().unwrap();

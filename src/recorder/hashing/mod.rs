@@ -9,13 +9,13 @@
 //! The cache file itself is [`super::hash_cache`]; the proof that a material read during the
 //! step still holds its old content is [`super::unchanged`].
 
-pub mod digest;
-pub mod identity;
-pub mod materials;
+pub(crate) mod digest;
+pub(crate) mod identity;
+pub(crate) mod materials;
 pub(crate) mod pool;
-pub mod written;
+pub(crate) mod written;
 
-pub use digest::{hash_entries, hash_file, hash_reader, record, sha256_dict};
-pub use identity::{Resolver, StatSig};
-pub use materials::{Material, Materials};
-pub use written::Written;
+pub(crate) use digest::{hash_entries, record};
+pub(crate) use identity::{Resolver, StatSig};
+pub(crate) use materials::{Material, Materials};
+pub(crate) use written::Written;

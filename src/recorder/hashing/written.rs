@@ -31,7 +31,7 @@ pub struct Written {
 }
 
 impl Written {
-    pub fn new(threads: usize) -> Arc<Self> {
+    pub(crate) fn new(threads: usize) -> Arc<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let me = Arc::new(Written { tx: Mutex::new(Some(tx)), ..Default::default() });
@@ -68,19 +68,19 @@ impl Written {
     }
 
     /// The file's generation: how many changes have started on it.
-    pub fn gen(&self, key: FileKey) -> u64 {
+    pub(crate) fn gen(&self, key: FileKey) -> u64 {
         self.gens.get(&key).map(|g| *g).unwrap_or(0)
     }
 
     /// A change to the file starts (open for writing, truncate, unlink, rename over).
-    pub fn bump(&self, key: FileKey) {
+    pub(crate) fn bump(&self, key: FileKey) {
         *self.gens.entry(key).or_insert(0) += 1;
         self.results.remove(&key);
     }
 
     /// Bytes written through the daemon at `offset`: extend the file's running hash if they
     /// continue it (a stream starts at offset 0); any other write breaks the stream.
-    pub fn on_write(&self, key: FileKey, offset: u64, data: &[u8]) {
+    pub(crate) fn on_write(&self, key: FileKey, offset: u64, data: &[u8]) {
         use sha2::Digest;
         if self.results.contains_key(&key) {
             // Written after a hash was taken (e.g. mmap writeback): that hash is void.
@@ -101,7 +101,7 @@ impl Written {
     }
 
     /// Content changed without a write in order (a hole punched, a range zeroed).
-    pub fn break_stream(&self, key: FileKey) {
+    pub(crate) fn break_stream(&self, key: FileKey) {
         self.streams.remove(&key);
         self.broken.insert(key);
         if self.results.contains_key(&key) {
@@ -111,7 +111,7 @@ impl Written {
 
     /// The last writer closed the file: if every byte of it went through the running hash in
     /// order, that is its hash. Returns whether it was.
-    pub fn finish_stream(&self, key: FileKey, file: &std::fs::File) -> bool {
+    pub(crate) fn finish_stream(&self, key: FileKey, file: &std::fs::File) -> bool {
         use sha2::Digest;
         let broken = self.broken.remove(&key).is_some();
         let Some((_, (h, len))) = self.streams.remove(&key) else { return false };
@@ -129,7 +129,7 @@ impl Written {
     }
 
     /// The last writer closed the file: hash it in the background.
-    pub fn submit(&self, key: FileKey, file: std::fs::File) {
+    pub(crate) fn submit(&self, key: FileKey, file: std::fs::File) {
         let gen = self.gen(key);
         if let Ok(tx) = self.tx.lock() {
             if let Some(tx) = tx.as_ref() {
@@ -139,7 +139,7 @@ impl Written {
     }
 
     /// Wait for every submitted hash (call once the overlay is gone).
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
@@ -150,7 +150,7 @@ impl Written {
     }
 
     /// The hash of the file as it is now, if a background hash covers it.
-    pub fn hash_for(&self, sig: &StatSig) -> Option<HashDict> {
+    pub(crate) fn hash_for(&self, sig: &StatSig) -> Option<HashDict> {
         let key = sig.key();
         let r = self.results.get(&key)?;
         (r.0 == self.gen(key) && r.1 == *sig).then(|| r.2.clone())
