@@ -19,12 +19,11 @@
 //!
 //! This module also keeps the process-wide hashing counters that `TOTOFS_STATS=1` prints.
 
-use super::artifacts::{self, Entry};
-use super::hashing::StatSig;
+use super::artifacts::Entry;
+use super::hashing::identity::StatSig;
 use crate::error::{Error, Result};
-use crate::metadata::{Artifacts, HashDict};
+use crate::metadata::HashDict;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -159,7 +158,7 @@ impl HashCache {
         }
         CACHE_HITS.fetch_add(1, Ordering::Relaxed);
         self.keep(sig.key(), *r);
-        Some(artifacts::sha256_dict(&r.digest))
+        Some(HashDict::sha256(r.digest))
     }
 
     fn keep(&self, key: (u64, u64), r: Rec) {
@@ -168,9 +167,10 @@ impl HashCache {
         }
     }
 
-    /// Remember `digest` for a file whose identity was `sig` from before totofs started reading it
-    /// (at `read_start_ns`, wall clock) until after, unless it is racy.
-    fn remember(&self, sig: &StatSig, digest: &HashDict, read_start_ns: i128, margin_ns: i128) {
+    /// Remember `digest` for `file`, whose identity was `sig` from before totofs started reading
+    /// it (at `read_start_ns`, wall clock) until after, unless it is racy.
+    pub(crate) fn remember(&self, sig: &StatSig, digest: &HashDict, read_start_ns: i128, file: &std::fs::File) {
+        let margin_ns = racy_margin(file);
         if sig.ctime_ns > read_start_ns - margin_ns || sig.mtime_ns > read_start_ns - margin_ns {
             return;
         }
@@ -264,136 +264,29 @@ fn racy_margin(file: &std::fs::File) -> i128 {
     if fine { RACY_MARGIN_FINE_NS } else { RACY_MARGIN_COARSE_NS }
 }
 
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
-}
-
-/// Hash the file at `path` (reporting errors under `shown`), through the cache if there is one:
-/// a remembered digest of the same identity is used without reading; otherwise the file is
-/// read and, unless racy or changed while read, remembered.
-pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result<HashDict> {
-    let bad = |e: std::io::Error| Error::input(shown, format!("cannot read: {e}"));
-    let Some(cache) = cache else {
-        let f = std::fs::File::open(path).map_err(bad)?;
-        let len = f.metadata().map(|m| m.size()).unwrap_or(0);
-        let h = artifacts::hash_reader(&f).map_err(bad)?;
-        count_hashed(len);
-        return Ok(h);
-    };
-    let start = now_ns();
-    let f = std::fs::File::open(path).map_err(bad)?;
-    let before = StatSig::of(&f.metadata().map_err(bad)?);
-    if let Some(h) = cache.lookup(&before) {
-        return Ok(h);
+#[cfg(test)]
+impl HashCache {
+    /// How many digests the cache file held when it was opened.
+    pub(crate) fn loaded(&self) -> usize {
+        self.old.len()
     }
-    let h = artifacts::hash_reader(&f).map_err(bad)?;
-    count_hashed(before.size);
-    if let Ok(m) = f.metadata() {
-        if StatSig::of(&m) == before {
-            cache.remember(&before, &h, start, racy_margin(&f));
-        }
-    }
-    Ok(h)
-}
-
-/// Hash an open file whose identity was `before` when opened, through the cache if there is
-/// one; returns the digest and the file's identity after the read (a cached digest is not read,
-/// so its identity is `before`).
-pub(crate) fn hash_open(
-    cache: Option<&HashCache>,
-    f: &std::fs::File,
-    before: StatSig,
-    shown: &Path,
-) -> Result<(HashDict, StatSig)> {
-    let bad = |e: std::io::Error| Error::input(shown, format!("cannot read: {e}"));
-    if let Some(h) = cache.and_then(|c| c.lookup(&before)) {
-        return Ok((h, before));
-    }
-    let start = now_ns();
-    let h = artifacts::hash_reader(f).map_err(bad)?;
-    count_hashed(before.size);
-    let after = StatSig::of(&f.metadata().map_err(bad)?);
-    if let (Some(c), true) = (cache, after == before) {
-        c.remember(&before, &h, start, racy_margin(f));
-    }
-    Ok((h, after))
-}
-
-/// Hash entries on one thread per core, through the cache if there is one.
-pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Artifacts> {
-    Ok(hash_entries_list(cache, entries)?.into_iter().collect())
-}
-
-/// [`hash_entries`] as a list in no particular order.
-pub fn hash_entries_list(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Vec<(String, HashDict)>> {
-    artifacts::hash_entries_list(entries, 0, |e| hash_file(cache, &e.path, &e.path))
-}
-
-/// in-toto-run's recording of `paths` (walk, then hash), through the cache if there is one.
-pub fn record<S: AsRef<str>>(
-    cache: Option<&HashCache>,
-    paths: &[S],
-    opts: &artifacts::ArtifactOptions,
-) -> Result<Artifacts> {
-    let mut entries = artifacts::collect(paths, opts)?;
-    if let Some(c) = cache {
-        entries = c.exclude(entries);
-    }
-    hash_entries(cache, &entries)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn old_file(dir: &Path, name: &str, content: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-
-    #[test]
-    fn remembers_and_reuses_only_the_same_identity() {
-        let t = tempfile::tempdir().unwrap();
-        let p = old_file(t.path(), "a", "hello");
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        let cpath = t.path().join("cache");
-        let c = HashCache::open(&cpath);
-        let h = hash_file(Some(&c), &p, &p).unwrap();
-        assert_eq!(h, artifacts::hash_reader(&b"hello"[..]).unwrap());
-        c.save().unwrap();
-        let c = HashCache::open(&cpath);
-        let sig = StatSig::of(&std::fs::metadata(&p).unwrap());
-        assert_eq!(c.lookup(&sig), Some(h.clone()));
-        // Any part of the identity differing: no digest.
-        assert_eq!(c.lookup(&StatSig { ctime_ns: sig.ctime_ns + 1, ..sig }), None);
-        assert_eq!(c.lookup(&StatSig { size: sig.size + 1, ..sig }), None);
-        assert_eq!(c.lookup(&StatSig { ino: sig.ino + 1, ..sig }), None);
-    }
-
-    #[test]
-    fn a_racy_file_is_not_remembered() {
-        let t = tempfile::tempdir().unwrap();
-        let p = old_file(t.path(), "a", "just written");
-        let cpath = t.path().join("cache");
-        let c = HashCache::open(&cpath);
-        hash_file(Some(&c), &p, &p).unwrap();
-        c.save().unwrap();
-        let c = HashCache::open(&cpath);
-        assert!(c.old.is_empty());
-    }
-
     #[test]
     fn a_corrupt_cache_is_ignored() {
         let t = tempfile::tempdir().unwrap();
-        let p = old_file(t.path(), "a", "x");
+        let p = t.path().join("a");
+        std::fs::write(&p, "x").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(250));
         let cpath = t.path().join("cache");
         let c = HashCache::open(&cpath);
-        hash_file(Some(&c), &p, &p).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+        c.remember(&StatSig::of(&f.metadata().unwrap()), &HashDict::sha256([7; 32]), now, &f);
         c.save().unwrap();
         let mut bytes = std::fs::read(&cpath).unwrap();
         assert_eq!(bytes.len(), MAGIC.len() + 8 + RECORD + 32);

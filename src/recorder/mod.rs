@@ -25,6 +25,7 @@
 //! - [`unchanged`]: proof that a file read during the step still holds its content from before.
 //! - [`mount_point`]: a session directory's path found without looking inside a dead mount.
 //! - [`mount`]: `totofs mount` / `totofs unmount` sessions.
+//! - [`uring`]: FUSE over io_uring beside fuser, when root enabled it.
 
 pub mod artifacts;
 pub mod hash_cache;
@@ -45,3 +46,4 @@ pub(crate) mod step_init;
 pub mod trace_writer;
 pub mod tracking;
 pub(crate) mod unchanged;
+pub(crate) mod uring;

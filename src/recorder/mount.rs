@@ -8,7 +8,8 @@
 //! (materials at mount, products when `unmount` stops it).
 
 use super::artifacts;
-use super::hash_cache::{self, HashCache};
+use super::hash_cache::HashCache;
+use super::hashing;
 use super::namespace::{self, Observed};
 use super::rootless::Privilege;
 use super::startup;
@@ -151,9 +152,9 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     let sealed: Result<(Artifacts, Artifacts)> = match started {
         Started::Snapshot(m) => {
             wait_for_stop(signals);
-            hash_cache::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
+            hashing::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
         }
-        Started::Fuse { bg, observed, _rootfd } => match wait_for_unmount(dir, bg, signals) {
+        Started::Fuse { bg, ring, observed, _rootfd } => match wait_for_unmount(dir, bg, ring, signals) {
             Err(text) => {
                 let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
                 let _ = std::fs::remove_file(state_path(dir, "pid"));
@@ -176,7 +177,7 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
 fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option<Arc<HashCache>>) -> Result<Started> {
     std::env::set_current_dir(dir).map_err(|e| Error::input(dir, e))?;
     if snapshot {
-        let m = hash_cache::record(cache.as_deref(), &opts.materials, &opts.artifacts)?;
+        let m = hashing::record(cache.as_deref(), &opts.materials, &opts.artifacts)?;
         return Ok(Started::Snapshot(m));
     }
     let _ = namespace::raise_fd_limit();
@@ -186,7 +187,8 @@ fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option
     let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
     let started = startup::start_overlay(dir, entries, Tracker::for_tree(dir), cache, Privilege::Root)?
         .map_err(Error::Record)?;
-    let startup::Started { bg, rootfd, materials, written, tracker, caller_umask: _ } = started;
+    let startup::Started { bg, rootfd, materials, written, tracker, ring, caller_umask: _ } = started;
+    let ring = ring.map(Box::new);
     // `mount` returns once every material is hashed: a process that still reaches the real
     // tree (a working directory entered before the mount) cannot change one unseen later.
     // (With --only-accessed nothing is hashed now; a material changed that way is refused
@@ -195,7 +197,7 @@ fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option
         let _ = t.join();
     }
     let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
-    Ok(Started::Fuse { bg, observed, _rootfd: rootfd })
+    Ok(Started::Fuse { bg, ring, observed, _rootfd: rootfd })
 }
 
 /// Wait until the overlay on `dir` is unmounted; a signal or an aborted connection first loses
@@ -203,6 +205,7 @@ fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option
 fn wait_for_unmount(
     dir: &Path,
     bg: fuser::BackgroundSession,
+    ring: Option<Box<super::uring::Handle>>,
     signals: Option<signal_hook::iterator::Signals>,
 ) -> std::result::Result<(), String> {
     let lost = Arc::new(std::sync::atomic::AtomicI32::new(0));
@@ -218,6 +221,9 @@ fn wait_for_unmount(
     // The session ends when the directory is unmounted. (Only the thread is joined here: the
     // rest of `bg`, which unmounts when dropped, stays until the check below.)
     let _ = bg.guard.join();
+    if let Some(ring) = ring {
+        ring.join();
+    }
     let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
     // Ended while still mounted: the connection was aborted, not unmounted.
     let aborted = sig == 0 && fuse_mounted(dir);
@@ -265,6 +271,7 @@ enum Started {
     Snapshot(Artifacts),
     Fuse {
         bg: fuser::BackgroundSession,
+        ring: Option<Box<super::uring::Handle>>,
         observed: Observed,
         _rootfd: std::os::fd::OwnedFd,
     },

@@ -11,7 +11,7 @@
 
 use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};
-use super::hashing::{Material, Materials, Resolver, StatSig, Written};
+use super::hashing::{self, Material, Materials, Resolver, StatSig, Written};
 use super::rootless;
 use super::options::RecordOptions;
 use super::startup::{self, Started};
@@ -120,7 +120,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
         Ok(s) => s,
         Err(why) => return Ok(Outcome::Unavailable(why)),
     };
-    let Started { bg, rootfd, materials, written, tracker, caller_umask } = started;
+    let Started { bg, rootfd, materials, written, tracker, ring, caller_umask } = started;
     // The step writes its streams past the overlay: a material they are open on is read now.
     for &k in &streams {
         materials.ensure_hashed(k);
@@ -143,6 +143,9 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
 
     // Every process of the step is gone: unmount, so the real tree is all there is.
     let _ = bg.umount_and_join();
+    if let Some(ring) = ring {
+        ring.join();
+    }
     process::umask(caller_umask);
     hash_cache::phase("unmount", t);
     let t = std::time::Instant::now();
@@ -257,7 +260,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             },
         }
     }
-    products.extend(hash_cache::hash_entries_list(cache, &to_hash)?);
+    products.extend(hashing::hash_entries(cache, &to_hash)?);
     let products: Artifacts = products.into_iter().collect();
     // Materials last: the product walk above ran while the pool was still hashing them.
     let materials = o.materials.artifacts(keep)?;

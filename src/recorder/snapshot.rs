@@ -3,7 +3,8 @@
 //! when given).
 
 use super::artifacts::ArtifactOptions;
-use super::hash_cache::{self, HashCache};
+use super::hash_cache::HashCache;
+use super::hashing;
 use super::supervise::{self, StepCommand, StepEnd};
 use crate::error::Result;
 use crate::metadata::Artifacts;
@@ -16,11 +17,11 @@ pub fn record_step(
     cmd: &StepCommand,
     cache: Option<&HashCache>,
 ) -> Result<(Artifacts, StepEnd, Artifacts)> {
-    let m = hash_cache::record(cache, materials, opts)?;
+    let m = hashing::record(cache, materials, opts)?;
     let end = supervise::run_step(cmd)?;
     if !matches!(end, StepEnd::Finished { .. }) {
         return Ok((m, end, Artifacts::new()));
     }
-    let p = hash_cache::record(cache, products, opts)?;
+    let p = hashing::record(cache, products, opts)?;
     Ok((m, end, p))
 }

@@ -5,7 +5,7 @@
 use super::artifacts::Entry;
 use super::hash_cache::HashCache;
 use super::hashing::{Materials, Written};
-use super::overlay::Overlay;
+use super::overlay::{FuseOverlay, Overlay};
 use super::rootless::{self, Privilege};
 use super::tracking::Tracker;
 use crate::error::{Error, Result};
@@ -26,6 +26,8 @@ pub(crate) struct Started {
     pub materials: Arc<Materials>,
     pub written: Arc<Written>,
     pub tracker: Arc<Tracker>,
+    /// The FUSE-over-io_uring queues, when root enabled them (joined after the unmount).
+    pub ring: Option<super::uring::Handle>,
     /// The caller's umask: the daemon creates files with the modes the kernel asks for, so it
     /// runs with 0 from here on; the step gets this one back.
     pub caller_umask: libc::mode_t,
@@ -53,8 +55,9 @@ pub(crate) fn start_overlay(
     let written = Written::new(hash_threads());
     let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
         .map_err(|e| Error::input(dir, e))?;
+    let overlay = Arc::new(overlay);
     let caller_umask = process::umask(0);
-    let session = match fuser::Session::new(overlay, dir, &fuse_config()) {
+    let session = match fuser::Session::new(FuseOverlay(Arc::clone(&overlay)), dir, &fuse_config()) {
         Ok(s) => s,
         Err(e) => {
             process::umask(caller_umask);
@@ -64,8 +67,9 @@ pub(crate) fn start_overlay(
             }));
         }
     };
+    let ring = super::uring::serve_if_enabled(std::os::fd::AsFd::as_fd(&session), &overlay);
     let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
-    Ok(Ok(Started { bg, rootfd, materials, written, tracker, caller_umask }))
+    Ok(Ok(Started { bg, rootfd, materials, written, tracker, ring, caller_umask }))
 }
 
 /// Whether `name` is one of the overlay's own switches, which the step must not inherit.

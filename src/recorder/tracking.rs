@@ -50,9 +50,10 @@ pub mod op {
     }
 }
 
-/// A process, told apart from a later one with the same pid by its start time.
+/// A process, told apart from a later one with the same pid by its start time (the trace
+/// numbers processes with its own `trace::ProcId`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcId {
+pub struct ProcessKey {
     pub pid: u32,
     /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22).
     pub start: u64,
@@ -61,7 +62,7 @@ pub struct ProcId {
 /// What totofs learnt about a process (refreshed when it executes another program).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcInfo {
-    pub id: ProcId,
+    pub id: ProcessKey,
     pub ppid: u32,
     /// Command name (`comm`).
     pub comm: String,
@@ -73,36 +74,28 @@ pub struct ProcInfo {
     idx: u32,
 }
 
-/// The history of one file.
+/// The history of one file, summarised for the link (the trace's per-file view is
+/// `trace::FileRecord`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileRecord {
+pub struct FileSummary {
     /// Every operation seen (bits of [`op`]).
     pub ops: u8,
     /// For each operation, the first process that did it (`None` if it was gone already).
-    pub first: Vec<(u8, Option<ProcId>)>,
+    pub first: Vec<(u8, Option<ProcessKey>)>,
     /// The names (relative to the overlay's root) the file was seen under.
     pub names: Vec<String>,
 }
 
-/// One operation of the log: what a process did to a name (and, for renames, the other name).
+/// One operation of the log: what a process did to a name. A rename is one event on the old
+/// name with the new one as `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Event {
     proc: u32,
     name: u32,
-    kind: Kind,
-    /// The other name of a rename (`u32::MAX` otherwise).
+    /// One bit of [`op`].
+    what: u8,
+    /// The new name of a rename (`u32::MAX` otherwise).
     other: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Read,
-    Created,
-    Written,
-    Truncated,
-    RenamedFrom,
-    RenamedTo,
-    Deleted,
 }
 
 /// Distinct (process, name, operation) triples in the order first seen, names interned.
@@ -126,10 +119,10 @@ impl OpLog {
         i
     }
 
-    fn push(&mut self, proc: u32, name: &str, kind: Kind, other: Option<&str>) {
+    fn push(&mut self, proc: u32, name: &str, what: u8, other: Option<&str>) {
         let name = self.intern(name);
         let other = other.map_or(u32::MAX, |o| self.intern(o));
-        let e = Event { proc, name, kind, other };
+        let e = Event { proc, name, what, other };
         if self.seen.insert(e) {
             self.events.push(e);
         }
@@ -183,13 +176,13 @@ fn read_stat(pid: u32) -> Option<Stat> {
 /// Per-file and per-process state of one recording, shared by the overlay's threads.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    files: DashMap<FileKey, FileRecord>,
+    files: DashMap<FileKey, FileSummary>,
     /// Operations that removed, created or replaced a name.
     names: DashMap<String, u8>,
-    procs: DashMap<ProcId, ProcInfo>,
+    procs: DashMap<ProcessKey, ProcInfo>,
     next_proc: std::sync::atomic::AtomicU32,
     /// (thread id, thread start time) -> process, so a known thread costs one read of its stat.
-    threads: DashMap<(u32, u64), ProcId>,
+    threads: DashMap<(u32, u64), ProcessKey>,
     log: std::sync::Mutex<OpLog>,
     /// `totofs mount`: ancestors are registered only while their working directory is inside
     /// this tree (the user's login shell and terminal are not the step's).
@@ -221,22 +214,17 @@ impl Tracker {
 
     /// Record `what` done to file `key` (named `name`) by the process `who`, identified earlier
     /// (e.g. when a file whose writes bypass the daemon was opened).
-    pub fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcId>) {
+    pub fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
         self.summarise(key, name, what, who);
         if let Some(idx) = who.and_then(|w| self.procs.get(&w).map(|p| p.idx)) {
             let mut log = match self.log.lock() {
                 Ok(l) => l,
                 Err(p) => p.into_inner(),
             };
-            for (bit, kind) in [
-                (op::READ, Kind::Read),
-                (op::CREATED, Kind::Created),
-                (op::TRUNCATED, Kind::Truncated),
-                (op::WRITTEN, Kind::Written),
-                (op::DELETED, Kind::Deleted),
-            ] {
+            // In the order the trace lists them (a rename is logged by `note_rename`).
+            for bit in [op::READ, op::CREATED, op::TRUNCATED, op::WRITTEN, op::DELETED] {
                 if what & bit != 0 {
-                    log.push(idx, name, kind, None);
+                    log.push(idx, name, bit, None);
                 }
             }
         }
@@ -252,13 +240,12 @@ impl Tracker {
                 Ok(l) => l,
                 Err(p) => p.into_inner(),
             };
-            log.push(idx, from, Kind::RenamedTo, Some(to));
-            log.push(idx, to, Kind::RenamedFrom, Some(from));
+            log.push(idx, from, op::RENAMED, Some(to));
         }
     }
 
     /// The file's summary: which operations, the first process of each, its names.
-    fn summarise(&self, key: FileKey, name: &str, what: u8, who: Option<ProcId>) {
+    fn summarise(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
         let known = self.files.get(&key).is_some_and(|r| r.ops & what == what && r.names.iter().any(|n| n == name));
         if !known {
             let mut r = self.files.entry(key).or_default();
@@ -299,7 +286,7 @@ impl Tracker {
 
     /// The process behind a request's thread id (`None` if it is gone), registered on first
     /// sight together with its ancestors, and read again after it executed another program.
-    pub fn identify(&self, tid: u32) -> Option<ProcId> {
+    pub fn identify(&self, tid: u32) -> Option<ProcessKey> {
         let st = read_stat(tid)?;
         let id = match self.threads.get(&(tid, st.start)).map(|r| *r) {
             Some(id) => id,
@@ -312,9 +299,9 @@ impl Tracker {
                     })
                     .unwrap_or(tid);
                 let id = if tgid != tid {
-                    ProcId { pid: tgid, start: read_stat(tgid)?.start }
+                    ProcessKey { pid: tgid, start: read_stat(tgid)?.start }
                 } else {
-                    ProcId { pid: tid, start: st.start }
+                    ProcessKey { pid: tid, start: st.start }
                 };
                 self.threads.insert((tid, st.start), id);
                 id
@@ -335,7 +322,7 @@ impl Tracker {
     }
 
     /// Read a process's argv and working directory (never its environment) and store them.
-    fn register(&self, id: ProcId, st: Stat) {
+    fn register(&self, id: ProcessKey, st: Stat) {
         let pid = id.pid;
         let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| {
@@ -364,7 +351,7 @@ impl Tracker {
 
     /// Register the parents of `id` up to the step's root (a child of totofs), the first one
     /// already known, or, for `mount`, the first one working outside the tree.
-    fn register_ancestors(&self, id: ProcId) {
+    fn register_ancestors(&self, id: ProcessKey) {
         let mut ppid = self.procs.get(&id).map(|p| p.ppid).unwrap_or(0);
         for _ in 0..256 {
             if ppid <= 1 || ppid == self.own_pid || is_own_thread(ppid) {
@@ -375,7 +362,7 @@ impl Tracker {
             if st.ppid == self.own_pid && same_image_as_totofs(ppid) {
                 return;
             }
-            let pid = ProcId { pid: ppid, start: st.start };
+            let pid = ProcessKey { pid: ppid, start: st.start };
             if self.procs.contains_key(&pid) {
                 return;
             }
@@ -407,12 +394,12 @@ impl Tracker {
     }
 
     /// Every file's history.
-    pub fn files(&self) -> BTreeMap<FileKey, FileRecord> {
+    pub fn files(&self) -> BTreeMap<FileKey, FileSummary> {
         self.files.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
 
     /// Every process seen.
-    pub fn processes(&self) -> BTreeMap<ProcId, ProcInfo> {
+    pub fn processes(&self) -> BTreeMap<ProcessKey, ProcInfo> {
         self.procs.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
 
@@ -423,7 +410,7 @@ impl Tracker {
         name: impl Fn(&str) -> Option<String>,
     ) -> (Vec<crate::trace::ObservedProcess>, Vec<crate::trace::ObservedOp>) {
         use crate::trace::{FileOp, ObservedOp, ObservedProcess};
-        let mut by_idx: Vec<Option<ProcId>> = vec![None; self.next_proc.load(std::sync::atomic::Ordering::Relaxed) as usize];
+        let mut by_idx: Vec<Option<ProcessKey>> = vec![None; self.next_proc.load(std::sync::atomic::Ordering::Relaxed) as usize];
         let procs: Vec<ObservedProcess> = self
             .procs
             .iter()
@@ -449,27 +436,28 @@ impl Tracker {
         let names: Vec<Option<String>> = log.names.iter().map(|n| name(n)).collect();
         let mut ops = Vec::with_capacity(log.events.len());
         for e in &log.events {
-            let (Some(Some(who)), Some(Some(path))) = (by_idx.get(e.proc as usize), names.get(e.name as usize)) else {
+            let Some(Some(who)) = by_idx.get(e.proc as usize) else { continue };
+            let name = |i: u32| names.get(i as usize).cloned().flatten();
+            let mut push = |path: Option<String>, op: FileOp| {
+                if let Some(path) = path {
+                    ops.push(ObservedOp { pid: who.pid, start: who.start, path, op });
+                }
+            };
+            if e.what == op::RENAMED {
+                // Both names; a rename across the recorded tree's edge is a deletion or a creation.
+                let (from, to) = (name(e.name), name(e.other));
+                push(from.clone(), to.clone().map_or(FileOp::Deleted, FileOp::RenamedTo));
+                push(to, from.map_or(FileOp::Created, FileOp::RenamedFrom));
                 continue;
+            }
+            let op = match e.what {
+                op::READ => FileOp::Read,
+                op::CREATED => FileOp::Created,
+                op::WRITTEN => FileOp::Written,
+                op::TRUNCATED => FileOp::Truncated,
+                _ => FileOp::Deleted,
             };
-            let other = || names.get(e.other as usize).cloned().flatten();
-            let op = match e.kind {
-                Kind::Read => FileOp::Read,
-                Kind::Created => FileOp::Created,
-                Kind::Written => FileOp::Written,
-                Kind::Truncated => FileOp::Truncated,
-                Kind::Deleted => FileOp::Deleted,
-                // A rename across the recorded tree's edge is a creation or a deletion here.
-                Kind::RenamedFrom => match other() {
-                    Some(o) => FileOp::RenamedFrom(o),
-                    None => FileOp::Created,
-                },
-                Kind::RenamedTo => match other() {
-                    Some(o) => FileOp::RenamedTo(o),
-                    None => FileOp::Deleted,
-                },
-            };
-            ops.push(ObservedOp { pid: who.pid, start: who.start, path: path.clone(), op });
+            push(name(e.name), op);
         }
         (procs, ops)
     }

@@ -2,3 +2,4 @@
 //! lives here with a `// SAFETY:` note.
 
 pub(crate) mod process;
+pub(crate) mod uring;

@@ -133,7 +133,7 @@ impl Overlay {
         file: &std::fs::File,
         open: impl FnOnce(&std::fs::File) -> io::Result<B>,
     ) -> Option<Backing> {
-        if !self.passthrough {
+        if !self.passthrough.load(Ordering::Relaxed) {
             return None;
         }
         let mut map = self.backing.lock().ok()?;

@@ -1,6 +1,6 @@
 //! The `fuser` transport of the overlay: every callback converts its arguments, calls one core
 //! method of [`Overlay`] and turns the result into the reply. No logic lives here beyond the
-//! capabilities negotiated at init.
+//! capabilities negotiated at init. The core is shared (an `Arc`) with the io_uring transport.
 
 use super::names::SetAttr;
 use super::{negative_entry, Caller, Opened, Overlay};
@@ -15,7 +15,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 /// Attribute and entry cache lifetime: nothing but the overlay changes the tree while mounted.
-const TTL: Duration = Duration::from_secs(60);
+pub(crate) const TTL: Duration = Duration::from_secs(60);
+
+/// The overlay as fuser's filesystem; the same core may serve the io_uring transport too.
+pub(crate) struct FuseOverlay(pub(crate) std::sync::Arc<Overlay>);
+
+impl std::ops::Deref for FuseOverlay {
+    type Target = Overlay;
+    fn deref(&self) -> &Overlay {
+        &self.0
+    }
+}
 
 fn caller(req: &Request) -> Caller {
     Caller { tid: req.pid(), request: u64::from(req.unique()) }
@@ -40,7 +50,7 @@ fn entry(r: io::Result<fuser::FileAttr>, reply: ReplyEntry) {
     }
 }
 
-impl Filesystem for Overlay {
+impl Filesystem for FuseOverlay {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
@@ -56,6 +66,9 @@ impl Filesystem for Overlay {
         {
             self.set_passthrough(true);
         }
+        // Offered only while root enables it (enable_uring); accepting it keeps the ring usable
+        // for this connection even if the setting is turned off while mounted.
+        self.set_uring_offered(config.add_capabilities(fuser::InitFlags::FUSE_OVER_IO_URING).is_ok());
         Ok(())
     }
 

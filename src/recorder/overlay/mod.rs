@@ -26,9 +26,11 @@ mod names;
 pub(crate) use attrs::negative_entry;
 pub(crate) use dirs::SHUFFLE_READDIR_ENV;
 pub(crate) use files::{Backing, Opened};
+pub(crate) use fuse_ops::{FuseOverlay, TTL};
+pub(crate) use names::SetAttr;
 
 use super::hashing::{Materials, Written};
-use super::tracking::{FileKey, ProcId, Tracker};
+use super::tracking::{FileKey, ProcessKey, Tracker};
 use attrs::{check, cstr, fstatat, is_dir, join, stat_fd};
 use dashmap::DashMap;
 use fuser::FileType;
@@ -78,7 +80,7 @@ struct Handle {
     /// from another one, or from none).
     opener: u32,
     /// That thread's process, identified at open (it may be gone, its pid reused, by release).
-    opener_id: Option<ProcId>,
+    opener_id: Option<ProcessKey>,
     /// Kernel passthrough: held from open to release.
     _backing: Option<Backing>,
 }
@@ -101,7 +103,9 @@ pub struct Overlay {
     /// Open writable handles per file: a file is hashed when the last one closes.
     writers: DashMap<FileKey, u32>,
     /// Kernel passthrough for file data, if the kernel agreed to it at init.
-    passthrough: bool,
+    passthrough: AtomicBool,
+    /// The kernel offered FUSE over io_uring at init (and the reply accepted it).
+    uring_offered: AtomicBool,
     /// One backing id per file while any handle uses it.
     backing: Mutex<HashMap<FileKey, Weak<dyn std::any::Any + Send + Sync>>>,
     own_pid: u32,
@@ -151,7 +155,8 @@ impl Overlay {
             materials,
             written,
             writers: DashMap::new(),
-            passthrough: false,
+            passthrough: AtomicBool::new(false),
+            uring_offered: AtomicBool::new(false),
             backing: Mutex::new(HashMap::new()),
             own_pid: std::process::id(),
             root: kept_root,
@@ -169,8 +174,17 @@ impl Overlay {
     }
 
     /// Use kernel passthrough for file data (the transport negotiated it with the kernel).
-    pub(crate) fn set_passthrough(&mut self, on: bool) {
-        self.passthrough = on;
+    pub(crate) fn set_passthrough(&self, on: bool) {
+        self.passthrough.store(on, Ordering::Relaxed);
+    }
+
+    /// The kernel offered FUSE over io_uring at init (another transport may then serve requests).
+    pub(crate) fn set_uring_offered(&self, on: bool) {
+        self.uring_offered.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn uring_offered(&self) -> bool {
+        self.uring_offered.load(Ordering::Relaxed)
     }
 
     /// An fd for `n`: its kept fd, or its path reopened (and checked to still be that file).
@@ -211,9 +225,9 @@ impl Overlay {
     /// The process behind a step's request, identified once per request: a create or a
     /// writable open both notes the operation and remembers the opener, and each identification
     /// reads `/proc`.
-    fn who(&self, caller: &Caller) -> Option<ProcId> {
+    fn who(&self, caller: &Caller) -> Option<ProcessKey> {
         thread_local! {
-            static LAST: std::cell::Cell<Option<(Caller, Option<ProcId>)>> = const { std::cell::Cell::new(None) };
+            static LAST: std::cell::Cell<Option<(Caller, Option<ProcessKey>)>> = const { std::cell::Cell::new(None) };
         }
         if let Some((c, id)) = LAST.with(|l| l.get()) {
             if c == *caller {
