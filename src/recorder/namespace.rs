@@ -46,10 +46,6 @@ pub fn open_dir(dir: &Path) -> Result<OwnedFd> {
     process::open_dir(dir).map_err(|e| Error::input(dir, e))
 }
 
-/// Threads for background hashing: one per core.
-pub fn hash_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-}
 
 /// Raise the fd limit as far as allowed (the overlay holds one `O_PATH` fd per known node);
 /// returns the caller's limit, which the step gets back.
@@ -185,7 +181,7 @@ pub fn material_pool(opts: &RecordOptions, materials: &Arc<Materials>) -> Vec<st
     if opts.only_accessed {
         Vec::new()
     } else {
-        materials.spawn_pool(hash_threads())
+        materials.spawn_pool(startup::hash_threads())
     }
 }
 
@@ -219,7 +215,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         for i in (0..items.len()).filter(|&i| !keep(&items[i])) {
             o.materials.still_listed(i)?;
         }
-        o.materials.hash_many(&idx, hash_threads());
+        o.materials.hash_many(&idx, startup::hash_threads());
     }
 
     let cache = o.materials.cache();

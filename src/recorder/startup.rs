@@ -52,7 +52,7 @@ pub(crate) fn start_overlay(
     let materials = Materials::new(entries, dir, &real_root, cache)?;
     let tracker = Arc::new(tracker);
     let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
-    let written = Written::new(super::namespace::hash_threads());
+    let written = Written::new(hash_threads());
     let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
         .map_err(|e| Error::input(dir, e))?;
     let overlay = Arc::new(overlay);
@@ -92,4 +92,9 @@ pub(crate) fn fuse_config() -> fuser::Config {
         fuser::MountOption::DefaultPermissions,
     ];
     cfg
+}
+
+/// Threads for background hashing: one per core.
+pub(crate) fn hash_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
