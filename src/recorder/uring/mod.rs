@@ -76,8 +76,10 @@ impl Handle {
     /// Wait for the ring threads to end (they end when the connection does: unmount first).
     /// A thread still blocked after a grace period is left behind rather than waited for.
     pub(crate) fn join(self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         for (t, done) in self.threads {
-            if done.recv_timeout(Duration::from_secs(5)).is_ok() || t.is_finished() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if done.recv_timeout(left).is_ok() || t.is_finished() {
                 let _ = t.join();
             }
         }
