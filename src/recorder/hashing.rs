@@ -123,18 +123,34 @@ impl Resolver {
     }
 }
 
+impl Material {
+    /// The path as the walk found it (relative to the working directory, or absolute).
+    pub fn path(&self) -> std::borrow::Cow<'_, Path> {
+        match &self.path {
+            Some(p) => std::borrow::Cow::Borrowed(p),
+            None => std::borrow::Cow::Owned(Path::new(".").join(&*self.name)),
+        }
+    }
+}
+
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 
 /// One material: its recorded name, where totofs reads it, and its hash once known.
+///
+/// A million of these are alive while a big step runs, so the two paths are kept only when
+/// the name does not give them: in the common case (`-m .`, no symlinked directories) the walk
+/// found `./NAME` and totofs reads `REAL_ROOT/NAME`, and both are derived when needed.
 #[derive(Debug)]
 pub struct Material {
     pub name: Box<str>,
-    /// The path as the walk found it (relative to the working directory, or absolute).
-    pub path: Box<Path>,
-    /// Where totofs itself reads it without going through the overlay.
-    read_path: Box<Path>,
+    /// The path as the walk found it (relative to the working directory, or absolute), if it
+    /// is not `./NAME` ([`Material::path`]).
+    path: Option<Box<Path>>,
+    /// Where totofs itself reads it without going through the overlay, if it is not
+    /// `REAL_ROOT/NAME` ([`Materials::read_path`]).
+    read_path: Option<Box<Path>>,
     pub sig: StatSig,
     /// Inside the overlay's root: changes to it are seen by the overlay.
     pub covered: bool,
@@ -209,10 +225,15 @@ impl Materials {
                 let _ = result.set(Ok(h));
                 state = DONE;
             }
+            // Kept only when the name does not give them (see `Material`).
+            // Compared byte for byte, so a derived path is exactly the one it replaces.
+            let path = (e.path.as_os_str() != Path::new(".").join(&e.name).as_os_str()).then(|| e.path.into_boxed_path());
+            let read_path = (!covered || read_path.as_os_str() != real_root.join(&e.name).as_os_str())
+                .then(|| read_path.into_boxed_path());
             items.push(Material {
                 name: e.name.into_boxed_str(),
-                path: e.path.into_boxed_path(),
-                read_path: read_path.into_boxed_path(),
+                path,
+                read_path,
                 sig,
                 covered,
                 primary,
@@ -248,6 +269,14 @@ impl Materials {
         &self.items
     }
 
+    /// Where totofs reads material `it` without going through the overlay.
+    fn read_path<'a>(&self, it: &'a Material) -> std::borrow::Cow<'a, Path> {
+        match &it.read_path {
+            Some(p) => std::borrow::Cow::Borrowed(p),
+            None => std::borrow::Cow::Owned(self.real_root.join(&*it.name)),
+        }
+    }
+
     /// Is `key` a material (a file some material name resolves to)?
     pub fn contains(&self, key: FileKey) -> bool {
         self.by_key.contains_key(&key)
@@ -263,9 +292,9 @@ impl Materials {
             Some(p) => {
                 self.hash_item(p);
                 self.wait_done(p);
-                self.items[p].result.get().cloned().unwrap_or_else(|| Err(format!("{}: not hashed", it.path.display())))
+                self.items[p].result.get().cloned().unwrap_or_else(|| Err(format!("{}: not hashed", it.path().display())))
             }
-            None => super::unchanged::hash_listed(self.cache.as_deref(), &it.read_path, &it.path, &it.sig)
+            None => super::unchanged::hash_listed(self.cache.as_deref(), &self.read_path(it), &it.path(), &it.sig)
                 .map_err(|e| e.to_string()),
         };
         let _ = it.result.set(r);
@@ -293,7 +322,15 @@ impl Materials {
     pub fn ensure_hashed_under(&self, dir: &str) {
         let prefix = self.real_root.join(dir);
         let below: Vec<usize> = (0..self.items.len())
-            .filter(|&i| self.items[i].covered && self.items[i].read_path.starts_with(&prefix))
+            .filter(|&i| {
+                let it = &self.items[i];
+                // A derived read path is REAL_ROOT/NAME: below REAL_ROOT/DIR when NAME is below DIR.
+                it.covered
+                    && match &it.read_path {
+                        Some(p) => p.starts_with(&prefix),
+                        None => Path::new(&*it.name).starts_with(dir),
+                    }
+            })
             .collect();
         for &i in &below {
             self.hash_item(i);
@@ -368,7 +405,7 @@ impl Materials {
         match self.items[i].result.get() {
             Some(Ok(h)) => Ok(h.clone()),
             Some(Err(e)) => Err(Error::Record(e.clone())),
-            None => Err(Error::Record(format!("{}: not hashed", self.items[i].path.display()))),
+            None => Err(Error::Record(format!("{}: not hashed", self.items[i].path().display()))),
         }
     }
 
@@ -388,9 +425,9 @@ impl Materials {
     /// link leaves out because the overlay saw no access: a difference means an access it did not see.
     pub(crate) fn still_listed(&self, i: usize) -> Result<()> {
         let it = &self.items[i];
-        match std::fs::metadata(&it.read_path) {
+        match std::fs::metadata(self.read_path(it)) {
             Ok(m) if StatSig::of(&m) == it.sig => Ok(()),
-            _ => Err(super::unchanged::changed_outside(&it.path)),
+            _ => Err(super::unchanged::changed_outside(&it.path())),
         }
     }
 
