@@ -38,7 +38,9 @@ struct State {
     seen: Mutex<usize>,
     fired: AtomicBool,
     lines: Mutex<Vec<String>>,
-    open: Mutex<Vec<TcpStream>>,
+    /// Every live socket, by connection, so that `fire` can cut them all at once.
+    open: Mutex<Vec<(usize, TcpStream)>>,
+    next_id: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Proxy {
@@ -58,6 +60,7 @@ impl Proxy {
             fired: AtomicBool::new(false),
             lines: Mutex::new(Vec::new()),
             open: Mutex::new(Vec::new()),
+            next_id: std::sync::atomic::AtomicUsize::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp, up) = (state.clone(), stop.clone(), upstream.to_string());
@@ -93,7 +96,7 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(&self.addr);
-        for s in self.state.open.lock().unwrap().drain(..) {
+        for (_, s) in self.state.open.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
@@ -103,7 +106,7 @@ fn fire(st: &State) {
     st.fired.store(true, Ordering::SeqCst);
     match st.rule.action {
         Action::Cut => {
-            for s in st.open.lock().unwrap().iter() {
+            for (_, s) in st.open.lock().unwrap().iter() {
                 let _ = s.shutdown(Shutdown::Both);
             }
         }
@@ -111,7 +114,7 @@ fn fire(st: &State) {
             let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
             // The registry's connections died with it: pass that on to the client at once
             // rather than leaving it to the timeouts.
-            for s in st.open.lock().unwrap().iter() {
+            for (_, s) in st.open.lock().unwrap().iter() {
                 let _ = s.shutdown(Shutdown::Both);
             }
         }
@@ -127,10 +130,11 @@ fn connection(client: TcpStream, upstream: &str, st: &State) {
         let _ = client.shutdown(Shutdown::Both);
         return;
     };
+    let id = st.next_id.fetch_add(1, Ordering::SeqCst);
     for s in [&client, &server] {
         let _ = s.set_read_timeout(Some(IDLE));
         let _ = s.set_write_timeout(Some(IDLE));
-        st.open.lock().unwrap().push(s.try_clone().unwrap());
+        st.open.lock().unwrap().push((id, s.try_clone().unwrap()));
     }
     // Answers flow back untouched.
     let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
@@ -196,4 +200,8 @@ fn connection(client: TcpStream, upstream: &str, st: &State) {
     }
     let _ = to_server.shutdown(Shutdown::Both);
     let _ = from_client.shutdown(Shutdown::Both);
+    // Close this connection's last descriptors now, as a dead registry's would close: a client
+    // still sending a body then gets a reset at once. A socket kept open here (even shut down)
+    // leaves that client blocked on a full window until its write timeout.
+    st.open.lock().unwrap().retain(|(i, _)| *i != id);
 }

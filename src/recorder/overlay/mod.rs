@@ -1,0 +1,337 @@
+//! The FUSE overlay: a passthrough filesystem over a real directory, reached only through
+//! `*at()` calls on directory fds opened before the overmount (so the daemon never goes through
+//! its own mount). On the way it tells the [`Tracker`] what the step did and makes sure a
+//! material's old content is hashed before its first change.
+//!
+//! The core (this module and its siblings) knows no FUSE transport: each operation is a
+//! `do_*` method taking a [`Caller`] and plain values and returning `io::Result<T>`.
+//! [`fuse_ops`] is the `fuser` transport, whose callbacks convert arguments, call one core
+//! method and reply; another transport calls the same methods.
+//!
+//! - [`attrs`]: `stat` results as FUSE attributes, names as C strings.
+//! - [`names`]: operations on names (lookup, create, link, unlink, rename, attributes).
+//! - [`files`]: open files (open, create, read, write, release, passthrough backing).
+//! - [`dirs`]: directory listings and file-system statistics.
+//!
+//! Kernel node ids come from our own table keyed by backing (dev, ino); each node holds an
+//! `O_PATH` fd, so renames need no path bookkeeping. Requests from totofs's own threads are
+//! served but not recorded.
+
+mod attrs;
+mod dirs;
+mod files;
+mod fuse_ops;
+mod names;
+
+pub(crate) use attrs::negative_entry;
+pub(crate) use dirs::SHUFFLE_READDIR_ENV;
+pub(crate) use files::{Backing, Opened};
+
+use super::hashing::{Materials, Written};
+use super::tracking::{FileKey, ProcId, Tracker};
+use attrs::{check, cstr, fstatat, is_dir, join, stat_fd};
+use dashmap::DashMap;
+use fuser::FileType;
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+/// The node id of the overlay's root.
+pub(crate) const ROOT_INO: u64 = 1;
+
+/// Who sent a request: enough to tell the step's processes from totofs's own threads and to
+/// identify the process once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caller {
+    /// The requesting thread (the kernel's `pid` field of the request header).
+    pub(crate) tid: u32,
+    /// The request's unique id (the kernel's `unique` field).
+    pub(crate) request: u64,
+}
+
+struct Node {
+    /// Kept open for directories while the fd budget allows; other nodes are reopened by path.
+    fd: Option<OwnedFd>,
+    key: FileKey,
+    nlookup: AtomicU64,
+    /// The path (relative to the root) the node was last reached by.
+    path: RwLock<String>,
+}
+
+impl Node {
+    fn path(&self) -> String {
+        self.path.read().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+struct Handle {
+    file: std::fs::File,
+    node: Arc<Node>,
+    written: AtomicBool,
+    writable: bool,
+    /// The file's (size, mtime, ctime) at open, to tell whether a passthrough writer wrote.
+    opened: attrs::Times,
+    /// The thread that opened it: a passthrough write is that process's (release may come
+    /// from another one, or from none).
+    opener: u32,
+    /// That thread's process, identified at open (it may be gone, its pid reused, by release).
+    opener_id: Option<ProcId>,
+    /// Kernel passthrough: held from open to release.
+    _backing: Option<Backing>,
+}
+
+struct DirHandle {
+    entries: Vec<(u64, FileType, OsString)>,
+}
+
+/// The overlay filesystem.
+pub struct Overlay {
+    nodes: DashMap<u64, Arc<Node>>,
+    by_key: DashMap<FileKey, u64>,
+    next_ino: AtomicU64,
+    handles: DashMap<u64, Arc<Handle>>,
+    dirs: DashMap<u64, Arc<DirHandle>>,
+    next_fh: AtomicU64,
+    tracker: Arc<Tracker>,
+    materials: Option<Arc<Materials>>,
+    written: Arc<Written>,
+    /// Open writable handles per file: a file is hashed when the last one closes.
+    writers: DashMap<FileKey, u32>,
+    /// Kernel passthrough for file data, if the kernel agreed to it at init.
+    passthrough: bool,
+    /// One backing id per file while any handle uses it.
+    backing: Mutex<HashMap<FileKey, Weak<dyn std::any::Any + Send + Sync>>>,
+    own_pid: u32,
+    /// The real root directory (below the mount).
+    root: Arc<OwnedFd>,
+    /// Directory fds kept open, and how many may be (half the fd limit).
+    kept_fds: AtomicU64,
+    fd_budget: u64,
+}
+
+/// A node's fd for one operation: the kept one, or one opened for it.
+enum NodeFd<'a> {
+    Kept(&'a OwnedFd),
+    Opened(OwnedFd),
+}
+
+impl NodeFd<'_> {
+    fn raw(&self) -> RawFd {
+        match self {
+            NodeFd::Kept(f) => f.as_raw_fd(),
+            NodeFd::Opened(f) => f.as_raw_fd(),
+        }
+    }
+}
+
+impl Overlay {
+    /// An overlay over the directory `root` (an fd opened before the overmount).
+    pub fn new(
+        root: OwnedFd,
+        tracker: Arc<Tracker>,
+        materials: Option<Arc<Materials>>,
+        written: Arc<Written>,
+    ) -> io::Result<Self> {
+        let st = stat_fd(root.as_raw_fd())?;
+        let mut rl = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+        // SAFETY: getrlimit writes the struct.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+        let kept_root = Arc::new(root.try_clone()?);
+        let ov = Overlay {
+            nodes: DashMap::new(),
+            by_key: DashMap::new(),
+            next_ino: AtomicU64::new(ROOT_INO + 1),
+            handles: DashMap::new(),
+            dirs: DashMap::new(),
+            next_fh: AtomicU64::new(1),
+            tracker,
+            materials,
+            written,
+            writers: DashMap::new(),
+            passthrough: false,
+            backing: Mutex::new(HashMap::new()),
+            own_pid: std::process::id(),
+            root: kept_root,
+            kept_fds: AtomicU64::new(0),
+            #[allow(clippy::unnecessary_cast)]
+            fd_budget: (rl.rlim_cur as u64 / 2).max(64),
+        };
+        let key = (st.st_dev, st.st_ino);
+        ov.nodes.insert(
+            ROOT_INO,
+            Arc::new(Node { fd: Some(root), key, nlookup: AtomicU64::new(1), path: RwLock::new(String::new()) }),
+        );
+        ov.by_key.insert(key, ROOT_INO);
+        Ok(ov)
+    }
+
+    /// Use kernel passthrough for file data (the transport negotiated it with the kernel).
+    pub(crate) fn set_passthrough(&mut self, on: bool) {
+        self.passthrough = on;
+    }
+
+    /// An fd for `n`: its kept fd, or its path reopened (and checked to still be that file).
+    fn fd_of<'a>(&self, n: &'a Node) -> io::Result<NodeFd<'a>> {
+        if let Some(f) = &n.fd {
+            return Ok(NodeFd::Kept(f));
+        }
+        let path = n.path();
+        let c = CString::new(if path.is_empty() { ".".to_string() } else { path })
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: openat returns a new fd we own.
+        let fd = check(unsafe {
+            libc::openat(self.root.as_raw_fd(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        })?;
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = stat_fd(fd.as_raw_fd())?;
+        if (st.st_dev, st.st_ino) != n.key {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        Ok(NodeFd::Opened(fd))
+    }
+
+    fn node(&self, ino: u64) -> io::Result<Arc<Node>> {
+        self.nodes.get(&ino).map(|n| Arc::clone(&n)).ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))
+    }
+
+    /// Requests from totofs's own threads (hashing through an absolute symlink) are not the step's.
+    fn is_own(&self, tid: u32) -> bool {
+        tid == self.own_pid || super::tracking::is_own_thread(tid)
+    }
+
+    fn note(&self, caller: &Caller, key: FileKey, name: &str, what: u8) {
+        if !self.is_own(caller.tid) {
+            self.tracker.note_by(key, name, what, self.who(caller));
+        }
+    }
+
+    /// The process behind a step's request, identified once per request: a create or a
+    /// writable open both notes the operation and remembers the opener, and each identification
+    /// reads `/proc`.
+    fn who(&self, caller: &Caller) -> Option<ProcId> {
+        thread_local! {
+            static LAST: std::cell::Cell<Option<(Caller, Option<ProcId>)>> = const { std::cell::Cell::new(None) };
+        }
+        if let Some((c, id)) = LAST.with(|l| l.get()) {
+            if c == *caller {
+                return id;
+            }
+        }
+        let id = self.tracker.identify(caller.tid);
+        LAST.with(|l| l.set(Some((*caller, id))));
+        id
+    }
+
+    /// Before the first change to a file: its old content must be hashed if it is a material.
+    fn before_change(&self, caller: &Caller, key: FileKey) {
+        self.written.bump(key);
+        self.before_meta_change(caller, key);
+    }
+
+    /// Before a change of a file's metadata (mode, owner, times, links): its ctime moves, so a
+    /// material's old content is hashed first (its identity is checked when it is read).
+    fn before_meta_change(&self, caller: &Caller, key: FileKey) {
+        if let Some(m) = &self.materials {
+            if m.contains(key) && !self.is_own(caller.tid) {
+                m.ensure_hashed(key);
+            }
+        }
+    }
+
+    /// Register (or find) the node for `name` in `parent`; counts one lookup.
+    fn lookup_at(&self, parent: &Node, name: &OsStr) -> io::Result<(u64, libc::stat)> {
+        let c = cstr(name)?;
+        let pfd = self.fd_of(parent)?;
+        // One fstatat per name (`find` and readdirplus look up every entry); only a directory
+        // the overlay does not know yet is opened, because its node keeps an O_PATH fd. Its
+        // attributes are then taken from that fd, so node and attributes are the same file.
+        let st = fstatat(pfd.raw(), &c, libc::AT_SYMLINK_NOFOLLOW)?;
+        let (st, fd) = if is_dir(&st) && !self.by_key.contains_key(&(st.st_dev, st.st_ino)) {
+            // SAFETY: openat returns a new fd we own.
+            let fd = check(unsafe {
+                libc::openat(pfd.raw(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            })?;
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            (stat_fd(fd.as_raw_fd())?, Some(fd))
+        } else {
+            (st, None)
+        };
+        let path = join(&parent.path(), name);
+        let ino = self.register((st.st_dev, st.st_ino), is_dir(&st), fd, path);
+        Ok((ino, st))
+    }
+
+    /// The node id for the file `key` reached by `path`, made if it is new; counts one lookup.
+    fn register(&self, key: FileKey, dir: bool, fd: Option<OwnedFd>, path: String) -> u64 {
+        let existing = match self.by_key.entry(key) {
+            dashmap::mapref::entry::Entry::Occupied(e) => {
+                let ino = *e.get();
+                match self.nodes.get(&ino) {
+                    Some(n) => {
+                        n.nlookup.fetch_add(1, Ordering::AcqRel);
+                        if let Ok(mut p) = n.path.write() {
+                            *p = path.clone();
+                        }
+                        Some(ino)
+                    }
+                    // Forgotten a moment ago: the node is gone, make a new one below.
+                    None => {
+                        e.remove();
+                        None
+                    }
+                }
+            }
+            dashmap::mapref::entry::Entry::Vacant(_) => None,
+        };
+        if let Some(ino) = existing {
+            return ino;
+        }
+        match self.by_key.entry(key) {
+            dashmap::mapref::entry::Entry::Occupied(e) => {
+                // Another thread registered it in between: count the lookup on that node.
+                let ino = *e.get();
+                if let Some(n) = self.nodes.get(&ino) {
+                    n.nlookup.fetch_add(1, Ordering::AcqRel);
+                }
+                ino
+            }
+            dashmap::mapref::entry::Entry::Vacant(e) => {
+                let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+                let keep = dir && self.kept_fds.fetch_add(1, Ordering::AcqRel) < self.fd_budget;
+                let fd = if keep && fd.is_some() {
+                    fd
+                } else {
+                    if dir {
+                        self.kept_fds.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    None
+                };
+                self.nodes.insert(ino, Arc::new(Node { fd, key, nlookup: AtomicU64::new(1), path: RwLock::new(path) }));
+                e.insert(ino);
+                ino
+            }
+        }
+    }
+
+    /// The kernel dropped `n` lookups of node `ino`; the node goes when none is left.
+    pub(crate) fn do_forget(&self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let gone = match self.nodes.get(&ino) {
+            Some(node) => node.nlookup.fetch_sub(n.min(node.nlookup.load(Ordering::Acquire)), Ordering::AcqRel) <= n,
+            None => false,
+        };
+        if gone {
+            if let Some((_, node)) = self.nodes.remove_if(&ino, |_, nd| nd.nlookup.load(Ordering::Acquire) == 0) {
+                if node.fd.is_some() {
+                    self.kept_fds.fetch_sub(1, Ordering::AcqRel);
+                }
+                self.by_key.remove_if(&node.key, |_, v| *v == ino);
+            }
+        }
+    }
+}
