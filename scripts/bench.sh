@@ -16,7 +16,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_ROWS="zlib lua rust find create write read latency true hashcache rss"
+ALL_ROWS="zlib lua rust find create tar npm git write read latency true hashcache rss"
 ALL_ROWS+=" zlib-rootless write-rootless read-rootless find-rootless create-rootless"  # rootless block below
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -51,12 +51,12 @@ fi
 # or two, and the RSS row then extrapolates to 1,000,000 files.
 if ((QUICK)); then
     : "${RUNS:=1}"
-    FIND_N=20000 CREATE_N=10000 BIG_MIB=256 TREE_N=5000 TREE_SIZE=34990 RSS_N=100000
+    FIND_N=20000 CREATE_N=10000 BIG_MIB=256 TREE_N=5000 TREE_SIZE=34990 RSS_N=100000 GIT_N=10000
     RUST_FEATURES=(--no-default-features)
     [[ -n $ONLY ]] || ONLY=${ALL_ROWS/lua /}
 else
     : "${RUNS:=3}"
-    FIND_N=20000 CREATE_N=10000 BIG_MIB=1024 TREE_N=20000 TREE_SIZE=34990 RSS_N=1000000
+    FIND_N=20000 CREATE_N=10000 BIG_MIB=1024 TREE_N=20000 TREE_SIZE=34990 RSS_N=1000000 GIT_N=10000
     RUST_FEATURES=()
     [[ -n $ONLY ]] || ONLY=$ALL_ROWS
 fi
@@ -269,6 +269,20 @@ check_big() {
     local n; n=$(stat -c %s big)
     ((n == BIG_MIB * 1048576)) || { echo "big has $n bytes"; return 1; }
 }
+# The metadata rows: as many files as the prepared node_modules holds, or a clean checkout of
+# every file of the git repository.
+NODE_MODULES_N=0
+check_node_modules() {
+    local n; n=$(find node_modules -type f | wc -l)
+    ((n == NODE_MODULES_N)) || { echo "node_modules has $n files, not $NODE_MODULES_N"; return 1; }
+}
+check_git() {
+    local n dirty
+    n=$(find . -path ./.git -prune -o -type f ! -name "$LINK_GLOB" ! -name "$STEP_NAME.*.trace" -print | wc -l)
+    ((n == GIT_N)) || { echo "the checkout has $n files, not $GIT_N"; return 1; }
+    dirty=$(git_env git status --porcelain --untracked-files=no | wc -l)
+    ((dirty == 0)) || { echo "git status lists $dirty changed files"; return 1; }
+}
 check_none() { :; }
 
 # ---- workloads -------------------------------------------------------------------------------
@@ -298,7 +312,7 @@ bench_rust() {
 bench_find() {
     local tree=$WORK/find-tree i col
     "$WORK/bin/mkfiles" "$tree" "$FIND_N" 100
-    row find "find -printf %s over $(num "$FIND_N") files" ratio 2 "<= 2x native"
+    row find "find -printf %s over $(num "$FIND_N") files" step 2 "the step itself <= 2x native"
     say "find: $FIND_N files"
     find "$tree" >/dev/null
     for ((i = 1; i <= RUNS; i++)); do
@@ -313,13 +327,81 @@ bench_find() {
 
 bench_create() {
     local i col dir
-    row create "create $(num "$CREATE_N") files of 100 B" ratio 3 "<= 3x native"
+    row create "create $(num "$CREATE_N") files of 100 B" ratio 2 "<= 2x native"
     say "create: $CREATE_N files"
     for ((i = 1; i <= RUNS; i++)); do
         order "$i"
         for col in "${ORDER[@]}"; do
             fresh_dir; dir=$DIR
             timed create "$col" "$dir" check_create -- "$WORK/bin/mkfiles" out "$CREATE_N" 100 || true
+            rm -rf "$dir"
+        done
+    done
+}
+
+# `tar xf` of a real node_modules (the npm workload's, a tarball outside the step's directory)
+# into an empty directory.
+bench_tar() {
+    local npm i col dir
+    npm=$(npm_workload) || exit 2
+    NODE_MODULES_N=$(cat "$npm/.totofs-bench-ok")
+    local mib; mib=$(du -m "$npm/node_modules.tar" | cut -f1)
+    row tar "tar xf of a node_modules ($(num "$NODE_MODULES_N") files, $mib MiB)" ratio 1.3 "<= 1.3x native"
+    say "tar: $NODE_MODULES_N files"
+    cat "$npm/node_modules.tar" >/dev/null
+    for ((i = 1; i <= RUNS; i++)); do
+        order "$i"
+        for col in "${ORDER[@]}"; do
+            fresh_dir; dir=$DIR
+            timed tar "$col" "$dir" check_node_modules -- tar xf "$npm/node_modules.tar" || true
+            rm -rf "$dir"
+        done
+    done
+}
+
+# `npm ci` of the same packages from the warm npm cache filled when the workload was prepared
+# (the cache lies outside the step's directory; no network is needed).
+bench_npm() {
+    local npm i col dir
+    npm=$(npm_workload) || exit 2
+    NODE_MODULES_N=$(cat "$npm/.totofs-bench-ok")
+    row npm "npm ci from a warm npm cache ($(num "$NODE_MODULES_N") files)" ratio 1.3 "<= 1.3x native"
+    say "npm: npm ci, $NODE_MODULES_N files"
+    local step=(npm ci --cache "$npm/npm-cache" --prefer-offline --no-audit --no-fund
+                --ignore-scripts --no-update-notifier)
+    fresh_copy "$npm/project"; dir=$DIR
+    (cd "$dir" && "${step[@]}") >"$WORK/logs/npm.warmup" 2>&1 || say "  npm: warm-up npm ci failed (see logs)"
+    rm -rf "$dir"
+    for ((i = 1; i <= RUNS; i++)); do
+        order "$i"
+        for col in "${ORDER[@]}"; do
+            fresh_copy "$npm/project"; dir=$DIR
+            timed npm "$col" "$dir" check_node_modules -- "${step[@]}" || true
+            rm -rf "$dir"
+        done
+    done
+}
+
+# `git checkout` of a commit of GIT_N files into an empty work tree: the repository is cloned
+# with --no-checkout outside the timing (its objects in one pack), and the step checks out.
+GIT_ENV=(env GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1)  # no user or system git config
+git_env() { "${GIT_ENV[@]}" "$@"; }
+bench_git() {
+    local repo i col dir
+    repo=$(git_workload "$GIT_N" "$WORK/bin/mkfiles") || exit 2
+    row git "git checkout of $(num "$GIT_N") files into an empty work tree" ratio 1.3 "<= 1.3x native"
+    say "git: checkout of $GIT_N files"
+    cat "$repo"/objects/pack/* >/dev/null
+    for ((i = 1; i <= RUNS; i++)); do
+        order "$i"
+        for col in "${ORDER[@]}"; do
+            fresh_dir; dir=$DIR
+            if ! git_env git clone -q --no-checkout "$repo" "$dir" 2>"$WORK/logs/git.clone"; then
+                fail git "$col" "git clone --no-checkout failed: $(head -n1 "$WORK/logs/git.clone")"
+                rm -rf "$dir"
+                continue
+            fi
+            timed git "$col" "$dir" check_git -- "${GIT_ENV[@]}" git checkout -q -f main || true
             rm -rf "$dir"
         done
     done

@@ -205,7 +205,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     };
 
     let keep = |m: &Material| {
-        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
+        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path())
     };
     if opts.only_accessed {
         // No pool ran (see `material_pool`): hash what is kept, on every core, before unchanged
@@ -241,7 +241,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         }
         let reuse = by_name.get(e.name.as_str()).and_then(|&i| {
             let m = &o.materials.items()[i];
-            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path == *e.path).then_some(i)
+            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path() == *e.path).then_some(i)
         });
         match reuse {
             Some(i) => {

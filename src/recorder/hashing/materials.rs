@@ -47,10 +47,12 @@ const DONE: u8 = 2;
 #[derive(Debug)]
 pub(crate) struct Material {
     pub(crate) name: Box<str>,
-    /// The path as the walk found it (relative to the working directory, or absolute).
-    pub(crate) path: Box<Path>,
-    /// Where totofs itself reads it without going through the overlay.
-    read_path: Box<Path>,
+    /// The path as the walk found it (relative to the working directory, or absolute), if it
+    /// is not `./NAME` ([`Material::path`]).
+    path: Option<Box<Path>>,
+    /// Where totofs itself reads it without going through the overlay, if it is not
+    /// `REAL_ROOT/NAME` ([`Materials::read_path`]).
+    read_path: Option<Box<Path>>,
     pub(crate) sig: StatSig,
     /// Inside the overlay's root: changes to it are seen by the overlay.
     pub(crate) covered: bool,
@@ -80,7 +82,25 @@ pub struct Materials {
     real_root: Box<Path>,
 }
 
+impl Material {
+    /// The path as the walk found it (relative to the working directory, or absolute).
+    pub(crate) fn path(&self) -> std::borrow::Cow<'_, Path> {
+        match &self.path {
+            Some(p) => std::borrow::Cow::Borrowed(p),
+            None => std::borrow::Cow::Owned(Path::new(".").join(&*self.name)),
+        }
+    }
+}
+
 impl Materials {
+    /// Where totofs reads material `it` without going through the overlay.
+    fn read_path<'a>(&self, it: &'a Material) -> std::borrow::Cow<'a, Path> {
+        match &it.read_path {
+            Some(p) => std::borrow::Cow::Borrowed(p),
+            None => std::borrow::Cow::Owned(self.real_root.join(&*it.name)),
+        }
+    }
+
     /// List the materials' identities. `root` is the overlay's root (canonical); `real_root` is a
     /// path that reaches the same directory without going through the overlay. Uncovered
     /// materials are hashed now. A material the cache knows (same identity) is not hashed at all.
@@ -125,10 +145,17 @@ impl Materials {
                 let _ = result.set(Ok(h));
                 state = DONE;
             }
+            // A million of these are alive while a big step runs, so the two paths are kept only
+            // when the name does not give them: in the common case (`-m .`) the walk found
+            // `./NAME` and totofs reads `REAL_ROOT/NAME`. Compared byte for byte, so a derived
+            // path is exactly the one it replaces.
+            let path = (e.path.as_os_str() != Path::new(".").join(&e.name).as_os_str()).then(|| e.path.into_boxed_path());
+            let read_path = (!covered || read_path.as_os_str() != real_root.join(&e.name).as_os_str())
+                .then(|| read_path.into_boxed_path());
             items.push(Material {
                 name: e.name.into_boxed_str(),
-                path: e.path.into_boxed_path(),
-                read_path: read_path.into_boxed_path(),
+                path,
+                read_path,
                 sig,
                 covered,
                 primary,
@@ -179,9 +206,9 @@ impl Materials {
             Some(p) => {
                 self.hash_item(p);
                 self.wait_done(p);
-                self.items[p].result.get().cloned().unwrap_or_else(|| Err(format!("{}: not hashed", it.path.display())))
+                self.items[p].result.get().cloned().unwrap_or_else(|| Err(format!("{}: not hashed", it.path().display())))
             }
-            None => unchanged::hash_listed(self.cache.as_deref(), &it.read_path, &it.path, &it.sig)
+            None => unchanged::hash_listed(self.cache.as_deref(), &self.read_path(it), &it.path(), &it.sig)
                 .map_err(|e| e.to_string()),
         };
         let _ = it.result.set(r);
@@ -209,7 +236,7 @@ impl Materials {
     pub(crate) fn ensure_hashed_under(&self, dir: &str) {
         let prefix = self.real_root.join(dir);
         let below: Vec<usize> = (0..self.items.len())
-            .filter(|&i| self.items[i].covered && self.items[i].read_path.starts_with(&prefix))
+            .filter(|&i| self.items[i].covered && self.read_path(&self.items[i]).starts_with(&prefix))
             .collect();
         for &i in &below {
             self.hash_item(i);
@@ -272,7 +299,7 @@ impl Materials {
         match self.items[i].result.get() {
             Some(Ok(h)) => Ok(h.clone()),
             Some(Err(e)) => Err(Error::Record(e.clone())),
-            None => Err(Error::Record(format!("{}: not hashed", self.items[i].path.display()))),
+            None => Err(Error::Record(format!("{}: not hashed", self.items[i].path().display()))),
         }
     }
 
@@ -292,9 +319,9 @@ impl Materials {
     /// link leaves out because the overlay saw no access: a difference means an access it did not see.
     pub(crate) fn still_listed(&self, i: usize) -> Result<()> {
         let it = &self.items[i];
-        match std::fs::metadata(&it.read_path) {
+        match std::fs::metadata(self.read_path(it).as_ref()) {
             Ok(m) if StatSig::of(&m) == it.sig => Ok(()),
-            _ => Err(unchanged::changed_outside(&it.path)),
+            _ => Err(unchanged::changed_outside(&it.path())),
         }
     }
 
