@@ -27,3 +27,4 @@ pub mod verify;
 pub mod investigate;
 pub mod trace;
 pub mod oci;
+mod sys;

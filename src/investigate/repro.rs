@@ -327,15 +327,7 @@ fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path) -> Resu
             cmd.stdout(Stdio::from(fd));
         }
     }
-    let umask = plan.umask as libc::mode_t;
-    // SAFETY: umask(2) is async-signal-safe and touches only the child's own state.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            libc::umask(umask);
-            Ok(())
-        });
-    }
+    crate::sys::child::set_umask(&mut cmd, plan.umask);
     let varied: Vec<&str> = plan.varied.iter().map(|v| v.as_str()).collect();
     eprintln!(
         "totofs repro: build {} ({})",
