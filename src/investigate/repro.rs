@@ -420,7 +420,7 @@ fn read_product(run: &BuildRun, artifact: &str) -> Option<Vec<u8>> {
     if !meta.is_file() || meta.len() > MAX_COMPARED {
         return None;
     }
-    std::fs::read(p).ok()
+    crate::fsio::read_capped(&p, MAX_COMPARED, "product").ok()
 }
 
 /// Run the step under base and varied conditions; where products differ, run further builds
