@@ -82,17 +82,6 @@ pub fn plan_with(varied: &BTreeSet<Vary>, work: &Path, label: &str, locpath: Opt
     BuildPlan { label: label.to_string(), varied: varied.clone(), dir, env, umask }
 }
 
-/// Plans for the base build, the varied build, and a build at the base path with the other
-/// variations, all under `work`.
-pub fn plan(vary: &BTreeSet<Vary>, work: &Path) -> (BuildPlan, BuildPlan, BuildPlan) {
-    let others: BTreeSet<Vary> = vary.iter().copied().filter(|v| *v != Vary::Path).collect();
-    (
-        plan_with(&BTreeSet::new(), work, "A", None),
-        plan_with(vary, work, "B", None),
-        plan_with(&others, work, "C", None),
-    )
-}
-
 /// What `totofs repro` needs to know.
 #[derive(Debug, Clone)]
 pub struct ReproOptions {
@@ -516,6 +505,17 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plans for the base build, the varied build, and a build at the base path with the other
+    /// variations, all under `work`.
+    fn plan(vary: &BTreeSet<Vary>, work: &Path) -> (BuildPlan, BuildPlan, BuildPlan) {
+        let others: BTreeSet<Vary> = vary.iter().copied().filter(|v| *v != Vary::Path).collect();
+        (
+            plan_with(&BTreeSet::new(), work, "A", None),
+            plan_with(vary, work, "B", None),
+            plan_with(&others, work, "C", None),
+        )
+    }
 
     #[test]
     fn plans_change_only_what_is_varied() {
