@@ -5,14 +5,28 @@
 //!
 //! `serde_json::Value` keeps object keys in a `BTreeMap<String, _>`, whose order (byte order of
 //! UTF-8) equals Python's `sorted()` on `str` (code point order).
+//!
+//! The escapes live in `cjson/escape.rs` and the three encodings are serde_json formatters in
+//! `cjson/format.rs` ([`Canonical`], [`Python`]): every JSON totofs writes (links through
+//! [`crate::metadata::linkjson`], traces, the verifier's fast reader, any `Value`) goes through them.
 
 use crate::error::{Error, Result};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::convert::Infallible;
+
+mod escape;
+pub(crate) mod format;
+
+pub use format::{Canonical, Python};
 
 /// OLPC canonical JSON: no whitespace, sorted keys, only `\` and `"` escaped, integers only.
 pub fn canonical(value: &Value) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
-    write_canonical(value, &mut out)?;
+    if format::write(value, Canonical, &mut out).is_err() {
+        // The only way canonical encoding fails is a number that is not an integer: name it.
+        ensure_canonical(value)?;
+        return Err(Error::format("canonical JSON allows integers only"));
+    }
     Ok(out)
 }
 
@@ -28,63 +42,13 @@ pub fn ensure_canonical(value: &Value) -> Result<()> {
     }
 }
 
-pub(crate) fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.extend_from_slice(i.to_string().as_bytes());
-            } else if let Some(u) = n.as_u64() {
-                out.extend_from_slice(u.to_string().as_bytes());
-            } else {
-                return Err(Error::format(format!(
-                    "canonical JSON allows integers only, found {n}"
-                )));
-            }
-        }
-        Value::String(s) => write_canonical_str(s, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out)?;
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => write_canonical_object(map, out)?,
-    }
-    Ok(())
-}
-
-/// A JSON object in canonical JSON.
-pub(crate) fn write_canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<()> {
-    out.push(b'{');
-    for (i, (k, v)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_canonical_str(k, out);
-        out.push(b':');
-        write_canonical(v, out)?;
-    }
-    out.push(b'}');
-    Ok(())
-}
-
 /// A string in canonical JSON: quoted, only `\\` and `"` escaped.
 pub fn write_canonical_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    for b in s.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            _ => out.push(b),
-        }
-    }
+    let _ = escape::canonical(s, &mut |p| {
+        out.extend_from_slice(p.as_bytes());
+        Ok::<(), Infallible>(())
+    });
     out.push(b'"');
 }
 
@@ -98,64 +62,20 @@ pub fn dump_pretty(value: &Value) -> String {
 /// [`dump_pretty`] of an object given as borrowed `(key, value)` pairs, which must be in sorted
 /// key order: a caller need not clone a large value into a new object to print it.
 pub fn dump_pretty_fields(fields: &[(&str, &Value)]) -> String {
+    struct Fields<'a>(&'a [(&'a str, &'a Value)]);
+    impl serde::Serialize for Fields<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        }
+    }
     let mut out = String::with_capacity(512);
-    if fields.is_empty() {
-        write_pretty(&Value::Object(serde_json::Map::new()), 0, &mut out);
-        return out;
-    }
-    out.push('{');
-    for (i, (k, v)) in fields.iter().enumerate() {
-        out.push_str(if i > 0 { ",\n" } else { "\n" });
-        push_indent(1, &mut out);
-        write_python_str(k, &mut out);
-        out.push_str(": ");
-        write_pretty(v, 1, &mut out);
-    }
-    out.push_str("\n}");
+    format::write_python(&Fields(fields), Python::pretty(1, 0), &mut out);
     out
 }
 
+/// Append `value` as [`dump_pretty`] writes it when it sits at nesting `depth` of a document.
 pub(crate) fn write_pretty(value: &Value, depth: usize, out: &mut String) {
-    match value {
-        Value::Array(items) if !items.is_empty() => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                out.push_str(if i > 0 { ",\n" } else { "\n" });
-                push_indent(depth + 1, out);
-                write_pretty(item, depth + 1, out);
-            }
-            out.push('\n');
-            push_indent(depth, out);
-            out.push(']');
-        }
-        Value::Object(map) => write_pretty_object(map, depth, out),
-        other => write_python_scalar(other, out),
-    }
-}
-
-/// A JSON object as [`dump_pretty`] writes it at nesting `depth`.
-pub(crate) fn write_pretty_object(map: &Map<String, Value>, depth: usize, out: &mut String) {
-    if map.is_empty() {
-        out.push_str("{}");
-        return;
-    }
-    out.push('{');
-    for (i, (k, v)) in map.iter().enumerate() {
-        out.push_str(if i > 0 { ",\n" } else { "\n" });
-        push_indent(depth + 1, out);
-        write_python_str(k, out);
-        out.push_str(": ");
-        write_pretty(v, depth + 1, out);
-    }
-    out.push('\n');
-    push_indent(depth, out);
-    out.push('}');
-}
-
-pub(crate) fn push_indent(depth: usize, out: &mut String) {
-    for _ in 0..depth {
-        out.push(' ');
-    }
+    format::write_python(value, Python::pretty(1, depth), out);
 }
 
 /// Python `json.dumps(value, sort_keys=True)`: separators `", "` and `": "`, ensure_ascii.
@@ -165,70 +85,18 @@ pub fn dump_python_compact(value: &Value) -> String {
     out
 }
 
+/// Append `value` as [`dump_python_compact`] writes it.
 pub(crate) fn write_compact(value: &Value, out: &mut String) {
-    match value {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_compact(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => write_compact_object(map, out),
-        other => write_python_scalar(other, out),
-    }
+    format::write_python(value, Python::compact(), out);
 }
 
-/// A JSON object as [`dump_python_compact`] writes it.
-pub(crate) fn write_compact_object(map: &Map<String, Value>, out: &mut String) {
-    out.push('{');
-    for (i, (k, v)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_python_str(k, out);
-        out.push_str(": ");
-        write_compact(v, out);
-    }
-    out.push('}');
-}
-
-fn write_python_scalar(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_python_str(s, out),
-        Value::Array(_) => out.push_str("[]"),
-        Value::Object(_) => out.push_str("{}"),
-    }
-}
-
-/// A string as Python's `json` module writes it with `ensure_ascii=True`.
+/// Append `s` quoted as Python's `json` module writes a string with `ensure_ascii=True`.
 pub(crate) fn write_python_str(s: &str, out: &mut String) {
-    use std::fmt::Write;
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{:04x}", unit);
-                }
-            }
-        }
-    }
+    let _ = escape::python(s, &mut |p| {
+        out.push_str(p);
+        Ok::<(), Infallible>(())
+    });
     out.push('"');
 }
 

@@ -12,13 +12,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice, clippy::panic, clippy::indexing_slicing)
 )]
 
-pub mod attest;
+pub(crate) mod attest;
 pub mod cjson;
 pub mod error;
 pub(crate) mod fsio;
 pub mod keys;
 pub mod metadata;
-pub mod time;
+pub(crate) mod time;
 
 pub use error::{Error, Result};
 pub mod cli;
@@ -27,4 +27,4 @@ mod sys;
 pub mod verify;
 pub mod investigate;
 pub mod trace;
-pub mod oci;
+pub(crate) mod oci;

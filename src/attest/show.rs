@@ -29,7 +29,7 @@ pub fn render_statement_file(path: &Path, key: Option<&PublicKey>) -> Result<Opt
     if !meta.is_file() || meta.len() > MAX_METADATA_BYTES {
         return Ok(None);
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+    let bytes = crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")?;
     let Ok((payload, signatures)) = read_dsse(&bytes) else { return Ok(None) };
     let Ok(v) = crate::cjson::parse(&payload) else { return Ok(None) };
     if !statement::is_statement(&v) {

@@ -4,20 +4,20 @@
 use crate::error::Error;
 use clap::{Parser, Subcommand};
 
-pub mod aliases;
-pub mod compat;
-pub mod generate;
-pub mod investigate;
+pub(crate) mod aliases;
+pub(crate) mod compat;
+pub(crate) mod generate;
+pub(crate) mod investigate;
 pub(crate) mod key_file;
-pub mod keys;
+pub(crate) mod keys;
 mod output;
-pub mod record;
-pub mod registry;
+pub(crate) mod record;
+pub(crate) mod registry;
 pub(crate) mod record_steps;
-pub mod sign;
-pub mod steps;
-pub mod verbosity;
-pub mod verify;
+pub(crate) mod sign;
+pub(crate) mod steps;
+pub(crate) mod verbosity;
+pub(crate) mod verify;
 
 #[derive(Parser, Debug)]
 #[command(

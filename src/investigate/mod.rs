@@ -12,14 +12,14 @@
 //! - [`vary`]: the conditions `repro` can vary, by name.
 //! - [`repro`]: build a step twice under varied conditions with `totofs run` and diff the results.
 
-pub mod attribution;
-pub mod bytediff;
-pub mod cause;
-pub mod causes;
-pub mod describe;
-pub mod conditions;
-pub mod repro;
-pub mod report;
+pub(crate) mod attribution;
+pub(crate) mod bytediff;
+pub(crate) mod cause;
+pub(crate) mod causes;
+pub(crate) mod describe;
+pub(crate) mod conditions;
+pub(crate) mod repro;
+pub(crate) mod report;
 pub mod show;
-pub mod tempnames;
-pub mod vary;
+pub(crate) mod tempnames;
+pub(crate) mod vary;

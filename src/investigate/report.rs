@@ -91,20 +91,6 @@ impl DiffReport {
         })
     }
 
-    /// Refine with a control comparison of build A against a build at A's path (same invocation):
-    /// a `changed-invocation` whose process also changed its output there, with identical inputs
-    /// and invocation, is really a `nondeterministic-process`.
-    pub fn refine_with_control(&mut self, control: &DiffReport) {
-        for c in self.causes.iter_mut().filter(|c| c.kind == CauseKind::ChangedInvocation) {
-            let nondet = control.causes.iter().any(|k| {
-                k.kind == CauseKind::NondeterministicProcess && k.artifact == c.artifact && k.process == c.process
-            });
-            if nondet {
-                c.kind = CauseKind::NondeterministicProcess;
-            }
-        }
-    }
-
     /// Human-readable report.
     pub fn render(&self, name_a: &str, name_b: &str) -> String {
         let mut out = String::new();
@@ -192,6 +178,23 @@ mod tests {
     use crate::metadata::HashDict;
     use crate::trace::{FileOp, ProcessStart, TraceBuilder};
     use sha2::{Digest, Sha256};
+
+    /// A control build (build A again at A's path) decides what the analysis leaves open.
+    impl DiffReport {
+        /// Refine with a control comparison of build A against a build at A's path (same invocation):
+        /// a `changed-invocation` whose process also changed its output there, with identical inputs
+        /// and invocation, is really a `nondeterministic-process`.
+        fn refine_with_control(&mut self, control: &DiffReport) {
+            for c in self.causes.iter_mut().filter(|c| c.kind == CauseKind::ChangedInvocation) {
+                let nondet = control.causes.iter().any(|k| {
+                    k.kind == CauseKind::NondeterministicProcess && k.artifact == c.artifact && k.process == c.process
+                });
+                if nondet {
+                    c.kind = CauseKind::NondeterministicProcess;
+                }
+            }
+        }
+    }
 
     fn h(content: &str) -> HashDict {
         [("sha256".to_string(), hex::encode(Sha256::digest(content.as_bytes())))].into()

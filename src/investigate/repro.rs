@@ -82,17 +82,6 @@ pub fn plan_with(varied: &BTreeSet<Vary>, work: &Path, label: &str, locpath: Opt
     BuildPlan { label: label.to_string(), varied: varied.clone(), dir, env, umask }
 }
 
-/// Plans for the base build, the varied build, and a build at the base path with the other
-/// variations, all under `work`.
-pub fn plan(vary: &BTreeSet<Vary>, work: &Path) -> (BuildPlan, BuildPlan, BuildPlan) {
-    let others: BTreeSet<Vary> = vary.iter().copied().filter(|v| *v != Vary::Path).collect();
-    (
-        plan_with(&BTreeSet::new(), work, "A", None),
-        plan_with(vary, work, "B", None),
-        plan_with(&others, work, "C", None),
-    )
-}
-
 /// What `totofs repro` needs to know.
 #[derive(Debug, Clone)]
 pub struct ReproOptions {
@@ -327,15 +316,7 @@ fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path) -> Resu
             cmd.stdout(Stdio::from(fd));
         }
     }
-    let umask = plan.umask as libc::mode_t;
-    // SAFETY: umask(2) is async-signal-safe and touches only the child's own state.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            libc::umask(umask);
-            Ok(())
-        });
-    }
+    crate::sys::child::set_umask(&mut cmd, plan.umask);
     let varied: Vec<&str> = plan.varied.iter().map(|v| v.as_str()).collect();
     eprintln!(
         "totofs repro: build {} ({})",
@@ -428,7 +409,7 @@ fn read_product(run: &BuildRun, artifact: &str) -> Option<Vec<u8>> {
     if !meta.is_file() || meta.len() > MAX_COMPARED {
         return None;
     }
-    std::fs::read(p).ok()
+    crate::fsio::read_capped(&p, MAX_COMPARED, "product").ok()
 }
 
 /// Run the step under base and varied conditions; where products differ, run further builds
@@ -524,6 +505,17 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plans for the base build, the varied build, and a build at the base path with the other
+    /// variations, all under `work`.
+    fn plan(vary: &BTreeSet<Vary>, work: &Path) -> (BuildPlan, BuildPlan, BuildPlan) {
+        let others: BTreeSet<Vary> = vary.iter().copied().filter(|v| *v != Vary::Path).collect();
+        (
+            plan_with(&BTreeSet::new(), work, "A", None),
+            plan_with(vary, work, "B", None),
+            plan_with(&others, work, "C", None),
+        )
+    }
 
     #[test]
     fn plans_change_only_what_is_varied() {

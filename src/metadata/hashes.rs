@@ -115,8 +115,21 @@ impl HashDict {
 }
 
 impl serde::Serialize for HashDict {
+    /// The dict of strings; the compact sha256 form is written from a stack buffer, without
+    /// allocating its hex (a link of 100k artifacts writes 100k of them).
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
+        use serde::ser::SerializeMap;
+        match self {
+            HashDict::Sha256(raw) => {
+                let mut hex = [0u8; 64];
+                // 32 bytes always fit 64 hex digits, which are ASCII.
+                let _ = hex::encode_to_slice(raw, &mut hex);
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("sha256", std::str::from_utf8(&hex).unwrap_or_default())?;
+                m.end()
+            }
+            HashDict::Other(pairs) => s.collect_map(pairs.iter().map(|(a, h)| (&**a, &**h))),
+        }
     }
 }
 

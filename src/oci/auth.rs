@@ -51,14 +51,12 @@ fn auth_files() -> Vec<PathBuf> {
 /// A credential file that exists but cannot be used is an error naming it.
 pub fn lookup(registry: &str) -> Result<Option<Credentials>, String> {
     for file in auth_files() {
-        let text = match std::fs::read(&file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("{}: {e}", file.display())),
+        // Read once through one descriptor, capped at 4 MiB; the error names the file.
+        let text = match crate::fsio::read_capped_if_exists(&file, 4 << 20, "credential file") {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => return Err(e.to_string()),
         };
-        if text.len() > 4 << 20 {
-            return Err(format!("{}: larger than 4 MiB", file.display()));
-        }
         let doc: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
         if let Some(c) = from_config(&doc, registry).map_err(|why| format!("{}: {why}", file.display()))? {

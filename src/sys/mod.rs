@@ -1,6 +1,8 @@
-//! Raw system calls behind safe functions, one file per area; every `unsafe` block of the crate
-//! lives here with a `// SAFETY:` note.
+//! The raw system calls, each behind a safe function, one file per area; every `unsafe` block
+//! carries a `// SAFETY:` note saying which invariant makes it sound.
 
+pub(crate) mod child;
 pub(crate) mod fs;
 pub(crate) mod process;
+pub(crate) mod stdio;
 pub(crate) mod uring;

@@ -115,10 +115,7 @@ fn execute(argv: &[String], timeout: Duration) -> (Option<i64>, Option<String>) 
         }
         if start.elapsed() >= timeout {
             // The child leads its own process group: end it and everything it started.
-            // SAFETY: killpg only sends a signal; the pid is our child's, which we have not reaped.
-            unsafe {
-                libc::killpg(child.id() as libc::pid_t, libc::SIGKILL);
-            }
+            crate::sys::child::kill_group(&child);
             let _ = child.kill();
             let _ = child.wait();
             return (
