@@ -16,7 +16,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_ROWS="zlib lua rust find create write read latency true hashcache rss"
+ALL_ROWS="zlib lua rust find create tar npm git write read latency true hashcache rss"
+ALL_ROWS+=" zlib-rootless write-rootless read-rootless find-rootless create-rootless"  # rootless block below
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 2; }
@@ -50,12 +51,12 @@ fi
 # or two, and the RSS row then extrapolates to 1,000,000 files.
 if ((QUICK)); then
     : "${RUNS:=1}"
-    FIND_N=20000 CREATE_N=10000 BIG_MIB=256 TREE_N=5000 TREE_SIZE=34990 RSS_N=100000
+    FIND_N=20000 CREATE_N=10000 BIG_MIB=256 TREE_N=5000 TREE_SIZE=34990 RSS_N=100000 GIT_N=10000
     RUST_FEATURES=(--no-default-features)
     [[ -n $ONLY ]] || ONLY=${ALL_ROWS/lua /}
 else
     : "${RUNS:=3}"
-    FIND_N=20000 CREATE_N=10000 BIG_MIB=1024 TREE_N=20000 TREE_SIZE=34990 RSS_N=1000000
+    FIND_N=20000 CREATE_N=10000 BIG_MIB=1024 TREE_N=20000 TREE_SIZE=34990 RSS_N=1000000 GIT_N=10000
     RUST_FEATURES=()
     [[ -n $ONLY ]] || ONLY=$ALL_ROWS
 fi
@@ -268,6 +269,20 @@ check_big() {
     local n; n=$(stat -c %s big)
     ((n == BIG_MIB * 1048576)) || { echo "big has $n bytes"; return 1; }
 }
+# The metadata rows: as many files as the prepared node_modules holds, or a clean checkout of
+# every file of the git repository.
+NODE_MODULES_N=0
+check_node_modules() {
+    local n; n=$(find node_modules -type f | wc -l)
+    ((n == NODE_MODULES_N)) || { echo "node_modules has $n files, not $NODE_MODULES_N"; return 1; }
+}
+check_git() {
+    local n dirty
+    n=$(find . -path ./.git -prune -o -type f ! -name "$LINK_GLOB" ! -name "$STEP_NAME.*.trace" -print | wc -l)
+    ((n == GIT_N)) || { echo "the checkout has $n files, not $GIT_N"; return 1; }
+    dirty=$(git_env git status --porcelain --untracked-files=no | wc -l)
+    ((dirty == 0)) || { echo "git status lists $dirty changed files"; return 1; }
+}
 check_none() { :; }
 
 # ---- workloads -------------------------------------------------------------------------------
@@ -297,7 +312,7 @@ bench_rust() {
 bench_find() {
     local tree=$WORK/find-tree i col
     "$WORK/bin/mkfiles" "$tree" "$FIND_N" 100
-    row find "find -printf %s over $(num "$FIND_N") files" ratio 2 "<= 2x native"
+    row find "find -printf %s over $(num "$FIND_N") files" step 2 "the step itself <= 2x native"
     say "find: $FIND_N files"
     find "$tree" >/dev/null
     for ((i = 1; i <= RUNS; i++)); do
@@ -312,13 +327,81 @@ bench_find() {
 
 bench_create() {
     local i col dir
-    row create "create $(num "$CREATE_N") files of 100 B" ratio 3 "<= 3x native"
+    row create "create $(num "$CREATE_N") files of 100 B" ratio 2 "<= 2x native"
     say "create: $CREATE_N files"
     for ((i = 1; i <= RUNS; i++)); do
         order "$i"
         for col in "${ORDER[@]}"; do
             fresh_dir; dir=$DIR
             timed create "$col" "$dir" check_create -- "$WORK/bin/mkfiles" out "$CREATE_N" 100 || true
+            rm -rf "$dir"
+        done
+    done
+}
+
+# `tar xf` of a real node_modules (the npm workload's, a tarball outside the step's directory)
+# into an empty directory.
+bench_tar() {
+    local npm i col dir
+    npm=$(npm_workload) || exit 2
+    NODE_MODULES_N=$(cat "$npm/.totofs-bench-ok")
+    local mib; mib=$(du -m "$npm/node_modules.tar" | cut -f1)
+    row tar "tar xf of a node_modules ($(num "$NODE_MODULES_N") files, $mib MiB)" ratio 1.3 "<= 1.3x native"
+    say "tar: $NODE_MODULES_N files"
+    cat "$npm/node_modules.tar" >/dev/null
+    for ((i = 1; i <= RUNS; i++)); do
+        order "$i"
+        for col in "${ORDER[@]}"; do
+            fresh_dir; dir=$DIR
+            timed tar "$col" "$dir" check_node_modules -- tar xf "$npm/node_modules.tar" || true
+            rm -rf "$dir"
+        done
+    done
+}
+
+# `npm ci` of the same packages from the warm npm cache filled when the workload was prepared
+# (the cache lies outside the step's directory; no network is needed).
+bench_npm() {
+    local npm i col dir
+    npm=$(npm_workload) || exit 2
+    NODE_MODULES_N=$(cat "$npm/.totofs-bench-ok")
+    row npm "npm ci from a warm npm cache ($(num "$NODE_MODULES_N") files)" ratio 1.3 "<= 1.3x native"
+    say "npm: npm ci, $NODE_MODULES_N files"
+    local step=(npm ci --cache "$npm/npm-cache" --prefer-offline --no-audit --no-fund
+                --ignore-scripts --no-update-notifier)
+    fresh_copy "$npm/project"; dir=$DIR
+    (cd "$dir" && "${step[@]}") >"$WORK/logs/npm.warmup" 2>&1 || say "  npm: warm-up npm ci failed (see logs)"
+    rm -rf "$dir"
+    for ((i = 1; i <= RUNS; i++)); do
+        order "$i"
+        for col in "${ORDER[@]}"; do
+            fresh_copy "$npm/project"; dir=$DIR
+            timed npm "$col" "$dir" check_node_modules -- "${step[@]}" || true
+            rm -rf "$dir"
+        done
+    done
+}
+
+# `git checkout` of a commit of GIT_N files into an empty work tree: the repository is cloned
+# with --no-checkout outside the timing (its objects in one pack), and the step checks out.
+GIT_ENV=(env GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1)  # no user or system git config
+git_env() { "${GIT_ENV[@]}" "$@"; }
+bench_git() {
+    local repo i col dir
+    repo=$(git_workload "$GIT_N" "$WORK/bin/mkfiles") || exit 2
+    row git "git checkout of $(num "$GIT_N") files into an empty work tree" ratio 1.3 "<= 1.3x native"
+    say "git: checkout of $GIT_N files"
+    cat "$repo"/objects/pack/* >/dev/null
+    for ((i = 1; i <= RUNS; i++)); do
+        order "$i"
+        for col in "${ORDER[@]}"; do
+            fresh_dir; dir=$DIR
+            if ! git_env git clone -q --no-checkout "$repo" "$dir" 2>"$WORK/logs/git.clone"; then
+                fail git "$col" "git clone --no-checkout failed: $(head -n1 "$WORK/logs/git.clone")"
+                rm -rf "$dir"
+                continue
+            fi
+            timed git "$col" "$dir" check_git -- "${GIT_ENV[@]}" git checkout -q -f main || true
             rm -rf "$dir"
         done
     done
@@ -454,6 +537,128 @@ bench_rss() {
 }
 
 num() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
+
+# ---- rootless rows (issue 14) ----------------------------------------------------------------
+# The same workloads as the root rows, run by an ordinary user (created if missing: totofs-test)
+# with /dev/fuse made 0666 for the rows and its mode restored afterwards: native as that user,
+# totofs as that user (a user namespace of its own, no passthrough), and totofs as root again
+# (a hidden row) for the rootless/root ratio, which goes into the label. The in-toto-run column
+# is the root row's. Needs root (to create the user and change /dev/fuse).
+RL_USER=totofs-test RL_READY='' RL_FUSE_MODE='' RL_NATIVE=()
+rootless_restore() { [[ -n $RL_FUSE_MODE ]] && chmod "$RL_FUSE_MODE" /dev/fuse; RL_FUSE_MODE=''; }
+rootless_setup() {
+    [[ -n $RL_READY ]] && return 0
+    [[ $(id -u) -eq 0 ]] || { say "rootless rows need root (to create $RL_USER)"; return 1; }
+    id -u "$RL_USER" >/dev/null 2>&1 || useradd --no-create-home --shell /bin/sh "$RL_USER" || return 1
+    RL_FUSE_MODE=$(stat -c %a /dev/fuse)
+    trap 'rootless_restore; cleanup' EXIT
+    chmod 0666 /dev/fuse
+    [[ -n ${BASE:-} ]] && chmod 755 "$BASE"  # mktemp -d made it 0700
+    local u g; u=$(id -u "$RL_USER"); g=$(id -g "$RL_USER")
+    RL_AS=(setpriv "--reuid=$u" "--regid=$g" --init-groups --)
+    cp "$TOTOFS" "$WORK/bin/totofs-user"; cp "$KEY" "$WORK/bin/key.pem"
+    chmod 755 "$WORK/bin/totofs-user"; chmod 644 "$WORK/bin/key.pem"
+    printf '#!/bin/sh\nexec %s %s "$@"\n' "${RL_AS[*]}" "$WORK/bin/totofs-user" >"$WORK/bin/totofs-as-user"
+    chmod 755 "$WORK/bin/totofs-as-user"
+    RL_READY=1
+}
+# rootless_timed ROW COLUMN DIR CHECK -- STEP...: COLUMN native or totofs run as the user; root
+# runs totofs as root under the hidden row ROW-asroot.
+rootless_timed() {
+    local rowid=$1 col=$2 dir=$3 check=$4
+    shift 5
+    chown -R "$RL_USER:" "$dir"
+    case $col in
+        native) if ((${#RL_NATIVE[@]})); then set -- "${RL_NATIVE[@]}"; fi
+                timed "$rowid" native "$dir" "$check" -- "${RL_AS[@]}" "$@" ;;
+        totofs) TOTOFS=$WORK/bin/totofs-as-user KEY=$WORK/bin/key.pem timed "$rowid" totofs "$dir" "$check" -- "$@" ;;
+        root) timed "$rowid-asroot" totofs "$dir" "$check" -- "$@" ;;
+    esac
+}
+# The label, once measured: what the row is, and rootless against the root recorder.
+rootless_row() { # ROW LABEL LIMIT TARGET
+    local vs
+    vs=$(python3 - "$1" "$RESULTS" <<'PY'
+import statistics, sys
+row, v = sys.argv[1], {}
+for line in open(sys.argv[2], encoding="utf-8"):
+    r, col, metric, value = (line.rstrip("\n").split("\t") + ["", "", "", ""])[:4]
+    if col == "totofs" and metric == "seconds" and r in (row, row + "-asroot"):
+        v.setdefault(r, []).append(float(value))
+if row in v and row + "-asroot" in v:
+    a, b = statistics.median(v[row]), statistics.median(v[row + "-asroot"])
+    print(f"rootless/root {a / b:.2f}x, root recorder {b:.2f} s")
+PY
+)
+    row "$1" "$2 as $RL_USER${vs:+ ($vs)}" ratio "$3" "$4"
+    result "$1" peer error "the in-toto-run column is the root row's"
+}
+rootless_rounds() { # ROW PREPARE CHECK -- STEP...: PREPARE sets DIR for each run
+    local rowid=$1 prepare=$2 check=$3 i col
+    shift 4
+    for ((i = 1; i <= RUNS; i++)); do
+        for col in native totofs root; do
+            "$prepare"
+            rootless_timed "$rowid" "$col" "$DIR" "$check" -- "$@" || true
+            [[ ${RL_KEEP_DIR:-} == 1 ]] || rm -rf "$DIR"
+        done
+    done
+}
+bench_zlib-rootless() {
+    rootless_setup || return 0
+    local src; src=$(debian_source zlib) || exit 2
+    say "zlib-rootless: ./configure && make -j2 as $RL_USER"
+    RL_SRC=$src
+    rl_copy() { fresh_copy "$RL_SRC"; }
+    rootless_rounds zlib-rootless rl_copy check_zlib -- sh -c './configure && make -j2'
+    rootless_row zlib-rootless "C: zlib $(cut -d_ -f2 "$src/.totofs-bench-ok"), ./configure && make -j2" 1.05 "<= 1.05x native"
+}
+bench_write-rootless() {
+    rootless_setup || return 0
+    local size="$BIG_MIB MiB"; ((BIG_MIB == 1024)) && size="1 GiB"
+    say "write-rootless: $size as $RL_USER"
+    local dd=(dd if=/dev/zero of=big bs=1M "count=$BIG_MIB" status=none)
+    RL_NATIVE=(sh -c "${dd[*]} && exec openssl dgst -sha256 big")
+    rootless_rounds write-rootless fresh_dir check_big -- "${dd[@]}"
+    RL_NATIVE=()
+    rootless_row write-rootless "write $size (native: + one SHA-256 pass)" 1.1 "<= 1.1x native+sha256"
+}
+bench_read-rootless() {
+    rootless_setup || return 0
+    local size="$BIG_MIB MiB"; ((BIG_MIB == 1024)) && size="1 GiB"
+    say "read-rootless: $size as $RL_USER"
+    fresh_dir; RL_DIR=$DIR
+    "$WORK/bin/mkfiles" "$RL_DIR/data" 1 $((BIG_MIB * 1048576)) >/dev/null
+    mv "$RL_DIR/data/d0000/f0000000" "$RL_DIR/big"; rm -rf "$RL_DIR/data"
+    cat "$RL_DIR/big" >/dev/null
+    rl_same() { DIR=$RL_DIR; }
+    local rd=(dd if=big of=/dev/null bs=1M status=none)
+    RL_NATIVE=(sh -c "${rd[*]} && exec openssl dgst -sha256 big")
+    RL_KEEP_DIR=1 rootless_rounds read-rootless rl_same check_none -- "${rd[@]}"
+    RL_NATIVE=()
+    rm -rf "$RL_DIR"
+    rootless_row read-rootless "read $size (native: + one SHA-256 pass)" 1.1 "<= 1.1x native+sha256"
+}
+bench_find-rootless() {
+    rootless_setup || return 0
+    say "find-rootless: $FIND_N files as $RL_USER"
+    fresh_dir; RL_DIR=$DIR
+    "$WORK/bin/mkfiles" "$RL_DIR/tree" "$FIND_N" 100 >/dev/null
+    : >"$WORK/logs/find.list"; chown "$RL_USER:" "$WORK/logs/find.list"
+    find "$RL_DIR" >/dev/null
+    rl_same() { DIR=$RL_DIR; }
+    RL_KEEP_DIR=1 rootless_rounds find-rootless rl_same check_find -- \
+        sh -c 'exec find . -printf "%s\n" >"$1"' sh "$WORK/logs/find.list"
+    rm -rf "$RL_DIR"
+    rootless_row find-rootless "find -printf %s over $(num "$FIND_N") files" 2 "<= 2x native"
+}
+bench_create-rootless() {
+    rootless_setup || return 0
+    say "create-rootless: $CREATE_N files as $RL_USER"
+    rootless_rounds create-rootless fresh_dir check_create -- "$WORK/bin/mkfiles" out "$CREATE_N" 100
+    rootless_row create-rootless "create $(num "$CREATE_N") files of 100 B" 3 "<= 3x native"
+}
+# ---- end of the rootless rows ------------------------------------------------------------------
 
 # ---- main ------------------------------------------------------------------------------------
 ensure_tools

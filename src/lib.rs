@@ -1,8 +1,8 @@
 //! totofs: an in-toto recorder (a FUSE overlay around unmodified build steps) and verifier.
 //!
 //! - [`cjson`]: canonical JSON and Python-compatible file encodings.
-//! - [`linkjson`]: a link's JSON encodings, written from the model without a `Value` tree.
-//! - [`metadata`]: links, layouts, rules, Metablock and DSSE envelopes.
+//! - [`metadata`]: links, layouts, rules, Metablock and DSSE envelopes; a link's JSON written
+//!   straight from the model ([`metadata::linkjson`]).
 //! - [`keys`]: key loading, keyids, signing and signature verification.
 //! - [`attest`]: links as in-toto Statements v1, SLSA provenance of a recorded step.
 
@@ -17,15 +17,14 @@ pub mod cjson;
 pub mod error;
 pub(crate) mod fsio;
 pub mod keys;
-pub mod linkjson;
 pub mod metadata;
 pub mod time;
 
 pub use error::{Error, Result};
 pub mod cli;
 pub mod recorder;
+mod sys;
 pub mod verify;
 pub mod investigate;
 pub mod trace;
 pub mod oci;
-pub(crate) mod sys;

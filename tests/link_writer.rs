@@ -1,4 +1,4 @@
-//! The streaming link writer (`totofs::linkjson`, used by `Metadata` for links) against the
+//! The streaming link writer (`totofs::metadata::linkjson`, used by `Metadata` for links) against the
 //! `serde_json::Value` path (`Link::to_value` + `cjson`), byte for byte, on hostile links; and the
 //! compact hash dict against the dict of strings it stands for.
 
@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use totofs::cjson;
 use totofs::keys::PrivateKey;
-use totofs::linkjson;
+use totofs::metadata::linkjson;
 use totofs::metadata::{HashDict, Link, Metadata, Payload};
 
 fn key() -> PrivateKey {

@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Workload preparation for scripts/bench.sh, sourced by it: the tools it needs, the reference peer
-# (in-toto 3.1.0 from PyPI), Debian source packages and the vendored Rust project. Everything
-# downloaded is kept under $CACHE so a second run on the same machine works offline.
+# (in-toto 3.1.0 from PyPI), Debian source packages, the vendored Rust project, the npm project
+# with its warm npm cache and node_modules tarball, and the 10,000-file git repository.
+# Everything downloaded is kept under $CACHE so a second run on the same machine works offline.
 #
-# Expects: ROOT (repository root), CACHE (cache dir), say() and die() from bench.sh.
+# Expects: ROOT (repository root), CACHE (cache dir), say(), die() and wants() from bench.sh.
 # Sets: PEER_BIN (find_peer).
 # shellcheck disable=SC2034  # PEER_BIN is read by bench.sh
 
@@ -11,6 +12,9 @@
 ensure_tools() {
     local -A pkg_of=([gcc]=gcc [make]=make [openssl]=openssl [/usr/bin/time]=time
         [dpkg-source]=dpkg-dev [python3]=python3 [find]=findutils [dd]=coreutils)
+    # The metadata rows' tools, only when those rows run.
+    if wants tar || wants npm; then pkg_of+=([npm]=npm [tar]=tar); fi
+    if wants git; then pkg_of+=([git]=git); fi
     local missing=() cmd
     for cmd in "${!pkg_of[@]}"; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
@@ -110,4 +114,58 @@ rust_workload() {
         >"$dest/.cargo/config.toml"
     touch "$dest/.totofs-bench-ok"
     echo "$dest"
+}
+
+# The npm project of scripts/bench/npm-workload (five real packages with many small files,
+# pinned with their integrity hashes by its package-lock.json), installed once from the npm
+# registry into a private npm cache. Prints the directory holding:
+#   project/            package.json and package-lock.json, the input of the `npm ci` row
+#   npm-cache/          the warm npm cache that row installs from
+#   node_modules.tar    the installed node_modules, the input of the `tar xf` row; made with
+#                       sorted names, numeric owner 0 and mtime 0, so the same lock gives the
+#                       same bytes
+#   .totofs-bench-ok    the number of files in node_modules
+npm_workload() {
+    local src=$ROOT/scripts/bench/npm-workload lockhash dest
+    lockhash=$(cat "$src/package-lock.json" "$src/package.json" | sha256sum | cut -c1-12)
+    dest=$CACHE/npm-workload-$lockhash
+    [[ -f $dest/.totofs-bench-ok ]] && { echo "$dest"; return; }
+    say "npm ci: the npm workload's packages from the npm registry"
+    rm -rf "$dest"
+    mkdir -p "$dest/project" "$dest/install"
+    cp "$src/package.json" "$src/package-lock.json" "$dest/project/"
+    cp "$src/package.json" "$src/package-lock.json" "$dest/install/"
+    (cd "$dest/install" && npm ci --cache "$dest/npm-cache" --no-audit --no-fund --ignore-scripts) \
+        >"$CACHE/npm-install.log" 2>&1 || die "npm ci failed: see $CACHE/npm-install.log"
+    (cd "$dest/install" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+        -cf "$dest/node_modules.tar" node_modules) || die "tar of node_modules failed"
+    find "$dest/install/node_modules" -type f | wc -l >"$dest/.totofs-bench-ok.tmp"
+    rm -rf "$dest/install"
+    mv "$dest/.totofs-bench-ok.tmp" "$dest/.totofs-bench-ok"
+    echo "$dest"
+}
+
+# A local git repository whose one commit holds N files of 100 B (mkfiles: 10 directories of
+# 1,000), packed into one pack file; author, committer and dates are fixed, so the commit id is
+# the same on every machine. Prints the repository's path.
+git_workload() {
+    local n=$1 mkfiles=$2 dest=$CACHE/git-workload-$1
+    [[ -f $dest/.totofs-bench-ok ]] && { echo "$dest/repo.git"; return; }
+    say "git: a repository of $n files"
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    "$mkfiles" "$dest/tree" "$n" 100 || die "mkfiles for the git workload failed"
+    (
+        cd "$dest/tree" || exit 1
+        export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
+            GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.org GIT_AUTHOR_DATE="946684800 +0000" \
+            GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.org GIT_COMMITTER_DATE="946684800 +0000"
+        git init -q -b main && git add -A && git commit -q -m "$n files" && git repack -adq \
+            && git prune
+    ) >"$CACHE/git-workload.log" 2>&1 || die "git repository for the git row failed: see $CACHE/git-workload.log"
+    mv "$dest/tree/.git" "$dest/repo.git"
+    git --git-dir="$dest/repo.git" config core.bare true
+    rm -rf "$dest/tree"
+    touch "$dest/.totofs-bench-ok"
+    echo "$dest/repo.git"
 }

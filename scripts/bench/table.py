@@ -6,8 +6,10 @@ usage: table.py META.tsv ROWS.tsv RESULTS.tsv OUT.md
 
 META.tsv    KEY<TAB>TEXT lines (date, machine, versions, mode) for the Markdown header.
 ROWS.tsv    ROW<TAB>LABEL<TAB>CHECK<TAB>LIMIT<TAB>TARGET, in table order. CHECK is one of
-            ratio (totofs/native <= LIMIT), speedup (in-toto-run/totofs >= LIMIT),
+            ratio (totofs/native <= LIMIT), step (the step's own phase under totofs,
+            from TOTOFS_STATS=1, / native <= LIMIT), speedup (in-toto-run/totofs >= LIMIT),
             abs (totofs seconds <= LIMIT), bytes (peak RSS per file <= LIMIT).
+Every row where totofs is slower than in-toto-run is marked: the target there is "never".
 RESULTS.tsv ROW<TAB>COLUMN<TAB>METRIC<TAB>VALUE, COLUMN in native/totofs/peer; METRIC seconds,
             exit_seconds, rss_kib or error (VALUE is then the reason).
 """
@@ -79,6 +81,7 @@ def main(meta_path, rows_path, results_path, out_path):
         return len(values.get((row, col, metric), []))
 
     notes = defaultdict(list)    # (col, reason) -> [row labels]
+    slower = []                  # labels of the rows where in-toto-run beat totofs
     table = []
     seen = set()
     for rid, label, check, limit, target in rows:
@@ -125,8 +128,13 @@ def main(meta_path, rows_path, results_path, out_path):
                     cells[col] = "—"
             ratio = nums["totofs"] / nums["native"] if "totofs" in nums and nums.get("native") else None
             speed = nums["peer"] / nums["totofs"] if "peer" in nums and nums.get("totofs") else None
+            split = phases.get((rid, "totofs"))
             if check == "ratio":
                 metric_value = ratio
+            elif check == "step":
+                metric_value = None
+                if split and nums.get("native") and "totofs" in nums:
+                    metric_value = statistics.median(p[1] for p in split) / nums["native"]
             elif check == "speedup":
                 metric_value = speed
             else:
@@ -156,10 +164,17 @@ def main(meta_path, rows_path, results_path, out_path):
                 if lo is not None and median(f"rss_{big}", col, "rss_kib") is None:
                     name = "totofs" if col == "totofs" else "in-toto-run"
                     notes[("info", f"{name} peak RSS at {small:,} files: {lo / 1024:.0f} MiB")].append(label)
+        speed_text = fmt_ratio(speed)
+        if speed is not None and speed < 1 and check != "bytes":
+            # One of the issue's targets: totofs is never slower than in-toto-run.
+            speed_text += " (totofs slower)"
+            slower.append(label)
+        if check == "step" and metric_value is not None:
+            ratio_text += f" (step {metric_value:.2f}x)"
         table.append((label, cells["native"], cells["totofs"], cells["peer"], ratio_text,
-                      fmt_ratio(speed), target, met))
+                      speed_text, target, met))
         split = phases.get((rid, "totofs"))
-        if split and check == "ratio" and nums.get("native"):
+        if split and check in ("ratio", "step") and nums.get("native"):
             before, step, after = (statistics.median(p[i] for p in split) for i in range(3))
             notes[("info", f"totofs's time: {fmt_time(before)} before the step (listing and stat-ing "
                            f"the materials), the step itself {fmt_time(step)} under the overlay "
@@ -185,6 +200,10 @@ def main(meta_path, rows_path, results_path, out_path):
     for r in table:
         print(line(r))
     note_lines = []
+    if slower:
+        note_lines.append(f"totofs slower than in-toto-run (target: never): {'; '.join(slower)}")
+    elif table:
+        note_lines.append("totofs is not slower than in-toto-run on any row measured by both (target: never)")
     for (col, reason), labels in notes.items():
         who = {"native": "native", "totofs": "totofs", "peer": "in-toto-run"}.get(col)
         where = "every row" if len(labels) == len(table) and len(table) > 1 else "; ".join(labels)

@@ -1,8 +1,9 @@
 //! `totofs diff`, `totofs show`, `totofs repro`: thin wrappers over [`crate::investigate`].
 use super::output;
 use crate::error::{Error, Result};
-use crate::investigate::causes::DiffReport;
-use crate::investigate::repro::{self, ReproOptions, Vary};
+use crate::investigate::report::DiffReport;
+use crate::investigate::repro::{self, ReproOptions};
+use crate::investigate::vary::Vary;
 use crate::investigate::show;
 use crate::keys::PublicKey;
 use crate::trace::LoadedLink;

@@ -6,6 +6,7 @@ use crate::recorder::artifacts::ArtifactOptions;
 use crate::recorder::session::{self, Method, RecordOptions};
 use crate::recorder::supervise::StepCommand;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How recorded paths are named (in-toto-run's `--exclude`, `--base-path`, `--lstrip-paths`),
 /// shared by every command under totofs's own names that records artifacts.
@@ -183,6 +184,14 @@ fn absolute_file(f: &std::path::Path, flag: &str) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
+/// `Duration` of a positive number of seconds.
+pub(crate) fn seconds(t: f64, flag: &str) -> Result<Duration> {
+    if !(t > 0.0 && t.is_finite() && t < 1e9) {
+        return Err(Error::Usage(format!("{flag}: '{t}' is not a positive number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(t))
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -238,7 +247,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     let mut cmd = StepCommand::new(a.command);
     cmd.record_streams = a.record_streams;
-    cmd.timeout = a.timeout.map(|t| super::steps::seconds(t, "--timeout")).transpose()?;
+    cmd.timeout = a.timeout.map(|t| seconds(t, "--timeout")).transpose()?;
     let method = if a.flags.no_fuse { Method::Snapshot } else { Method::Auto };
     if a.flags.verbose {
         super::output::err(&format!("totofs: recording step '{}' to {}", opts.name, link.display()));

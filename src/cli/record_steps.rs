@@ -14,7 +14,7 @@ use crate::metadata::{Artifacts, Link, Metadata, Payload};
 use crate::recorder::artifacts::ArtifactOptions;
 use crate::recorder::session::{self, RecordOptions};
 use crate::recorder::supervise::{StepCommand, StepEnd};
-use crate::recorder::{hash_cache, namespace, snapshot};
+use crate::recorder::{hashing, namespace, snapshot};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ fn write_new(path: &Path, md: &Metadata) -> Result<()> {
 /// `record start`: hash the materials now and write the signed, unfinished link.
 pub(crate) fn record_start(opts: &RecordOptions, key: &PrivateKey) -> Result<PathBuf> {
     opts.check()?;
-    let materials = hash_cache::record(None, &opts.materials, &opts.artifacts)?;
+    let materials = hashing::record(None, &opts.materials, &opts.artifacts)?;
     let l = link(&opts.name, Vec::new(), materials, Artifacts::new());
     let md = Metadata::new_signed(Payload::Link(l), opts.use_dsse, key)?;
     let path = unfinished_path(&opts.name, key.keyid());
@@ -67,7 +67,7 @@ pub(crate) fn record_stop(opts: &RecordOptions, key: &PrivateKey) -> Result<Path
     let Payload::Link(mut l) = md.payload else {
         return Err(Error::input(&unfinished, "is a layout, not a link"));
     };
-    l.products = hash_cache::record(None, &opts.products, &opts.artifacts)?;
+    l.products = hashing::record(None, &opts.products, &opts.artifacts)?;
     // The finished link keeps the unfinished file's envelope unless `--format statement` asks
     // for a Statement; the provenance's startedOn is when `record start` wrote that file.
     let mut opts = opts.clone();
@@ -85,8 +85,8 @@ pub(crate) fn record_stop(opts: &RecordOptions, key: &PrivateKey) -> Result<Path
 /// `run --no-command`: materials and products as they are now, no command, no byproducts.
 pub(crate) fn no_command(opts: &RecordOptions, key: &PrivateKey) -> Result<PathBuf> {
     opts.check()?;
-    let materials = hash_cache::record(None, &opts.materials, &opts.artifacts)?;
-    let products = hash_cache::record(None, &opts.products, &opts.artifacts)?;
+    let materials = hashing::record(None, &opts.materials, &opts.artifacts)?;
+    let products = hashing::record(None, &opts.products, &opts.artifacts)?;
     let written = session::write_link(opts, key, &[], materials, products, serde_json::Map::new())?;
     // `--provenance` with -x: the provenance of what was recorded, as after a step.
     let root = std::env::current_dir().map_err(|e| Error::input(Path::new("."), e))?;
@@ -170,7 +170,7 @@ pub(crate) fn match_products(link_file: &Path, paths: &[String], artifacts: &Art
     };
     let dot = [".".to_string()];
     let paths = if paths.is_empty() { &dot[..] } else { paths };
-    let local = hash_cache::record(None, paths, artifacts)?;
+    let local = hashing::record(None, paths, artifacts)?;
     let mut m = ProductMatch::default();
     for (name, h) in l.products.iter() {
         match local.get(name) {

@@ -95,13 +95,6 @@ impl PublishFlags {
     }
 }
 
-/// Which file is at `path` now (device, inode, modification time): a link written by rename
-/// shows up as a different file.
-pub fn file_identity(path: &std::path::Path) -> Option<(u64, u64, i64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec()))
-}
-
 /// What `totofs verify` reads, with oci:// arguments pulled into private directories (kept alive
 /// here until verification ends).
 pub struct VerifyInputs {

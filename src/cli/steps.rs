@@ -2,13 +2,13 @@
 //! totofs's own names (paths default to `.` as for `totofs run`; exit 2 for bad input); the work
 //! is in [`super::record_steps`].
 
+use super::record::seconds;
 use super::record_steps;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::recorder::artifacts::{ArtifactOptions, DEFAULT_EXCLUDES};
 use crate::recorder::session::RecordOptions;
 use crate::recorder::supervise::StepCommand;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct RecordArgs {
@@ -203,12 +203,4 @@ pub fn mock(a: MockArgs) -> Result<i32> {
             Ok(1)
         }
     }
-}
-
-/// `Duration` of a positive number of seconds.
-pub(crate) fn seconds(t: f64, flag: &str) -> Result<Duration> {
-    if !(t > 0.0 && t.is_finite() && t < 1e9) {
-        return Err(Error::Usage(format!("{flag}: '{t}' is not a positive number of seconds")));
-    }
-    Ok(Duration::from_secs_f64(t))
 }

@@ -35,6 +35,13 @@ impl Verbosity {
 
 type Identity = Option<(u64, u64, i64, i64)>;
 
+/// Which file is at `path` now (device, inode, modification time): a link written by rename
+/// shows up as a different file.
+fn file_identity(path: &std::path::Path) -> Identity {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec()))
+}
+
 /// The files a command may write (link, trace, provenance), remembered as they were before, so
 /// that afterwards only those the command wrote are named.
 pub(crate) struct Written {
@@ -45,7 +52,7 @@ pub(crate) struct Written {
 impl Written {
     /// Remember `link` and, where the command may write them, its trace and provenance.
     pub(crate) fn before(link: &Path, trace: bool, provenance: Option<&Path>) -> Self {
-        let id = super::registry::file_identity;
+        let id = file_identity;
         let mut others = Vec::new();
         if trace {
             let t = crate::trace::trace_path_for_link(link, "", "");
@@ -59,7 +66,7 @@ impl Written {
 
     /// Whether the link is a new file now.
     pub(crate) fn link_written(&self) -> bool {
-        let now = super::registry::file_identity(&self.link.0);
+        let now = file_identity(&self.link.0);
         now.is_some() && now != self.link.1
     }
 
@@ -72,7 +79,7 @@ impl Written {
             .others
             .iter()
             .filter(|(_, p, before)| {
-                let now = super::registry::file_identity(p);
+                let now = file_identity(p);
                 now.is_some() && now != *before
             })
             .map(|(what, p, _)| format!("{what}: {}", p.display()))

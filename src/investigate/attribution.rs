@@ -8,8 +8,10 @@
 //! several are varied together (all of them); or a single condition was varied.
 
 use crate::investigate::bytediff::{ByteDiff, Signature};
-use crate::investigate::causes::{shell_words, Cause, CauseKind, DiffReport, Invocation};
-use crate::investigate::repro::Vary;
+use crate::investigate::cause::{Cause, CauseKind, Invocation};
+use crate::investigate::describe::shell_words;
+use crate::investigate::report::DiffReport;
+use crate::investigate::vary::Vary;
 use crate::investigate::tempnames;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -332,7 +334,7 @@ mod tests {
     #[test]
     fn evidence_from_the_experiments() {
         let mk = |changed: &[&str]| DiffReport {
-            products: crate::investigate::causes::SetDiff {
+            products: crate::investigate::report::SetDiff {
                 changed: changed.iter().map(|s| s.to_string()).collect(),
                 ..Default::default()
             },

@@ -2,7 +2,7 @@
 //! a locale that is not installed is compiled with `localedef` into a private `LOCPATH` when
 //! its sources are there; otherwise the variation is reported as not applied, with why.
 
-use crate::investigate::repro::Vary;
+use crate::investigate::vary::Vary;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -64,7 +64,7 @@ pub fn prepare(vary: &std::collections::BTreeSet<Vary>, scratch: &Path) -> Prepa
         let effect = match v {
             Vary::Path => Ok("the build runs in another directory, at another depth".to_string()),
             Vary::Time => Ok("TZ UTC-12 -> UTC+14 (26 h apart), and the varied build runs later".to_string()),
-            Vary::Env => Ok(format!("{}=varied is added", crate::investigate::repro::ENV_VARIATION)),
+            Vary::Env => Ok(format!("{}=varied is added", crate::investigate::vary::ENV_VARIATION)),
             Vary::Umask => Ok("umask 022 -> 002".to_string()),
             Vary::Order => Ok("the overlay lists directories in a shuffled order".to_string()),
             Vary::Locale => match locale(scratch) {

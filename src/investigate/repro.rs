@@ -11,9 +11,10 @@
 use crate::error::{Error, Result};
 use crate::investigate::attribution::{attribute, causes_in, render_lines, Evidence, Finding};
 use crate::investigate::bytediff::{self, BuildContext, Signature};
-use crate::investigate::causes::DiffReport;
+use crate::investigate::report::DiffReport;
 use crate::investigate::conditions::{self, Applied, VARIED_LOCALE};
 use crate::investigate::tempnames::REPRO_TMPDIR;
+use crate::investigate::vary::{Vary, ENV_VARIATION};
 use crate::recorder::artifacts::DEFAULT_EXCLUDES;
 use crate::trace::LoadedLink;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,47 +25,6 @@ use std::time::{Duration, Instant};
 /// Environment variable asking the recording overlay to shuffle directory listings (like
 /// disorderfs): set to `1` for the varied build when `--vary order` is given.
 pub const SHUFFLE_READDIR_ENV: &str = crate::recorder::overlay::SHUFFLE_READDIR_ENV;
-/// Extra variable set in the varied build when `--vary env` is given.
-pub const ENV_VARIATION: &str = "TOTOFS_REPRO_VARIATION";
-
-/// What can be varied between the two builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Vary {
-    Path,
-    Time,
-    Env,
-    Umask,
-    Order,
-    Locale,
-}
-
-impl Vary {
-    pub const ALL: [Vary; 6] = [Vary::Path, Vary::Time, Vary::Env, Vary::Umask, Vary::Order, Vary::Locale];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vary::Path => "path",
-            Vary::Time => "time",
-            Vary::Env => "env",
-            Vary::Umask => "umask",
-            Vary::Order => "order",
-            Vary::Locale => "locale",
-        }
-    }
-
-    /// Parse `path,time,...` (empty entries ignored).
-    pub fn parse_list(s: &str) -> Result<BTreeSet<Vary>> {
-        let mut out = BTreeSet::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let v = Vary::ALL.iter().copied().find(|v| v.as_str() == part).ok_or_else(|| {
-                Error::Usage(format!("--vary: unknown variation '{part}' (known: path,time,env,umask,order,locale)"))
-            })?;
-            out.insert(v);
-        }
-        Ok(out)
-    }
-}
-
 /// The conditions of one build.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildPlan {
@@ -564,16 +524,6 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vary_list_parses_and_rejects_unknown_names() {
-        let all = Vary::parse_list("path,time,env,umask,order,locale").unwrap();
-        assert_eq!(all.len(), 6);
-        assert_eq!(Vary::parse_list(" time, ,path").unwrap(), [Vary::Path, Vary::Time].into());
-        let e = Vary::parse_list("path,weather").unwrap_err();
-        assert!(e.to_string().contains("'weather'"));
-        assert_eq!(e.exit_code(), 2);
-    }
 
     #[test]
     fn plans_change_only_what_is_varied() {

@@ -1,7 +1,7 @@
 //! `totofs show`: a readable summary of a link (step, command, return value, counts, the product
 //! tree) and, with its trace, the step's process tree and what each process read and wrote.
 
-use crate::investigate::causes::shell_words;
+use crate::investigate::describe::shell_words;
 use crate::metadata::{Artifacts, Link};
 use crate::trace::Trace;
 use std::fmt::Write as _;

@@ -69,14 +69,14 @@ impl Metadata {
     /// A new, unsigned DSSE envelope around `payload`, serialised like in-toto 3.x does.
     pub fn new_dsse(payload: Payload) -> Self {
         let bytes = match &payload {
-            Payload::Link(link) => crate::linkjson::python_compact(link),
+            Payload::Link(link) => super::linkjson::python_compact(link),
             Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
         };
         Metadata { envelope: Envelope::Dsse { payload: bytes.into_bytes(), statement: false }, payload, signatures: Vec::new() }
     }
 
     /// The envelope of `payload` as totofs makes it, and the bytes a signature over it covers.
-    /// A link is serialised straight from the model ([`crate::linkjson`]).
+    /// A link is serialised straight from the model ([`super::linkjson`]).
     fn build(payload: &Payload, form: Form) -> Result<(Envelope, Vec<u8>)> {
         use sha2::Digest as _;
         if form == Form::Statement {
@@ -89,7 +89,7 @@ impl Metadata {
         }
         if form == Form::Dsse {
             let bytes = match payload {
-                Payload::Link(link) => crate::linkjson::python_compact(link),
+                Payload::Link(link) => super::linkjson::python_compact(link),
                 Payload::Layout(_) => cjson::dump_python_compact(&payload.to_value()),
             }
             .into_bytes();
@@ -98,7 +98,7 @@ impl Metadata {
         }
         match payload {
             Payload::Link(link) => {
-                let canonical = crate::linkjson::canonical(link)?;
+                let canonical = super::linkjson::canonical(link)?;
                 let digest = sha2::Sha256::digest(&canonical).into();
                 Ok((Envelope::LinkMetablock { digest }, canonical))
             }
@@ -223,7 +223,7 @@ impl Metadata {
         match &self.envelope {
             Envelope::Metablock { signed } => cjson::canonical(signed),
             Envelope::LinkMetablock { .. } => match &self.payload {
-                Payload::Link(link) => crate::linkjson::canonical(link),
+                Payload::Link(link) => super::linkjson::canonical(link),
                 other => cjson::canonical(&other.to_value()),
             },
             Envelope::Dsse { payload, .. } => Ok(pae(PAYLOAD_TYPE, payload)),
@@ -310,7 +310,7 @@ impl Metadata {
                 cjson::write_pretty(&Value::Array(sigs), 1, &mut out);
                 out.push_str(",\n \"signed\": ");
                 match &self.payload {
-                    Payload::Link(link) => crate::linkjson::write_pretty(link, 1, &mut out),
+                    Payload::Link(link) => super::linkjson::write_pretty(link, 1, &mut out),
                     other => cjson::write_pretty(&other.to_value(), 1, &mut out),
                 }
                 out.push_str("\n}");

@@ -52,6 +52,7 @@ pub(crate) fn check_signature_chars(keyid: &str, raw: &str) -> Result<()> {
 mod envelope;
 mod hashes;
 mod json;
+pub mod linkjson;
 mod layout;
 mod rules;
 

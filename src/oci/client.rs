@@ -415,3 +415,10 @@ impl Client {
 pub fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(300).collect()
 }
+
+/// A growing, randomised pause between attempts so concurrent writers spread out.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    use rand_core::RngCore;
+    let cap = 50u64 << attempt.min(5);
+    Duration::from_millis(rand_core::OsRng.next_u64() % cap + 10)
+}

@@ -116,7 +116,7 @@ fn push_blob(client: &Client, digest: &str, bytes: &[u8]) -> Result<(), String> 
             Err(f) if f.transient && attempt + 1 < ATTEMPTS => attempt += 1,
             Err(f) => return Err(f.message),
         }
-        std::thread::sleep(backoff(attempt));
+        std::thread::sleep(super::client::backoff(attempt));
     }
 }
 
@@ -190,7 +190,7 @@ fn merge_into_tag(
     let mut last = format!("tag '{tag}': other writers kept changing it; gave up after {ATTEMPTS} attempts");
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
-            std::thread::sleep(backoff(attempt));
+            std::thread::sleep(super::client::backoff(attempt));
         }
         match merge_once(client, tag, ours, subject) {
             Ok(Some(done)) => return Ok(done),
@@ -227,13 +227,6 @@ fn merge_once(client: &Client, tag: &str, ours: &[Descriptor], subject: Option<&
         Some((_, now)) if kept(&now, ours, base.as_ref().map(|(_, m)| m)) => Ok(Some((digest, m, base.map(|(d, _)| d)))),
         _ => Ok(None),
     }
-}
-
-/// A growing, randomised pause between attempts so concurrent writers spread out.
-pub fn backoff(attempt: u32) -> Duration {
-    use rand_core::RngCore;
-    let cap = 50u64 << attempt.min(5);
-    Duration::from_millis(rand_core::OsRng.next_u64() % cap + 10)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub fn add_to_fallback(
     let mut last = format!("tag '{tag}': other writers kept changing it; the referrer {digest} is stored but not listed");
     for attempt in 0..12 {
         if attempt > 0 {
-            std::thread::sleep(super::push::backoff(attempt));
+            std::thread::sleep(super::client::backoff(attempt));
         }
         match add_once(client, &tag, &subject.digest, &new, replaced) {
             Ok(true) => return Ok(()),

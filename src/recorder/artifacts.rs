@@ -1,5 +1,6 @@
-//! in-toto-run's artifact recording rules (`runlib.record_artifacts_as_dict` with the file
-//! resolver), reproduced exactly so that links recorded by totofs match what layouts expect:
+//! in-toto-run's artifact naming rules (`runlib.record_artifacts_as_dict` with the file
+//! resolver), reproduced exactly so that links recorded by totofs match what layouts expect
+//! (the files are hashed by [`super::hashing`]):
 //!
 //! 1. with a base path, names are relative to it (the base path itself is never recorded);
 //! 2. every path argument is normalised like `os.path.normpath`;
@@ -12,14 +13,11 @@
 #![allow(clippy::indexing_slicing)] // indices into buffers and pattern segments bounded by their own lengths.
 
 use crate::error::{Error, Result};
-use crate::metadata::{Artifacts, HashDict};
 use regex::Regex;
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// in-toto's default exclude patterns (`settings.ARTIFACT_EXCLUDE_PATTERNS`).
-pub const DEFAULT_EXCLUDES: [&str; 4] = ["*.link*", ".git", "*.pyc", "*~"];
+pub(crate) const DEFAULT_EXCLUDES: [&str; 4] = ["*.link*", ".git", "*.pyc", "*~"];
 
 /// Gitignore-style exclude patterns; the last matching pattern decides (a `!` pattern re-includes).
 #[derive(Debug, Clone)]
@@ -38,7 +36,7 @@ impl ExcludeSet {
         Ok(ExcludeSet { patterns: out })
     }
 
-    pub fn defaults() -> Self {
+    pub(crate) fn defaults() -> Self {
         // The defaults are known-good patterns.
         Self::new(&DEFAULT_EXCLUDES).unwrap_or(ExcludeSet { patterns: Vec::new() })
     }
@@ -187,7 +185,7 @@ fn translate_segment(seg: &str) -> Option<String> {
 }
 
 /// `os.path.normpath` for POSIX paths.
-pub fn normpath(path: &str) -> String {
+pub(crate) fn normpath(path: &str) -> String {
     if path.is_empty() {
         return ".".into();
     }
@@ -220,9 +218,9 @@ pub fn normpath(path: &str) -> String {
 /// How artifacts are named and filtered.
 #[derive(Debug, Clone)]
 pub struct ArtifactOptions {
-    pub excludes: ExcludeSet,
-    pub base_path: Option<PathBuf>,
-    pub lstrip_paths: Vec<String>,
+    pub(crate) excludes: ExcludeSet,
+    pub(crate) base_path: Option<PathBuf>,
+    pub(crate) lstrip_paths: Vec<String>,
 }
 
 impl Default for ArtifactOptions {
@@ -233,7 +231,7 @@ impl Default for ArtifactOptions {
 
 impl ArtifactOptions {
     /// `exclude: None` keeps in-toto's defaults; `Some(list)` replaces them.
-    pub fn new(exclude: Option<&[String]>, base_path: Option<PathBuf>, lstrip_paths: Vec<String>) -> Result<Self> {
+    pub(crate) fn new(exclude: Option<&[String]>, base_path: Option<PathBuf>, lstrip_paths: Vec<String>) -> Result<Self> {
         for a in &lstrip_paths {
             for b in &lstrip_paths {
                 if a != b && b.starts_with(a.as_str()) {
@@ -251,7 +249,7 @@ impl ArtifactOptions {
     }
 
     /// The recorded name of a normalised path (first matching lstrip prefix removed).
-    pub fn strip<'a>(&self, path: &'a str) -> &'a str {
+    pub(crate) fn strip<'a>(&self, path: &'a str) -> &'a str {
         for p in &self.lstrip_paths {
             if let Some(rest) = path.strip_prefix(p.as_str()) {
                 return rest;
@@ -261,7 +259,7 @@ impl ArtifactOptions {
     }
 
     /// The filesystem path for a normalised artifact path.
-    pub fn fs_path(&self, normalized: &str) -> PathBuf {
+    pub(crate) fn fs_path(&self, normalized: &str) -> PathBuf {
         match &self.base_path {
             Some(b) => b.join(normalized),
             None => PathBuf::from(normalized),
@@ -271,14 +269,14 @@ impl ArtifactOptions {
 
 /// One file to record: the name it gets in the link and where to read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub name: String,
-    pub path: PathBuf,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
 }
 
 /// List the files the given path arguments stand for, named as in-toto-run names them, without
 /// hashing them.
-pub fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec<Entry>> {
+pub(crate) fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec<Entry>> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut backslash = false;
     let mut add = |norm: String, fs: PathBuf, entries: &mut Vec<Entry>| -> Result<()> {
@@ -418,98 +416,6 @@ fn too_long(norm: &str) -> Error {
         "'{head}...' ({} bytes) is longer than the system's path limit (PATH_MAX, 4096 bytes) and cannot be recorded",
         norm.len()
     ))
-}
-
-/// SHA-256 of a file's content, as in-toto records it.
-pub fn hash_file(path: &Path) -> Result<HashDict> {
-    let f = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    hash_reader(f).map_err(|e| Error::input(path, format!("cannot read: {e}")))
-}
-
-/// SHA-256 of everything `r` yields. The read buffer is per thread and reused: hashing many
-/// small files must not allocate (and zero) a large buffer each time.
-pub fn hash_reader(mut r: impl Read) -> std::io::Result<HashDict> {
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUF.with(|b| {
-        let mut buf = b.borrow_mut();
-        if buf.is_empty() {
-            buf.resize(1 << 20, 0);
-        }
-        let mut h = Sha256::new();
-        loop {
-            let n = match r.read(&mut buf[..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            h.update(&buf[..n]);
-        }
-        Ok(sha256_dict(h.finalize().as_slice()))
-    })
-}
-
-/// `{"sha256": hex}` from a raw digest.
-pub fn sha256_dict(digest: &[u8]) -> HashDict {
-    match <[u8; 32]>::try_from(digest) {
-        Ok(raw) => HashDict::sha256(raw),
-        Err(_) => [("sha256".to_string(), hex::encode(digest))].into(),
-    }
-}
-
-/// Hash entries on `threads` threads (0: one per core).
-pub fn hash_entries(entries: &[Entry], threads: usize) -> Result<Artifacts> {
-    hash_entries_with(entries, threads, |e| hash_file(&e.path))
-}
-
-/// Run `hash` over `entries` on `threads` threads (0: one per core) and collect the digests under
-/// the entries' names; the first error wins.
-pub fn hash_entries_with<F>(entries: &[Entry], threads: usize, hash: F) -> Result<Artifacts>
-where
-    F: Fn(&Entry) -> Result<HashDict> + Sync,
-{
-    // Collected, not inserted one by one: `from_iter` sorts once and builds full tree nodes
-    // (about 100 bytes per artifact instead of 156 for a tree grown by inserts).
-    Ok(hash_entries_list(entries, threads, hash)?.into_iter().collect())
-}
-
-/// [`hash_entries_with`] as a list in no particular order.
-pub fn hash_entries_list<F>(entries: &[Entry], threads: usize, hash: F) -> Result<Vec<(String, HashDict)>>
-where
-    F: Fn(&Entry) -> Result<HashDict> + Sync,
-{
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
-    let next = AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(String, HashDict)>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(entries.len()).max(1))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(e) = entries.get(i) else { break };
-                        out.push((e.name.clone(), hash(e)?));
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Record("hashing thread panicked".into())))).collect()
-    });
-    let mut out = Vec::with_capacity(entries.len());
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
-}
-
-/// Record the artifacts of `paths` exactly like in-toto-run does.
-pub fn record<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Artifacts> {
-    let entries = collect(paths, opts)?;
-    hash_entries(&entries, 0)
 }
 
 #[cfg(test)]

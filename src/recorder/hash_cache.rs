@@ -19,12 +19,11 @@
 //!
 //! This module also keeps the process-wide hashing counters that `TOTOFS_STATS=1` prints.
 
-use super::artifacts::{self, Entry};
-use super::hashing::StatSig;
+use super::artifacts::Entry;
+use super::hashing::identity::StatSig;
 use crate::error::{Error, Result};
-use crate::metadata::{Artifacts, HashDict};
+use crate::metadata::HashDict;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -35,16 +34,16 @@ const RECORD: usize = 8 * 3 + 16 * 2 + 32;
 /// Files on filesystems with nanosecond timestamps (ext4, xfs, btrfs, tmpfs, f2fs, bcachefs,
 /// zfs, overlayfs) changed this shortly before they were read are not remembered: the kernel's
 /// timestamp clock advances in ticks of at most 10 ms.
-pub const RACY_MARGIN_FINE_NS: i128 = 100_000_000;
+pub(crate) const RACY_MARGIN_FINE_NS: i128 = 100_000_000;
 /// The same for every other filesystem (FAT stores mtime in 2 s steps).
-pub const RACY_MARGIN_COARSE_NS: i128 = 2_000_000_000;
+pub(crate) const RACY_MARGIN_COARSE_NS: i128 = 2_000_000_000;
 
 static FILES_HASHED: AtomicU64 = AtomicU64::new(0);
 static BYTES_HASHED: AtomicU64 = AtomicU64::new(0);
 static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 
 /// Count a file totofs read to hash it.
-pub fn count_hashed(bytes: u64) {
+pub(crate) fn count_hashed(bytes: u64) {
     FILES_HASHED.fetch_add(1, Ordering::Relaxed);
     BYTES_HASHED.fetch_add(bytes, Ordering::Relaxed);
 }
@@ -53,7 +52,7 @@ static PHASES: Mutex<Vec<(&'static str, std::time::Duration, u64)>> = Mutex::new
 
 /// Note how long a phase of the recording took, and the process's peak RSS (KiB) after it
 /// (printed by [`print_stats`]).
-pub fn phase(name: &'static str, since: std::time::Instant) {
+pub(crate) fn phase(name: &'static str, since: std::time::Instant) {
     let elapsed = since.elapsed();
     let hwm = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -70,7 +69,7 @@ pub fn phase(name: &'static str, since: std::time::Instant) {
 
 /// With `TOTOFS_STATS=1`, lines on stderr: how many files were hashed, how many digests came
 /// from the cache, and how long each phase took.
-pub fn print_stats() {
+pub(crate) fn print_stats() {
     if std::env::var_os("TOTOFS_STATS").is_some_and(|v| v == "1") {
         if let Ok(p) = PHASES.lock() {
             let list: Vec<String> =
@@ -106,7 +105,7 @@ pub struct HashCache {
 
 /// Where `--hash-cache` without a value keeps the cache: one file per recorded directory under
 /// `$XDG_CACHE_HOME/totofs/` (or `~/.cache/totofs/`), named after the directory's path.
-pub fn default_path(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn default_path(dir: &Path) -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
@@ -129,7 +128,7 @@ pub fn default_path(dir: &Path) -> Result<PathBuf> {
 impl HashCache {
     /// Load the cache at `path` (absolute). A missing file is an empty cache; an unreadable or
     /// corrupt one is ignored with a warning.
-    pub fn open(path: &Path) -> HashCache {
+    pub(crate) fn open(path: &Path) -> HashCache {
         let old = match std::fs::read(path) {
             Ok(bytes) => match parse(&bytes) {
                 Some(m) => m,
@@ -147,19 +146,15 @@ impl HashCache {
         HashCache { path: path.to_path_buf(), old, new: Mutex::new(Vec::new()) }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The remembered digest of a file with exactly this identity.
-    pub fn lookup(&self, sig: &StatSig) -> Option<HashDict> {
+    pub(crate) fn lookup(&self, sig: &StatSig) -> Option<HashDict> {
         let r = self.old.get(&sig.key())?;
         if r.size != sig.size || r.mtime_ns != sig.mtime_ns || r.ctime_ns != sig.ctime_ns {
             return None;
         }
         CACHE_HITS.fetch_add(1, Ordering::Relaxed);
         self.keep(sig.key(), *r);
-        Some(artifacts::sha256_dict(&r.digest))
+        Some(HashDict::sha256(r.digest))
     }
 
     fn keep(&self, key: (u64, u64), r: Rec) {
@@ -168,9 +163,10 @@ impl HashCache {
         }
     }
 
-    /// Remember `digest` for a file whose identity was `sig` from before totofs started reading it
-    /// (at `read_start_ns`, wall clock) until after, unless it is racy.
-    fn remember(&self, sig: &StatSig, digest: &HashDict, read_start_ns: i128, margin_ns: i128) {
+    /// Remember `digest` for `file`, whose identity was `sig` from before totofs started reading
+    /// it (at `read_start_ns`, wall clock) until after, unless it is racy.
+    pub(crate) fn remember(&self, sig: &StatSig, digest: &HashDict, read_start_ns: i128, file: &std::fs::File) {
+        let margin_ns = racy_margin(file);
         if sig.ctime_ns > read_start_ns - margin_ns || sig.mtime_ns > read_start_ns - margin_ns {
             return;
         }
@@ -179,7 +175,7 @@ impl HashCache {
     }
 
     /// Write this run's entries atomically (creating the cache's directory if needed).
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let mut recs = self.new.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default();
         recs.sort_by_key(|(k, _)| *k);
         recs.dedup_by_key(|(k, _)| *k);
@@ -206,7 +202,7 @@ impl HashCache {
     }
 
     /// Drop the cache file itself from a walk's entries (when it lies inside a recorded directory).
-    pub fn exclude(&self, entries: Vec<Entry>) -> Vec<Entry> {
+    pub(crate) fn exclude(&self, entries: Vec<Entry>) -> Vec<Entry> {
         let Some(fname) = self.path.file_name() else { return entries };
         entries
             .into_iter()
@@ -250,150 +246,38 @@ fn parse(b: &[u8]) -> Option<HashMap<(u64, u64), Rec>> {
 
 /// The racy margin for the filesystem holding `file`.
 fn racy_margin(file: &std::fs::File) -> i128 {
-    use std::os::fd::AsRawFd;
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs writes into `st`, which is large enough.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
-        return RACY_MARGIN_COARSE_NS;
-    }
-    #[allow(clippy::unnecessary_cast)]
+    use std::os::fd::AsFd;
+    let Ok(fs_type) = crate::sys::fs::fs_type(file.as_fd()) else { return RACY_MARGIN_COARSE_NS };
     let fine = matches!(
-        st.f_type as i64,
+        fs_type,
         0xEF53 | 0x5846_5342 | 0x9123_683E | 0x0102_1994 | 0xF2F5_2010 | 0xCA45_1A4E | 0x2FC1_2FC1 | 0x794C_7630
     );
     if fine { RACY_MARGIN_FINE_NS } else { RACY_MARGIN_COARSE_NS }
 }
 
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
-}
-
-/// Hash the file at `path` (reporting errors under `shown`), through the cache if there is one:
-/// a remembered digest of the same identity is used without reading; otherwise the file is
-/// read and, unless racy or changed while read, remembered.
-pub fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) -> Result<HashDict> {
-    let bad = |e: std::io::Error| Error::input(shown, format!("cannot read: {e}"));
-    let Some(cache) = cache else {
-        let f = std::fs::File::open(path).map_err(bad)?;
-        let len = f.metadata().map(|m| m.size()).unwrap_or(0);
-        let h = artifacts::hash_reader(&f).map_err(bad)?;
-        count_hashed(len);
-        return Ok(h);
-    };
-    let start = now_ns();
-    let f = std::fs::File::open(path).map_err(bad)?;
-    let before = StatSig::of(&f.metadata().map_err(bad)?);
-    if let Some(h) = cache.lookup(&before) {
-        return Ok(h);
+#[cfg(test)]
+impl HashCache {
+    /// How many digests the cache file held when it was opened.
+    pub(crate) fn loaded(&self) -> usize {
+        self.old.len()
     }
-    let h = artifacts::hash_reader(&f).map_err(bad)?;
-    count_hashed(before.size);
-    if let Ok(m) = f.metadata() {
-        if StatSig::of(&m) == before {
-            cache.remember(&before, &h, start, racy_margin(&f));
-        }
-    }
-    Ok(h)
-}
-
-/// Hash an open file whose identity was `before` when opened, through the cache if there is
-/// one; returns the digest and the file's identity after the read (a cached digest is not read,
-/// so its identity is `before`).
-pub(crate) fn hash_open(
-    cache: Option<&HashCache>,
-    f: &std::fs::File,
-    before: StatSig,
-    shown: &Path,
-) -> Result<(HashDict, StatSig)> {
-    let bad = |e: std::io::Error| Error::input(shown, format!("cannot read: {e}"));
-    if let Some(h) = cache.and_then(|c| c.lookup(&before)) {
-        return Ok((h, before));
-    }
-    let start = now_ns();
-    let h = artifacts::hash_reader(f).map_err(bad)?;
-    count_hashed(before.size);
-    let after = StatSig::of(&f.metadata().map_err(bad)?);
-    if let (Some(c), true) = (cache, after == before) {
-        c.remember(&before, &h, start, racy_margin(f));
-    }
-    Ok((h, after))
-}
-
-/// Hash entries on one thread per core, through the cache if there is one.
-pub fn hash_entries(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Artifacts> {
-    Ok(hash_entries_list(cache, entries)?.into_iter().collect())
-}
-
-/// [`hash_entries`] as a list in no particular order.
-pub fn hash_entries_list(cache: Option<&HashCache>, entries: &[Entry]) -> Result<Vec<(String, HashDict)>> {
-    artifacts::hash_entries_list(entries, 0, |e| hash_file(cache, &e.path, &e.path))
-}
-
-/// in-toto-run's recording of `paths` (walk, then hash), through the cache if there is one.
-pub fn record<S: AsRef<str>>(
-    cache: Option<&HashCache>,
-    paths: &[S],
-    opts: &artifacts::ArtifactOptions,
-) -> Result<Artifacts> {
-    let mut entries = artifacts::collect(paths, opts)?;
-    if let Some(c) = cache {
-        entries = c.exclude(entries);
-    }
-    hash_entries(cache, &entries)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn old_file(dir: &Path, name: &str, content: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-
-    #[test]
-    fn remembers_and_reuses_only_the_same_identity() {
-        let t = tempfile::tempdir().unwrap();
-        let p = old_file(t.path(), "a", "hello");
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        let cpath = t.path().join("cache");
-        let c = HashCache::open(&cpath);
-        let h = hash_file(Some(&c), &p, &p).unwrap();
-        assert_eq!(h, artifacts::hash_reader(&b"hello"[..]).unwrap());
-        c.save().unwrap();
-        let c = HashCache::open(&cpath);
-        let sig = StatSig::of(&std::fs::metadata(&p).unwrap());
-        assert_eq!(c.lookup(&sig), Some(h.clone()));
-        // Any part of the identity differing: no digest.
-        assert_eq!(c.lookup(&StatSig { ctime_ns: sig.ctime_ns + 1, ..sig }), None);
-        assert_eq!(c.lookup(&StatSig { size: sig.size + 1, ..sig }), None);
-        assert_eq!(c.lookup(&StatSig { ino: sig.ino + 1, ..sig }), None);
-    }
-
-    #[test]
-    fn a_racy_file_is_not_remembered() {
-        let t = tempfile::tempdir().unwrap();
-        let p = old_file(t.path(), "a", "just written");
-        let cpath = t.path().join("cache");
-        let c = HashCache::open(&cpath);
-        hash_file(Some(&c), &p, &p).unwrap();
-        c.save().unwrap();
-        let c = HashCache::open(&cpath);
-        assert!(c.old.is_empty());
-    }
-
     #[test]
     fn a_corrupt_cache_is_ignored() {
         let t = tempfile::tempdir().unwrap();
-        let p = old_file(t.path(), "a", "x");
+        let p = t.path().join("a");
+        std::fs::write(&p, "x").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(250));
         let cpath = t.path().join("cache");
         let c = HashCache::open(&cpath);
-        hash_file(Some(&c), &p, &p).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+        c.remember(&StatSig::of(&f.metadata().unwrap()), &HashDict::sha256([7; 32]), now, &f);
         c.save().unwrap();
         let mut bytes = std::fs::read(&cpath).unwrap();
         assert_eq!(bytes.len(), MAGIC.len() + 8 + RECORD + 32);

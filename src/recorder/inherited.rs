@@ -8,6 +8,7 @@
 //! inside it) is reported, so that the file is hashed before the step and counted as accessed.
 
 use super::tracking::FileKey;
+use crate::sys::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -18,9 +19,8 @@ pub(crate) fn seal_off(root: &Path) -> Vec<FileKey> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return streams };
     let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
     for fd in fds {
-        // SAFETY: fcntl only queries the fd.
-        let fdflags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        if fdflags < 0 || fdflags & libc::FD_CLOEXEC != 0 {
+        let Ok(fdflags) = fs::fd_flags(fd) else { continue };
+        if fdflags & libc::FD_CLOEXEC != 0 {
             continue;
         }
         let link = Path::new("/proc/self/fd").join(fd.to_string());
@@ -32,11 +32,11 @@ pub(crate) fn seal_off(root: &Path) -> Vec<FileKey> {
             }
             continue;
         }
-        // SAFETY: fcntl only queries the fd.
-        let opath = unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_PATH != 0;
+        // (-1 when it cannot be read: every flag set, like the raw call's result.)
+        let opath = fs::status_flags(fd).unwrap_or(-1) & libc::O_PATH != 0;
         if meta.is_dir() || (in_tree && (meta.is_file() || opath)) {
-            // SAFETY: fcntl on an fd of this process; it stays open for totofs itself.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, fdflags | libc::FD_CLOEXEC) };
+            // It stays open for totofs itself.
+            let _ = fs::set_fd_flags(fd, fdflags | libc::FD_CLOEXEC);
             eprintln!(
                 "totofs: not passing descriptor {fd} ({}) to the step: it reaches the recorded tree without the overlay",
                 target.display()

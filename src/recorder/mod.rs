@@ -3,12 +3,16 @@
 //!
 //! - [`artifacts`]: in-toto-run's artifact recording rules (walk, excludes, symlinks, base path,
 //!   lstrip) and file hashing, shared by every recording mode and by inspections.
+//! - [`options`]: what a recording is asked for (`RecordOptions`) and the link it wrote.
 //! - [`session`]: one step from start to signed link; picks the recording method.
 //! - [`supervise`]: the step's processes (process group, signals, timeout, streams, waiting for
 //!   every process the step started).
 //! - [`step_init`]: the step's own PID namespace and `/proc`, and its init (reaping, reports,
 //!   the mount-table watch).
 //! - [`snapshot`]: the no-FUSE method (in-toto-run's before/after snapshots).
+//! - [`rootless`]: the private mount namespace for root and, inside a user namespace of its own,
+//!   for an ordinary user; the one-line reasons when neither can be had.
+//! - [`startup`]: the one overlay start-up of `run` and `mount`.
 //! - [`namespace`]: `totofs run`'s private mount namespace with the overlay over the working
 //!   directory.
 //! - [`inherited`]: descriptors from the caller that would reach the tree past the overlay.
@@ -30,11 +34,14 @@ pub(crate) mod inherited;
 pub mod mount;
 pub(crate) mod mount_point;
 pub mod namespace;
+pub mod options;
 pub mod overlay;
 pub mod session;
 pub mod snapshot;
 pub mod supervise;
 pub mod provenance_writer;
+pub(crate) mod rootless;
+pub(crate) mod startup;
 pub(crate) mod step_init;
 pub mod trace_writer;
 pub mod tracking;

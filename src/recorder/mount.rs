@@ -8,25 +8,34 @@
 //! (materials at mount, products when `unmount` stops it).
 
 use super::artifacts;
-use super::hash_cache::{self, HashCache};
-use super::hashing::{Materials, Written};
+use super::hash_cache::HashCache;
+use super::hashing;
 use super::namespace::{self, Observed};
-use super::overlay::{FuseOverlay, Overlay};
-use super::session::{self, RecordOptions};
+use super::rootless::Privilege;
+use super::startup;
+use super::options::RecordOptions;
+use super::session;
 use super::tracking::Tracker;
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
 use crate::metadata::Artifacts;
+use crate::sys::process;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where a session's state lives: one file per mounted directory.
+/// Where a session's state lives: one file per mounted directory. Without a runtime directory,
+/// each user has its own under /tmp (another user's would be refused below).
 fn state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir());
-    base.unwrap_or_else(|| PathBuf::from("/tmp")).join("totofs-sessions")
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_dir()) {
+        Some(base) => base.join("totofs-sessions"),
+        None => match process::effective_ids().0 {
+            0 => PathBuf::from("/tmp/totofs-sessions"),
+            uid => PathBuf::from(format!("/tmp/totofs-sessions-{uid}")),
+        },
+    }
 }
 
 /// The state directory must be this user's own (0700, not a symlink): another user must not be
@@ -36,8 +45,7 @@ fn ensure_state_dir() -> Result<()> {
     let d = state_dir();
     let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
     let m = std::fs::symlink_metadata(&d).map_err(|e| Error::input(&d, e))?;
-    // SAFETY: geteuid has no failure mode.
-    let me = unsafe { libc::geteuid() };
+    let me = process::effective_ids().0;
     if !m.is_dir() || m.uid() != me {
         return Err(Error::input(&d, "session state directory is not a directory of this user"));
     }
@@ -68,7 +76,7 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
     if let Some(b) = &opts.artifacts.base_path {
         opts.artifacts.base_path = Some(std::fs::canonicalize(b).map_err(|e| Error::input(b, e))?);
     }
-    let fuse_problem = if no_fuse { None } else { namespace::fuse_unavailable() };
+    let fuse_problem = if no_fuse { None } else { super::rootless::mount_session_unavailable().or_else(namespace::fuse_unavailable) };
     if let Some(why) = &fuse_problem {
         eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-record");
     }
@@ -87,29 +95,23 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
     }
     let _ = std::fs::remove_file(state_path(&dir, "result"));
 
-    let mut fds = [0; 2];
-    // SAFETY: pipe/fork while single-threaded; the child only runs this process's own code.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::io("cannot create a pipe", std::io::Error::last_os_error()));
-    }
-    let (rd, wr) = unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::io("cannot fork", std::io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        drop(rd);
-        let code = daemon(&opts, &key, &dir, snapshot, wr);
-        std::process::exit(code);
-    }
+    // The daemon goes on running this program's code: fork while single-threaded.
+    let (rd, wr) = process::pipe().map_err(|e| Error::io("cannot create a pipe", e))?;
+    let pid = match process::fork_single_threaded().map_err(|e| Error::io("cannot start the session daemon", e))? {
+        process::Forked::Child => {
+            drop(rd);
+            let code = daemon(&opts, &key, &dir, snapshot, wr);
+            std::process::exit(code);
+        }
+        process::Forked::Parent(pid) => pid,
+    };
     drop(wr);
     let mut msg = String::new();
     let _ = (&rd).read_to_string(&mut msg);
     if msg.trim() == "ready" {
         Ok(0)
     } else {
-        let mut status = 0;
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = process::wait_for(pid);
         let m = msg.trim();
         Err(Error::Record(if m.is_empty() { "the session daemon failed to start".into() } else { m.to_string() }))
     }
@@ -117,155 +119,152 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
 
 /// The session daemon; returns its exit code.
 fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mut ready: std::fs::File) -> i32 {
-    // SAFETY: detach from the caller's session and terminal.
-    unsafe { libc::setsid() };
+    // Detach from the caller's session and terminal.
+    process::new_session();
     // Catch the stop signals before anyone can learn our pid: `totofs unmount` may send SIGTERM as
-    // soon as `totofs mount` has returned.
-    let stop_signals = if snapshot {
+    // soon as `totofs mount` has returned. A FUSE session is ended by unmounting, never by a
+    // signal: a signal loses the session (the overlay is detached so that no dead mount is left,
+    // and no link is written).
+    let signals = if snapshot {
         signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]).ok()
-    } else {
-        None
-    };
-    // A FUSE session is ended by unmounting, never by a signal: a signal loses the session (the
-    // overlay is detached so that no dead mount is left, and no link is written).
-    let lost_signals = if snapshot {
-        None
     } else {
         signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP]).ok()
     };
-    let mut report = |r: std::result::Result<(), String>| {
-        let _ = ready.write_all(match &r {
-            Ok(()) => b"ready\n".to_vec(),
-            Err(e) => format!("{e}\n").into_bytes(),
-        }.as_slice());
-    };
     let cache = opts.hash_cache.as_deref().map(|p| Arc::new(HashCache::open(p)));
-    let started = (|| -> Result<Started> {
-        std::env::set_current_dir(dir).map_err(|e| Error::input(dir, e))?;
-        if snapshot {
-            let m = hash_cache::record(cache.as_deref(), &opts.materials, &opts.artifacts)?;
-            return Ok(Started::Snapshot(m));
-        }
-        let _ = namespace::raise_fd_limit();
-        // Its descriptors reach the real tree below the mount: not readable through /proc.
-        // SAFETY: plain prctl on this process.
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-        let started_ns = super::unchanged::coarse_now_ns();
-        let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
-        let rootfd = namespace::open_dir(dir)?;
-        let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
-        let materials = Materials::new(entries, dir, &real_root, cache.clone())?;
-        let tracker = Arc::new(Tracker::for_tree(dir));
-        let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
-        let written = Written::new(namespace::hash_threads());
-        let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
-            .map_err(|e| Error::input(dir, e))?;
-        unsafe { libc::umask(0) };
-        let overlay = Arc::new(overlay);
-        let session = fuser::Session::new(FuseOverlay(Arc::clone(&overlay)), dir, &namespace::fuse_config())
-            .map_err(|e| Error::Record(format!("cannot mount the overlay on {}: {e}", dir.display())))?;
-        let ring = super::uring::serve_if_enabled(std::os::fd::AsFd::as_fd(&session), &overlay).map(Box::new);
-        let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
-        // `mount` returns once every material is hashed: a process that still reaches the real
-        // tree (a working directory entered before the mount) cannot change one unseen later.
-        // (With --only-accessed nothing is hashed now; a material changed that way is refused
-        // at `unmount` by its identity.)
-        for t in namespace::material_pool(opts, &materials) {
-            let _ = t.join();
-        }
-        let pool = Vec::new();
-        let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
-        Ok(Started::Fuse { bg, ring, pool, observed, _rootfd: rootfd })
-    })();
-    let write_pid = || {
+    let started = start_session(opts, dir, snapshot, cache.clone());
+    let report = match &started {
+        Ok(_) => b"ready\n".to_vec(),
+        Err(e) => format!("{e}\n").into_bytes(),
+    };
+    if started.is_ok() {
         let _ = crate::fsio::write_file(
             &state_path(dir, "pid"),
             format!("{} {}\n", std::process::id(), if snapshot { "snapshot" } else { "fuse" }).as_bytes(),
             0o666,
             true,
         );
-    };
-    let started = match started {
-        Ok(s) => {
-            write_pid();
-            report(Ok(()));
-            s
-        }
-        Err(e) => {
-            report(Err(e.to_string()));
-            return 2;
-        }
-    };
+    }
+    let _ = ready.write_all(&report);
+    let Ok(started) = started else { return 2 };
     drop(ready);
     quiet_stdio();
     let mut tracker = None;
     let sealed: Result<(Artifacts, Artifacts)> = match started {
         Started::Snapshot(m) => {
-            wait_for_stop(stop_signals);
-            hash_cache::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
+            wait_for_stop(signals);
+            hashing::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
         }
-        Started::Fuse { bg, ring, pool, observed, _rootfd } => {
-            let lost = Arc::new(std::sync::atomic::AtomicI32::new(0));
-            if let Some(mut sigs) = lost_signals {
-                let (lost, dir) = (Arc::clone(&lost), dir.to_path_buf());
-                std::thread::spawn(move || {
-                    if let Some(sig) = sigs.forever().next() {
-                        lost.store(sig, std::sync::atomic::Ordering::SeqCst);
-                        detach(&dir);
-                    }
-                });
-            }
-            // The session ends when the directory is unmounted. (Only the thread is joined
-            // here: the rest of `bg`, which unmounts when dropped, stays until the check below.)
-            let _ = bg.guard.join();
-            if let Some(ring) = ring {
-                ring.join();
-            }
-            let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
-            // Ended while still mounted: the connection was aborted, not unmounted.
-            let aborted = sig == 0 && fuse_mounted(dir);
-            if sig != 0 || aborted {
-                let why = if aborted {
-                    "its FUSE connection was aborted while mounted".to_string()
-                } else {
-                    format!("its daemon got signal {sig} before `totofs unmount`")
-                };
-                if aborted {
-                    detach(dir);
-                }
-                let text = format!("error {}: the session was lost ({why}); no link is written\n", dir.display());
+        Started::Fuse { bg, ring, observed, _rootfd } => match wait_for_unmount(dir, bg, ring, signals) {
+            Err(text) => {
                 let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
                 let _ = std::fs::remove_file(state_path(dir, "pid"));
                 return 1;
             }
-            for t in pool {
-                let _ = t.join();
+            Ok(()) => {
+                observed.written.finish();
+                tracker = Some(Arc::clone(&observed.tracker));
+                namespace::seal(opts, &observed)
             }
-            observed.written.finish();
-            tracker = Some(Arc::clone(&observed.tracker));
-            namespace::seal(opts, &observed)
-        }
+        },
     };
+    let (code, text) = write_result(opts, key, dir, sealed, tracker.as_deref(), cache.as_deref());
+    let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
+    let _ = std::fs::remove_file(state_path(dir, "pid"));
+    code
+}
+
+/// List the materials and mount the overlay (or, for snapshots, hash the materials).
+fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option<Arc<HashCache>>) -> Result<Started> {
+    std::env::set_current_dir(dir).map_err(|e| Error::input(dir, e))?;
+    if snapshot {
+        let m = hashing::record(cache.as_deref(), &opts.materials, &opts.artifacts)?;
+        return Ok(Started::Snapshot(m));
+    }
+    let _ = namespace::raise_fd_limit();
+    // Its descriptors reach the real tree below the mount: not readable through /proc.
+    process::set_dumpable(false);
+    let started_ns = super::unchanged::coarse_now_ns();
+    let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
+    let started = startup::start_overlay(dir, entries, Tracker::for_tree(dir), cache, Privilege::Root)?
+        .map_err(Error::Record)?;
+    let startup::Started { bg, rootfd, materials, written, tracker, ring, caller_umask: _ } = started;
+    let ring = ring.map(Box::new);
+    // `mount` returns once every material is hashed: a process that still reaches the real
+    // tree (a working directory entered before the mount) cannot change one unseen later.
+    // (With --only-accessed nothing is hashed now; a material changed that way is refused
+    // at `unmount` by its identity.)
+    for t in namespace::material_pool(opts, &materials) {
+        let _ = t.join();
+    }
+    let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
+    Ok(Started::Fuse { bg, ring, observed, _rootfd: rootfd })
+}
+
+/// Wait until the overlay on `dir` is unmounted; a signal or an aborted connection first loses
+/// the session (the error is the result file's text).
+fn wait_for_unmount(
+    dir: &Path,
+    bg: fuser::BackgroundSession,
+    ring: Option<Box<super::uring::Handle>>,
+    signals: Option<signal_hook::iterator::Signals>,
+) -> std::result::Result<(), String> {
+    let lost = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    if let Some(mut sigs) = signals {
+        let (lost, dir) = (Arc::clone(&lost), dir.to_path_buf());
+        std::thread::spawn(move || {
+            if let Some(sig) = sigs.forever().next() {
+                lost.store(sig, std::sync::atomic::Ordering::SeqCst);
+                detach(&dir);
+            }
+        });
+    }
+    // The session ends when the directory is unmounted. (Only the thread is joined here: the
+    // rest of `bg`, which unmounts when dropped, stays until the check below.)
+    let _ = bg.guard.join();
+    if let Some(ring) = ring {
+        ring.join();
+    }
+    let sig = lost.load(std::sync::atomic::Ordering::SeqCst);
+    // Ended while still mounted: the connection was aborted, not unmounted.
+    let aborted = sig == 0 && fuse_mounted(dir);
+    if sig == 0 && !aborted {
+        return Ok(());
+    }
+    let why = if aborted {
+        detach(dir);
+        "its FUSE connection was aborted while mounted".to_string()
+    } else {
+        format!("its daemon got signal {sig} before `totofs unmount`")
+    };
+    Err(format!("error {}: the session was lost ({why}); no link is written\n", dir.display()))
+}
+
+/// Sign and write the link (with its provenance and trace); the exit code and the result text.
+fn write_result(
+    opts: &RecordOptions,
+    key: &PrivateKey,
+    dir: &Path,
+    sealed: Result<(Artifacts, Artifacts)>,
+    tracker: Option<&Tracker>,
+    cache: Option<&HashCache>,
+) -> (i32, String) {
     let result = sealed.and_then(|(m, p)| session::write_link(opts, key, &[], m, p, serde_json::Map::new()));
-    if let (Ok(_), Some(c)) = (&result, &cache) {
+    if let (Ok(_), Some(c)) = (&result, cache) {
         session::save_cache(c);
     }
-    let (code, text) = match result {
+    match result {
         Ok(written) => {
             let mut text = format!("ok {}\n", written.path.display());
-            if let Err(e) = super::provenance_writer::after_link(opts, key, tracker.as_deref(), dir, &written) {
+            if let Err(e) = super::provenance_writer::after_link(opts, key, tracker, dir, &written) {
                 text.push_str(&format!("the link is written, but its provenance is not: {e}\n"));
             }
-            if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), dir, written) {
+            if let Err(e) = super::trace_writer::after_link(opts, key, tracker, dir, written) {
                 text.push_str(&format!("the link is written, but its trace is not: {e}\n"));
             }
             (0, text)
         }
         Err(e) => (1, format!("error {e}\n")),
-    };
-    let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
-    let _ = std::fs::remove_file(state_path(dir, "pid"));
-    code
+    }
 }
 
 enum Started {
@@ -273,7 +272,6 @@ enum Started {
     Fuse {
         bg: fuser::BackgroundSession,
         ring: Option<Box<super::uring::Handle>>,
-        pool: Vec<std::thread::JoinHandle<()>>,
         observed: Observed,
         _rootfd: std::os::fd::OwnedFd,
     },
@@ -281,10 +279,7 @@ enum Started {
 
 fn quiet_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        for fd in 0..3 {
-            // SAFETY: replacing the standard fds with /dev/null.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
+        process::redirect_std(null.as_raw_fd());
     }
 }
 
@@ -302,9 +297,7 @@ fn alive(pid: libc::pid_t) -> bool {
 
 /// Detach the mount on `dir` (lazily: whatever still uses it keeps it until done).
 fn detach(dir: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
-    // SAFETY: plain umount2 of the session's mount point.
-    unsafe { libc::umount2(c.as_ptr(), 0) == 0 || libc::umount2(c.as_ptr(), libc::MNT_DETACH) == 0 }
+    process::unmount(dir, false).is_ok() || process::unmount(dir, true).is_ok()
 }
 
 /// Is the top mount on `dir` a FUSE mount (a session's overlay, live or dead)?
@@ -350,14 +343,10 @@ pub fn unmount_link(dir: &Path) -> Result<Ended> {
         }
         if mode == "snapshot" {
             if pid > 0 {
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+                let _ = process::signal(pid, libc::SIGTERM);
             }
         } else {
-            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-                .map_err(|_| Error::input(&dir, "path contains a NUL byte"))?;
-            // SAFETY: plain umount of the session's mount point.
-            if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = process::unmount(&dir, false) {
                 if e.raw_os_error() == Some(libc::EBUSY) {
                     return Err(Error::Record(format!(
                         "{}: still in use by a process (leave the directory, end the processes and retry)",

@@ -11,9 +11,10 @@
 
 use super::artifacts::{self, Entry};
 use super::hash_cache::{self, HashCache};
-use super::hashing::{Material, Materials, Resolver, StatSig, Written};
-use super::overlay::{FuseOverlay, Overlay};
-use super::session::RecordOptions;
+use super::hashing::{self, Material, Materials, Resolver, StatSig, Written};
+use super::rootless;
+use super::options::RecordOptions;
+use super::startup::{self, Started};
 use super::supervise::{self, StepCommand, StepEnd};
 use super::tracking::Tracker;
 use super::tracking::FileKey;
@@ -21,7 +22,8 @@ use super::unchanged;
 use super::inherited;
 use crate::error::{Error, Result};
 use crate::metadata::{Artifacts, HashDict};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::sys::process;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,94 +36,29 @@ pub enum Outcome {
     Unavailable(String),
 }
 
-/// Why FUSE cannot be used here, if it cannot (checked before anything is changed).
+/// Why FUSE cannot be used by this user here, if it cannot (checked before anything is changed).
 pub fn fuse_unavailable() -> Option<String> {
-    if !Path::new("/dev/fuse").exists() {
-        return Some("no /dev/fuse".into());
-    }
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
-        return Some(format!("cannot open /dev/fuse: {e}"));
-    }
-    None
-}
-
-/// Enter a private mount namespace (this process must still be single-threaded).
-pub fn enter_private_namespace() -> std::result::Result<(), String> {
-    // SAFETY: plain syscalls.
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(format!("cannot create a private mount namespace: {}", std::io::Error::last_os_error()));
-    }
-    let r = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        )
-    };
-    if r != 0 {
-        return Err(format!("cannot make the mount namespace private: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
+    rootless::fuse_unavailable()
 }
 
 /// Open a directory (before it is mounted over) for the daemon.
 pub fn open_dir(dir: &Path) -> Result<OwnedFd> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::input(dir, "path contains a NUL byte"))?;
-    // SAFETY: open returns a new fd we own.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::input(dir, std::io::Error::last_os_error()));
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    process::open_dir(dir).map_err(|e| Error::input(dir, e))
 }
 
-/// The session configuration: a thread per core (at least two, so that a request waiting for
-/// a material's hash never starves the others), other users allowed (a build may drop
-/// privileges), kernel permission checks.
-pub fn fuse_config() -> fuser::Config {
-    let mut cfg = fuser::Config::default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    cfg.n_threads = Some(cores.max(2) + 1);
-    cfg.clone_fd = true;
-    cfg.acl = fuser::SessionACL::All;
-    cfg.mount_options = vec![
-        fuser::MountOption::FSName("totofs".into()),
-        fuser::MountOption::Subtype("totofs".into()),
-        fuser::MountOption::DefaultPermissions,
-    ];
-    cfg
-}
-
-/// Threads for background hashing: one per core.
-pub fn hash_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-}
 
 /// Raise the fd limit as far as allowed (the overlay holds one `O_PATH` fd per known node);
 /// returns the caller's limit, which the step gets back.
 pub fn raise_fd_limit() -> Option<(u64, u64)> {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain getrlimit/setrlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
-            return None;
-        }
-        #[allow(clippy::unnecessary_cast)]
-        let caller = (rl.rlim_cur as u64, rl.rlim_max as u64);
-        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(caller.1);
-        let want = libc::rlimit { rlim_cur: nr_open as libc::rlim_t, rlim_max: nr_open as libc::rlim_t };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) != 0 {
-            let fallback = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &fallback);
-        }
-        Some(caller)
+    let caller = process::nofile_limit()?;
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(caller.1);
+    if process::set_nofile_limit(nr_open, nr_open).is_err() {
+        let _ = process::set_nofile_limit(caller.1, caller.1);
     }
+    Some(caller)
 }
 
 /// The overlay's view of the step, for building the link after it.
@@ -150,11 +87,7 @@ fn overlay_dev(root: &Path) -> Option<u64> {
         dev == Some((libc::major(st.dev()) as u64, libc::minor(st.dev()) as u64)) && fstype.is_some_and(|t| *t == "fuse" || t.starts_with("fuse."))
     });
     // A request that no cache answers: an aborted or ended session fails it (ENOTCONN).
-    let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statfs writes into `fs`, which is large enough.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    #[allow(clippy::unnecessary_cast)]
-    let answers = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0 && fs.f_type as i64 == FUSE_SUPER_MAGIC;
+    let answers = process::statfs_type(root) == Some(FUSE_SUPER_MAGIC);
     (on_fuse && answers).then_some(st.dev())
 }
 
@@ -173,43 +106,25 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     let started_ns = unchanged::coarse_now_ns();
     let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
     hash_cache::phase("material walk", t);
-    if let Err(why) = enter_private_namespace() {
-        return Ok(Outcome::Unavailable(why));
-    }
+    let privilege = match rootless::enter_private_namespace() {
+        Ok(p) => p,
+        Err(why) => return Ok(Outcome::Unavailable(why)),
+    };
     let caller_nofile = raise_fd_limit();
     // The step must not read totofs's own descriptors through /proc (it has its own /proc, and
     // totofs is not dumpable), nor inherit descriptors reaching the tree past the overlay.
-    // SAFETY: plain prctl on this process.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    process::set_dumpable(false);
     let streams = inherited::seal_off(&root);
-    let rootfd = open_dir(&root)?;
-    let real_root = PathBuf::from(format!("/proc/self/fd/{}", rootfd.as_raw_fd()));
     let t = std::time::Instant::now();
-    let materials = Materials::new(entries, &root, &real_root, cache)?;
+    let started = match startup::start_overlay(&root, entries, Tracker::new(), cache, privilege)? {
+        Ok(s) => s,
+        Err(why) => return Ok(Outcome::Unavailable(why)),
+    };
+    let Started { bg, rootfd, materials, written, tracker, ring, caller_umask } = started;
     // The step writes its streams past the overlay: a material they are open on is read now.
     for &k in &streams {
         materials.ensure_hashed(k);
     }
-    hash_cache::phase("material stat", t);
-    let t = std::time::Instant::now();
-    let tracker = Arc::new(Tracker::new());
-    let daemon_fd = rootfd.try_clone().map_err(|e| Error::io("cannot duplicate a directory fd", e))?;
-    let written = Written::new(hash_threads());
-    let overlay = Overlay::new(daemon_fd, Arc::clone(&tracker), Some(Arc::clone(&materials)), Arc::clone(&written))
-        .map_err(|e| Error::input(&root, e))?;
-    let overlay = Arc::new(overlay);
-    // The daemon creates files with the modes the kernel asks for; the step gets the caller's umask.
-    // SAFETY: umask is always safe.
-    let caller_umask = unsafe { libc::umask(0) };
-    let session = match fuser::Session::new(FuseOverlay(Arc::clone(&overlay)), &root, &fuse_config()) {
-        Ok(s) => s,
-        Err(e) => {
-            unsafe { libc::umask(caller_umask) };
-            return Ok(Outcome::Unavailable(format!("cannot mount the overlay: {e}")));
-        }
-    };
-    let ring = super::uring::serve_if_enabled(std::os::fd::AsFd::as_fd(&session), &overlay);
-    let bg = session.spawn().map_err(|e| Error::io("cannot start the overlay", e))?;
     let overlay_dev = overlay_dev(&root);
     let pool = material_pool(opts, &materials);
     hash_cache::phase("mount", t);
@@ -231,7 +146,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     if let Some(ring) = ring {
         ring.join();
     }
-    unsafe { libc::umask(caller_umask) };
+    process::umask(caller_umask);
     hash_cache::phase("unmount", t);
     let t = std::time::Instant::now();
     written.finish();
@@ -266,7 +181,7 @@ pub fn material_pool(opts: &RecordOptions, materials: &Arc<Materials>) -> Vec<st
     if opts.only_accessed {
         Vec::new()
     } else {
-        materials.spawn_pool(hash_threads())
+        materials.spawn_pool(startup::hash_threads())
     }
 }
 
@@ -290,7 +205,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     };
 
     let keep = |m: &Material| {
-        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path)
+        !opts.only_accessed || !m.covered || accessed.contains(&m.sig.key()) || name_touched(&m.path())
     };
     if opts.only_accessed {
         // No pool ran (see `material_pool`): hash what is kept, on every core, before unchanged
@@ -300,7 +215,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         for i in (0..items.len()).filter(|&i| !keep(&items[i])) {
             o.materials.still_listed(i)?;
         }
-        o.materials.hash_many(&idx, hash_threads());
+        o.materials.hash_many(&idx, startup::hash_threads());
     }
 
     let cache = o.materials.cache();
@@ -326,7 +241,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
         }
         let reuse = by_name.get(e.name.as_str()).and_then(|&i| {
             let m = &o.materials.items()[i];
-            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path == *e.path).then_some(i)
+            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path() == *e.path).then_some(i)
         });
         match reuse {
             Some(i) => {
@@ -345,7 +260,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             },
         }
     }
-    products.extend(hash_cache::hash_entries_list(cache, &to_hash)?);
+    products.extend(hashing::hash_entries(cache, &to_hash)?);
     let products: Artifacts = products.into_iter().collect();
     // Materials last: the product walk above ran while the pool was still hashing them.
     let materials = o.materials.artifacts(keep)?;

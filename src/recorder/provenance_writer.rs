@@ -3,7 +3,7 @@
 //! Under snapshot recording nothing was traced, so it lists no read files (see
 //! `docs/attestations.md`).
 
-use super::session::{RecordOptions, WrittenLink};
+use super::options::{RecordOptions, WrittenLink};
 use super::trace_writer::artifact_namer;
 use super::tracking::Tracker;
 use crate::attest::provenance::{new_invocation_id, write_provenance, Observation, RunFacts};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Write the provenance if asked for; returns its path. `tracker` is `None` under snapshots;
 /// `root` is the recorded tree (absolute).
-pub fn after_link(
+pub(crate) fn after_link(
     opts: &RecordOptions,
     key: &PrivateKey,
     tracker: Option<&Tracker>,

@@ -2,7 +2,6 @@
 //! a private mount namespace, or in-toto-run's snapshots when FUSE is unavailable or refused), run
 //! the step, build the link, sign it and write `<name>.<keyid8>.link`.
 
-use super::artifacts::ArtifactOptions;
 use super::hash_cache::{self, HashCache};
 use super::supervise::{StepCommand, StepEnd};
 use crate::error::{Error, Result};
@@ -10,47 +9,7 @@ use crate::keys::PrivateKey;
 use crate::metadata::{Artifacts, Link, Metadata, Payload};
 use std::path::{Path, PathBuf};
 
-/// What to record and where the link goes (the in-toto-run flags).
-#[derive(Debug, Clone)]
-pub struct RecordOptions {
-    pub name: String,
-    pub materials: Vec<String>,
-    pub products: Vec<String>,
-    pub artifacts: ArtifactOptions,
-    pub use_dsse: bool,
-    pub only_accessed: bool,
-    pub metadata_dir: Option<PathBuf>,
-    /// `--hash-cache`: the cache file (absolute), if any.
-    pub hash_cache: Option<PathBuf>,
-    /// Write the signed trace beside the link (off with `--no-trace`).
-    pub trace: bool,
-    /// `--format`, `--provenance`, `--builder-id` ([`crate::attest`]).
-    pub attest: crate::attest::AttestOptions,
-}
-
-impl RecordOptions {
-    /// Where the signed link goes.
-    pub fn link_path(&self, key: &PrivateKey) -> PathBuf {
-        let f = Metadata::link_file_name(&self.name, key.keyid());
-        match &self.metadata_dir {
-            Some(d) => d.join(f),
-            None => PathBuf::from(f),
-        }
-    }
-
-    /// Fail early (before the step runs) on a metadata directory that cannot take the link.
-    pub fn check(&self) -> Result<()> {
-        if let Some(d) = &self.metadata_dir {
-            if !d.is_dir() {
-                return Err(Error::input(d, "metadata directory does not exist or is not a directory"));
-            }
-        }
-        if self.name.is_empty() {
-            return Err(Error::Usage("the step name must not be empty".into()));
-        }
-        Ok(())
-    }
-}
+pub use super::options::{RecordOptions, WrittenLink};
 
 /// How to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +18,6 @@ pub enum Method {
     Auto,
     /// Snapshots, like in-toto-run (`--no-fuse`).
     Snapshot,
-}
-
-/// A link as it was just written: where, what, and the SHA-256 of the file's bytes (what its
-/// trace is bound to), so the trace needs not read and parse the link file again.
-#[derive(Debug)]
-pub struct WrittenLink {
-    pub path: PathBuf,
-    pub link: Link,
-    pub sha256: String,
 }
 
 /// Sign and write the link.

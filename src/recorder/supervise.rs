@@ -6,6 +6,7 @@
 
 use super::step_init;
 use crate::error::{Error, Result};
+use crate::sys::process::{self, ChildSetup, Reaped};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -68,66 +69,21 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
     let Some((prog, args)) = cmd.argv.split_first() else {
         return Err(Error::Usage("no command given (put it after --)".into()));
     };
-    // SAFETY: plain prctl on this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
+    process::become_subreaper();
     let mut signals = signal_hook::iterator::Signals::new(FORWARDED)
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
-
     // On a terminal, the step stays in totofs's foreground process group: it can read the
     // terminal, and Ctrl-C reaches it (and totofs) directly. Otherwise it gets its own group,
     // and totofs passes signals on to that group.
-    // SAFETY: isatty/tcgetpgrp/getpgrp only query.
-    let tty = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
-    let mut command = Command::new(prog);
-    command.args(args);
-    // totofs's own switch for the overlay (set by `totofs repro --vary order`) is not the step's:
-    // left in its environment, a build that records its environment would differ by it.
-    command.env_remove(crate::recorder::overlay::SHUFFLE_READDIR_ENV);
-    if !tty {
-        command.process_group(0);
-    }
-    if let Some(dir) = &cmd.cwd {
-        command.current_dir(dir);
-    }
-    if cmd.record_streams {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
-    let umask = cmd.umask;
-    let nofile = cmd.nofile;
-    let parent = std::process::id() as libc::pid_t;
-    let isolate = cmd.isolate;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            // In a new PID namespace the parent is invisible (the init checks its pipe instead).
-            if !isolate && libc::getppid() != parent {
-                // totofs died between fork and prctl.
-                libc::_exit(137);
-            }
-            if let Some(m) = umask {
-                libc::umask(m);
-            }
-            if let Some((cur, max)) = nofile {
-                let rl = libc::rlimit { rlim_cur: cur as libc::rlim_t, rlim_max: max as libc::rlim_t };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-    let mut reports = if isolate {
+    let tty = process::stdin_is_foreground_tty();
+    let mut command = step_command(cmd, prog, args, tty);
+    let mut reports = if cmd.isolate {
         let r = step_init::Reports::new()?;
         step_init::install(&mut command, &r);
         Some(r)
     } else {
         None
     };
-    let start = Instant::now();
     let (mut child, _launcher) = match reports.as_mut() {
         Some(r) => {
             let (c, l) = step_init::spawn(command, r)?;
@@ -135,115 +91,13 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
         }
         None => (command.spawn().map_err(|e| Error::Record(format!("cannot run '{prog}': {e}")))?, None),
     };
-    let pid = child.id() as libc::pid_t;
-    // The step's processes: the init's children when isolated, else this process's.
-    let step_processes = || if isolate { step_init::processes_of(pid) } else { children_of_self() };
-
     let out_reader = child.stdout.take().map(|s| tee(s, false));
     let err_reader = child.stderr.take().map(|s| tee(s, true));
-
-    let mut main_status: Option<i64> = None;
-    let mut main_exit_at: Option<Instant> = None;
-    let mut told_linger = false;
-    let mut interrupts = 0;
-    let mut sleep = Duration::from_micros(200);
-    let end = loop {
-        // Reap whatever has exited.
-        let mut progressed = false;
-        loop {
-            let mut status: libc::c_int = 0;
-            // SAFETY: waitpid with a valid pointer.
-            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if r > 0 {
-                progressed = true;
-                if r == pid {
-                    // Isolated: the init is gone with every process of the step; the command's
-                    // own status is what the init reported (none if the init was killed).
-                    let reported = reports.as_mut().and_then(|r| {
-                        r.poll();
-                        r.main_status
-                    });
-                    main_status = Some(return_value(reported.unwrap_or(status)));
-                    main_exit_at.get_or_insert_with(Instant::now);
-                }
-                continue;
-            }
-            if r == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            // ECHILD: every process of the step is gone.
-            if main_status.is_some() {
-                break;
-            }
-            return Err(Error::Record(format!("lost track of the command: {err}")));
-        }
-        if let (Some(r), None) = (reports.as_mut(), main_exit_at) {
-            r.poll();
-            if r.main_status.is_some() {
-                main_exit_at = Some(Instant::now());
-            }
-        }
-        if main_status.is_some() && no_children() {
-            break StepEnd::Finished { return_value: main_status.unwrap_or(0), stdout: String::new(), stderr: String::new() };
-        }
-        for sig in signals.pending() {
-            if sig == libc::SIGINT {
-                interrupts += 1;
-            }
-            if interrupts >= 2 {
-                eprintln!("totofs: second interrupt: killing the step; no link is written");
-                kill_all(pid);
-                reap_all();
-                return Ok(StepEnd::Aborted);
-            }
-            if tty && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
-                // The terminal sent it to the whole foreground group, the step included.
-                continue;
-            }
-            // SAFETY: signalling the step's processes.
-            unsafe {
-                if tty {
-                    for p in step_processes() {
-                        libc::kill(p, sig);
-                    }
-                } else {
-                    libc::kill(-pid, sig);
-                }
-            }
-        }
-        if let Some(t) = cmd.timeout {
-            if start.elapsed() >= t {
-                kill_all(pid);
-                reap_all();
-                return Ok(StepEnd::TimedOut);
-            }
-        }
-        if let Some(at) = main_exit_at {
-            if !told_linger && at.elapsed() >= cmd.linger_notice {
-                told_linger = true;
-                let left = step_processes();
-                let names: Vec<String> = left.iter().take(5).map(|p| format!("{} ({})", p, comm(*p))).collect();
-                eprintln!(
-                    "totofs: the command has exited; waiting for {} process(es) it started to exit: {}",
-                    left.len(),
-                    names.join(", ")
-                );
-            }
-        }
-        if progressed {
-            sleep = Duration::from_micros(200);
-        } else {
-            std::thread::sleep(sleep);
-            sleep = (sleep * 2).min(Duration::from_millis(10));
-        }
-    };
+    let mut running = Running { pid: child.id() as libc::pid_t, isolate: cmd.isolate, tty, reports };
+    let end = running.wait(cmd, &mut signals)?;
     let stdout = out_reader.map(join_text).unwrap_or_default();
     let stderr = err_reader.map(join_text).unwrap_or_default();
-    if reports.is_some_and(|r| r.mounts_changed) {
+    if running.reports.is_some_and(|r| r.mounts_changed) {
         return Err(Error::Record(
             "the step mounted or unmounted a file system in its namespace (the overlay may have been unmounted, \
              shadowed or bypassed): what it read and wrote is not known, so no link is written"
@@ -254,6 +108,148 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
         StepEnd::Finished { return_value, .. } => StepEnd::Finished { return_value, stdout, stderr },
         other => other,
     })
+}
+
+/// The command as the step runs it: its own process group off a terminal, the overlay's path
+/// as working directory, captured streams with `-s`, and the caller's umask and fd limit.
+fn step_command(cmd: &StepCommand, prog: &str, args: &[String], tty: bool) -> Command {
+    let mut command = Command::new(prog);
+    command.args(args);
+    // totofs's own switches for the overlay (`totofs repro --vary order`, no passthrough) are not
+    // the step's: left in its environment, a build that records its environment would differ.
+    command.env_remove(crate::recorder::overlay::SHUFFLE_READDIR_ENV);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(super::startup::is_own_switch) {
+            command.env_remove(name);
+        }
+    }
+    if !tty {
+        command.process_group(0);
+    }
+    if let Some(dir) = &cmd.cwd {
+        command.current_dir(dir);
+    }
+    if cmd.record_streams {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let parent = std::process::id() as libc::pid_t;
+    process::child_setup(&mut command, ChildSetup { umask: cmd.umask, nofile: cmd.nofile, parent, isolate: cmd.isolate });
+    command
+}
+
+/// A started step: its first process (the init when isolated) and how to reach the rest.
+struct Running {
+    pid: libc::pid_t,
+    isolate: bool,
+    tty: bool,
+    reports: Option<step_init::Reports>,
+}
+
+impl Running {
+    /// The step's processes: the init's children when isolated, else this process's.
+    fn processes(&self) -> Vec<libc::pid_t> {
+        if self.isolate {
+            step_init::processes_of(self.pid)
+        } else {
+            children_of_self()
+        }
+    }
+
+    /// Reap, forward signals and watch the timeout until every process of the step is gone.
+    fn wait(&mut self, cmd: &StepCommand, signals: &mut signal_hook::iterator::Signals) -> Result<StepEnd> {
+        let start = Instant::now();
+        let mut main_status: Option<i64> = None;
+        let mut main_exit_at: Option<Instant> = None;
+        let mut told_linger = false;
+        let mut interrupts = 0;
+        let mut sleep = Duration::from_micros(200);
+        loop {
+            let progressed = self.reap(&mut main_status, &mut main_exit_at)?;
+            if let (Some(r), None) = (self.reports.as_mut(), main_exit_at) {
+                r.poll();
+                if r.main_status.is_some() {
+                    main_exit_at = Some(Instant::now());
+                }
+            }
+            if main_status.is_some() && process::no_children() {
+                let return_value = main_status.unwrap_or(0);
+                return Ok(StepEnd::Finished { return_value, stdout: String::new(), stderr: String::new() });
+            }
+            for sig in signals.pending() {
+                interrupts += usize::from(sig == libc::SIGINT);
+                if interrupts >= 2 {
+                    eprintln!("totofs: second interrupt: killing the step; no link is written");
+                    kill_all(self.pid);
+                    reap_all();
+                    return Ok(StepEnd::Aborted);
+                }
+                self.forward(sig);
+            }
+            if cmd.timeout.is_some_and(|t| start.elapsed() >= t) {
+                kill_all(self.pid);
+                reap_all();
+                return Ok(StepEnd::TimedOut);
+            }
+            if !told_linger && main_exit_at.is_some_and(|at| at.elapsed() >= cmd.linger_notice) {
+                told_linger = true;
+                let left = self.processes();
+                let names: Vec<String> = left.iter().take(5).map(|p| format!("{} ({})", p, comm(*p))).collect();
+                eprintln!(
+                    "totofs: the command has exited; waiting for {} process(es) it started to exit: {}",
+                    left.len(),
+                    names.join(", ")
+                );
+            }
+            if progressed {
+                sleep = Duration::from_micros(200);
+            } else {
+                std::thread::sleep(sleep);
+                sleep = (sleep * 2).min(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Reap whatever has exited; whether anything did.
+    fn reap(&mut self, main_status: &mut Option<i64>, main_exit_at: &mut Option<Instant>) -> Result<bool> {
+        let mut progressed = false;
+        loop {
+            match process::reap_any() {
+                Reaped::Exited { pid, status } => {
+                    progressed = true;
+                    if pid == self.pid {
+                        // Isolated: the init is gone with every process of the step; the
+                        // command's own status is what the init reported (none if it was killed).
+                        let reported = self.reports.as_mut().and_then(|r| {
+                            r.poll();
+                            r.main_status
+                        });
+                        *main_status = Some(return_value(reported.unwrap_or(status)));
+                        main_exit_at.get_or_insert_with(Instant::now);
+                    }
+                }
+                Reaped::Interrupted => {}
+                Reaped::Running => return Ok(progressed),
+                // ECHILD: every process of the step is gone.
+                Reaped::NoChildren(_) if main_status.is_some() => return Ok(progressed),
+                Reaped::NoChildren(err) => return Err(Error::Record(format!("lost track of the command: {err}"))),
+            }
+        }
+    }
+
+    /// Pass a signal totofs received on to the step.
+    fn forward(&self, sig: libc::c_int) {
+        if self.tty && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
+            // The terminal sent it to the whole foreground group, the step included.
+            return;
+        }
+        if self.tty {
+            for p in self.processes() {
+                let _ = process::signal(p, sig);
+            }
+        } else {
+            let _ = process::signal(-self.pid, sig);
+        }
+    }
 }
 
 /// `subprocess`'s return code: the exit status, or minus the signal number.
@@ -310,28 +306,16 @@ pub fn children_of_self() -> Vec<libc::pid_t> {
     out
 }
 
-fn no_children() -> bool {
-    // SAFETY: waitid with P_ALL/WNOHANG|WNOWAIT only inspects.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
-    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
-}
-
 fn comm(pid: libc::pid_t) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// SIGKILL the step's process group and every remaining child.
 fn kill_all(pgid: libc::pid_t) {
-    // SAFETY: signalling processes this process started.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
+    let _ = process::signal(-pgid, libc::SIGKILL);
     for p in children_of_self() {
-        unsafe {
-            libc::kill(p, libc::SIGKILL);
-            libc::kill(-p, libc::SIGKILL);
-        }
+        let _ = process::signal(p, libc::SIGKILL);
+        let _ = process::signal(-p, libc::SIGKILL);
     }
 }
 
@@ -339,19 +323,14 @@ fn kill_all(pgid: libc::pid_t) {
 fn reap_all() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid with a valid pointer.
-        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if r > 0 {
-            continue;
-        }
-        if r < 0 || Instant::now() > deadline {
-            break;
+        match process::reap_any() {
+            Reaped::Exited { .. } | Reaped::Interrupted => continue,
+            Reaped::NoChildren(_) => break,
+            Reaped::Running if Instant::now() > deadline => break,
+            Reaped::Running => {}
         }
         for p in children_of_self() {
-            unsafe {
-                libc::kill(p, libc::SIGKILL);
-            }
+            let _ = process::signal(p, libc::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(5));
     }

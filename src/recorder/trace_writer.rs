@@ -7,7 +7,7 @@
 //! because it no longer belongs to the new link.
 
 use super::artifacts::{normpath, ArtifactOptions};
-use super::session::{RecordOptions, WrittenLink};
+use super::options::{RecordOptions, WrittenLink};
 use super::tracking::Tracker;
 use crate::error::Result;
 use crate::keys::PrivateKey;
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// it to in-toto's default excludes: like a link (`*.link*`), a trace is the recorder's output,
 /// not an artifact, and a layout written for in-toto-run (`DISALLOW *`) must not meet it among
 /// the next step's materials.
-pub const TRACE_EXCLUDE: &str = "*.[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].trace";
+pub(crate) const TRACE_EXCLUDE: &str = "*.[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].trace";
 
 /// in-toto's default excludes and [`TRACE_EXCLUDE`].
 pub fn default_excludes() -> Vec<String> {
@@ -27,7 +27,7 @@ pub fn default_excludes() -> Vec<String> {
 
 /// After the link is written: write its trace (`tracker` is `None` without the overlay), or
 /// remove a stale one when there is none to write. Returns the trace's path if one was written.
-pub fn after_link(
+pub(crate) fn after_link(
     opts: &RecordOptions,
     key: &PrivateKey,
     tracker: Option<&Tracker>,
@@ -70,7 +70,7 @@ pub fn after_link(
 /// Turns a name relative to the overlay's root into the artifact name the link would give that
 /// file (base path, excludes and `--lstrip-paths` applied); `None` for names the link would never
 /// hold (excluded, outside the base path, the root itself).
-pub fn artifact_namer(root: &Path, opts: &ArtifactOptions) -> impl Fn(&str) -> Option<String> {
+pub(crate) fn artifact_namer(root: &Path, opts: &ArtifactOptions) -> impl Fn(&str) -> Option<String> {
     let base = opts.base_path.as_ref().map(|b| {
         let abs = if b.is_absolute() { b.clone() } else { root.join(b) };
         std::fs::canonicalize(&abs).unwrap_or(abs)

@@ -20,22 +20,22 @@
 #![allow(clippy::indexing_slicing)] // indices into fixed buffers bounded by the bytes read into them.
 
 use dashmap::DashMap;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 /// A backing file: (st_dev, st_ino).
-pub type FileKey = (u64, u64);
+pub(crate) type FileKey = (u64, u64);
 
 /// Operations on a file, as bits.
-pub mod op {
-    pub const READ: u8 = 1;
-    pub const CREATED: u8 = 2;
-    pub const WRITTEN: u8 = 4;
-    pub const TRUNCATED: u8 = 8;
-    pub const RENAMED: u8 = 16;
-    pub const DELETED: u8 = 32;
+pub(crate) mod op {
+    pub(crate) const READ: u8 = 1;
+    pub(crate) const CREATED: u8 = 2;
+    pub(crate) const WRITTEN: u8 = 4;
+    pub(crate) const TRUNCATED: u8 = 8;
+    pub(crate) const RENAMED: u8 = 16;
+    pub(crate) const DELETED: u8 = 32;
     /// Everything that changes content or names.
-    pub const CHANGES: u8 = CREATED | WRITTEN | TRUNCATED | RENAMED | DELETED;
-    pub const ALL: [(u8, &str); 6] = [
+    pub(crate) const CHANGES: u8 = CREATED | WRITTEN | TRUNCATED | RENAMED | DELETED;
+    pub(crate) const ALL: [(u8, &str); 6] = [
         (READ, "read"),
         (CREATED, "created"),
         (WRITTEN, "written"),
@@ -45,64 +45,58 @@ pub mod op {
     ];
 
     /// Names of the operations in `bits`.
-    pub fn names(bits: u8) -> Vec<&'static str> {
+    #[cfg(test)]
+    pub(crate) fn names(bits: u8) -> Vec<&'static str> {
         ALL.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect()
     }
 }
 
-/// A process, told apart from a later one with the same pid by its start time.
+/// A process, told apart from a later one with the same pid by its start time (the trace
+/// numbers processes with its own `trace::ProcId`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcId {
-    pub pid: u32,
+pub(crate) struct ProcessKey {
+    pub(crate) pid: u32,
     /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22).
-    pub start: u64,
+    pub(crate) start: u64,
 }
 
 /// What totofs learnt about a process (refreshed when it executes another program).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcInfo {
-    pub id: ProcId,
-    pub ppid: u32,
+pub(crate) struct ProcInfo {
+    pub(crate) id: ProcessKey,
+    pub(crate) ppid: u32,
     /// Command name (`comm`).
-    pub comm: String,
-    pub argv: Vec<String>,
-    pub cwd: String,
+    pub(crate) comm: String,
+    pub(crate) argv: Vec<String>,
+    pub(crate) cwd: String,
     /// Where the process's argument block starts (`stat` field 48): it moves on every exec.
     arg_start: u64,
     /// Position in the order processes were first seen (the operation log refers to it).
     idx: u32,
 }
 
-/// The history of one file.
+/// The history of one file, summarised for the link (the trace's per-file view is
+/// `trace::FileRecord`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileRecord {
+pub(crate) struct FileSummary {
     /// Every operation seen (bits of [`op`]).
-    pub ops: u8,
+    pub(crate) ops: u8,
     /// For each operation, the first process that did it (`None` if it was gone already).
-    pub first: Vec<(u8, Option<ProcId>)>,
+    pub(crate) first: Vec<(u8, Option<ProcessKey>)>,
     /// The names (relative to the overlay's root) the file was seen under.
-    pub names: Vec<String>,
+    pub(crate) names: Vec<String>,
 }
 
-/// One operation of the log: what a process did to a name (and, for renames, the other name).
+/// One operation of the log: what a process did to a name. A rename is one event on the old
+/// name with the new one as `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Event {
     proc: u32,
     name: u32,
-    kind: Kind,
-    /// The other name of a rename (`u32::MAX` otherwise).
+    /// One bit of [`op`].
+    what: u8,
+    /// The new name of a rename (`u32::MAX` otherwise).
     other: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Read,
-    Created,
-    Written,
-    Truncated,
-    RenamedFrom,
-    RenamedTo,
-    Deleted,
 }
 
 /// Distinct (process, name, operation) triples in the order first seen, names interned.
@@ -126,10 +120,10 @@ impl OpLog {
         i
     }
 
-    fn push(&mut self, proc: u32, name: &str, kind: Kind, other: Option<&str>) {
+    fn push(&mut self, proc: u32, name: &str, what: u8, other: Option<&str>) {
         let name = self.intern(name);
         let other = other.map_or(u32::MAX, |o| self.intern(o));
-        let e = Event { proc, name, kind, other };
+        let e = Event { proc, name, what, other };
         if self.seen.insert(e) {
             self.events.push(e);
         }
@@ -151,12 +145,7 @@ fn read_stat(pid: u32) -> Option<Stat> {
     let mut w = &mut path[..];
     write!(w, "/proc/{pid}/stat\0").ok()?;
     let path = std::ffi::CStr::from_bytes_until_nul(&path).ok()?;
-    // SAFETY: open with a NUL-terminated path; the fd is owned by the File below.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(crate::sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC).ok()?);
     let mut buf = [0u8; 2048];
     let mut len = 0;
     while len < buf.len() {
@@ -183,13 +172,13 @@ fn read_stat(pid: u32) -> Option<Stat> {
 /// Per-file and per-process state of one recording, shared by the overlay's threads.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    files: DashMap<FileKey, FileRecord>,
+    files: DashMap<FileKey, FileSummary>,
     /// Operations that removed, created or replaced a name.
     names: DashMap<String, u8>,
-    procs: DashMap<ProcId, ProcInfo>,
+    procs: DashMap<ProcessKey, ProcInfo>,
     next_proc: std::sync::atomic::AtomicU32,
     /// (thread id, thread start time) -> process, so a known thread costs one read of its stat.
-    threads: DashMap<(u32, u64), ProcId>,
+    threads: DashMap<(u32, u64), ProcessKey>,
     log: std::sync::Mutex<OpLog>,
     /// `totofs mount`: ancestors are registered only while their working directory is inside
     /// this tree (the user's login shell and terminal are not the step's).
@@ -203,47 +192,43 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker for `totofs run`: the step's processes are the descendants of this process.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Tracker { own_pid: std::process::id(), ..Self::default() }
     }
 
     /// A tracker for `totofs mount` over `tree`: the processes that touch it, and their
     /// ancestors working inside it.
-    pub fn for_tree(tree: &std::path::Path) -> Self {
+    pub(crate) fn for_tree(tree: &std::path::Path) -> Self {
         Tracker { tree: Some(tree.to_path_buf()), ..Self::new() }
     }
 
     /// Record `what` done to file `key` (named `name`) by the thread `tid` of the request.
-    pub fn note(&self, key: FileKey, name: &str, what: u8, tid: u32) {
+    #[cfg(test)]
+    pub(crate) fn note(&self, key: FileKey, name: &str, what: u8, tid: u32) {
         let who = self.identify(tid);
         self.note_by(key, name, what, who);
     }
 
     /// Record `what` done to file `key` (named `name`) by the process `who`, identified earlier
     /// (e.g. when a file whose writes bypass the daemon was opened).
-    pub fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcId>) {
+    pub(crate) fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
         self.summarise(key, name, what, who);
         if let Some(idx) = who.and_then(|w| self.procs.get(&w).map(|p| p.idx)) {
             let mut log = match self.log.lock() {
                 Ok(l) => l,
                 Err(p) => p.into_inner(),
             };
-            for (bit, kind) in [
-                (op::READ, Kind::Read),
-                (op::CREATED, Kind::Created),
-                (op::TRUNCATED, Kind::Truncated),
-                (op::WRITTEN, Kind::Written),
-                (op::DELETED, Kind::Deleted),
-            ] {
+            // In the order the trace lists them (a rename is logged by `note_rename`).
+            for bit in [op::READ, op::CREATED, op::TRUNCATED, op::WRITTEN, op::DELETED] {
                 if what & bit != 0 {
-                    log.push(idx, name, kind, None);
+                    log.push(idx, name, bit, None);
                 }
             }
         }
     }
 
     /// Record the rename of file `key` from `from` to `to` by the thread `tid`.
-    pub fn note_rename(&self, key: FileKey, from: &str, to: &str, tid: u32) {
+    pub(crate) fn note_rename(&self, key: FileKey, from: &str, to: &str, tid: u32) {
         let who = self.identify(tid);
         self.summarise(key, from, op::RENAMED, who);
         self.summarise(key, to, op::RENAMED, who);
@@ -252,13 +237,12 @@ impl Tracker {
                 Ok(l) => l,
                 Err(p) => p.into_inner(),
             };
-            log.push(idx, from, Kind::RenamedTo, Some(to));
-            log.push(idx, to, Kind::RenamedFrom, Some(from));
+            log.push(idx, from, op::RENAMED, Some(to));
         }
     }
 
     /// The file's summary: which operations, the first process of each, its names.
-    fn summarise(&self, key: FileKey, name: &str, what: u8, who: Option<ProcId>) {
+    fn summarise(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
         let known = self.files.get(&key).is_some_and(|r| r.ops & what == what && r.names.iter().any(|n| n == name));
         if !known {
             let mut r = self.files.entry(key).or_default();
@@ -278,28 +262,28 @@ impl Tracker {
     }
 
     /// Did the step create or write file `key` (so its content at deletion is the step's own)?
-    pub fn written_by_step(&self, key: FileKey) -> bool {
+    pub(crate) fn written_by_step(&self, key: FileKey) -> bool {
         self.files.get(&key).is_some_and(|r| r.ops & (op::CREATED | op::WRITTEN | op::TRUNCATED) != 0)
     }
 
     /// Remember the content a file the step wrote had when the step deleted it (named `name`).
-    pub fn note_deleted_content(&self, name: &str, sha256: [u8; 32]) {
+    pub(crate) fn note_deleted_content(&self, name: &str, sha256: [u8; 32]) {
         self.deleted_content.insert(name.to_string(), sha256);
     }
 
     /// The last content of each file the step wrote and deleted (names relative to the root).
-    pub fn deleted_contents(&self) -> Vec<(String, [u8; 32])> {
+    pub(crate) fn deleted_contents(&self) -> Vec<(String, [u8; 32])> {
         self.deleted_content.iter().map(|r| (r.key().clone(), *r.value())).collect()
     }
 
     /// Record a change to a name whose file is gone or not known (e.g. the target of a rename).
-    pub fn note_name(&self, name: &str, what: u8) {
+    pub(crate) fn note_name(&self, name: &str, what: u8) {
         *self.names.entry(name.to_string()).or_insert(0) |= what;
     }
 
     /// The process behind a request's thread id (`None` if it is gone), registered on first
     /// sight together with its ancestors, and read again after it executed another program.
-    pub fn identify(&self, tid: u32) -> Option<ProcId> {
+    pub(crate) fn identify(&self, tid: u32) -> Option<ProcessKey> {
         let st = read_stat(tid)?;
         let id = match self.threads.get(&(tid, st.start)).map(|r| *r) {
             Some(id) => id,
@@ -312,9 +296,9 @@ impl Tracker {
                     })
                     .unwrap_or(tid);
                 let id = if tgid != tid {
-                    ProcId { pid: tgid, start: read_stat(tgid)?.start }
+                    ProcessKey { pid: tgid, start: read_stat(tgid)?.start }
                 } else {
-                    ProcId { pid: tid, start: st.start }
+                    ProcessKey { pid: tid, start: st.start }
                 };
                 self.threads.insert((tid, st.start), id);
                 id
@@ -335,7 +319,7 @@ impl Tracker {
     }
 
     /// Read a process's argv and working directory (never its environment) and store them.
-    fn register(&self, id: ProcId, st: Stat) {
+    fn register(&self, id: ProcessKey, st: Stat) {
         let pid = id.pid;
         let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| {
@@ -364,7 +348,7 @@ impl Tracker {
 
     /// Register the parents of `id` up to the step's root (a child of totofs), the first one
     /// already known, or, for `mount`, the first one working outside the tree.
-    fn register_ancestors(&self, id: ProcId) {
+    fn register_ancestors(&self, id: ProcessKey) {
         let mut ppid = self.procs.get(&id).map(|p| p.ppid).unwrap_or(0);
         for _ in 0..256 {
             if ppid <= 1 || ppid == self.own_pid || is_own_thread(ppid) {
@@ -375,7 +359,7 @@ impl Tracker {
             if st.ppid == self.own_pid && same_image_as_totofs(ppid) {
                 return;
             }
-            let pid = ProcId { pid: ppid, start: st.start };
+            let pid = ProcessKey { pid: ppid, start: st.start };
             if self.procs.contains_key(&pid) {
                 return;
             }
@@ -392,38 +376,40 @@ impl Tracker {
     }
 
     /// Files the step opened for reading or changed.
-    pub fn accessed(&self) -> HashSet<FileKey> {
+    pub(crate) fn accessed(&self) -> HashSet<FileKey> {
         self.files.iter().filter(|r| r.ops != 0).map(|r| *r.key()).collect()
     }
 
     /// Files whose content or names the step changed.
-    pub fn changed(&self) -> HashSet<FileKey> {
+    pub(crate) fn changed(&self) -> HashSet<FileKey> {
         self.files.iter().filter(|r| r.ops & op::CHANGES != 0).map(|r| *r.key()).collect()
     }
 
     /// Names that the step created, removed or renamed (relative to the overlay's root).
-    pub fn changed_names(&self) -> HashSet<String> {
+    pub(crate) fn changed_names(&self) -> HashSet<String> {
         self.names.iter().map(|r| r.key().clone()).collect()
     }
 
     /// Every file's history.
-    pub fn files(&self) -> BTreeMap<FileKey, FileRecord> {
+    #[cfg(test)]
+    pub(crate) fn files(&self) -> std::collections::BTreeMap<FileKey, FileSummary> {
         self.files.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
 
     /// Every process seen.
-    pub fn processes(&self) -> BTreeMap<ProcId, ProcInfo> {
+    #[cfg(test)]
+    pub(crate) fn processes(&self) -> std::collections::BTreeMap<ProcessKey, ProcInfo> {
         self.procs.iter().map(|r| (*r.key(), r.value().clone())).collect()
     }
 
     /// The processes and the operation log for a trace. `name` turns a name relative to the
     /// overlay's root into an artifact name (`None`: leave the operation out, e.g. excluded).
-    pub fn observed(
+    pub(crate) fn observed(
         &self,
         name: impl Fn(&str) -> Option<String>,
     ) -> (Vec<crate::trace::ObservedProcess>, Vec<crate::trace::ObservedOp>) {
         use crate::trace::{FileOp, ObservedOp, ObservedProcess};
-        let mut by_idx: Vec<Option<ProcId>> = vec![None; self.next_proc.load(std::sync::atomic::Ordering::Relaxed) as usize];
+        let mut by_idx: Vec<Option<ProcessKey>> = vec![None; self.next_proc.load(std::sync::atomic::Ordering::Relaxed) as usize];
         let procs: Vec<ObservedProcess> = self
             .procs
             .iter()
@@ -449,37 +435,44 @@ impl Tracker {
         let names: Vec<Option<String>> = log.names.iter().map(|n| name(n)).collect();
         let mut ops = Vec::with_capacity(log.events.len());
         for e in &log.events {
-            let (Some(Some(who)), Some(Some(path))) = (by_idx.get(e.proc as usize), names.get(e.name as usize)) else {
+            let Some(Some(who)) = by_idx.get(e.proc as usize) else { continue };
+            let name = |i: u32| names.get(i as usize).cloned().flatten();
+            let mut push = |path: Option<String>, op: FileOp| {
+                if let Some(path) = path {
+                    ops.push(ObservedOp { pid: who.pid, start: who.start, path, op });
+                }
+            };
+            if e.what == op::RENAMED {
+                // Both names; a rename across the recorded tree's edge is a deletion or a creation.
+                let (from, to) = (name(e.name), name(e.other));
+                push(from.clone(), to.clone().map_or(FileOp::Deleted, FileOp::RenamedTo));
+                push(to, from.map_or(FileOp::Created, FileOp::RenamedFrom));
                 continue;
+            }
+            let op = match e.what {
+                op::READ => FileOp::Read,
+                op::CREATED => FileOp::Created,
+                op::WRITTEN => FileOp::Written,
+                op::TRUNCATED => FileOp::Truncated,
+                _ => FileOp::Deleted,
             };
-            let other = || names.get(e.other as usize).cloned().flatten();
-            let op = match e.kind {
-                Kind::Read => FileOp::Read,
-                Kind::Created => FileOp::Created,
-                Kind::Written => FileOp::Written,
-                Kind::Truncated => FileOp::Truncated,
-                Kind::Deleted => FileOp::Deleted,
-                // A rename across the recorded tree's edge is a creation or a deletion here.
-                Kind::RenamedFrom => match other() {
-                    Some(o) => FileOp::RenamedFrom(o),
-                    None => FileOp::Created,
-                },
-                Kind::RenamedTo => match other() {
-                    Some(o) => FileOp::RenamedTo(o),
-                    None => FileOp::Deleted,
-                },
-            };
-            ops.push(ObservedOp { pid: who.pid, start: who.start, path: path.clone(), op });
+            push(name(e.name), op);
         }
         (procs, ops)
     }
 }
 
-/// Does process `pid` run totofs's own program (a fork that has not exec'd)?
+/// Does process `pid`, a child of totofs, run totofs's own program (a fork that has not exec'd)?
+/// Rootless, a fork of the undumpable totofs keeps its executable hidden even from totofs (the
+/// check wants CAP_SYS_PTRACE in the initial user namespace): a child whose executable totofs may
+/// not read is such a fork, since every process of the step is a descendant of its init.
 fn same_image_as_totofs(pid: u32) -> bool {
     static OWN: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     let own = OWN.get_or_init(|| std::fs::read_link("/proc/self/exe").ok());
-    own.as_ref().is_some_and(|o| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| &e == o))
+    match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(e) => own.as_ref().is_some_and(|o| &e == o),
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 /// Threads of totofs itself that may touch files through the overlay (the hashing threads);
@@ -487,14 +480,12 @@ fn same_image_as_totofs(pid: u32) -> bool {
 static OWN_THREADS: std::sync::OnceLock<dashmap::DashSet<u32>> = std::sync::OnceLock::new();
 
 /// Mark the calling thread as one of totofs's own.
-pub fn register_own_thread() {
-    // SAFETY: gettid has no failure mode.
-    let tid = unsafe { libc::gettid() } as u32;
-    OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(tid);
+pub(crate) fn register_own_thread() {
+    OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(crate::sys::fs::thread_id());
 }
 
 /// Is `tid` this process's main thread or one of its registered threads?
-pub fn is_own_thread(tid: u32) -> bool {
+pub(crate) fn is_own_thread(tid: u32) -> bool {
     tid == std::process::id() || OWN_THREADS.get().map(|s| s.contains(&tid)).unwrap_or(false)
 }
 

@@ -9,8 +9,9 @@
 //! overlay seeing it (`--only-accessed` leaves out what the overlay did not see, so such a file
 //! must stop the link instead).
 
-use super::hash_cache::{self, HashCache};
-use super::hashing::StatSig;
+use super::hash_cache::HashCache;
+use super::hashing::digest::hash_open;
+use super::hashing::identity::StatSig;
 use crate::error::{Error, Result};
 use crate::metadata::HashDict;
 use std::path::Path;
@@ -38,7 +39,7 @@ pub(crate) fn hash_listed(
     if before != *listed {
         return Err(changed_outside(shown));
     }
-    let (h, after) = hash_cache::hash_open(cache, &f, before, shown)?;
+    let (h, after) = hash_open(cache, &f, before, shown)?;
     if after != *listed {
         return Err(changed_outside(shown));
     }
@@ -48,14 +49,7 @@ pub(crate) fn hash_listed(
 /// The file system's coarse clock (what a change's ctime is at least, with or without
 /// fine-grained timestamps), in nanoseconds since the epoch.
 pub(crate) fn coarse_now_ns() -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into `ts`.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
-        return 0;
-    }
-    #[allow(clippy::unnecessary_cast)]
-    let ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
-    ns
+    crate::sys::fs::coarse_now_ns().unwrap_or(0)
 }
 
 /// Did the file whose identity is `sig` change at or after `since` (a [`coarse_now_ns`] value)?
@@ -74,7 +68,7 @@ mod tests {
         std::fs::write(&p, b"before").unwrap();
         let listed = StatSig::of(&std::fs::metadata(&p).unwrap());
         let h = hash_listed(None, &p, Path::new("m"), &listed).unwrap();
-        assert_eq!(h, crate::recorder::artifacts::hash_reader(&b"before"[..]).unwrap());
+        assert_eq!(h, crate::recorder::hashing::digest::hash_reader(&b"before"[..]).unwrap());
         std::fs::write(&p, b"after!").unwrap();
         let e = hash_listed(None, &p, Path::new("m"), &listed).unwrap_err().to_string();
         assert!(e.starts_with("m: changed during the step"), "{e}");

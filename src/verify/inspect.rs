@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::metadata::{Inspection, Link, Metadata, Payload};
-use crate::recorder::artifacts::{self, ArtifactOptions};
+use crate::recorder::artifacts::ArtifactOptions;
+use crate::recorder::hashing;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -44,9 +45,9 @@ pub fn check_name(name: &str) -> Result<()> {
 pub fn run(insp: &Inspection, timeout: Duration) -> Result<Ran> {
     check_name(&insp.name)?;
     let opts = ArtifactOptions::default();
-    let materials = artifacts::record(&["."], &opts)?;
+    let materials = hashing::record(None, &["."], &opts)?;
     let (return_value, failure) = execute(&insp.run, timeout);
-    let products = artifacts::record(&["."], &opts)?;
+    let products = hashing::record(None, &["."], &opts)?;
     let byproducts = match return_value {
         Some(rv) => Link::run_byproducts("", "", rv),
         None => Default::default(),

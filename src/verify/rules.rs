@@ -278,130 +278,14 @@ fn diagnose(
     const EXPLAIN: usize = 10;
     let failed = &rules[failed_idx];
     let source = artifacts(link, kind);
-    let verb = match kind {
-        ArtifactKind::Materials => "read",
-        ArtifactKind::Products => "wrote",
-    };
+    let seen = Seen { item, verb: verb(kind), link, links };
     let mut problems = Vec::new();
     for &path in paths.iter().take(EXPLAIN) {
-        let found_digest = source.get(path);
-        let found = found_digest.cloned();
         if let RuleKind::Require(_) = failed.kind {
-            let reason = match (consumed_by.get(path), &found) {
-                (Some(&i), _) => format!(
-                    "{path} was consumed earlier by '{}', so REQUIRE no longer sees it",
-                    rules[i]
-                ),
-                (None, None) => format!("{item} did not record {path} among its {}", kind_name(kind)),
-                (None, Some(_)) => format!("{path} is not in the queue"),
-            };
-            problems.push(ArtifactProblem {
-                path: path.to_string(),
-                found,
-                expected: None,
-                expected_from: None,
-                near_rule: consumed_by.get(path).map(|&i| rules[i].to_string()),
-                reason,
-            });
+            problems.push(require_problem(item, kind, path, source.get(path).cloned(), rules, consumed_by));
             continue;
         }
-        // Which earlier rule came closest? Prefer a MATCH that compared hashes.
-        let mut best: Option<(u8, ArtifactProblem)> = None;
-        for rule in &rules[..failed_idx] {
-            let candidate: Option<(u8, ArtifactProblem)> = match &rule.kind {
-                RuleKind::Match { .. } => {
-                    let Some(m) = prepare_match(&rule.kind)? else { continue };
-                    let Some((_, dst)) = m.paths(path) else { continue };
-                    let dst = dst.into_owned();
-                    let from = format!("{} {}", m.dest_name, kind_name(m.dest_type));
-                    Some(match links.get(m.dest_name) {
-                        None => (
-                            1,
-                            problem(
-                                path,
-                                &found,
-                                None,
-                                None,
-                                rule,
-                                format!("there is no link for '{}' to match against", m.dest_name),
-                            ),
-                        ),
-                        Some(dest) => match artifacts(dest, m.dest_type).get(&dst) {
-                            None => (
-                                2,
-                                problem(
-                                    path,
-                                    &found,
-                                    None,
-                                    Some(from.clone()),
-                                    rule,
-                                    format!(
-                                        "{} did not record {} among its {}",
-                                        m.dest_name,
-                                        dst,
-                                        kind_name(m.dest_type)
-                                    ),
-                                ),
-                            ),
-                            Some(want) => {
-                                let got = found_digest.map(short).unwrap_or_default();
-                                (
-                                    3,
-                                    problem(
-                                        path,
-                                        &found,
-                                        Some(want.clone()),
-                                        Some(from.clone()),
-                                        rule,
-                                        format!("{} recorded {}, {item} {verb} {got}", m.dest_name, short(want)),
-                                    ),
-                                )
-                            }
-                        },
-                    })
-                }
-                RuleKind::Create(p) | RuleKind::Delete(p) | RuleKind::Modify(p) => {
-                    if !Pattern::new(p)?.matches(path) {
-                        continue;
-                    }
-                    let in_m = link.materials.get(path);
-                    let in_p = link.products.get(path);
-                    let why = match &rule.kind {
-                        RuleKind::Create(_) if in_m.is_some() => format!("{path} is not new: it is also a material"),
-                        RuleKind::Create(_) => format!("{path} is not a product"),
-                        RuleKind::Delete(_) if in_p.is_some() => {
-                            format!("{path} was not deleted: it is still a product")
-                        }
-                        RuleKind::Delete(_) => format!("{path} is not a material"),
-                        _ => match (in_m, in_p) {
-                            (Some(a), Some(b)) if a == b => format!("{path} is unchanged ({})", short(a)),
-                            _ => format!("{path} is not both a material and a product"),
-                        },
-                    };
-                    Some((1, problem(path, &found, None, None, rule, why)))
-                }
-                _ => None,
-            };
-            if let Some(c) = candidate {
-                if best.as_ref().map(|b| c.0 > b.0).unwrap_or(true) {
-                    best = Some(c);
-                }
-            }
-        }
-        problems.push(match best {
-            Some((_, p)) => p,
-            None => ArtifactProblem {
-                path: path.to_string(),
-                found: found.clone(),
-                expected: None,
-                expected_from: None,
-                near_rule: None,
-                reason: format!(
-                    "no earlier rule accounts for it ({item} {verb} {})",
-                    found_digest.map(short).unwrap_or_default()
-                ),
-            },
-        });
+        problems.push(closest_rule(&seen, path, source.get(path), &rules[..failed_idx])?);
     }
     let message = match &failed.kind {
         RuleKind::Require(f) => format!("'REQUIRE {f}' did not find {f}"),
@@ -420,6 +304,140 @@ fn diagnose(
         trace,
         message,
     })
+}
+
+/// What the item being diagnosed recorded, and the links its MATCH rules may point at.
+struct Seen<'a> {
+    item: &'a str,
+    /// "read" for materials, "wrote" for products.
+    verb: &'static str,
+    link: &'a VLink,
+    links: &'a Links<'a>,
+}
+
+fn verb(kind: ArtifactKind) -> &'static str {
+    match kind {
+        ArtifactKind::Materials => "read",
+        ArtifactKind::Products => "wrote",
+    }
+}
+
+/// Why a failed REQUIRE did not see `path`: an earlier rule consumed it, or it was never recorded.
+fn require_problem(
+    item: &str,
+    kind: ArtifactKind,
+    path: &str,
+    found: Option<HashDict>,
+    rules: &[Rule],
+    consumed_by: &HashMap<&str, usize>,
+) -> ArtifactProblem {
+    let reason = match (consumed_by.get(path), &found) {
+        (Some(&i), _) => format!("{path} was consumed earlier by '{}', so REQUIRE no longer sees it", rules[i]),
+        (None, None) => format!("{item} did not record {path} among its {}", kind_name(kind)),
+        (None, Some(_)) => format!("{path} is not in the queue"),
+    };
+    ArtifactProblem {
+        path: path.to_string(),
+        found,
+        expected: None,
+        expected_from: None,
+        near_rule: consumed_by.get(path).map(|&i| rules[i].to_string()),
+        reason,
+    }
+}
+
+/// Which earlier rule came closest to consuming `path`? Prefer a MATCH that compared hashes.
+fn closest_rule(seen: &Seen, path: &str, found_digest: Option<&HashDict>, earlier: &[Rule]) -> Result<ArtifactProblem> {
+    let found = found_digest.cloned();
+    let mut best: Option<(u8, ArtifactProblem)> = None;
+    for rule in earlier {
+        let candidate = match &rule.kind {
+            RuleKind::Match { .. } => match_candidate(seen, rule, path, found_digest)?,
+            RuleKind::Create(p) | RuleKind::Delete(p) | RuleKind::Modify(p) => {
+                if !Pattern::new(p)?.matches(path) {
+                    continue;
+                }
+                Some((1, problem(path, &found, None, None, rule, change_reason(seen.link, rule, path))))
+            }
+            _ => None,
+        };
+        if let Some(c) = candidate {
+            if best.as_ref().map(|b| c.0 > b.0).unwrap_or(true) {
+                best = Some(c);
+            }
+        }
+    }
+    Ok(match best {
+        Some((_, p)) => p,
+        None => ArtifactProblem {
+            path: path.to_string(),
+            found,
+            expected: None,
+            expected_from: None,
+            near_rule: None,
+            reason: format!(
+                "no earlier rule accounts for it ({} {} {})",
+                seen.item,
+                seen.verb,
+                found_digest.map(short).unwrap_or_default()
+            ),
+        },
+    })
+}
+
+/// How close a MATCH rule came to `path`, ranked: 1 no destination link, 2 the destination did
+/// not record the path, 3 the hashes differ. `None` when the rule does not apply to `path`.
+fn match_candidate(
+    seen: &Seen,
+    rule: &Rule,
+    path: &str,
+    found_digest: Option<&HashDict>,
+) -> Result<Option<(u8, ArtifactProblem)>> {
+    let found = found_digest.cloned();
+    let Some(m) = prepare_match(&rule.kind)? else { return Ok(None) };
+    let Some((_, dst)) = m.paths(path) else { return Ok(None) };
+    let dst = dst.into_owned();
+    let from = format!("{} {}", m.dest_name, kind_name(m.dest_type));
+    Ok(Some(match seen.links.get(m.dest_name) {
+        None => (
+            1,
+            problem(path, &found, None, None, rule, format!("there is no link for '{}' to match against", m.dest_name)),
+        ),
+        Some(dest) => match artifacts(dest, m.dest_type).get(&dst) {
+            None => (
+                2,
+                problem(
+                    path,
+                    &found,
+                    None,
+                    Some(from),
+                    rule,
+                    format!("{} did not record {} among its {}", m.dest_name, dst, kind_name(m.dest_type)),
+                ),
+            ),
+            Some(want) => {
+                let got = found_digest.map(short).unwrap_or_default();
+                let reason = format!("{} recorded {}, {} {} {got}", m.dest_name, short(want), seen.item, seen.verb);
+                (3, problem(path, &found, Some(want.clone()), Some(from), rule, reason))
+            }
+        },
+    }))
+}
+
+/// Why a CREATE, DELETE or MODIFY rule whose pattern matches `path` did not consume it.
+fn change_reason(link: &VLink, rule: &Rule, path: &str) -> String {
+    let in_m = link.materials.get(path);
+    let in_p = link.products.get(path);
+    match &rule.kind {
+        RuleKind::Create(_) if in_m.is_some() => format!("{path} is not new: it is also a material"),
+        RuleKind::Create(_) => format!("{path} is not a product"),
+        RuleKind::Delete(_) if in_p.is_some() => format!("{path} was not deleted: it is still a product"),
+        RuleKind::Delete(_) => format!("{path} is not a material"),
+        _ => match (in_m, in_p) {
+            (Some(a), Some(b)) if a == b => format!("{path} is unchanged ({})", short(a)),
+            _ => format!("{path} is not both a material and a product"),
+        },
+    }
 }
 
 fn problem(

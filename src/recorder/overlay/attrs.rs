@@ -1,5 +1,5 @@
 //! The overlay's small conversions: names to C strings, `stat` results to FUSE attributes and
-//! file times, and the raw `*at()` stat calls every operation starts from.
+//! file times.
 
 use fuser::{FileAttr, FileType, INodeNo, TimeOrNow};
 use std::ffi::{CString, OsStr};
@@ -17,25 +17,6 @@ pub(super) fn times(st: &libc::stat) -> Times {
 
 pub(super) fn cstr(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-pub(super) fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-pub(super) fn fstatat(dirfd: RawFd, name: &CString, flags: libc::c_int) -> io::Result<libc::stat> {
-    // SAFETY: stat buffer is written by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, flags) })?;
-    Ok(st)
-}
-
-pub(super) fn stat_fd(fd: RawFd) -> io::Result<libc::stat> {
-    fstatat(fd, &CString::default(), libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
 }
 
 pub(super) fn proc_path(fd: RawFd) -> CString {
@@ -70,6 +51,7 @@ fn time(sec: i64, nsec: i64) -> SystemTime {
 }
 
 pub(super) fn attr(ino: u64, st: &libc::stat) -> FileAttr {
+    let (uid, gid) = crate::recorder::rootless::shown_owner(st.st_uid, st.st_gid);
     FileAttr {
         ino: INodeNo(ino),
         size: st.st_size as u64,
@@ -81,8 +63,8 @@ pub(super) fn attr(ino: u64, st: &libc::stat) -> FileAttr {
         kind: kind(st.st_mode),
         perm: (st.st_mode & 0o7777) as u16,
         nlink: st.st_nlink as u32,
-        uid: st.st_uid,
-        gid: st.st_gid,
+        uid,
+        gid,
         rdev: st.st_rdev as u32,
         blksize: st.st_blksize as u32,
         flags: 0,
@@ -144,10 +126,8 @@ mod tests {
     }
 
     #[test]
-    fn negative_entries_match_a_zeroed_stat() {
-        // SAFETY: an all-zero stat is a valid value of the plain C struct.
-        let mut zero = attr(0, &unsafe { std::mem::zeroed() });
-        zero.ino = INodeNo(0);
-        assert_eq!(format!("{zero:?}"), format!("{:?}", negative_entry()));
+    fn a_negative_entry_is_node_zero() {
+        let e = negative_entry();
+        assert_eq!((e.ino, e.size, e.nlink, e.mtime), (INodeNo(0), 0, 0, UNIX_EPOCH));
     }
 }

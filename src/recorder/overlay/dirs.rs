@@ -1,12 +1,13 @@
 //! Directory listings (read once at opendir, optionally shuffled for `totofs repro --vary
 //! order`, served by offset) and the file system's statistics.
 
-use super::attrs::{attr, stat_fd};
+use super::attrs::attr;
 use super::{DirHandle, Overlay, ROOT_INO};
+use crate::sys::fs;
 use fuser::{FileAttr, FileType};
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ impl Overlay {
     pub(crate) fn do_opendir(&self, ino: u64) -> io::Result<u64> {
         let n = self.node(ino)?;
         let nf = self.fd_of(&n)?;
-        let st = stat_fd(nf.raw())?;
+        let st = fs::stat_fd(nf.fd())?;
         let mut entries = vec![
             (st.st_ino, FileType::Directory, OsString::from(".")),
             (st.st_ino, FileType::Directory, OsString::from("..")),
@@ -121,11 +122,7 @@ impl Overlay {
         if !self.nodes.contains_key(&ROOT_INO) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatvfs(self.root.as_raw_fd(), &mut s) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(s)
+        fs::fstatvfs(self.root.as_fd())
     }
 }
 

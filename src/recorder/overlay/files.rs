@@ -3,13 +3,14 @@
 //! writer's release hands it to the written-file hashing.
 #![allow(clippy::indexing_slicing)] // buffer slices bounded by the byte counts the kernel returns.
 
-use super::attrs::{attr, check, cstr, fstatat, proc_path, stat_fd, times};
+use super::attrs::{attr, cstr, proc_path, times};
 use super::{Caller, Handle, Node, Overlay};
 use crate::recorder::tracking::{op, FileKey};
+use crate::sys::fs;
 use fuser::FileAttr;
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -65,8 +66,7 @@ impl Overlay {
         self.track_open(caller, &n, flags);
         let nf = self.fd_of(&n)?;
         let pp = proc_path(nf.raw());
-        let fd = check(unsafe { libc::open(pp.as_ptr(), Self::backing_flags(flags)) })?;
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let file = std::fs::File::from(fs::open(&pp, Self::backing_flags(flags))?);
         drop(nf);
         Ok(self.opened(caller, file, n, flags, open_backing))
     }
@@ -87,21 +87,20 @@ impl Overlay {
         let base = Self::backing_flags(flags) | libc::O_CREAT;
         let m = mode as libc::c_uint;
         // The kernel asks to create names it believes missing: try that first.
-        // SAFETY: openat returns a new fd we own.
-        let first = check(unsafe { libc::openat(pf.raw(), c.as_ptr(), base | libc::O_EXCL, m) });
+        let first = fs::openat(pf.fd(), &c, base | libc::O_EXCL, m);
         let (fd, existed) = match first {
             Ok(fd) => (fd, false),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
                 // It exists after all (made behind the overlay's back): an open of an existing file.
-                if let Ok(st) = fstatat(pf.raw(), &c, 0) {
+                if let Ok(st) = fs::fstatat(pf.fd(), &c, 0) {
                     self.before_change(caller, (st.st_dev, st.st_ino));
                 }
-                (check(unsafe { libc::openat(pf.raw(), c.as_ptr(), base, m) })?, true)
+                (fs::openat(pf.fd(), &c, base, m)?, true)
             }
             Err(e) => return Err(e),
         };
         drop(pf);
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let file = std::fs::File::from(fd);
         let (ino, st) = self.lookup_at(&p, name)?;
         let node = self.node(ino)?;
         if !existed {
@@ -159,7 +158,7 @@ impl Overlay {
     ) -> u64 {
         let acc = flags & libc::O_ACCMODE;
         let writable = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-        let opened = stat_fd(file.as_raw_fd()).map(|st| times(&st)).unwrap_or_default();
+        let opened = fs::stat_fd(file.as_fd()).map(|st| times(&st)).unwrap_or_default();
         if writable {
             *self.writers.entry(node.key).or_insert(0) += 1;
         }
@@ -186,7 +185,7 @@ impl Overlay {
         if !h.writable {
             return;
         }
-        let now = stat_fd(h.file.as_raw_fd()).map(|st| times(&st)).unwrap_or_default();
+        let now = fs::stat_fd(h.file.as_fd()).map(|st| times(&st)).unwrap_or_default();
         if now != h.opened && !h.written.swap(true, Ordering::AcqRel) && !self.is_own(h.opener) {
             self.tracker.note_by(h.node.key, &h.node.path(), op::WRITTEN, h.opener_id);
         }
@@ -204,9 +203,8 @@ impl Overlay {
             }
             if h.written.load(Ordering::Acquire) && now.0 >= RELEASE_HASH_MIN {
                 let pp = proc_path(h.file.as_raw_fd());
-                let fd = unsafe { libc::open(pp.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-                if fd >= 0 {
-                    self.written.submit(h.node.key, unsafe { std::fs::File::from_raw_fd(fd) });
+                if let Ok(fd) = fs::open(&pp, libc::O_RDONLY | libc::O_CLOEXEC) {
+                    self.written.submit(h.node.key, std::fs::File::from(fd));
                 }
             }
         }
@@ -263,18 +261,12 @@ impl Overlay {
         let h = self.handle(fh)?;
         self.first_write(caller, &h);
         self.written.break_stream(h.node.key);
-        check(unsafe { libc::fallocate(h.file.as_raw_fd(), mode, offset as libc::off_t, length as libc::off_t) })?;
-        Ok(())
+        fs::fallocate(h.file.as_fd(), mode, offset, length)
     }
 
     pub(crate) fn do_lseek(&self, fh: u64, offset: i64, whence: i32) -> io::Result<i64> {
         let h = self.handle(fh)?;
-        let o = unsafe { libc::lseek(h.file.as_raw_fd(), offset as libc::off_t, whence) };
-        if o < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(o)
-        }
+        fs::lseek(h.file.as_fd(), offset, whence)
     }
 }
 

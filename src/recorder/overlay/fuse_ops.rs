@@ -2,8 +2,7 @@
 //! method of [`Overlay`] and turns the result into the reply. No logic lives here beyond the
 //! capabilities negotiated at init. The core is shared (an `Arc`) with the io_uring transport.
 
-use super::names::SetAttr;
-use super::{negative_entry, Caller, Opened, Overlay};
+use super::{negative_entry, Caller, Opened, Overlay, SetAttr};
 use fuser::{
     BackingId, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
     RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,

@@ -30,14 +30,15 @@ pub(crate) use fuse_ops::{FuseOverlay, TTL};
 pub(crate) use names::SetAttr;
 
 use super::hashing::{Materials, Written};
-use super::tracking::{FileKey, ProcId, Tracker};
-use attrs::{check, cstr, fstatat, is_dir, join, stat_fd};
+use super::tracking::{FileKey, ProcessKey, Tracker};
+use crate::sys::fs::{fstatat, open_files_limit, openat, stat_fd};
+use attrs::{cstr, is_dir, join};
 use dashmap::DashMap;
 use fuser::FileType;
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
@@ -80,7 +81,7 @@ struct Handle {
     /// from another one, or from none).
     opener: u32,
     /// That thread's process, identified at open (it may be gone, its pid reused, by release).
-    opener_id: Option<ProcId>,
+    opener_id: Option<ProcessKey>,
     /// Kernel passthrough: held from open to release.
     _backing: Option<Backing>,
 }
@@ -90,7 +91,7 @@ struct DirHandle {
 }
 
 /// The overlay filesystem.
-pub struct Overlay {
+pub(crate) struct Overlay {
     nodes: DashMap<u64, Arc<Node>>,
     by_key: DashMap<FileKey, u64>,
     next_ino: AtomicU64,
@@ -123,26 +124,29 @@ enum NodeFd<'a> {
 }
 
 impl NodeFd<'_> {
-    fn raw(&self) -> RawFd {
+    fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            NodeFd::Kept(f) => f.as_raw_fd(),
-            NodeFd::Opened(f) => f.as_raw_fd(),
+            NodeFd::Kept(f) => f.as_fd(),
+            NodeFd::Opened(f) => f.as_fd(),
         }
+    }
+
+    /// The fd's number (for its `/proc/self/fd` path).
+    fn raw(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd().as_raw_fd()
     }
 }
 
 impl Overlay {
     /// An overlay over the directory `root` (an fd opened before the overmount).
-    pub fn new(
+    pub(crate) fn new(
         root: OwnedFd,
         tracker: Arc<Tracker>,
         materials: Option<Arc<Materials>>,
         written: Arc<Written>,
     ) -> io::Result<Self> {
-        let st = stat_fd(root.as_raw_fd())?;
-        let mut rl = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
-        // SAFETY: getrlimit writes the struct.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+        let st = stat_fd(root.as_fd())?;
         let kept_root = Arc::new(root.try_clone()?);
         let ov = Overlay {
             nodes: DashMap::new(),
@@ -161,8 +165,7 @@ impl Overlay {
             own_pid: std::process::id(),
             root: kept_root,
             kept_fds: AtomicU64::new(0),
-            #[allow(clippy::unnecessary_cast)]
-            fd_budget: (rl.rlim_cur as u64 / 2).max(64),
+            fd_budget: (open_files_limit() / 2).max(64),
         };
         let key = (st.st_dev, st.st_ino);
         ov.nodes.insert(
@@ -195,12 +198,8 @@ impl Overlay {
         let path = n.path();
         let c = CString::new(if path.is_empty() { ".".to_string() } else { path })
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: openat returns a new fd we own.
-        let fd = check(unsafe {
-            libc::openat(self.root.as_raw_fd(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        })?;
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let st = stat_fd(fd.as_raw_fd())?;
+        let fd = openat(self.root.as_fd(), &c, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)?;
+        let st = stat_fd(fd.as_fd())?;
         if (st.st_dev, st.st_ino) != n.key {
             return Err(io::Error::from_raw_os_error(libc::ESTALE));
         }
@@ -225,9 +224,9 @@ impl Overlay {
     /// The process behind a step's request, identified once per request: a create or a
     /// writable open both notes the operation and remembers the opener, and each identification
     /// reads `/proc`.
-    fn who(&self, caller: &Caller) -> Option<ProcId> {
+    fn who(&self, caller: &Caller) -> Option<ProcessKey> {
         thread_local! {
-            static LAST: std::cell::Cell<Option<(Caller, Option<ProcId>)>> = const { std::cell::Cell::new(None) };
+            static LAST: std::cell::Cell<Option<(Caller, Option<ProcessKey>)>> = const { std::cell::Cell::new(None) };
         }
         if let Some((c, id)) = LAST.with(|l| l.get()) {
             if c == *caller {
@@ -262,14 +261,10 @@ impl Overlay {
         // One fstatat per name (`find` and readdirplus look up every entry); only a directory
         // the overlay does not know yet is opened, because its node keeps an O_PATH fd. Its
         // attributes are then taken from that fd, so node and attributes are the same file.
-        let st = fstatat(pfd.raw(), &c, libc::AT_SYMLINK_NOFOLLOW)?;
+        let st = fstatat(pfd.fd(), &c, libc::AT_SYMLINK_NOFOLLOW)?;
         let (st, fd) = if is_dir(&st) && !self.by_key.contains_key(&(st.st_dev, st.st_ino)) {
-            // SAFETY: openat returns a new fd we own.
-            let fd = check(unsafe {
-                libc::openat(pfd.raw(), c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            })?;
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            (stat_fd(fd.as_raw_fd())?, Some(fd))
+            let fd = openat(pfd.fd(), &c, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)?;
+            (stat_fd(fd.as_fd())?, Some(fd))
         } else {
             (st, None)
         };

@@ -2,13 +2,14 @@
 //! nodes and links, unlink and rename. Each notes what the step did to which file, and hashes
 //! a material before its first change.
 
-use super::attrs::{attr, check, cstr, fstatat, is_dir, join, proc_path, stat_fd, timespec};
+use super::attrs::{attr, cstr, is_dir, join, proc_path, timespec};
 use super::{Caller, Node, Overlay};
 use crate::recorder::tracking::op;
+use crate::sys::fs;
 use fuser::{FileAttr, TimeOrNow};
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,62 +35,49 @@ impl Overlay {
 
     pub(crate) fn do_getattr(&self, ino: u64, fh: Option<u64>) -> io::Result<FileAttr> {
         if let Some(h) = fh.and_then(|h| self.handles.get(&h).map(|h| Arc::clone(&h))) {
-            return Ok(attr(ino, &stat_fd(h.file.as_raw_fd())?));
+            return Ok(attr(ino, &fs::stat_fd(h.file.as_fd())?));
         }
         let n = self.node(ino)?;
         let f = self.fd_of(&n)?;
-        Ok(attr(ino, &stat_fd(f.raw())?))
+        Ok(attr(ino, &fs::stat_fd(f.fd())?))
     }
 
     pub(crate) fn do_setattr(&self, caller: &Caller, ino: u64, set: SetAttr) -> io::Result<FileAttr> {
         let SetAttr { mode, uid, gid, size, atime, mtime, fh } = set;
         let n = self.node(ino)?;
         let nfd = self.fd_of(&n)?;
-        let fd = nfd.raw();
-        let st = stat_fd(fd)?;
+        let fd = nfd.fd();
+        let st = fs::stat_fd(fd)?;
         let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
-        let pp = proc_path(fd);
+        let pp = proc_path(nfd.raw());
         if mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some() || mtime.is_some() {
             self.before_meta_change(caller, n.key);
         }
         if let Some(m) = mode {
-            // SAFETY: chmod through the fd's /proc path.
-            check(unsafe { libc::chmod(pp.as_ptr(), m as libc::mode_t) })?;
+            // Through the fd's /proc path: an O_PATH fd takes no fchmod.
+            fs::chmod(&pp, m)?;
         }
         if uid.is_some() || gid.is_some() {
-            let u = uid.unwrap_or(u32::MAX);
-            let g = gid.unwrap_or(u32::MAX);
-            check(unsafe {
-                libc::fchownat(fd, c"".as_ptr(), u, g, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
-            })?;
+            fs::chown_fd(fd, uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
         }
         if let Some(sz) = size {
             self.before_change(caller, n.key);
             self.note(caller, n.key, &n.path(), op::TRUNCATED);
             match fh.and_then(|h| self.handles.get(&h).map(|h| Arc::clone(&h))) {
-                Some(h) => check(unsafe { libc::ftruncate(h.file.as_raw_fd(), sz as libc::off_t) })?,
-                None => check(unsafe { libc::truncate(pp.as_ptr(), sz as libc::off_t) })?,
+                Some(h) => fs::ftruncate(h.file.as_fd(), sz)?,
+                None => fs::truncate(&pp, sz)?,
             };
         }
         if (atime.is_some() || mtime.is_some()) && !is_link {
-            let ts = [timespec(atime), timespec(mtime)];
-            check(unsafe { libc::utimensat(libc::AT_FDCWD, pp.as_ptr(), ts.as_ptr(), 0) })?;
+            fs::utimens(&pp, &[timespec(atime), timespec(mtime)])?;
         }
-        Ok(attr(ino, &stat_fd(fd)?))
+        Ok(attr(ino, &fs::stat_fd(fd)?))
     }
 
     pub(crate) fn do_readlink(&self, ino: u64) -> io::Result<Vec<u8>> {
         let n = self.node(ino)?;
         let f = self.fd_of(&n)?;
-        let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-        let len = unsafe {
-            libc::readlinkat(f.raw(), c"".as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len())
-        };
-        if len < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        buf.truncate(len as usize);
-        Ok(buf)
+        fs::readlink_fd(f.fd())
     }
 
     /// A node was made at `name`: look it up and note its creation (directories are not files).
@@ -106,7 +94,7 @@ impl Overlay {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let pf = self.fd_of(&p)?;
-        check(unsafe { libc::mknodat(pf.raw(), c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) })?;
+        fs::mknodat(pf.fd(), &c, mode, rdev)?;
         self.created(caller, &p, name)
     }
 
@@ -114,7 +102,7 @@ impl Overlay {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let pf = self.fd_of(&p)?;
-        check(unsafe { libc::mkdirat(pf.raw(), c.as_ptr(), mode as libc::mode_t) })?;
+        fs::mkdirat(pf.fd(), &c, mode)?;
         self.created(caller, &p, name)
     }
 
@@ -123,7 +111,7 @@ impl Overlay {
         let c = cstr(name)?;
         let t = cstr(target.as_os_str())?;
         let pf = self.fd_of(&p)?;
-        check(unsafe { libc::symlinkat(t.as_ptr(), pf.raw(), c.as_ptr()) })?;
+        fs::symlinkat(&t, pf.fd(), &c)?;
         self.created(caller, &p, name)
     }
 
@@ -135,7 +123,7 @@ impl Overlay {
         let pf = self.fd_of(&p)?;
         let pp = proc_path(nf.raw());
         self.before_meta_change(caller, n.key);
-        check(unsafe { libc::linkat(libc::AT_FDCWD, pp.as_ptr(), pf.raw(), c.as_ptr(), libc::AT_SYMLINK_FOLLOW) })?;
+        fs::link_path_at(&pp, pf.fd(), &c)?;
         let path = join(&p.path(), newname);
         self.note(caller, n.key, &path, op::CREATED);
         let (ino, st) = self.lookup_at(&p, newname)?;
@@ -149,22 +137,21 @@ impl Overlay {
         let path = join(&p.path(), name);
         let pf = self.fd_of(&p)?;
         if !dir {
-            if let Ok(st) = fstatat(pf.raw(), &c, libc::AT_SYMLINK_NOFOLLOW) {
+            if let Ok(st) = fs::fstatat(pf.fd(), &c, libc::AT_SYMLINK_NOFOLLOW) {
                 let key = (st.st_dev, st.st_ino);
                 self.before_change(caller, key);
-                self.hash_before_delete(caller, pf.raw(), &c, &st, &path);
+                self.hash_before_delete(caller, pf.fd(), &c, &st, &path);
                 self.note(caller, key, &path, op::DELETED);
             }
         }
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
-        check(unsafe { libc::unlinkat(pf.raw(), c.as_ptr(), flags) })?;
-        Ok(())
+        fs::unlinkat(pf.fd(), &c, flags)
     }
 
     /// A regular file the step wrote and now deletes (a compiler's temporary `.s` or `.o`): hash
     /// its last content for the trace, so a difference can be followed through it. Files over
     /// 64 MiB and files the step did not write are not read.
-    fn hash_before_delete(&self, caller: &Caller, dirfd: RawFd, name: &CString, st: &libc::stat, path: &str) {
+    fn hash_before_delete(&self, caller: &Caller, dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat, path: &str) {
         const LIMIT: i64 = 64 << 20;
         if self.is_own(caller.tid)
             || st.st_mode & libc::S_IFMT != libc::S_IFREG
@@ -173,13 +160,8 @@ impl Overlay {
         {
             return;
         }
-        // SAFETY: openat returns a new fd we own (or -1).
-        let fd = unsafe { libc::openat(dirfd, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return;
-        }
-        // SAFETY: fd is a fresh, valid descriptor owned by nobody else.
-        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let Ok(fd) = fs::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0) else { return };
+        let mut file = std::fs::File::from(fd);
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
         if std::io::copy(&mut file, &mut h).is_ok() {
@@ -205,8 +187,8 @@ impl Overlay {
         let to = join(&np.path(), newname);
         let pf = self.fd_of(&p)?;
         let npf = self.fd_of(&np)?;
-        let src = fstatat(pf.raw(), &c, libc::AT_SYMLINK_NOFOLLOW).ok();
-        let dst = fstatat(npf.raw(), &nc, libc::AT_SYMLINK_NOFOLLOW).ok();
+        let src = fs::fstatat(pf.fd(), &c, libc::AT_SYMLINK_NOFOLLOW).ok();
+        let dst = fs::fstatat(npf.fd(), &nc, libc::AT_SYMLINK_NOFOLLOW).ok();
         for st in src.iter().chain(dst.iter()) {
             self.before_change(caller, (st.st_dev, st.st_ino));
         }
@@ -224,10 +206,7 @@ impl Overlay {
                 self.note(caller, (st.st_dev, st.st_ino), &to, op::DELETED);
             }
         }
-        let r = unsafe {
-            libc::renameat2(pf.raw(), c.as_ptr(), npf.raw(), nc.as_ptr(), flags as libc::c_uint)
-        };
-        check(r)?;
+        fs::renameat2(pf.fd(), &c, npf.fd(), &nc, flags)?;
         if let Some(st) = &src {
             self.renamed(caller, st, &from, &to);
         }
