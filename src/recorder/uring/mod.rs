@@ -20,7 +20,7 @@ use super::overlay::Overlay;
 use crate::sys::uring::{pin_to_cpu, Event, FuseRing};
 use decode::{DecodeError, Request};
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -56,7 +56,6 @@ pub(crate) trait Serve: Send + Sync + 'static {
 #[derive(Default)]
 struct Stats {
     served: AtomicU64,
-    live: AtomicUsize,
 }
 
 /// The running ring threads; [`Handle::join`] after unmount.
@@ -223,18 +222,24 @@ fn run_ring(
         }
     };
     let _ = ready.send(Ok(()));
-    stats.live.fetch_add(1, Ordering::Relaxed);
     let mut out = vec![0u8; PAYLOAD_LEN];
     // Entries the kernel dropped with an error that leaves the connection up are registered
     // again, a bounded number of times.
     let mut retries = 0u32;
     loop {
         match ring.wait() {
-            Ok(Event::Request(i)) => {
-                if answer(&mut ring, i, serve.as_ref(), &mut out) {
+            Ok(Event::Request(i)) => match answer(&mut ring, i, serve.as_ref(), &mut out) {
+                Ok(()) => {
                     stats.served.fetch_add(1, Ordering::Relaxed);
                 }
-            }
+                // Nothing could be committed: the entry is registered anew, or the thread ends.
+                Err(_) => {
+                    retries += 1;
+                    if retries > 64 || ring.reregister(i).is_err() {
+                        break;
+                    }
+                }
+            },
             Ok(Event::Failed(i, errno)) => {
                 let over = matches!(errno, libc::ENOTCONN | libc::ECONNABORTED | libc::ECANCELED | libc::ENODEV | libc::EOPNOTSUPP);
                 retries += 1;
@@ -245,19 +250,17 @@ fn run_ring(
             Err(_) => break,
         }
     }
-    stats.live.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Decode the request in entry `i`, serve it, and commit the answer. Returns whether a request
-/// was answered.
-fn answer(ring: &mut FuseRing, i: usize, serve: &dyn Serve, out: &mut [u8]) -> bool {
-    let Some((header, payload)) = ring.buffers(i) else { return false };
+/// Decode the request in entry `i`, serve it, and commit the answer.
+fn answer(ring: &mut FuseRing, i: usize, serve: &dyn Serve, out: &mut [u8]) -> std::io::Result<()> {
+    let unanswerable = || std::io::Error::from_raw_os_error(libc::EPROTO);
+    let Some((header, payload)) = ring.buffers(i) else { return Err(unanswerable()) };
     let (unique, commit_id, result) = match decode::decode(header, payload) {
         Ok(req) => (req.header.unique, req.commit_id, serve.serve(&req, out)),
         Err(DecodeError::Args { unique, errno }) => (unique, unique, Answer::Error(errno)),
-        // Without a unique id nothing can be answered; the entry is re-armed by the kernel
-        // only through a commit, so it is given up.
-        Err(DecodeError::Header) => return false,
+        // Without a unique id nothing can be answered.
+        Err(DecodeError::Header) => return Err(unanswerable()),
     };
     let (error, len) = match result {
         Answer::Reply(n) => match (out.get(..n), payload.get_mut(..n)) {
@@ -269,10 +272,8 @@ fn answer(ring: &mut FuseRing, i: usize, serve: &dyn Serve, out: &mut [u8]) -> b
         },
         Answer::Error(e) => (-e.abs(), 0),
     };
-    if encode::finish(header, unique, error, len).is_err() {
-        return false;
-    }
-    ring.commit(i, commit_id).is_ok()
+    encode::finish(header, unique, error, len).map_err(|_| unanswerable())?;
+    ring.commit(i, commit_id)
 }
 
 #[cfg(test)]
