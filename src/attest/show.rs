@@ -6,7 +6,7 @@ use super::provenance::{KIND_KEY, PROVENANCE_TYPE};
 use super::statement::{self, PLACEHOLDER_KEY};
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{pae, read_dsse, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
+use crate::metadata::{pae, Dsse, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -30,7 +30,7 @@ pub fn render_statement_file(path: &Path, key: Option<&PublicKey>) -> Result<Opt
         return Ok(None);
     }
     let bytes = crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")?;
-    let Ok((payload, signatures)) = read_dsse(&bytes) else { return Ok(None) };
+    let Ok(Dsse { payload, signatures }) = Dsse::from_bytes(&bytes) else { return Ok(None) };
     let Ok(v) = crate::cjson::parse(&payload) else { return Ok(None) };
     if !statement::is_statement(&v) {
         return Ok(None);

@@ -152,16 +152,10 @@ impl Metadata {
 
     pub fn from_value(v: &Value) -> Result<Self> {
         let o = obj(v, "metadata")?;
-        if let Some(p) = o.get("payload") {
-            let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
-            if pt != PAYLOAD_TYPE {
-                return Err(Error::format(format!("DSSE payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
-            }
-            let p = p.as_str().ok_or_else(|| Error::format("DSSE 'payload' is not a string"))?;
-            let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        if o.contains_key("payload") {
+            let Dsse { payload, signatures } = Dsse::from_object(o)?;
             // A statement link as totofs writes it is read without a JSON tree.
             if let Some(link) = crate::attest::statement::fast_link(&payload) {
-                let signatures = Self::parse_signatures(o, true)?;
                 return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
             }
             let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
@@ -172,7 +166,6 @@ impl Metadata {
             } else {
                 Payload::from_value(&inner)?
             };
-            let signatures = Self::parse_signatures(o, true)?;
             return Ok(Metadata { envelope: Envelope::Dsse { payload, statement }, payload: parsed, signatures });
         }
         let signed = o.get("signed").ok_or_else(|| Error::format("neither a Metablock ('signed') nor a DSSE envelope ('payload')"))?;
@@ -352,16 +345,55 @@ pub fn dsse_file_string(payload: &[u8], signatures: &[Signature]) -> String {
     }))
 }
 
-/// A DSSE envelope read as is: the payload bytes (what signatures cover, through [`pae`]) and
-/// the signatures, not checked yet. Any payload type other than in-toto's is refused.
-pub fn read_dsse(bytes: &[u8]) -> Result<(Vec<u8>, Vec<Signature>)> {
-    let v = cjson::parse(bytes)?;
-    let o = obj(&v, "DSSE envelope")?;
-    let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
-    if pt != PAYLOAD_TYPE {
-        return Err(Error::format(format!("DSSE payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+/// A DSSE envelope as read, its signatures not checked yet: the payload bytes (what the
+/// signatures cover, through [`pae`]) and the signatures. The one reader of DSSE envelopes:
+/// links, layouts, statements and traces all come through [`Dsse::from_object`].
+#[derive(Debug)]
+pub struct Dsse {
+    pub payload: Vec<u8>,
+    pub signatures: Vec<Signature>,
+}
+
+impl Dsse {
+    /// Read the envelope object `o`. Any payload type other than in-toto's is refused, and so
+    /// is a second signature under one keyid (as securesystemslib does).
+    pub(crate) fn from_object(o: &Map<String, Value>) -> Result<Self> {
+        let pt = o.get("payloadType").and_then(Value::as_str).unwrap_or("");
+        if pt != PAYLOAD_TYPE {
+            return Err(Error::format(format!("DSSE payloadType '{pt}' is not '{PAYLOAD_TYPE}'")));
+        }
+        let p = o.get("payload").and_then(Value::as_str).ok_or_else(|| Error::format("DSSE 'payload' is missing or not a string"))?;
+        let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
+        Ok(Dsse { payload, signatures: Metadata::parse_signatures(o, true)? })
     }
-    let p = o.get("payload").and_then(Value::as_str).ok_or_else(|| Error::format("DSSE 'payload' is missing or not a string"))?;
-    let payload = decode_b64(p).ok_or_else(|| Error::format("DSSE 'payload' is not base64"))?;
-    Ok((payload, Metadata::parse_signatures(o, true)?))
+
+    /// Read a DSSE envelope file's bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let v = cjson::parse(bytes)?;
+        Self::from_object(obj(&v, "DSSE envelope")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(payload_type: &str, sigs: &str) -> Vec<u8> {
+        format!(r#"{{"payload": "e30=", "payloadType": "{payload_type}", "signatures": {sigs}}}"#).into_bytes()
+    }
+
+    #[test]
+    fn one_reader_for_every_dsse_envelope() {
+        let ok = Dsse::from_bytes(&envelope(PAYLOAD_TYPE, r#"[{"keyid": "a", "sig": "AAAA"}]"#)).unwrap();
+        assert_eq!(ok.payload, b"{}");
+        assert_eq!(ok.signatures.len(), 1);
+        let wrong = Dsse::from_bytes(&envelope("text/plain", "[]")).unwrap_err().to_string();
+        assert!(wrong.contains("payloadType 'text/plain'"), "{wrong}");
+        let twice = r#"[{"keyid": "a", "sig": "AAAA"}, {"keyid": "a", "sig": "AAAB"}]"#;
+        let dup = Dsse::from_bytes(&envelope(PAYLOAD_TYPE, twice)).unwrap_err().to_string();
+        assert!(dup.contains("Multiple signatures found for keyid a"), "{dup}");
+        // The link reader and the trace reader take the same path.
+        let link = Metadata::from_value(&cjson::parse(&envelope("text/plain", "[]")).unwrap()).unwrap_err().to_string();
+        assert_eq!(link, wrong);
+    }
 }

@@ -56,7 +56,7 @@ pub mod linkjson;
 mod layout;
 mod rules;
 
-pub use envelope::{decode_b64, dsse_file_string, keyid8, pae, read_dsse, Metadata, Signature};
+pub use envelope::{decode_b64, dsse_file_string, keyid8, pae, Dsse, Metadata, Signature};
 pub use hashes::{decode_lower_sha256, HashDict};
 pub use json::is_hex;
 use json::{artifacts_to_value, obj, opt_artifacts, opt_object, opt_string, opt_string_list, req_string, string_list};

@@ -15,7 +15,7 @@
 use crate::cjson;
 use crate::error::{Error, Result};
 use crate::keys::{sha256_hex, PrivateKey, PublicKey};
-use crate::metadata::{decode_b64, pae, HashDict, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
+use crate::metadata::{pae, HashDict, Link, Metadata, Payload, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
 #[cfg(test)]
 use serde_json::json;
 use serde_json::{Map, Value};
