@@ -83,6 +83,11 @@ impl Rootless {
     /// `totofs ARGS` in `dir`, as root (`as_user` false) or as the test user, with the same
     /// small environment either way (the streams end up in the link).
     fn totofs(&self, as_user: bool, dir: &Path, args: &[&str]) -> Output {
+        self.totofs_env(as_user, dir, args, &[])
+    }
+
+    /// `totofs ARGS` as above, with `extra` added to the environment.
+    fn totofs_env(&self, as_user: bool, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
         let mut c = if as_user {
             let mut c = Command::new("setpriv");
             c.args([&format!("--reuid={}", self.uid), &format!("--regid={}", self.gid), "--init-groups", "--"]);
@@ -93,6 +98,7 @@ impl Rootless {
         };
         c.args(args).current_dir(dir).env_clear();
         c.envs([("PATH", "/usr/local/bin:/usr/bin:/bin"), ("LANG", "C"), ("HOME", "/tmp"), ("TMPDIR", "/tmp")]);
+        c.envs(extra.iter().copied());
         run(&mut c)
     }
 
@@ -266,17 +272,15 @@ fn mount_as_an_ordinary_user_records_by_snapshots_and_unmount_ends_it() {
     let tree = base.path().join("proj");
     c_project(&tree);
     t.chown(&tree);
-    let o = t.totofs(true, &tree, &["mount", "-n", "session", "--signing-key", t.key.to_str().unwrap(), "."]);
+    // No fusermount3 (FUSERMOUNT_PATH names the helper, and here one that does not exist): the
+    // user's overlay could not be mounted where its later commands run.
+    let no_helper = [("FUSERMOUNT_PATH", "/nonexistent/fusermount3")];
+    let o = t.totofs_env(true, &tree, &["mount", "-n", "session", "--signing-key", t.key.to_str().unwrap(), "."], &no_helper);
     // Whatever happens below, the session ends with the test.
-    struct Unmount<'a>(&'a Rootless, PathBuf);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.totofs(true, &self.1, &["unmount", "."]);
-        }
-    }
     let session = Unmount(&t, tree.clone());
     let line = fallback_line(&o);
     assert!(line.contains("namespace of its own") && line.contains("totofs run"), "{line}");
+    assert!(line.contains("install fuse3 (fusermount3)"), "{line}");
     let o = Command::new("setpriv")
         .args([&format!("--reuid={}", t.uid), &format!("--regid={}", t.gid), "--init-groups", "--", "sh", "-c", "echo new > made.txt"])
         .current_dir(&tree)
@@ -289,6 +293,100 @@ fn mount_as_an_ordinary_user_records_by_snapshots_and_unmount_ends_it() {
     let v: Value = serde_json::from_slice(&std::fs::read(tree.join("session.c6d8bf2e.link")).unwrap()).unwrap();
     assert!(v["signed"]["products"]["made.txt"].is_object() && v["signed"]["materials"]["made.txt"].is_null(), "{v}");
     nothing_left(&tree);
+}
+
+/// Ends a `totofs mount` session on the directory when dropped (also on panic).
+struct Unmount<'a>(&'a Rootless, PathBuf);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.totofs(true, self.1.parent().unwrap_or(&self.1), &["unmount", self.1.to_str().unwrap_or(".")]);
+    }
+}
+
+/// Is the setuid `fusermount3` here? Locally its tests are skipped without it; under `CI=true`
+/// (`.ci/run` installs fuse3) a missing one fails them.
+fn fusermount3_present() -> bool {
+    if Path::new("/usr/bin/fusermount3").is_file() || Path::new("/bin/fusermount3").is_file() {
+        return true;
+    }
+    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+        panic!("fusermount3 not found (CI=true: install fuse3; the rootless mount tests may not be skipped)");
+    }
+    eprintln!("NOTICE: no fusermount3 here (install fuse3); `totofs mount` as an ordinary user is not exercised");
+    false
+}
+
+/// `totofs mount` on a fresh copy of the project at `tree` (links to `links`), a real `make` in
+/// it, `totofs unmount`, as root or as the test user; returns the link after moving the written
+/// files to `keep`.
+fn mount_make(t: &Rootless, as_user: bool, tree: &Path, links: &Path, keep: &Path) -> PathBuf {
+    c_project(tree);
+    let _ = std::fs::remove_dir_all(links);
+    std::fs::create_dir_all(links).unwrap();
+    if as_user {
+        t.chown(tree);
+        t.chown(links);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let key = t.key.to_str().unwrap();
+    let o = t.totofs(as_user, tree, &["mount", "-n", "build", "--signing-key", key, "-d", links.to_str().unwrap(), "."]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let session = Unmount(t, tree.to_path_buf());
+    assert!(!stderr(&o).contains("snapshots"), "recorded through FUSE: {}", stderr(&o));
+    // Only the owner may enter a user's overlay (no `allow_other`): the user changes directory.
+    let mut make = if as_user {
+        let mut c = Command::new("setpriv");
+        c.args([&format!("--reuid={}", t.uid), &format!("--regid={}", t.gid), "--init-groups", "--"]);
+        c
+    } else {
+        Command::new("env")
+    };
+    make.args(["sh", "-c", "cd \"$0\" && exec make"]).arg(tree).current_dir("/").env_clear().envs([("PATH", "/usr/local/bin:/usr/bin:/bin"), ("LANG", "C"), ("HOME", "/tmp"), ("TMPDIR", "/tmp")]);
+    let o = run(&mut make);
+    assert!(o.status.success(), "make: {}", stderr(&o));
+    let o = t.totofs(as_user, tree.parent().unwrap(), &["unmount", tree.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::mem::forget(session);
+    std::fs::create_dir_all(keep).unwrap();
+    for e in std::fs::read_dir(links).unwrap().flatten() {
+        std::fs::rename(e.path(), keep.join(e.file_name())).unwrap();
+    }
+    keep.join("build.c6d8bf2e.link")
+}
+
+#[test]
+fn mount_as_an_ordinary_user_records_through_fusermount3_as_root_does() {
+    let t = setup(0o666);
+    if !fusermount3_present() {
+        return;
+    }
+    let base = tempfile::Builder::new().prefix("totofs-rl").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (tree, links) = (base.path().join("proj"), base.path().join("links"));
+    let root_link = mount_make(&t, false, &tree, &links, &base.path().join("root"));
+    let user_link = mount_make(&t, true, &tree, &links, &base.path().join("user"));
+    nothing_left(&tree);
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&format!(" {} ", tree.display())), "a mount is left: {mounts}");
+    let (a, b) = (std::fs::read(&root_link).unwrap(), std::fs::read(&user_link).unwrap());
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    let products: Vec<&String> = v["signed"]["products"].as_object().unwrap().keys().collect();
+    let built = ["app", "build/f1.o", "build/f2.o", "build/f3.o", "build/f4.o", "build/main.o"];
+    let sources = ["Makefile", "README", "include/common.h", "src/f1.c", "src/f2.c", "src/f3.c", "src/f4.c", "src/main.c"];
+    let mut all: Vec<&str> = built.iter().chain(sources.iter()).copied().collect();
+    all.sort();
+    assert_eq!(products, all, "{v}");
+    let materials: Vec<&String> = v["signed"]["materials"].as_object().unwrap().keys().collect();
+    assert_eq!(materials, sources, "{v}");
+    assert!(v["signed"]["materials"]["src/f3.c"].is_object() && v["signed"]["materials"]["app"].is_null(), "{v}");
+    assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "the same link bytes as root's");
+    // Recorded through FUSE: the trace names the build's processes.
+    assert!(user_link.with_extension("trace").is_file());
+    let procs = processes(&t, &user_link);
+    assert!(procs.iter().any(|p| p.contains("cc -Iinclude -c -o build/f2.o")), "{procs:?}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(tree.join("app")).unwrap().uid(), t.uid);
 }
 
 fn run_echo(t: &Rootless, tree: &Path) -> Output {

@@ -4,8 +4,9 @@
 //! caller's mount namespace, and only then lets `mount` return. Everything done under the
 //! directory is recorded until the mount ends, by `totofs unmount` or a plain `umount`; the
 //! daemon then seals the link (no command, no byproducts, like in-toto-record) and writes a
-//! result file that `unmount` waits for. Without FUSE the daemon records snapshots instead
-//! (materials at mount, products when `unmount` stops it).
+//! result file that `unmount` waits for. An ordinary user mounts and unmounts through the setuid
+//! `fusermount3`. Without FUSE the daemon records snapshots instead (materials at mount, products
+//! when `unmount` stops it).
 
 use super::artifacts;
 use super::hash_cache::HashCache;
@@ -185,7 +186,15 @@ fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option
     process::set_dumpable(false);
     let started_ns = super::unchanged::coarse_now_ns();
     let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
-    let started = startup::start_overlay(dir, entries, Tracker::for_tree(dir), cache, Privilege::Root)?
+    let privilege = if process::effective_ids().0 == 0 { Privilege::Root } else { Privilege::Helper };
+    if privilege == Privilege::Helper {
+        // fuser mounts through the helper when mount(2) is refused: the one found above (this
+        // process is still single-threaded).
+        if let Some(helper) = super::rootless::fusermount() {
+            std::env::set_var("FUSERMOUNT_PATH", helper);
+        }
+    }
+    let started = startup::start_overlay(dir, entries, Tracker::for_tree(dir), cache, privilege)?
         .map_err(Error::Record)?;
     let startup::Started { bg, rootfd, materials, written, tracker, ring, caller_umask: _ } = started;
     let ring = ring.map(Box::new);
@@ -295,9 +304,32 @@ fn alive(pid: libc::pid_t) -> bool {
     stat.rsplit(')').next().map(|s| !s.trim_start().starts_with('Z') && !s.trim().is_empty()).unwrap_or(false)
 }
 
-/// Detach the mount on `dir` (lazily: whatever still uses it keeps it until done).
+/// Detach the mount on `dir` (lazily: whatever still uses it keeps it until done); an ordinary
+/// user's through `fusermount3 -u -z`.
 fn detach(dir: &Path) -> bool {
-    process::unmount(dir, false).is_ok() || process::unmount(dir, true).is_ok()
+    process::unmount(dir, false).is_ok()
+        || process::unmount(dir, true).is_ok()
+        || (process::effective_ids().0 != 0 && super::rootless::fusermount_unmount(dir, true).is_ok())
+}
+
+/// Unmount the overlay on `dir` (not lazily: a directory still in use is refused); an ordinary
+/// user's through `fusermount3 -u`. Not mounted any more is no error.
+fn unmount_overlay(dir: &Path) -> Result<()> {
+    let busy = || Error::Record(format!("{}: still in use by a process (leave the directory, end the processes and retry)", dir.display()));
+    match process::unmount(dir, false) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(busy()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && process::effective_ids().0 != 0 => {
+            match super::rootless::fusermount_unmount(dir, false) {
+                Ok(()) => Ok(()),
+                Err(_) if !fuse_mounted(dir) => Ok(()),
+                Err(why) if why.contains("busy") => Err(busy()),
+                Err(why) => Err(Error::input(dir, format!("cannot unmount: {why}"))),
+            }
+        }
+        Err(e) => Err(Error::input(dir, format!("cannot unmount: {e}"))),
+    }
 }
 
 /// Is the top mount on `dir` a FUSE mount (a session's overlay, live or dead)?
@@ -346,17 +378,7 @@ pub fn unmount_link(dir: &Path) -> Result<Ended> {
                 let _ = process::signal(pid, libc::SIGTERM);
             }
         } else {
-            if let Err(e) = process::unmount(&dir, false) {
-                if e.raw_os_error() == Some(libc::EBUSY) {
-                    return Err(Error::Record(format!(
-                        "{}: still in use by a process (leave the directory, end the processes and retry)",
-                        dir.display()
-                    )));
-                }
-                if e.raw_os_error() != Some(libc::EINVAL) {
-                    return Err(Error::input(&dir, format!("cannot unmount: {e}")));
-                }
-            }
+            unmount_overlay(&dir)?;
         }
         let t = Instant::now();
         // The daemon removes its pid file once the result is written.

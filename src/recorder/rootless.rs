@@ -3,9 +3,11 @@
 //! a user namespace of its own that owns the new mount namespace, with one-line id maps (the
 //! caller's uid and gid mapped to themselves). When that cannot be had, the reason is one line
 //! that names what is missing and how to enable it (the fallback chain of `docs/rootless.md`).
+//! For `totofs mount`, whose overlay must be seen by the caller's later commands, an ordinary user
+//! mounts in its own mount namespace through the setuid helper `fusermount3` instead.
 
 use crate::sys::process;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How the private mount namespace was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +16,9 @@ pub(crate) enum Privilege {
     Root,
     /// Inside a user namespace of totofs's own: no passthrough, file data goes through the daemon.
     Rootless,
+    /// An ordinary user's mount in its own mount namespace, made by the setuid `fusermount3`: no
+    /// passthrough, and only the owner admitted (`allow_other` needs `user_allow_other`).
+    Helper,
 }
 
 /// Enter a private mount namespace, every mount in it private (this process must still be
@@ -135,12 +140,45 @@ pub(crate) fn fuse_unavailable() -> Option<String> {
 }
 
 /// Why `totofs mount` cannot record through FUSE for this user, if it cannot: its overlay must be
-/// mounted where the caller's later commands run, and an ordinary user can mount only inside a
-/// user namespace of its own, which those commands do not share.
+/// mounted where the caller's later commands run; an ordinary user can mount there only through
+/// the setuid helper `fusermount3` (a user namespace of its own is not shared by those commands).
 pub(crate) fn mount_session_unavailable() -> Option<String> {
-    (process::effective_ids().0 != 0).then(|| {
+    (process::effective_ids().0 != 0 && fusermount().is_none()).then(|| {
         "an ordinary user's overlay lives in a namespace of its own, which the commands after `totofs mount` \
-         do not share; `totofs run -- COMMAND` records through FUSE as an ordinary user"
+         do not share, and no fusermount3 is found to mount it in theirs: install fuse3 (fusermount3), or \
+         `totofs run -- COMMAND` records through FUSE as an ordinary user"
             .into()
     })
+}
+
+/// The setuid helper that mounts and unmounts FUSE for an ordinary user: `FUSERMOUNT_PATH` when
+/// set (fuser's own switch; then only that one), else `fusermount3` or libfuse 2's `fusermount`
+/// on PATH, in /bin or in /usr/bin.
+pub(crate) fn fusermount() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if let Some(p) = std::env::var_os("FUSERMOUNT_PATH") {
+        let p = PathBuf::from(p);
+        return runnable(&p).then_some(p);
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    dirs.extend([PathBuf::from("/bin"), PathBuf::from("/usr/bin")]);
+    ["fusermount3", "fusermount"].iter().find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| runnable(p)))
+}
+
+/// Unmount an ordinary user's mount on `dir` through `fusermount3 -u` (`-z`: lazily, with
+/// `lazy`); the error is the helper's own one line.
+pub(crate) fn fusermount_unmount(dir: &Path, lazy: bool) -> Result<(), String> {
+    let Some(helper) = fusermount() else { return Err("no fusermount3 is found (install fuse3)".into()) };
+    let mut c = std::process::Command::new(&helper);
+    c.arg("-u").arg("-q");
+    if lazy {
+        c.arg("-z");
+    }
+    let out = c.arg("--").arg(dir).stdin(std::process::Stdio::null()).output().map_err(|e| format!("cannot run {}: {e}", helper.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    Err(text.lines().find(|l| !l.trim().is_empty()).unwrap_or("fusermount3 -u failed").trim().to_string())
 }

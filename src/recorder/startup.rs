@@ -42,7 +42,7 @@ pub(crate) fn start_overlay(
     cache: Option<Arc<HashCache>>,
     privilege: Privilege,
 ) -> Result<std::result::Result<Started, String>> {
-    if privilege == Privilege::Rootless {
+    if privilege != Privilege::Root {
         // Passthrough needs CAP_SYS_ADMIN in the initial user namespace: every open would ask
         // for a backing file in vain. (Set while this process has a single thread.)
         std::env::set_var(NO_PASSTHROUGH_ENV, "1");
@@ -57,13 +57,14 @@ pub(crate) fn start_overlay(
         .map_err(|e| Error::input(dir, e))?;
     let overlay = Arc::new(overlay);
     let caller_umask = process::umask(0);
-    let session = match fuser::Session::new(FuseOverlay(Arc::clone(&overlay)), dir, &fuse_config()) {
+    let session = match fuser::Session::new(FuseOverlay(Arc::clone(&overlay)), dir, &fuse_config(privilege)) {
         Ok(s) => s,
         Err(e) => {
             process::umask(caller_umask);
             return Ok(Err(match privilege {
                 Privilege::Root => format!("cannot mount the overlay on {}: {e}", dir.display()),
                 Privilege::Rootless => rootless::mount_refused(&e),
+                Privilege::Helper => format!("cannot mount the overlay on {} through fusermount3: {e}", dir.display()),
             }));
         }
     };
@@ -79,13 +80,14 @@ pub(crate) fn is_own_switch(name: &str) -> bool {
 
 /// The session configuration: a thread per core (at least two, so that a request waiting for
 /// a material's hash never starves the others), other users allowed (a build may drop
-/// privileges; in a user namespace only its own members are admitted), kernel permission checks.
-pub(crate) fn fuse_config() -> fuser::Config {
+/// privileges; in a user namespace only its own members are admitted; through `fusermount3` only
+/// the owner, as `allow_other` needs `user_allow_other` in /etc/fuse.conf), kernel permission checks.
+pub(crate) fn fuse_config(privilege: Privilege) -> fuser::Config {
     let mut cfg = fuser::Config::default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     cfg.n_threads = Some(cores.max(2) + 1);
     cfg.clone_fd = true;
-    cfg.acl = fuser::SessionACL::All;
+    cfg.acl = if privilege == Privilege::Helper { fuser::SessionACL::Owner } else { fuser::SessionACL::All };
     cfg.mount_options = vec![
         fuser::MountOption::FSName("totofs".into()),
         fuser::MountOption::Subtype("totofs".into()),
