@@ -389,6 +389,57 @@ fn mount_as_an_ordinary_user_records_through_fusermount3_as_root_does() {
     assert_eq!(std::fs::metadata(tree.join("app")).unwrap().uid(), t.uid);
 }
 
+#[test]
+fn an_ordinary_users_mount_refuses_a_busy_unmount_and_a_lost_session_leaves_no_mount() {
+    let t = setup(0o666);
+    if !fusermount3_present() {
+        return;
+    }
+    let base = tempfile::Builder::new().prefix("totofs-rl").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tree = base.path().join("proj");
+    c_project(&tree);
+    t.chown(&tree);
+    let key = t.key.to_str().unwrap();
+    let dir = tree.to_str().unwrap();
+    let o = t.totofs(true, base.path(), &["mount", "-n", "lost", "--signing-key", key, dir]);
+    assert!(o.status.success() && !stderr(&o).contains("snapshots"), "{}", stderr(&o));
+    let session = Unmount(&t, tree.clone());
+    // A process of the user still in the directory: `unmount` refuses, and the session goes on.
+    let mut inside = Command::new("setpriv")
+        .args([&format!("--reuid={}", t.uid), &format!("--regid={}", t.gid), "--init-groups", "--", "sh", "-c", "cd \"$0\" && echo in && read x"])
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // (Root may not look into the user's overlay: the process says it is in.)
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(inside.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "in\n");
+    let o = t.totofs(true, base.path(), &["unmount", dir]);
+    drop(inside.stdin.take());
+    let _ = inside.wait();
+    assert!(!o.status.success() && stderr(&o).contains("still in use by a process"), "{}", stderr(&o));
+    // The daemon killed: `unmount` removes its dead mount (through fusermount3) and writes no link.
+    let daemon = std::fs::read_dir("/proc").unwrap().flatten().find_map(|p| {
+        let cmd = std::fs::read(p.path().join("cmdline")).ok()?;
+        let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+        (String::from_utf8_lossy(&cmd).contains("\0mount\0-n\0lost\0")).then_some(pid)
+    });
+    let daemon = daemon.expect("the session daemon");
+    unsafe { libc::kill(daemon, libc::SIGKILL) };
+    while std::fs::read_to_string(format!("/proc/{daemon}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let o = t.totofs(true, base.path(), &["unmount", dir]);
+    std::mem::forget(session);
+    assert!(!o.status.success() && stderr(&o).contains("the session was lost"), "{}", stderr(&o));
+    assert!(!std::fs::read_to_string("/proc/mounts").unwrap().contains(&format!(" {dir} ")));
+    assert!(!tree.join("lost.c6d8bf2e.link").exists());
+    nothing_left(&tree);
+}
+
 fn run_echo(t: &Rootless, tree: &Path) -> Output {
     c_project(tree);
     t.chown(tree);

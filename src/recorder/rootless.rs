@@ -171,7 +171,7 @@ pub(crate) fn fusermount() -> Option<PathBuf> {
 pub(crate) fn fusermount_unmount(dir: &Path, lazy: bool) -> Result<(), String> {
     let Some(helper) = fusermount() else { return Err("no fusermount3 is found (install fuse3)".into()) };
     let mut c = std::process::Command::new(&helper);
-    c.arg("-u").arg("-q");
+    c.arg("-u");
     if lazy {
         c.arg("-z");
     }
