@@ -9,19 +9,19 @@ use crate::metadata::{Artifacts, Link};
 use serde_json::{Map, Value};
 
 /// One artifact's hash dict: the link model's compact [`HashDict`].
-pub use crate::metadata::HashDict as Digest;
+use crate::metadata::HashDict;
 #[cfg(test)]
 pub(crate) use crate::metadata::decode_lower_sha256;
 
 /// Path -> hash dict, sorted by path (byte order, like the maps in-toto's JSON uses).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Arts {
-    entries: Vec<(Box<str>, Digest)>,
+    entries: Vec<(Box<str>, HashDict)>,
 }
 
 impl Arts {
     /// From entries in any order; for a path given twice the last one wins (as in JSON objects).
-    pub fn from_entries(mut entries: Vec<(Box<str>, Digest)>) -> Self {
+    pub fn from_entries(mut entries: Vec<(Box<str>, HashDict)>) -> Self {
         if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
             entries.reverse();
             entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the last occurrence comes first
@@ -56,7 +56,7 @@ impl Arts {
         self.entries.is_empty()
     }
 
-    pub fn get_key_value(&self, path: &str) -> Option<(&str, &Digest)> {
+    pub fn get_key_value(&self, path: &str) -> Option<(&str, &HashDict)> {
         self.entries
             .binary_search_by(|(p, _)| (**p).cmp(path))
             .ok()
@@ -65,7 +65,7 @@ impl Arts {
 
     /// [`get`](Self::get) for lookups that mostly come in ascending order: searches forward from
     /// `hint` (the position of the previous lookup) before falling back to a binary search.
-    pub fn seek(&self, hint: &mut usize, path: &str) -> Option<&Digest> {
+    pub fn seek(&self, hint: &mut usize, path: &str) -> Option<&HashDict> {
         let e = &self.entries;
         let start = *hint;
         if start < e.len() && &*e[start].0 <= path {
@@ -101,11 +101,11 @@ impl Arts {
         }
     }
 
-    pub fn get(&self, path: &str) -> Option<&Digest> {
+    pub fn get(&self, path: &str) -> Option<&HashDict> {
         self.get_key_value(path).map(|(_, d)| d)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Digest)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &HashDict)> {
         self.entries.iter().map(|(p, d)| (&**p, d))
     }
 
@@ -150,7 +150,7 @@ mod tests {
         let lower = "ab".repeat(32);
         let upper = "AB".repeat(32);
         let a = dict(&[("sha256", &lower)]);
-        assert!(matches!(a, Digest::Sha256(_)));
+        assert!(matches!(a, HashDict::Sha256(_)));
         assert_eq!(a, dict(&[("sha256", &lower)]));
         assert_ne!(a, dict(&[("sha256", &upper)]));
         assert_ne!(a, dict(&[("sha256", &lower), ("sha512", "00")]));

@@ -3,7 +3,8 @@
 //! (in-toto's phases 7 to 9).
 #![allow(clippy::indexing_slicing)] // step indices come from enumerating `layout.steps`, and every per-step vector is built from that same list.
 
-use super::arts::{Arts, Digest, VLink};
+use super::arts::{Arts, VLink};
+use crate::metadata::HashDict;
 use super::sublayouts::Chain;
 use super::{failure, inspect, scoped, Ctx, FailureKind, Flow};
 use crate::metadata::Layout;
@@ -93,7 +94,7 @@ pub(super) fn one_per_step<'a>(
     Ok(reduced)
 }
 
-fn short(h: Option<&Digest>) -> String {
+fn short(h: Option<&HashDict>) -> String {
     match h {
         None => "absent".into(),
         Some(h) => h

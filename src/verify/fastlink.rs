@@ -7,7 +7,8 @@
 //! messages. For every file it accepts, the bytes it returns equal
 //! `cjson::canonical(signed)` (tested against the general reader).
 
-use super::arts::{Arts, Digest, VLink};
+use super::arts::{Arts, VLink};
+use crate::metadata::HashDict;
 use crate::cjson;
 use crate::metadata::Signature;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -72,7 +73,7 @@ impl<'de> Deserialize<'de> for ArtsDe {
     }
 }
 
-struct DigestDe(Digest);
+struct DigestDe(HashDict);
 
 impl<'de> Deserialize<'de> for DigestDe {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -92,7 +93,7 @@ impl<'de> Deserialize<'de> for DigestDe {
                 if let [(algo, hex)] = pairs.as_slice() {
                     if algo.as_str() == "sha256" {
                         if let Some(raw) = crate::metadata::decode_lower_sha256(hex.as_str()) {
-                            return Ok(DigestDe(Digest::Sha256(raw)));
+                            return Ok(DigestDe(HashDict::Sha256(raw)));
                         }
                     }
                 }
@@ -108,7 +109,7 @@ impl<'de> Deserialize<'de> for DigestDe {
                     pairs.sort_by(|a, b| a.0.cmp(&b.0));
                     pairs.dedup_by(|later, first| later.0 == first.0);
                 }
-                Ok(DigestDe(Digest::from_sorted_pairs(pairs)))
+                Ok(DigestDe(HashDict::from_sorted_pairs(pairs)))
             }
         }
         d.deserialize_map(V)
@@ -161,7 +162,7 @@ fn push_artifacts(a: &Arts, out: &mut Vec<u8>) {
         cjson::write_canonical_str(path, out);
         out.push(b':');
         match digest {
-            Digest::Sha256(raw) => {
+            HashDict::Sha256(raw) => {
                 let mut hex = [0u8; 64];
                 // 32 bytes always fit 64 hex digits.
                 let _ = hex::encode_to_slice(raw, &mut hex);
@@ -169,7 +170,7 @@ fn push_artifacts(a: &Arts, out: &mut Vec<u8>) {
                 out.extend_from_slice(&hex);
                 out.extend_from_slice(b"\"}");
             }
-            Digest::Other(pairs) => {
+            HashDict::Other(pairs) => {
                 out.push(b'{');
                 for (j, (algo, hex)) in pairs.iter().enumerate() {
                     if j > 0 {

@@ -7,7 +7,7 @@
 //! in the queue; the list ends with an implicit `ALLOW *`. Each rule globs each queued path once.
 #![allow(clippy::indexing_slicing)] // rule indices come from enumerating the same rule list.
 
-use super::arts::{Arts, Digest, VLink};
+use super::arts::{Arts, VLink};
 use super::fnmatch::Pattern;
 use crate::error::Result;
 use crate::metadata::{ArtifactKind, HashDict, Rule, RuleKind};
@@ -152,7 +152,7 @@ pub fn verify_item_rules(
         return Ok(Ok(Vec::new()));
     };
     let source = artifacts(link, kind);
-    let mut queue: BTreeMap<&str, &Digest> = source.iter().collect();
+    let mut queue: BTreeMap<&str, &HashDict> = source.iter().collect();
     // Who consumed what only matters to explain a failed REQUIRE.
     let track = rules.iter().any(|r| matches!(r.kind, RuleKind::Require(_)));
     let mut consumed_by: HashMap<&str, usize> = HashMap::new();
@@ -251,7 +251,7 @@ fn internal_failure(item: &str, kind: ArtifactKind, rule: &Rule, path: &str, tra
     }
 }
 
-fn short(d: &Digest) -> String {
+fn short(d: &HashDict) -> String {
     d.pairs()
         .iter()
         .map(|(algo, hex)| {
