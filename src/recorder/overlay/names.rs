@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A setattr request: the attributes to change (`None` leaves one as it is).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct SetAttr {
     pub(crate) mode: Option<u32>,
     pub(crate) uid: Option<u32>,

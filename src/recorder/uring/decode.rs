@@ -3,23 +3,11 @@
 //! back to back in the payload, exactly as they follow that header on /dev/fuse.
 
 use super::wire::{fattr, opcode, EntInOut, InHeader, Reader, Truncated, ENT_IN_OUT, GETATTR_FH, IN_OUT, OP_IN};
+use crate::recorder::overlay::SetAttr;
 use fuser::TimeOrNow;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The changes a `setattr` asks for (what fuser hands a filesystem).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct SetAttrIn {
-    pub(crate) mode: Option<u32>,
-    pub(crate) uid: Option<u32>,
-    pub(crate) gid: Option<u32>,
-    pub(crate) size: Option<u64>,
-    pub(crate) atime: Option<TimeOrNow>,
-    pub(crate) mtime: Option<TimeOrNow>,
-    pub(crate) ctime: Option<SystemTime>,
-    pub(crate) fh: Option<u64>,
-}
 
 /// One decoded request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +15,7 @@ pub(crate) enum Op<'a> {
     Lookup { name: &'a OsStr },
     Forget { nlookup: u64 },
     Getattr { fh: Option<u64> },
-    Setattr(SetAttrIn),
+    Setattr(SetAttr),
     Readlink,
     Symlink { name: &'a OsStr, target: &'a OsStr },
     Mknod { name: &'a OsStr, mode: u32, umask: u32, rdev: u32 },
@@ -110,14 +98,16 @@ fn time(secs: i64, nsecs: u32) -> SystemTime {
     t.and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nsecs)))).unwrap_or(UNIX_EPOCH)
 }
 
-fn setattr(r: &mut Reader<'_>) -> Result<SetAttrIn, Truncated> {
+/// The changes a `setattr` asks for, as the core takes them (ctime is the kernel's to keep,
+/// as on the fuser transport).
+fn setattr(r: &mut Reader<'_>) -> Result<SetAttr, Truncated> {
     let valid = r.u32()?;
     r.u32()?; // padding
     let fh = r.u64()?;
     let size = r.u64()?;
     r.u64()?; // lock_owner
-    let (atime, mtime, ctime) = (r.i64()?, r.i64()?, r.i64()?);
-    let (atimensec, mtimensec, ctimensec) = (r.u32()?, r.u32()?, r.u32()?);
+    let (atime, mtime, _ctime) = (r.i64()?, r.i64()?, r.i64()?);
+    let (atimensec, mtimensec, _ctimensec) = (r.u32()?, r.u32()?, r.u32()?);
     let mode = r.u32()?;
     r.u32()?; // unused4
     let (uid, gid) = (r.u32()?, r.u32()?);
@@ -125,14 +115,13 @@ fn setattr(r: &mut Reader<'_>) -> Result<SetAttrIn, Truncated> {
     let when = |bit: u32, now: u32, secs: i64, nsecs: u32| {
         has(bit).then(|| if has(now) { TimeOrNow::Now } else { TimeOrNow::SpecificTime(time(secs, nsecs)) })
     };
-    Ok(SetAttrIn {
+    Ok(SetAttr {
         mode: has(fattr::MODE).then_some(mode),
         uid: has(fattr::UID).then_some(uid),
         gid: has(fattr::GID).then_some(gid),
         size: has(fattr::SIZE).then_some(size),
         atime: when(fattr::ATIME, fattr::ATIME_NOW, atime, atimensec),
         mtime: when(fattr::MTIME, fattr::MTIME_NOW, mtime, mtimensec),
-        ctime: has(fattr::CTIME).then(|| time(ctime, ctimensec)),
         fh: has(fattr::FH).then_some(fh),
     })
 }
@@ -364,7 +353,7 @@ mod tests {
         assert_eq!(s.mode, Some(0o600));
         assert_eq!(s.size, Some(10));
         assert_eq!(s.fh, Some(3));
-        assert_eq!((s.uid, s.gid, s.ctime), (None, None, None));
+        assert_eq!((s.uid, s.gid), (None, None));
         assert_eq!(s.mtime, Some(TimeOrNow::Now));
         assert_eq!(s.atime, Some(TimeOrNow::SpecificTime(UNIX_EPOCH - Duration::from_secs(1) + Duration::from_nanos(500))));
     }

@@ -2,11 +2,11 @@
 //! method as the fuser transport's callback and encodes the same reply (entry and attribute
 //! lifetimes, negative entries, ENOSYS for what the overlay leaves to fuser's defaults).
 
-use super::decode::{Op, Request, SetAttrIn};
+use super::decode::{Op, Request};
 use super::encode::{self, errno_of, DirList};
 use super::wire::{Overflow, Writer};
 use super::{Answer, Serve};
-use crate::recorder::overlay::{negative_entry, Caller, Opened, Overlay, SetAttr, TTL};
+use crate::recorder::overlay::{negative_entry, Caller, Opened, Overlay, TTL};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -53,10 +53,6 @@ impl CoreServe {
 /// What an operation produced: reply bytes written, or an error.
 type Done = io::Result<Result<(), Overflow>>;
 
-fn setattr(s: &SetAttrIn) -> SetAttr {
-    SetAttr { mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, atime: s.atime, mtime: s.mtime, fh: s.fh }
-}
-
 impl Serve for CoreServe {
     fn serve(&self, req: &Request<'_>, out: &mut [u8]) -> Answer {
         let mut w = Writer::new(out);
@@ -87,7 +83,7 @@ impl CoreServe {
                 Ok(Ok(()))
             }
             Op::Getattr { fh } => core.do_getattr(node, *fh).map(|a| encode::attr_out(w, &a, TTL)),
-            Op::Setattr(s) => core.do_setattr(&caller, node, setattr(s)).map(|a| encode::attr_out(w, &a, TTL)),
+            Op::Setattr(s) => core.do_setattr(&caller, node, *s).map(|a| encode::attr_out(w, &a, TTL)),
             Op::Readlink => core.do_readlink(node).map(|d| w.put(&d)),
             Op::Symlink { name, target } => entry(w, core.do_symlink(&caller, node, name, Path::new(target))),
             Op::Mknod { name, mode, rdev, .. } => entry(w, core.do_mknod(&caller, node, name, *mode, *rdev)),
