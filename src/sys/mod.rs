@@ -2,6 +2,7 @@
 //! carries a `// SAFETY:` note saying which invariant makes it sound.
 
 pub(crate) mod child;
+pub(crate) mod creds;
 pub(crate) mod fs;
 pub(crate) mod process;
 pub(crate) mod stdio;

@@ -66,7 +66,14 @@ impl Overlay {
         self.track_open(caller, &n, flags);
         let nf = self.fd_of(&n)?;
         let pp = proc_path(nf.raw());
-        let file = std::fs::File::from(fs::open(&pp, Self::backing_flags(flags))?);
+        let bflags = Self::backing_flags(flags);
+        // Truncating is the one effect of an open that depends on who opens (see `as_caller`).
+        let fd = if flags & libc::O_TRUNC != 0 {
+            self.own.as_caller(caller, || fs::open(&pp, bflags))?
+        } else {
+            fs::open(&pp, bflags)?
+        };
+        let file = std::fs::File::from(fd);
         drop(nf);
         Ok(self.opened(caller, file, n, flags, open_backing))
     }
@@ -87,7 +94,8 @@ impl Overlay {
         let base = Self::backing_flags(flags) | libc::O_CREAT;
         let m = mode as libc::c_uint;
         // The kernel asks to create names it believes missing: try that first.
-        let first = fs::openat(pf.fd(), &c, base | libc::O_EXCL, m);
+        // Made as the caller, so it owns the file it creates (see `as_caller`).
+        let first = self.own.as_caller(caller, || fs::openat(pf.fd(), &c, base | libc::O_EXCL, m));
         let (fd, existed) = match first {
             Ok(fd) => (fd, false),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
@@ -95,7 +103,7 @@ impl Overlay {
                 if let Ok(st) = fs::fstatat(pf.fd(), &c, 0) {
                     self.before_change(caller, (st.st_dev, st.st_ino));
                 }
-                (fs::openat(pf.fd(), &c, base, m)?, true)
+                (self.own.as_caller(caller, || fs::openat(pf.fd(), &c, base, m))?, true)
             }
             Err(e) => return Err(e),
         };

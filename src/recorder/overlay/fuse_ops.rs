@@ -27,7 +27,7 @@ impl std::ops::Deref for FuseOverlay {
 }
 
 fn caller(req: &Request) -> Caller {
-    Caller { tid: req.pid(), request: u64::from(req.unique()) }
+    Caller { tid: req.pid(), request: u64::from(req.unique()), uid: req.uid(), gid: req.gid() }
 }
 
 /// The `fuser` backing id of an opened file, if it is served by passthrough.

@@ -17,6 +17,7 @@
 //! `O_PATH` fd, so renames need no path bookkeeping. Requests from totofs's own threads are
 //! served but not recorded.
 
+mod as_caller;
 mod attrs;
 mod dirs;
 mod files;
@@ -53,6 +54,9 @@ pub(crate) struct Caller {
     pub(crate) tid: u32,
     /// The request's unique id (the kernel's `unique` field).
     pub(crate) request: u64,
+    /// The requesting process's filesystem user and group ids (the header's `uid` and `gid`).
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 struct Node {
@@ -110,6 +114,8 @@ pub(crate) struct Overlay {
     /// One backing id per file while any handle uses it.
     backing: Mutex<HashMap<FileKey, Weak<dyn std::any::Any + Send + Sync>>>,
     own_pid: u32,
+    /// The overlay's own filesystem identity (see [`as_caller`]).
+    own: as_caller::Own,
     /// The real root directory (below the mount).
     root: Arc<OwnedFd>,
     /// Directory fds kept open, and how many may be (half the fd limit).
@@ -163,6 +169,7 @@ impl Overlay {
             uring_offered: AtomicBool::new(false),
             backing: Mutex::new(HashMap::new()),
             own_pid: std::process::id(),
+            own: as_caller::Own::current()?,
             root: kept_root,
             kept_fds: AtomicU64::new(0),
             fd_budget: (open_files_limit() / 2).max(64),

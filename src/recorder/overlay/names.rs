@@ -94,7 +94,7 @@ impl Overlay {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let pf = self.fd_of(&p)?;
-        fs::mknodat(pf.fd(), &c, mode, rdev)?;
+        self.own.as_caller(caller, || fs::mknodat(pf.fd(), &c, mode, rdev))?;
         self.created(caller, &p, name)
     }
 
@@ -102,7 +102,7 @@ impl Overlay {
         let p = self.node(parent)?;
         let c = cstr(name)?;
         let pf = self.fd_of(&p)?;
-        fs::mkdirat(pf.fd(), &c, mode)?;
+        self.own.as_caller(caller, || fs::mkdirat(pf.fd(), &c, mode))?;
         self.created(caller, &p, name)
     }
 
@@ -111,7 +111,7 @@ impl Overlay {
         let c = cstr(name)?;
         let t = cstr(target.as_os_str())?;
         let pf = self.fd_of(&p)?;
-        fs::symlinkat(&t, pf.fd(), &c)?;
+        self.own.as_caller(caller, || fs::symlinkat(&t, pf.fd(), &c))?;
         self.created(caller, &p, name)
     }
 

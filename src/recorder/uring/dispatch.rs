@@ -67,7 +67,7 @@ impl Serve for CoreServe {
 impl CoreServe {
     fn op(&self, req: &Request<'_>, w: &mut Writer<'_>) -> Done {
         let core = &self.core;
-        let caller = Caller { tid: req.header.pid, request: req.header.unique };
+        let caller = Caller { tid: req.header.pid, request: req.header.unique, uid: req.header.uid, gid: req.header.gid };
         let node = req.header.nodeid;
         let entry = |w: &mut Writer<'_>, a: io::Result<fuser::FileAttr>| a.map(|a| encode::entry(w, &a, TTL, 0));
         let ok = |r: io::Result<()>| r.map(|()| Ok(()));
