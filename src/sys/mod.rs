@@ -3,6 +3,7 @@
 
 pub(crate) mod child;
 pub(crate) mod fs;
+pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod stdio;
 pub(crate) mod uring;

@@ -248,6 +248,8 @@ impl Materials {
         let mut by_key: Box<[u32]> = (0..n).collect();
         by_key.sort_unstable_by_key(|&i| (items[i as usize].sig.key(), i));
         link_primaries(&mut items, &by_key);
+        // The walk's strings, freed one by one above, are not needed again before the link.
+        crate::sys::memory::release_free_memory();
         let m = Arc::new(Materials {
             items: items.into_boxed_slice(),
             by_key,

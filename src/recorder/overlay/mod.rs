@@ -344,3 +344,15 @@ impl Overlay {
         }
     }
 }
+/// A node per file the step looked up, each allocated on the FUSE thread that served it: freed
+/// here, that memory would stay with those threads' heaps, where the seal (on the main thread)
+/// does not reuse it, so it is given back to the system.
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        drop(std::mem::take(&mut self.nodes));
+        drop(std::mem::take(&mut self.by_key));
+        drop(std::mem::take(&mut self.handles));
+        drop(std::mem::take(&mut self.dirs));
+        crate::sys::memory::release_free_memory();
+    }
+}
