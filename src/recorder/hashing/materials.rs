@@ -38,6 +38,9 @@ const DONE: u8 = 2;
 /// Hashed: the result (an error, or a dict other than one SHA-256) is in `Materials::side`.
 const DONE_SIDE: u8 = 3;
 
+/// Entries turned into materials between two releases of the walk's memory.
+const RELEASE_EVERY: usize = 1 << 16;
+
 /// No material (`Material::primary`).
 const NONE: u32 = u32::MAX;
 
@@ -232,9 +235,17 @@ impl Materials {
         };
         let mut items: Vec<Material> = Vec::with_capacity(entries.len());
         let mut arena = NameArena::default();
-        // Each entry's strings are freed as its material is made.
-        for e in entries {
+        // Each entry is freed as its material is made, and every `RELEASE_EVERY` entries the
+        // list and the heap give back what is freed: the table grows (its pages are touched as
+        // it fills) while the list shrinks, so the two are never whole at once.
+        let mut entries = entries;
+        entries.reverse();
+        while let Some(e) = entries.pop() {
             items.push(Material::listed(e, &mut arena));
+            if entries.len() % RELEASE_EVERY == 0 {
+                entries.shrink_to_fit();
+                crate::sys::memory::release_free_memory();
+            }
         }
         arena.finish();
         // Stat'ed on one thread per core (the step waits for this, so it is worth the second
@@ -248,7 +259,7 @@ impl Materials {
         let mut by_key: Box<[u32]> = (0..n).collect();
         by_key.sort_unstable_by_key(|&i| (items[i as usize].sig.key(), i));
         link_primaries(&mut items, &by_key);
-        // The walk's strings, freed one by one above, are not needed again before the link.
+        // What the stat'ing threads freed (canonical paths, their resolvers) stays with their heaps.
         crate::sys::memory::release_free_memory();
         let m = Arc::new(Materials {
             items: items.into_boxed_slice(),
