@@ -149,7 +149,7 @@ impl HashCache {
     /// The remembered digest of a file with exactly this identity.
     pub(crate) fn lookup(&self, sig: &StatSig) -> Option<HashDict> {
         let r = self.old.get(&sig.key())?;
-        if r.size != sig.size || r.mtime_ns != sig.mtime_ns || r.ctime_ns != sig.ctime_ns {
+        if r.size != sig.size || r.mtime_ns != sig.mtime_ns() || r.ctime_ns != sig.ctime_ns() {
             return None;
         }
         CACHE_HITS.fetch_add(1, Ordering::Relaxed);
@@ -167,11 +167,11 @@ impl HashCache {
     /// it (at `read_start_ns`, wall clock) until after, unless it is racy.
     pub(crate) fn remember(&self, sig: &StatSig, digest: &HashDict, read_start_ns: i128, file: &std::fs::File) {
         let margin_ns = racy_margin(file);
-        if sig.ctime_ns > read_start_ns - margin_ns || sig.mtime_ns > read_start_ns - margin_ns {
+        if sig.ctime_ns() > read_start_ns - margin_ns || sig.mtime_ns() > read_start_ns - margin_ns {
             return;
         }
         let Some(&digest) = digest.sha256_raw() else { return };
-        self.keep(sig.key(), Rec { size: sig.size, mtime_ns: sig.mtime_ns, ctime_ns: sig.ctime_ns, digest });
+        self.keep(sig.key(), Rec { size: sig.size, mtime_ns: sig.mtime_ns(), ctime_ns: sig.ctime_ns(), digest });
     }
 
     /// Write this run's entries atomically (creating the cache's directory if needed).

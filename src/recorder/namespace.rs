@@ -223,7 +223,6 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     if let Some(c) = cache {
         entries = c.exclude(entries);
     }
-    let by_name = o.materials.by_name();
     let mut to_hash: Vec<Entry> = Vec::new();
     let mut resolver = Resolver::default();
     // A list first, then one bulk-built map (see `artifacts::hash_entries_with`).
@@ -239,7 +238,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             }
             continue;
         }
-        let reuse = by_name.get(e.name.as_str()).and_then(|&i| {
+        let reuse = o.materials.find(&e.name).and_then(|i| {
             let m = &o.materials.items()[i];
             (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path() == *e.path).then_some(i)
         });

@@ -54,7 +54,7 @@ pub(crate) fn coarse_now_ns() -> i128 {
 
 /// Did the file whose identity is `sig` change at or after `since` (a [`coarse_now_ns`] value)?
 pub(crate) fn changed_since(sig: &StatSig, since: i128) -> bool {
-    sig.ctime_ns >= since
+    sig.ctime_ns() >= since
 }
 
 #[cfg(test)]

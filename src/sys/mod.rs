@@ -4,6 +4,7 @@
 pub(crate) mod child;
 pub(crate) mod creds;
 pub(crate) mod fs;
+pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod stdio;
 pub(crate) mod uring;

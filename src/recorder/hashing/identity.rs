@@ -8,27 +8,69 @@ use std::path::{Path, PathBuf};
 
 /// What identifies a file's content without reading it: if all of it is unchanged and the
 /// overlay saw no change, the content is unchanged.
+///
+/// A million of these live in the materials table while a big step runs, so the two times are
+/// kept as whole seconds and nanoseconds (48 bytes in all) rather than as `i128` nanoseconds
+/// (64 bytes). Both are normalised (`0 <= nanoseconds < 1e9`), so two signatures are equal
+/// exactly when their times in nanoseconds are; [`StatSig::mtime_ns`] and [`StatSig::ctime_ns`]
+/// give those back (the `--hash-cache` file keeps that form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StatSig {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     pub(crate) size: u64,
-    pub(crate) mtime_ns: i128,
-    pub(crate) ctime_ns: i128,
+    /// The times' seconds and nanoseconds, normalised: made by [`StatSig::of`] or
+    /// [`StatSig::from_parts`], never set one by one.
+    pub(crate) mtime_sec: i64,
+    pub(crate) ctime_sec: i64,
+    pub(crate) mtime_nsec: u32,
+    pub(crate) ctime_nsec: u32,
+}
+
+const NS_PER_SEC: i128 = 1_000_000_000;
+
+/// Whole seconds and nanoseconds of a time in nanoseconds. A time beyond what 64-bit seconds
+/// hold (no file system stores one) is clamped to the nearest time that fits, never a panic.
+fn split_ns(total: i128) -> (i64, u32) {
+    let secs = total.div_euclid(NS_PER_SEC);
+    let nanos = total.rem_euclid(NS_PER_SEC);
+    match i64::try_from(secs) {
+        Ok(s) => (s, u32::try_from(nanos).unwrap_or(0)),
+        Err(_) if secs < 0 => (i64::MIN, 0),
+        Err(_) => (i64::MAX, 999_999_999),
+    }
+}
+
+/// A time in nanoseconds from `stat`'s seconds and nanoseconds (whatever their range: the
+/// product of two 64-bit numbers fits an `i128`).
+fn total_ns(secs: i64, nanos: i64) -> i128 {
+    i128::from(secs) * NS_PER_SEC + i128::from(nanos)
 }
 
 impl StatSig {
     pub(crate) fn of(m: &std::fs::Metadata) -> Self {
-        StatSig {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-            ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
-        }
+        Self::from_parts(m.dev(), m.ino(), m.size(), total_ns(m.mtime(), m.mtime_nsec()), total_ns(m.ctime(), m.ctime_nsec()))
     }
+
+    /// From an identity with its times in nanoseconds since the epoch.
+    pub(crate) fn from_parts(dev: u64, ino: u64, size: u64, mtime_ns: i128, ctime_ns: i128) -> Self {
+        let (mtime_sec, mtime_nsec) = split_ns(mtime_ns);
+        let (ctime_sec, ctime_nsec) = split_ns(ctime_ns);
+        StatSig { dev, ino, size, mtime_sec, ctime_sec, mtime_nsec, ctime_nsec }
+    }
+
     pub(crate) fn key(&self) -> FileKey {
         (self.dev, self.ino)
+    }
+
+    /// The modification time in nanoseconds since the epoch.
+    pub(crate) fn mtime_ns(&self) -> i128 {
+        total_ns(self.mtime_sec, i64::from(self.mtime_nsec))
+    }
+
+    /// The status change time in nanoseconds since the epoch.
+    pub(crate) fn ctime_ns(&self) -> i128 {
+        total_ns(self.ctime_sec, i64::from(self.ctime_nsec))
     }
 }
 
@@ -62,5 +104,54 @@ impl Resolver {
             }
             _ => std::fs::canonicalize(path),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_48_bytes_and_gives_its_times_back() {
+        assert_eq!(std::mem::size_of::<StatSig>(), 48);
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        std::fs::write(&p, "x").unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        let s = StatSig::of(&m);
+        assert_eq!(s.mtime_ns(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()));
+        assert_eq!(s.ctime_ns(), i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()));
+        assert_eq!((s.dev, s.ino, s.size), (m.dev(), m.ino(), 1));
+    }
+
+    #[test]
+    fn times_round_trip_and_compare_as_nanoseconds() {
+        let sig = |m: i128, c: i128| StatSig::from_parts(1, 2, 3, m, c);
+        for t in [0, 1, -1, 999_999_999, 1_000_000_000, -1_000_000_001, 1_700_000_000_123_456_789] {
+            let s = sig(t, -t);
+            assert_eq!((s.mtime_ns(), s.ctime_ns()), (t, -t));
+        }
+        // The same time given with nanoseconds out of range is the same signature.
+        assert_eq!(sig(total_ns(5, 1_500_000_000), 0), sig(total_ns(6, 500_000_000), 0));
+        assert_eq!(sig(total_ns(5, -1), 0), sig(total_ns(4, 999_999_999), 0));
+        assert_ne!(sig(1, 0), sig(2, 0));
+        assert_ne!(sig(0, 1), sig(0, 2));
+    }
+
+    #[test]
+    fn hostile_times_are_clamped_not_a_panic() {
+        for (secs, nanos) in [(i64::MAX, i64::MAX), (i64::MIN, i64::MIN), (i64::MAX, 0), (i64::MIN, -1), (0, i64::MIN)] {
+            let t = total_ns(secs, nanos);
+            let s = StatSig::from_parts(0, 0, 0, t, t);
+            let back = s.mtime_ns();
+            assert!(back >= total_ns(i64::MIN, 0) && back <= total_ns(i64::MAX, 999_999_999));
+            assert_eq!(s.ctime_ns(), back);
+        }
+        let top = StatSig::from_parts(0, 0, 0, total_ns(i64::MAX, 999_999_999), 0);
+        assert_eq!(top.mtime_ns(), total_ns(i64::MAX, 999_999_999));
+        assert_eq!(StatSig::from_parts(0, 0, 0, total_ns(i64::MAX, 1_000_000_000), 0), top);
+        let bottom = StatSig::from_parts(0, 0, 0, total_ns(i64::MIN, 0), 0);
+        assert_eq!(bottom.mtime_ns(), total_ns(i64::MIN, 0));
+        assert_eq!(StatSig::from_parts(0, 0, 0, total_ns(i64::MIN, -1), 0), bottom);
     }
 }

@@ -222,8 +222,8 @@ impl Overlay {
         }
         if let Some(ino) = self.by_key.get(&key).map(|v| *v) {
             if let Some(n) = self.nodes.get(&ino) {
-                if let Ok(mut pth) = n.path.write() {
-                    *pth = to.to_string();
+                if let Ok(mut pth) = n.path.lock() {
+                    *pth = to.into();
                 }
             }
         }
@@ -233,9 +233,9 @@ impl Overlay {
             self.tracker.note_name(to, op::RENAMED);
             let old = format!("{from}/");
             for n in self.nodes.iter() {
-                if let Ok(mut pth) = n.path.write() {
+                if let Ok(mut pth) = n.path.lock() {
                     if let Some(rest) = pth.strip_prefix(&old) {
-                        *pth = format!("{to}/{rest}");
+                        *pth = format!("{to}/{rest}").into_boxed_str();
                     }
                 }
             }
