@@ -37,11 +37,17 @@ pub fn write_link(
         byproducts,
         environment: serde_json::Map::new(),
     };
+    let path = opts.link_path(key);
+    if matches!(opts.attest.format, crate::attest::LinkFormat::Link) && !opts.use_dsse {
+        // The classic link file: streamed to its file, its text never held (see `linkfile`).
+        let digest = crate::metadata::write_signed_link(&(&link).into(), key, &path)?;
+        return Ok(WrittenLink { path, link, sha256: hex::encode(digest) });
+    }
+    // DSSE and Statement links are built in memory (their payload is base64 inside the file).
     let md = match opts.attest.format {
         crate::attest::LinkFormat::Statement => Metadata::new_signed_statement(link, key)?,
         crate::attest::LinkFormat::Link => Metadata::new_signed(Payload::Link(link), opts.use_dsse, key)?,
     };
-    let path = opts.link_path(key);
     let text = md.to_file_string();
     crate::fsio::write_file(&path, text.as_bytes(), 0o666, true)?;
     let sha256 = crate::keys::sha256_hex(text.as_bytes());
