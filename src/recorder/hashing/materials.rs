@@ -9,7 +9,7 @@
 use super::identity::{Resolver, StatSig};
 use super::pool;
 use crate::error::{Error, Result};
-use crate::metadata::{Artifacts, HashDict};
+use crate::metadata::HashDict;
 use crate::recorder::artifacts::Entry;
 use crate::recorder::hash_cache::HashCache;
 use crate::recorder::tracking::FileKey;
@@ -303,18 +303,6 @@ impl Materials {
         }
     }
 
-    /// All materials' hashes, optionally only those `keep` selects.
-    pub(crate) fn artifacts(&self, keep: impl Fn(&Material) -> bool) -> Result<Artifacts> {
-        // Collected into one bulk-built map (see `artifacts::hash_entries_with`).
-        let mut out = Vec::with_capacity(self.items.len());
-        for (i, it) in self.items.iter().enumerate() {
-            if keep(it) {
-                out.push((it.name.to_string(), self.hash_of(i)?));
-            }
-        }
-        Ok(out.into_iter().collect())
-    }
-
     /// Is material `i` still the file listed before the step (same identity)? For materials the
     /// link leaves out because the overlay saw no access: a difference means an access it did not see.
     pub(crate) fn still_listed(&self, i: usize) -> Result<()> {
@@ -323,11 +311,6 @@ impl Materials {
             Ok(m) if StatSig::of(&m) == it.sig => Ok(()),
             _ => Err(unchanged::changed_outside(&it.path())),
         }
-    }
-
-    /// The material recorded under `name`, if any.
-    pub(crate) fn by_name(&self) -> HashMap<&str, usize> {
-        self.items.iter().enumerate().map(|(i, it)| (&*it.name, i)).collect()
     }
 }
 
