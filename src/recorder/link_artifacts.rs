@@ -138,6 +138,7 @@ impl ArtifactSource for LinkArtifacts {
 mod tests {
     use super::*;
     use crate::recorder::artifacts;
+    use std::path::Path;
 
     /// A materials table of files named `names` (content: the name), hashed.
     fn table(names: &[&str]) -> (tempfile::TempDir, Arc<Materials>) {
@@ -198,5 +199,32 @@ mod tests {
         assert_eq!(la.only([want[1].0.as_str(), "nope"]).len(), 1);
         // A map goes through unchanged.
         assert_eq!(walk(&LinkArtifacts::from(la.to_artifacts().unwrap())), want);
+    }
+
+    #[test]
+    fn a_link_of_table_artifacts_is_written_as_the_same_link_as_a_map() {
+        use crate::metadata::{write_signed_link, Link, LinkView, Metadata, Payload};
+        let (t, m) = table(&["a/x", "a.c", "b", "d/e/f", "z", "q\"uote\n"]);
+        let mut all: Vec<u32> = (0..m.items().len() as u32).collect();
+        sort_by_name(&m, &mut all);
+        let materials = LinkArtifacts::new(Arc::clone(&m), all.clone(), Vec::new());
+        let own = vec![("new.o".into(), HashDict::sha256([3; 32])), ("\u{1F600}".into(), HashDict::new())];
+        let products = LinkArtifacts::new(Arc::clone(&m), all.into_iter().step_by(2).collect(), own);
+        let key = crate::keys::PrivateKey::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems/ed25519_private_unencrypted.pem"),
+            None,
+        )
+        .unwrap();
+        let head = Link { name: "s".into(), command: vec!["make".into()], byproducts: Link::run_byproducts("", "", 0), ..Link::default() };
+        let path = t.path().join("s.link");
+        let digest =
+            write_signed_link(&LinkView { materials: &materials, products: &products, ..LinkView::from(&head) }, &key, &path).unwrap();
+        let link = Link { materials: materials.to_artifacts().unwrap(), products: products.to_artifacts().unwrap(), ..head };
+        assert_eq!(link.materials.len(), 6);
+        assert_eq!(link.products.len(), 5);
+        let want = Metadata::new_signed(Payload::Link(link), false, &key).unwrap().to_file_string();
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(String::from_utf8(got.clone()).unwrap(), want);
+        assert_eq!(hex::encode(digest), crate::keys::sha256_hex(&got));
     }
 }
