@@ -191,9 +191,15 @@ pub fn material_pool(opts: &RecordOptions, materials: &Arc<Materials>) -> Vec<st
 /// identity (device, inode, size, times) is the material's, reuses the material's hash.
 pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkArtifacts)> {
     let changed = o.tracker.changed();
-    let mut accessed = o.tracker.accessed();
-    accessed.extend(o.streams.iter().copied());
-    let changed_names = o.tracker.changed_names();
+    // What was accessed and which names changed matter only to `--only-accessed` (a set of
+    // every file the step read is not built for nothing).
+    let (accessed, changed_names) = if opts.only_accessed {
+        let mut accessed = o.tracker.accessed();
+        accessed.extend(o.streams.iter().copied());
+        (accessed, o.tracker.changed_names())
+    } else {
+        Default::default()
+    };
     let rel = |p: &Path| -> Option<String> { relative_name(p, &o.root) };
     let name_touched = |p: &Path| -> bool {
         match rel(p) {
@@ -238,7 +244,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkAr
     let mut to_hash: Vec<Entry> = Vec::new();
     let mut resolver = Resolver::default();
     // Unchanged products are the material's entry in the table; the others carry their hash.
-    let mut reused: Vec<u32> = Vec::new();
+    let mut reused: Vec<u32> = Vec::with_capacity(entries.len());
     let mut own: Vec<(Box<str>, HashDict)> = Vec::new();
     for e in entries {
         let (meta, canon) = resolver.identify(&e.path).map_err(|err| Error::input(&e.path, err))?;
