@@ -139,7 +139,7 @@ fn record_unsigned(opts: &RecordOptions, cmd: &StepCommand) -> Result<(Artifacts
         return snapshots(why);
     }
     match namespace::record_step(opts, cmd, None)? {
-        namespace::Outcome::Recorded(m, end, p, _) => Ok((m, end, p)),
+        namespace::Outcome::Recorded(m, end, p, _) => Ok((m.to_artifacts()?, end, p.to_artifacts()?)),
         namespace::Outcome::Unavailable(why) => snapshots(why),
     }
 }

@@ -15,11 +15,24 @@ const TEMP_ATTEMPTS: u32 = 16;
 /// Write `bytes` to `path` with permission bits `mode` (less the umask) from creation on. With `replace`
 /// false an existing file (or symlink, even dangling) at `path` is an error and is left alone.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> Result<()> {
+    write_file_with(path, mode, replace, |w| w.write_all(bytes))
+}
+
+/// [`write_file`] for content written by `write` (through a buffer) rather than held in memory:
+/// nothing appears at `path` unless `write` succeeds.
+pub fn write_file_with(
+    path: &Path,
+    mode: u32,
+    replace: bool,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let fname = path.file_name().ok_or_else(|| Error::input(path, "not a file name"))?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let (tmp, mut file) = create_temp(dir, &fname.to_string_lossy(), mode).map_err(|e| cannot_write(path, e))?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    drop(file);
+    let (tmp, file) = create_temp(dir, &fname.to_string_lossy(), mode).map_err(|e| cannot_write(path, e))?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let written = write(&mut out)
+        .and_then(|()| out.into_inner().map_err(std::io::IntoInnerError::into_error))
+        .and_then(|file| file.sync_all());
     let placed = written.and_then(|()| {
         if replace {
             std::fs::rename(&tmp, path)

@@ -17,6 +17,7 @@ mod pbe;
 pub use pbe::{MAX_KDF_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK};
 mod pem;
 mod pss;
+mod sign;
 mod signer;
 
 use material::Material;
@@ -541,52 +542,7 @@ impl PrivateKey {
     /// Sign `msg` with the key's scheme: ed25519; RSA-PSS with MGF1 and salt length = digest
     /// length; ECDSA with RFC 6979 nonces and a DER signature.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        use p256::ecdsa::signature::{RandomizedSigner as _, SignatureEncoding as _, Signer as _};
-        let mut rng = rand_core::OsRng;
-        let sig = match (&self.signer, self.public.alg) {
-            (Signer::Ed25519(sk), Scheme::Ed25519) => sk.sign(msg).to_bytes().to_vec(),
-            (Signer::Rsa(sk), Scheme::RsaPss(h)) => {
-                let k = (**sk).clone();
-                let salt = pss_salt_len(h);
-                match h {
-                    HashAlg::Sha256 => rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(k, salt)
-                        .try_sign_with_rng(&mut rng, msg)
-                        .map(|s| s.to_vec()),
-                    HashAlg::Sha384 => rsa::pss::BlindedSigningKey::<Sha384>::new_with_salt_len(k, salt)
-                        .try_sign_with_rng(&mut rng, msg)
-                        .map(|s| s.to_vec()),
-                    HashAlg::Sha512 => rsa::pss::BlindedSigningKey::<Sha512>::new_with_salt_len(k, salt)
-                        .try_sign_with_rng(&mut rng, msg)
-                        .map(|s| s.to_vec()),
-                }
-                .map_err(|e| Error::format(format!("RSA signing failed: {e}")))?
-            }
-            (Signer::Rsa(sk), Scheme::RsaPkcs1v15(h)) => {
-                let k = (**sk).clone();
-                match h {
-                    HashAlg::Sha256 => rsa::pkcs1v15::SigningKey::<Sha256>::new(k).try_sign(msg).map(|s| s.to_vec()),
-                    HashAlg::Sha384 => rsa::pkcs1v15::SigningKey::<Sha384>::new(k).try_sign(msg).map(|s| s.to_vec()),
-                    HashAlg::Sha512 => rsa::pkcs1v15::SigningKey::<Sha512>::new(k).try_sign(msg).map(|s| s.to_vec()),
-                }
-                .map_err(|e| Error::format(format!("RSA signing failed: {e}")))?
-            }
-            (Signer::P256(sk), Scheme::EcdsaP256) => {
-                let s: p256::ecdsa::Signature = sk.sign(msg);
-                s.to_der().as_bytes().to_vec()
-            }
-            (Signer::P384(sk), Scheme::EcdsaP384) => {
-                let s: p384::ecdsa::Signature = sk.sign(msg);
-                s.to_der().as_bytes().to_vec()
-            }
-            (Signer::P521(sk), Scheme::EcdsaP521) => {
-                let s: p521::ecdsa::Signature = sk
-                    .try_sign_with_rng(&mut rng, msg)
-                    .map_err(|e| Error::format(format!("ECDSA signing failed: {e}")))?;
-                s.to_der().as_bytes().to_vec()
-            }
-            _ => return Err(Error::format(format!("this key cannot sign with scheme '{}'", self.public.scheme))),
-        };
-        Ok(sig)
+        self.sign_with(&|w| w.write_all(msg))
     }
 }
 

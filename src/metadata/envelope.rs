@@ -296,17 +296,12 @@ impl Metadata {
                 cjson::dump_pretty_fields(&[("signatures", &Value::Array(sigs)), ("signed", signed)])
             }
             Envelope::LinkMetablock { .. } => {
-                let sigs: Vec<Value> =
-                    self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
-                let mut out = String::new();
-                out.push_str("{\n \"signatures\": ");
-                cjson::write_pretty(&Value::Array(sigs), 1, &mut out);
-                out.push_str(",\n \"signed\": ");
+                let mut out = super::linkfile::metablock_head(&self.signatures);
                 match &self.payload {
                     Payload::Link(link) => super::linkjson::write_pretty(link, 1, &mut out),
                     other => cjson::write_pretty(&other.to_value(), 1, &mut out),
                 }
-                out.push_str("\n}");
+                out.push_str(super::linkfile::METABLOCK_TAIL);
                 out
             }
             Envelope::Dsse { payload, .. } => dsse_file_string(payload, &self.signatures),

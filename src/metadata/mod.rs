@@ -52,6 +52,7 @@ pub(crate) fn check_signature_chars(keyid: &str, raw: &str) -> Result<()> {
 mod envelope;
 mod hashes;
 mod json;
+mod linkfile;
 pub mod linkjson;
 mod layout;
 mod rules;
@@ -59,6 +60,8 @@ mod rules;
 pub use envelope::{decode_b64, dsse_file_string, keyid8, pae, Dsse, Metadata, Signature};
 pub use hashes::{decode_lower_sha256, HashDict};
 pub use json::is_hex;
+pub use linkfile::write_signed_link;
+pub use linkjson::{ArtifactSource, LinkView};
 use json::{artifacts_to_value, obj, opt_artifacts, opt_object, opt_string, opt_string_list, req_string, string_list};
 pub use layout::{Inspection, Layout, Step};
 use rules::rules_to_value;

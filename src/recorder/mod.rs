@@ -30,6 +30,7 @@
 pub mod artifacts;
 pub mod hash_cache;
 pub mod hashing;
+pub mod link_artifacts;
 pub(crate) mod inherited;
 pub mod mount;
 pub(crate) mod mount_point;

@@ -19,6 +19,7 @@ use super::session;
 use super::tracking::Tracker;
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
+use super::link_artifacts::LinkArtifacts;
 use crate::metadata::Artifacts;
 use crate::sys::process;
 use std::io::{Read, Write};
@@ -150,10 +151,10 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
     drop(ready);
     quiet_stdio();
     let mut tracker = None;
-    let sealed: Result<(Artifacts, Artifacts)> = match started {
+    let sealed: Result<(LinkArtifacts, LinkArtifacts)> = match started {
         Started::Snapshot(m) => {
             wait_for_stop(signals);
-            hashing::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m, p))
+            hashing::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m.into(), p.into()))
         }
         Started::Fuse { bg, ring, observed, _rootfd } => match wait_for_unmount(dir, bg, ring, signals) {
             Err(text) => {
@@ -253,7 +254,7 @@ fn write_result(
     opts: &RecordOptions,
     key: &PrivateKey,
     dir: &Path,
-    sealed: Result<(Artifacts, Artifacts)>,
+    sealed: Result<(LinkArtifacts, LinkArtifacts)>,
     tracker: Option<&Tracker>,
     cache: Option<&HashCache>,
 ) -> (i32, String) {

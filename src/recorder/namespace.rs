@@ -20,8 +20,9 @@ use super::tracking::Tracker;
 use super::tracking::FileKey;
 use super::unchanged;
 use super::inherited;
+use super::link_artifacts::{self, LinkArtifacts};
 use crate::error::{Error, Result};
-use crate::metadata::{Artifacts, HashDict};
+use crate::metadata::HashDict;
 use crate::sys::process;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ use std::sync::Arc;
 pub enum Outcome {
     /// Materials, how the step ended, products, and what the overlay saw (every file's
     /// operations and the processes that did them).
-    Recorded(Artifacts, StepEnd, Artifacts, Arc<Tracker>),
+    Recorded(LinkArtifacts, StepEnd, LinkArtifacts, Arc<Tracker>),
     /// FUSE could not be set up (nothing ran yet): the reason, for the fallback notice.
     Unavailable(String),
 }
@@ -162,7 +163,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     let t = std::time::Instant::now();
     let (m, p) = match &end {
         StepEnd::Finished { .. } => seal(opts, &observed)?,
-        _ => (Artifacts::new(), Artifacts::new()),
+        _ => (LinkArtifacts::default(), LinkArtifacts::default()),
     };
     // The pool has finished with the materials (seal waited for every hash it used).
     for t in pool {
@@ -188,11 +189,17 @@ pub fn material_pool(opts: &RecordOptions, materials: &Arc<Materials>) -> Vec<st
 /// The link's materials and products from what the overlay saw. Products are the tree after
 /// the step, walked like in-toto-run; a product whose file the step did not change, and whose
 /// identity (device, inode, size, times) is the material's, reuses the material's hash.
-pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)> {
+pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkArtifacts)> {
     let changed = o.tracker.changed();
-    let mut accessed = o.tracker.accessed();
-    accessed.extend(o.streams.iter().copied());
-    let changed_names = o.tracker.changed_names();
+    // What was accessed and which names changed matter only to `--only-accessed` (a set of
+    // every file the step read is not built for nothing).
+    let (accessed, changed_names) = if opts.only_accessed {
+        let mut accessed = o.tracker.accessed();
+        accessed.extend(o.streams.iter().copied());
+        (accessed, o.tracker.changed_names())
+    } else {
+        Default::default()
+    };
     let rel = |p: &Path| -> Option<String> { relative_name(p, &o.root) };
     let name_touched = |p: &Path| -> bool {
         match rel(p) {
@@ -223,10 +230,13 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
     if let Some(c) = cache {
         entries = c.exclude(entries);
     }
+    let table = &o.materials;
+    let items = table.items();
     let mut to_hash: Vec<Entry> = Vec::new();
     let mut resolver = Resolver::default();
-    // A list first, then one bulk-built map (see `artifacts::hash_entries_with`).
-    let mut products: Vec<(String, HashDict)> = Vec::with_capacity(entries.len());
+    // Unchanged products are the material's entry in the table; the others carry their hash.
+    let mut reused: Vec<u32> = Vec::with_capacity(entries.len());
+    let mut own: Vec<(Box<str>, HashDict)> = Vec::new();
     for e in entries {
         let (meta, canon) = resolver.identify(&e.path).map_err(|err| Error::input(&e.path, err))?;
         let sig = StatSig::of(&meta);
@@ -238,31 +248,38 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(Artifacts, Artifacts)
             }
             continue;
         }
-        let reuse = o.materials.find(&e.name).and_then(|i| {
-            let m = &o.materials.items()[i];
-            (covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path() == *e.path).then_some(i)
+        let reuse = table.find(&e.name).filter(|&i| {
+            let m = &items[i];
+            covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path() == *e.path
         });
         match reuse {
             Some(i) => {
-                products.push((e.name, o.materials.hash_of(i)?));
+                // Hashed now (or its error raised), as the link will list it.
+                table.hash_of(i)?;
+                reused.push(i as u32);
             }
             None => match o.written.hash_for(&sig).filter(|_| covered) {
-                Some(h) => {
-                    products.push((e.name, h));
-                }
+                Some(h) => own.push((e.name.into_boxed_str(), h)),
                 None => match cache.and_then(|c| c.lookup(&sig)) {
-                    Some(h) => {
-                        products.push((e.name, h));
-                    }
+                    Some(h) => own.push((e.name.into_boxed_str(), h)),
                     None => to_hash.push(e),
                 },
             },
         }
     }
-    products.extend(hashing::hash_entries(cache, &to_hash)?);
-    let products: Artifacts = products.into_iter().collect();
+    own.extend(hashing::hash_entries(cache, &to_hash)?.into_iter().map(|(n, h)| (n.into_boxed_str(), h)));
+    drop(to_hash);
+    link_artifacts::sort_by_name(table, &mut reused);
+    let products = LinkArtifacts::new(Arc::clone(table), reused, own);
     // Materials last: the product walk above ran while the pool was still hashing them.
-    let materials = o.materials.artifacts(keep)?;
+    // In name order, 4 bytes per file; a name listed twice is its last material, as `find` gives.
+    let mut by_name: Vec<u32> = table.in_name_order().iter().rev().copied().filter(|&i| keep(&items[i as usize])).collect();
+    by_name.dedup_by(|a, b| items[*a as usize].name.as_str() == items[*b as usize].name.as_str());
+    by_name.reverse();
+    for &i in &by_name {
+        table.hash_of(i as usize)?;
+    }
+    let materials = LinkArtifacts::new(Arc::clone(table), by_name, Vec::new());
     Ok((materials, products))
 }
 

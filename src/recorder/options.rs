@@ -2,6 +2,7 @@
 //! and what it produced (the link as written), shared by the recorder's phases and writers.
 
 use super::artifacts::ArtifactOptions;
+use super::link_artifacts::LinkArtifacts;
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
 use crate::metadata::{Link, Metadata};
@@ -50,10 +51,33 @@ impl RecordOptions {
 }
 
 /// A link as it was just written: where, what, and the SHA-256 of the file's bytes (what its
-/// trace is bound to), so the trace needs not read and parse the link file again.
+/// trace is bound to), so the trace needs not read and parse the link file again. The artifacts
+/// stay in the recorder's lists (see [`LinkArtifacts`]), which keep the materials table alive
+/// until the trace is written; [`WrittenLink::to_link`] builds the whole model when a writer needs it.
 #[derive(Debug)]
 pub struct WrittenLink {
     pub path: PathBuf,
-    pub link: Link,
+    /// The link's name, command, byproducts and environment; its artifact maps are left empty:
+    /// the artifacts are `materials` and `products`.
+    pub head: Link,
+    pub materials: LinkArtifacts,
+    pub products: LinkArtifacts,
     pub sha256: String,
+}
+
+impl WrittenLink {
+    /// The command's return value, if the link has one.
+    pub fn return_value(&self) -> Option<i64> {
+        self.head.return_value()
+    }
+
+    /// The whole link as a model.
+    pub fn to_link(&self) -> Result<Link> {
+        Ok(Link { materials: self.materials.to_artifacts()?, products: self.products.to_artifacts()?, ..self.head.clone() })
+    }
+
+    /// The link with only the artifacts named in `names` (what a trace of those files looks up).
+    pub fn link_with_only<'a>(&self, names: impl IntoIterator<Item = &'a str> + Clone) -> Link {
+        Link { materials: self.materials.only(names.clone()), products: self.products.only(names), ..self.head.clone() }
+    }
 }

@@ -30,16 +30,17 @@ pub(crate) fn after_link(
         finished: std::time::SystemTime::now(),
         link_file: Some((link_name, written.sha256.clone())),
     };
+    let link = written.to_link()?;
     match tracker {
         Some(t) => {
             let (procs, ops) = t.observed(artifact_namer(root, &opts.artifacts));
-            let trace = trace_from_observed(&opts.name, procs, ops, &written.link);
+            let trace = trace_from_observed(&opts.name, procs, ops, &link);
             let obs = Observation::Traced { trace: &trace, root, tools: true };
-            write_provenance(path, &written.link, obs, &facts, key)?;
+            write_provenance(path, &link, obs, &facts, key)?;
         }
         None => {
             eprintln!("totofs: recorded by snapshots: the provenance lists no files read (nothing was traced)");
-            write_provenance(path, &written.link, Observation::Snapshot, &facts, key)?;
+            write_provenance(path, &link, Observation::Snapshot, &facts, key)?;
         }
     }
     Ok(Some(path.clone()))

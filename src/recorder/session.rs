@@ -6,7 +6,8 @@ use super::hash_cache::{self, HashCache};
 use super::supervise::{StepCommand, StepEnd};
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
-use crate::metadata::{Artifacts, Link, Metadata, Payload};
+use super::link_artifacts::LinkArtifacts;
+use crate::metadata::{Link, LinkView, Metadata, Payload};
 use std::path::{Path, PathBuf};
 
 pub use super::options::{RecordOptions, WrittenLink};
@@ -20,36 +21,34 @@ pub enum Method {
     Snapshot,
 }
 
-/// Sign and write the link.
+/// Sign and write the link. The classic link file is streamed from the artifact lists; DSSE and
+/// Statement links are built in memory from a map of them.
 pub fn write_link(
     opts: &RecordOptions,
     key: &PrivateKey,
     command: &[String],
-    materials: Artifacts,
-    products: Artifacts,
+    materials: impl Into<LinkArtifacts>,
+    products: impl Into<LinkArtifacts>,
     byproducts: serde_json::Map<String, serde_json::Value>,
 ) -> Result<WrittenLink> {
-    let link = Link {
-        name: opts.name.clone(),
-        command: command.to_vec(),
-        materials,
-        products,
-        byproducts,
-        environment: serde_json::Map::new(),
-    };
-    let md = match opts.attest.format {
-        crate::attest::LinkFormat::Statement => Metadata::new_signed_statement(link, key)?,
-        crate::attest::LinkFormat::Link => Metadata::new_signed(Payload::Link(link), opts.use_dsse, key)?,
-    };
+    let (materials, products) = (materials.into(), products.into());
+    let head = Link { name: opts.name.clone(), command: command.to_vec(), byproducts, ..Link::default() };
     let path = opts.link_path(key);
-    let text = md.to_file_string();
-    crate::fsio::write_file(&path, text.as_bytes(), 0o666, true)?;
-    let sha256 = crate::keys::sha256_hex(text.as_bytes());
-    drop(text);
-    let Payload::Link(link) = md.payload else {
-        return Err(crate::error::Error::Record("a link payload turned into a layout".into()));
+    let classic = matches!(opts.attest.format, crate::attest::LinkFormat::Link) && !opts.use_dsse;
+    let sha256 = if classic {
+        let view = LinkView { materials: &materials, products: &products, ..LinkView::from(&head) };
+        hex::encode(crate::metadata::write_signed_link(&view, key, &path)?)
+    } else {
+        let link = Link { materials: materials.to_artifacts()?, products: products.to_artifacts()?, ..head.clone() };
+        let md = match opts.attest.format {
+            crate::attest::LinkFormat::Statement => Metadata::new_signed_statement(link, key)?,
+            crate::attest::LinkFormat::Link => Metadata::new_signed(Payload::Link(link), opts.use_dsse, key)?,
+        };
+        let text = md.to_file_string();
+        crate::fsio::write_file(&path, text.as_bytes(), 0o666, true)?;
+        crate::keys::sha256_hex(text.as_bytes())
     };
-    Ok(WrittenLink { path, link, sha256 })
+    Ok(WrittenLink { path, head, materials, products, sha256 })
 }
 
 /// Run and record a step; returns totofs's exit code (the command's, like in-toto-run).
@@ -66,12 +65,12 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
     let mut tracker = None;
     let recorded = match method {
         Method::Snapshot => {
-            super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
+            snapshot(super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?)
         }
         Method::Auto => match super::namespace::fuse_unavailable() {
             Some(why) => {
                 eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run");
-                super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
+                snapshot(super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?)
             }
             None => match super::namespace::record_step(opts, &cmd, cache.clone())? {
                 // What the overlay saw per process goes into the trace, not the link.
@@ -83,7 +82,7 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
                     eprintln!(
                         "totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"
                     );
-                    super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?
+                    snapshot(super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?)
                 }
             },
         },
@@ -95,7 +94,7 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
     if let Some(c) = &cache {
         save_cache(c);
     }
-    let return_value = written.as_ref().filter(|_| linked).and_then(|w| w.link.return_value());
+    let return_value = written.as_ref().filter(|_| linked).and_then(|w| w.return_value());
     if let Some(written) = written.filter(|_| linked) {
         let t = std::time::Instant::now();
         let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
@@ -111,6 +110,11 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
     Ok((code, return_value))
 }
 
+/// A snapshot recording's artifact maps as link artifacts.
+fn snapshot((m, end, p): (crate::metadata::Artifacts, StepEnd, crate::metadata::Artifacts)) -> (LinkArtifacts, StepEnd, LinkArtifacts) {
+    (m.into(), end, p.into())
+}
+
 /// Write the hash cache after the link; a cache that cannot be written only costs the next run.
 pub fn save_cache(c: &HashCache) {
     if let Err(e) = c.save() {
@@ -123,7 +127,7 @@ pub fn finish(
     opts: &RecordOptions,
     key: &PrivateKey,
     argv: &[String],
-    (materials, end, products): (Artifacts, StepEnd, Artifacts),
+    (materials, end, products): (LinkArtifacts, StepEnd, LinkArtifacts),
     timeout: Option<std::time::Duration>,
 ) -> Result<(i32, Option<WrittenLink>)> {
     match end {

@@ -34,7 +34,7 @@ pub(crate) fn after_link(
     root: &Path,
     written: WrittenLink,
 ) -> Result<Option<PathBuf>> {
-    let link_path = written.path;
+    let link_path = written.path.clone();
     let path = trace_path_for_link(&link_path, &opts.name, key.keyid());
     let tracker = match (opts.trace, tracker) {
         (true, Some(t)) => t,
@@ -50,10 +50,13 @@ pub(crate) fn after_link(
     };
     let name = artifact_namer(root, &opts.artifacts);
     let (procs, ops) = tracker.observed(&name);
-    let mut trace = trace_from_observed(&opts.name, procs, ops, &written.link);
+    // The trace looks up only the files it names (every one an operation's path): a link of
+    // just those, not a second copy of all the artifacts.
+    let link = written.link_with_only(ops.iter().map(|o| o.path.as_str()));
+    let mut trace = trace_from_observed(&opts.name, procs, ops, &link);
     for (rel, sha) in tracker.deleted_contents() {
         let Some(artifact) = name(&rel) else { continue };
-        if written.link.products.contains_key(&artifact) {
+        if written.products.contains(&artifact) {
             continue;
         }
         if let Some(rec) = trace.files.get_mut(&artifact) {
@@ -61,7 +64,7 @@ pub(crate) fn after_link(
         }
     }
     let file_name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut tf = TraceFile::for_link(trace, &file_name, written.sha256, written.link);
+    let mut tf = TraceFile::for_link(trace, &file_name, written.sha256, link);
     tf.sign(key)?;
     tf.write(&path)?;
     Ok(Some(path))

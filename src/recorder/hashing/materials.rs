@@ -19,13 +19,12 @@ use super::identity::{Resolver, StatSig};
 use super::name_arena::{Name, NameArena};
 use super::pool;
 use crate::error::{Error, Result};
-use crate::metadata::{Artifacts, HashDict};
+use crate::metadata::HashDict;
 use crate::recorder::artifacts::Entry;
 use crate::recorder::hash_cache::HashCache;
 use crate::recorder::tracking::FileKey;
 use crate::recorder::unchanged;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -441,18 +440,6 @@ impl Materials {
         }
     }
 
-    /// All materials' hashes, optionally only those `keep` selects.
-    pub(crate) fn artifacts(&self, keep: impl Fn(&Material) -> bool) -> Result<Artifacts> {
-        // Collected into one bulk-built map (see `artifacts::hash_entries_with`).
-        let mut out = Vec::with_capacity(self.items.len());
-        for (i, it) in self.items.iter().enumerate() {
-            if keep(it) {
-                out.push((it.name.to_string(), self.hash_of(i)?));
-            }
-        }
-        Ok(out.into_iter().collect())
-    }
-
     /// Is material `i` still the file listed before the step (same identity)? For materials the
     /// link leaves out because the overlay saw no access: a difference means an access it did not see.
     pub(crate) fn still_listed(&self, i: usize) -> Result<()> {
@@ -461,13 +448,6 @@ impl Materials {
             Ok(m) if StatSig::of(&m) == it.sig => Ok(()),
             _ => Err(unchanged::changed_outside(&it.path())),
         }
-    }
-
-    /// The material recorded under `name`, if any (a map of every name: [`Materials::find`]
-    /// finds one without it).
-    #[allow(dead_code)] // kept for callers written against it
-    pub(crate) fn by_name(&self) -> HashMap<&str, usize> {
-        self.items.iter().enumerate().map(|(i, it)| (it.name.as_str(), i)).collect()
     }
 
     /// The materials' numbers in the order of their names (then numbers); built on first use,
@@ -480,8 +460,8 @@ impl Materials {
         })
     }
 
-    /// The material recorded under `name`, if any (the last one, as [`Materials::by_name`]
-    /// gives, if a name is listed twice), without a map of every name.
+    /// The material recorded under `name`, if any (the last one if a name is
+    /// listed twice), without a map of every name.
     pub(crate) fn find(&self, name: &str) -> Option<usize> {
         let order = self.in_name_order();
         let end = order.partition_point(|&i| self.items[i as usize].name.as_str() <= name);
@@ -608,7 +588,10 @@ mod tests {
         assert!(e.contains("changed during the step"), "{e}");
         assert_eq!(m.hash_of(dx).unwrap_err().to_string(), e, "an error is kept");
         assert_eq!(m.hash_of(b2).unwrap(), hash_reader(&b"old b"[..]).unwrap());
-        let arts = m.artifacts(|it| it.name.ends_with("2")).unwrap();
-        assert_eq!(arts.keys().map(|k| k.rsplit('/').next().unwrap()).collect::<Vec<_>>(), ["a2", "b2"], "{arts:?}");
+        let names: Vec<&str> = m.in_name_order().iter().map(|&i| m.items()[i as usize].name.as_str()).collect();
+        assert!(names.is_sorted(), "{names:?}");
+        assert_eq!(names.len(), m.items().len());
+        assert_eq!(m.find(m.items()[b2].name.as_str()), Some(b2));
+        assert_eq!(m.find("no such name"), None);
     }
 }
