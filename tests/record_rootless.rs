@@ -193,9 +193,6 @@ fn record_make(t: &Rootless, as_user: bool, tree: &Path, links: &Path, flags: &[
         t.chown(tree);
         t.chown(links);
     }
-    // A file changed in the file system's clock tick the step starts in counts as changed
-    // during the step (`--only-accessed` refuses it): let the chown's tick pass.
-    std::thread::sleep(std::time::Duration::from_millis(30));
     let mut args = vec!["run", "-n", "build", "--signing-key", t.key.to_str().unwrap(), "-d", links.to_str().unwrap()];
     args.extend_from_slice(flags);
     args.extend_from_slice(&["--", "make"]);

@@ -473,3 +473,52 @@ fn the_overlays_own_switches_do_not_reach_the_steps_environment() {
     let env = std::fs::read_to_string(t.path().join("env.txt")).unwrap();
     assert!(env.contains("PATH=") && !env.contains("TOTOFS_SHUFFLE_READDIR"), "{env}");
 }
+
+/// `--only-accessed` leaves out what the step did not touch, and refuses a link when a file it
+/// leaves out changed during the step where the overlay could not see it. A file written just
+/// before the step (in the same tick of the file system's clock) is not such a file, whether it
+/// is a material too or only a product.
+#[test]
+fn only_accessed_files_written_just_before_the_step_are_not_changes_of_the_step() {
+    for round in 0..10 {
+        let tmp = tempdir();
+        let dir = tmp.path().join("tree");
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        std::fs::write(dir.join("src/a"), "a\n").unwrap();
+        std::fs::write(dir.join("keep"), "keep\n").unwrap();
+        std::fs::write(dir.join("out/old"), "old\n").unwrap();
+        // Products only: judged by the step's start.
+        let out = totofs_run(&dir, &["--only-accessed", "-m", "src", "-p", "out"], &["cat", "src/a"]);
+        assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        let l = signed(&dir.join(LINK));
+        assert_eq!(keys(&l["materials"]), set(&["src/a"]));
+        assert_eq!(keys(&l["products"]), set(&[]));
+        std::fs::remove_file(dir.join(LINK)).unwrap();
+        std::fs::write(dir.join("keep"), "again\n").unwrap();
+        // Materials and products: judged by the identity listed before the step.
+        let out = totofs_run(&dir, &["--only-accessed"], &["cat", "src/a"]);
+        assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        let l = signed(&dir.join(LINK));
+        assert_eq!(keys(&l["materials"]), set(&["src/a"]));
+        assert_eq!(keys(&l["products"]), set(&["src/a"]));
+    }
+}
+
+#[test]
+fn only_accessed_refuses_a_left_out_product_changed_outside_the_overlay() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    std::fs::write(dir.join("src/a"), "a\n").unwrap();
+    std::fs::write(dir.join("out/old"), "old\n").unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::hard_link(dir.join("out/old"), &outside).unwrap();
+    let script = format!("cat src/a; echo changed > '{}'", outside.display());
+    let out = totofs_run(&dir, &["--only-accessed", "-m", "src", "-p", "out"], &["sh", "-c", &script]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("out/old: changed during the step"), "{err}");
+    assert!(!dir.join(LINK).exists(), "no link for a step whose changes were not seen");
+}

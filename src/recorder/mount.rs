@@ -185,7 +185,7 @@ fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option
     let _ = namespace::raise_fd_limit();
     // Its descriptors reach the real tree below the mount: not readable through /proc.
     process::set_dumpable(false);
-    let started_ns = super::unchanged::coarse_now_ns();
+    let started_ns = super::unchanged::next_tick_ns(opts.only_accessed);
     let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
     let privilege = if process::effective_ids().0 == 0 { Privilege::Root } else { Privilege::Helper };
     if privilege == Privilege::Helper {

@@ -104,7 +104,7 @@ pub fn record_step(opts: &RecordOptions, cmd: &StepCommand, cache: Option<Arc<Ha
     // Everything below is done before any thread exists (unshare needs that).
     let t = std::time::Instant::now();
     // Unseen changes are looked for from the material walk on: it is what the link is about.
-    let started_ns = unchanged::coarse_now_ns();
+    let started_ns = unchanged::next_tick_ns(opts.only_accessed);
     let entries = artifacts::collect(&opts.materials, &opts.artifacts)?;
     hash_cache::phase("material walk", t);
     let privilege = match rootless::enter_private_namespace() {
@@ -242,8 +242,14 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkAr
         let sig = StatSig::of(&meta);
         let covered = canon.starts_with(&o.root);
         if opts.only_accessed && covered && !accessed.contains(&sig.key()) && !name_touched(&e.path) {
-            // Left out as not accessed: it must not have changed since the step started.
-            if unchanged::changed_since(&sig, o.started_ns) {
+            // Left out as not accessed: it must not have changed since the step started. A
+            // material with the same identity (ctime to the nanosecond) is known not to have;
+            // any other file is judged by its ctime against the step's start.
+            let listed = table.find(&e.name).is_some_and(|i| {
+                let m = &items[i];
+                m.covered && m.sig == sig && *m.path() == *e.path
+            });
+            if !listed && unchanged::changed_since(&sig, o.started_ns) {
                 return Err(unchanged::changed_outside(&e.path));
             }
             continue;

@@ -52,6 +52,27 @@ pub(crate) fn coarse_now_ns() -> i128 {
     crate::sys::fs::coarse_now_ns().unwrap_or(0)
 }
 
+/// The first tick of the file system's coarse clock after now, once it has come: a change
+/// made before this call has an earlier ctime, one made after it (the step's) a ctime at
+/// least this. Without the wait, a file written just before the step, in the same tick, would
+/// read as changed during it. Costs at most one tick (1 to 10 ms), so it is taken only where a
+/// ctime decides (`--only-accessed`); [`coarse_now_ns`] otherwise.
+pub(crate) fn next_tick_ns(wait: bool) -> i128 {
+    let now = coarse_now_ns();
+    if !wait {
+        return now;
+    }
+    // Bounded: a clock that does not move (or moves back) costs 50 ms and stays conservative.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    loop {
+        let t = coarse_now_ns();
+        if t > now || std::time::Instant::now() >= deadline {
+            return t.max(now);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
 /// Did the file whose identity is `sig` change at or after `since` (a [`coarse_now_ns`] value)?
 pub(crate) fn changed_since(sig: &StatSig, since: i128) -> bool {
     sig.ctime_ns() >= since
@@ -81,5 +102,19 @@ mod tests {
         let t = coarse_now_ns();
         std::fs::write(&p, b"x").unwrap();
         assert!(changed_since(&StatSig::of(&std::fs::metadata(&p).unwrap()), t));
+    }
+
+    #[test]
+    fn a_file_written_just_before_the_next_tick_is_not_seen_as_changed() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..20 {
+            let p = d.path().join(format!("f{i}"));
+            std::fs::write(&p, b"x").unwrap();
+            let before = StatSig::of(&std::fs::metadata(&p).unwrap());
+            let t = next_tick_ns(true);
+            assert!(!changed_since(&before, t), "written before the tick, seen as after it");
+            std::fs::write(&p, b"y").unwrap();
+            assert!(changed_since(&StatSig::of(&std::fs::metadata(&p).unwrap()), t));
+        }
     }
 }
