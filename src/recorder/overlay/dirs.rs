@@ -119,7 +119,7 @@ impl Overlay {
 
     /// The statistics of the file system under the overlay.
     pub(crate) fn do_statfs(&self) -> io::Result<libc::statvfs> {
-        if !self.nodes.contains_key(&ROOT_INO) {
+        if !self.nodes.contains(ROOT_INO) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         fs::fstatvfs(self.root.as_fd())

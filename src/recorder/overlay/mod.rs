@@ -23,6 +23,7 @@ mod dirs;
 mod files;
 mod fuse_ops;
 mod names;
+mod node_table;
 
 pub(crate) use attrs::negative_entry;
 pub(crate) use dirs::SHUFFLE_READDIR_ENV;
@@ -98,9 +99,7 @@ struct DirHandle {
 
 /// The overlay filesystem.
 pub(crate) struct Overlay {
-    nodes: DashMap<u64, Arc<Node>>,
-    by_key: DashMap<FileKey, u64>,
-    next_ino: AtomicU64,
+    nodes: node_table::NodeTable,
     handles: DashMap<u64, Arc<Handle>>,
     dirs: DashMap<u64, Arc<DirHandle>>,
     next_fh: AtomicU64,
@@ -157,9 +156,12 @@ impl Overlay {
         let st = stat_fd(root.as_fd())?;
         let kept_root = Arc::new(root.try_clone()?);
         let ov = Overlay {
-            nodes: DashMap::new(),
-            by_key: DashMap::new(),
-            next_ino: AtomicU64::new(ROOT_INO + 1),
+            nodes: node_table::NodeTable::new(Node {
+                fd: Some(root),
+                key: (st.st_dev, st.st_ino),
+                nlookup: AtomicU64::new(1),
+                path: Mutex::new(Box::default()),
+            }),
             handles: DashMap::new(),
             dirs: DashMap::new(),
             next_fh: AtomicU64::new(1),
@@ -176,12 +178,6 @@ impl Overlay {
             kept_fds: AtomicU64::new(0),
             fd_budget: (open_files_limit() / 2).max(64),
         };
-        let key = (st.st_dev, st.st_ino);
-        ov.nodes.insert(
-            ROOT_INO,
-            Arc::new(Node { fd: Some(root), key, nlookup: AtomicU64::new(1), path: Mutex::new(Box::default()) }),
-        );
-        ov.by_key.insert(key, ROOT_INO);
         Ok(ov)
     }
 
@@ -216,7 +212,7 @@ impl Overlay {
     }
 
     fn node(&self, ino: u64) -> io::Result<Arc<Node>> {
-        self.nodes.get(&ino).map(|n| Arc::clone(&n)).ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))
+        self.nodes.get(ino).ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))
     }
 
     /// Requests from totofs's own threads (hashing through an absolute symlink) are not the step's.
@@ -271,7 +267,7 @@ impl Overlay {
         // the overlay does not know yet is opened, because its node keeps an O_PATH fd. Its
         // attributes are then taken from that fd, so node and attributes are the same file.
         let st = fstatat(pfd.fd(), &c, libc::AT_SYMLINK_NOFOLLOW)?;
-        let (st, fd) = if is_dir(&st) && !self.by_key.contains_key(&(st.st_dev, st.st_ino)) {
+        let (st, fd) = if is_dir(&st) && self.nodes.id_of((st.st_dev, st.st_ino)).is_none() {
             let fd = openat(pfd.fd(), &c, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)?;
             (stat_fd(fd.as_fd())?, Some(fd))
         } else {
@@ -284,54 +280,14 @@ impl Overlay {
 
     /// The node id for the file `key` reached by `path`, made if it is new; counts one lookup.
     fn register(&self, key: FileKey, dir: bool, fd: Option<OwnedFd>, path: String) -> u64 {
-        let existing = match self.by_key.entry(key) {
-            dashmap::mapref::entry::Entry::Occupied(e) => {
-                let ino = *e.get();
-                match self.nodes.get(&ino) {
-                    Some(n) => {
-                        n.nlookup.fetch_add(1, Ordering::AcqRel);
-                        if let Ok(mut p) = n.path.lock() {
-                            *p = path.as_str().into();
-                        }
-                        Some(ino)
-                    }
-                    // Forgotten a moment ago: the node is gone, make a new one below.
-                    None => {
-                        e.remove();
-                        None
-                    }
-                }
+        self.nodes.look_up(key, path, |path| {
+            // A directory keeps its fd while the budget allows.
+            let keep = dir && fd.is_some() && self.kept_fds.fetch_add(1, Ordering::AcqRel) < self.fd_budget;
+            if dir && fd.is_some() && !keep {
+                self.kept_fds.fetch_sub(1, Ordering::AcqRel);
             }
-            dashmap::mapref::entry::Entry::Vacant(_) => None,
-        };
-        if let Some(ino) = existing {
-            return ino;
-        }
-        match self.by_key.entry(key) {
-            dashmap::mapref::entry::Entry::Occupied(e) => {
-                // Another thread registered it in between: count the lookup on that node.
-                let ino = *e.get();
-                if let Some(n) = self.nodes.get(&ino) {
-                    n.nlookup.fetch_add(1, Ordering::AcqRel);
-                }
-                ino
-            }
-            dashmap::mapref::entry::Entry::Vacant(e) => {
-                let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
-                let keep = dir && self.kept_fds.fetch_add(1, Ordering::AcqRel) < self.fd_budget;
-                let fd = if keep && fd.is_some() {
-                    fd
-                } else {
-                    if dir {
-                        self.kept_fds.fetch_sub(1, Ordering::AcqRel);
-                    }
-                    None
-                };
-                self.nodes.insert(ino, Arc::new(Node { fd, key, nlookup: AtomicU64::new(1), path: Mutex::new(path.into_boxed_str()) }));
-                e.insert(ino);
-                ino
-            }
-        }
+            Node { fd: if keep { fd } else { None }, key, nlookup: AtomicU64::new(1), path: Mutex::new(path.into_boxed_str()) }
+        })
     }
 
     /// The kernel dropped `n` lookups of node `ino`; the node goes when none is left.
@@ -339,27 +295,20 @@ impl Overlay {
         if ino == ROOT_INO {
             return;
         }
-        let gone = match self.nodes.get(&ino) {
-            Some(node) => node.nlookup.fetch_sub(n.min(node.nlookup.load(Ordering::Acquire)), Ordering::AcqRel) <= n,
-            None => false,
-        };
-        if gone {
-            if let Some((_, node)) = self.nodes.remove_if(&ino, |_, nd| nd.nlookup.load(Ordering::Acquire) == 0) {
-                if node.fd.is_some() {
-                    self.kept_fds.fetch_sub(1, Ordering::AcqRel);
-                }
-                self.by_key.remove_if(&node.key, |_, v| *v == ino);
+        if let Some(node) = self.nodes.forget(ino, n) {
+            if node.fd.is_some() {
+                self.kept_fds.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
 }
-/// A node per file the step looked up, each allocated on the FUSE thread that served it: freed
-/// here, that memory would stay with those threads' heaps, where the seal (on the main thread)
-/// does not reuse it, so it is given back to the system.
+
+/// A node per file the step looked up: freed here, before the seal lists every file again, and
+/// given back to the system (the recorder's threads share one heap, see
+/// `crate::sys::memory::one_heap`, so the seal could reuse it anyway).
 impl Drop for Overlay {
     fn drop(&mut self) {
-        drop(std::mem::take(&mut self.nodes));
-        drop(std::mem::take(&mut self.by_key));
+        self.nodes.clear();
         drop(std::mem::take(&mut self.handles));
         drop(std::mem::take(&mut self.dirs));
         crate::sys::memory::release_free_memory();

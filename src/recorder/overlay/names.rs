@@ -220,11 +220,9 @@ impl Overlay {
         if !self.is_own(caller.tid) {
             self.tracker.note_rename(key, from, to, caller.tid);
         }
-        if let Some(ino) = self.by_key.get(&key).map(|v| *v) {
-            if let Some(n) = self.nodes.get(&ino) {
-                if let Ok(mut pth) = n.path.lock() {
-                    *pth = to.into();
-                }
+        if let Some(n) = self.nodes.id_of(key).and_then(|ino| self.nodes.get(ino)) {
+            if let Ok(mut pth) = n.path.lock() {
+                *pth = to.into();
             }
         }
         if is_dir(st) {
@@ -232,13 +230,13 @@ impl Overlay {
             self.tracker.note_name(from, op::RENAMED);
             self.tracker.note_name(to, op::RENAMED);
             let old = format!("{from}/");
-            for n in self.nodes.iter() {
+            self.nodes.for_each(|n| {
                 if let Ok(mut pth) = n.path.lock() {
                     if let Some(rest) = pth.strip_prefix(&old) {
                         *pth = format!("{to}/{rest}").into_boxed_str();
                     }
                 }
-            }
+            });
         }
     }
 }
