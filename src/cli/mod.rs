@@ -98,8 +98,15 @@ pub fn main() -> i32 {
         Command::Keygen(a) => keys::keygen(a),
         Command::Key(a) => keys::key(a),
         Command::Sign(a) => sign::sign(a),
-        Command::Run(a) => record::run(a),
-        Command::Mount(a) => record::mount(a),
+        // Before any thread exists (see `one_heap`): the overlay's nodes and the seal share a heap.
+        Command::Run(a) => {
+            crate::sys::memory::one_heap();
+            record::run(a)
+        }
+        Command::Mount(a) => {
+            crate::sys::memory::one_heap();
+            record::mount(a)
+        }
         Command::Unmount(a) => record::unmount(a),
         Command::Record(a) => steps::record(a),
         Command::MatchProducts(a) => steps::match_products(a),

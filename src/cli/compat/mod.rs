@@ -35,7 +35,10 @@ pub fn tool_of(argv0: &std::ffi::OsStr) -> Option<&'static str> {
 /// Run as `tool` with `args` (argv[0] included); returns the exit code.
 pub fn main(tool: &str, args: Vec<OsString>) -> i32 {
     match tool {
-        "in-toto-run" => parse::<run::RunArgs>(args).map_or_else(|c| c, run::main),
+        "in-toto-run" => {
+            crate::sys::memory::one_heap();
+            parse::<run::RunArgs>(args).map_or_else(|c| c, run::main)
+        }
         "in-toto-record" => parse::<record::RecordArgs>(args).map_or_else(|c| c, record::main),
         "in-toto-verify" => parse::<verify::VerifyArgs>(args).map_or_else(|c| c, verify::main),
         "in-toto-sign" => parse::<sign::SignArgs>(args).map_or_else(|c| c, sign::main),
