@@ -48,22 +48,23 @@ pub(crate) fn count_hashed(bytes: u64) {
     BYTES_HASHED.fetch_add(bytes, Ordering::Relaxed);
 }
 
-static PHASES: Mutex<Vec<(&'static str, std::time::Duration, u64)>> = Mutex::new(Vec::new());
+static PHASES: Mutex<Vec<(&'static str, std::time::Duration, u64, u64)>> = Mutex::new(Vec::new());
 
 /// Note how long a phase of the recording took, and the process's peak RSS (KiB) after it
 /// (printed by [`print_stats`]).
 pub(crate) fn phase(name: &'static str, since: std::time::Instant) {
     let elapsed = since.elapsed();
-    let hwm = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (hwm, rss) = (kib("VmHWM:"), kib("VmRSS:"));
     if let Ok(mut p) = PHASES.lock() {
-        p.push((name, elapsed, hwm));
+        p.push((name, elapsed, hwm, rss));
     }
 }
 
@@ -73,7 +74,7 @@ pub(crate) fn print_stats() {
     if std::env::var_os("TOTOFS_STATS").is_some_and(|v| v == "1") {
         if let Ok(p) = PHASES.lock() {
             let list: Vec<String> =
-                p.iter().map(|(n, d, k)| format!("{n} {:.3} s (peak {} MiB)", d.as_secs_f64(), k / 1024)).collect();
+                p.iter().map(|(n, d, k, r)| format!("{n} {:.3} s (peak {} MiB, at end {} MiB)", d.as_secs_f64(), k / 1024, r / 1024)).collect();
             if !list.is_empty() {
                 eprintln!("totofs: stats: phases: {}", list.join(", "));
             }
