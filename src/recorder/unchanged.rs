@@ -52,22 +52,29 @@ pub(crate) fn coarse_now_ns() -> i128 {
     crate::sys::fs::coarse_now_ns().unwrap_or(0)
 }
 
-/// The first tick of the file system's coarse clock after now, once it has come: a change
-/// made before this call has an earlier ctime, one made after it (the step's) a ctime at
-/// least this. Without the wait, a file written just before the step, in the same tick, would
-/// read as changed during it. Costs at most one tick (1 to 10 ms), so it is taken only where a
-/// ctime decides (`--only-accessed`); [`coarse_now_ns`] otherwise.
+/// A time that splits changes in two: a change made before this call has an earlier ctime,
+/// one made after it (the step's) a ctime at least this. It is the first reading of the file
+/// system's coarse clock (what a change's ctime is at least) past the real time at the call
+/// (what a ctime taken before the call is at most: fine-grained time stamps run ahead of the
+/// coarse clock, which can lag a tick or more behind on a busy machine). Without it, a file
+/// written just before the step, in the same tick, would read as changed during it. Costs a
+/// tick or two (a few ms), so it is taken only where a ctime decides (`--only-accessed`);
+/// [`coarse_now_ns`] otherwise (every change from then on counts).
 pub(crate) fn next_tick_ns(wait: bool) -> i128 {
     let now = coarse_now_ns();
     if !wait {
         return now;
     }
-    // Bounded: a clock that does not move (or moves back) costs 50 ms and stays conservative.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    let Some(real) = crate::sys::fs::real_now_ns() else { return now };
+    // Bounded: a clock that does not move keeps `now`, where every later change counts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
     loop {
         let t = coarse_now_ns();
-        if t > now || std::time::Instant::now() >= deadline {
-            return t.max(now);
+        if t > real {
+            return t;
+        }
+        if std::time::Instant::now() >= deadline {
+            return now;
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
@@ -107,7 +114,7 @@ mod tests {
     #[test]
     fn a_file_written_just_before_the_next_tick_is_not_seen_as_changed() {
         let d = tempfile::tempdir().unwrap();
-        for i in 0..20 {
+        for i in 0..50 {
             let p = d.path().join(format!("f{i}"));
             std::fs::write(&p, b"x").unwrap();
             let before = StatSig::of(&std::fs::metadata(&p).unwrap());

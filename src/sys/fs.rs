@@ -207,9 +207,18 @@ pub(crate) fn set_fd_flags(fd: RawFd, flags: libc::c_int) -> io::Result<()> {
 
 /// The file system's coarse clock (`CLOCK_REALTIME_COARSE`) in nanoseconds since the epoch.
 pub(crate) fn coarse_now_ns() -> Option<i128> {
+    clock_ns(libc::CLOCK_REALTIME_COARSE)
+}
+
+/// The real-time clock to the nanosecond (no file time stamp taken before now is later).
+pub(crate) fn real_now_ns() -> Option<i128> {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> Option<i128> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into `ts`, a valid timespec.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
         return None;
     }
     #[allow(clippy::unnecessary_cast)]
