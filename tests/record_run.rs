@@ -474,6 +474,15 @@ fn the_overlays_own_switches_do_not_reach_the_steps_environment() {
     assert!(env.contains("PATH=") && !env.contains("TOTOFS_SHUFFLE_READDIR"), "{env}");
 }
 
+/// A tree of `src/a` and `out/old`, written just now, in `tree` of a temporary directory.
+fn src_and_out_tree() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    write(&dir.join("src/a"), "a\n");
+    write(&dir.join("out/old"), "old\n");
+    (tmp, dir)
+}
+
 /// `--only-accessed` leaves out what the step did not touch, and refuses a link when a file it
 /// leaves out changed during the step where the overlay could not see it. A file written just
 /// before the step (in the same tick of the file system's clock) is not such a file, whether it
@@ -481,13 +490,8 @@ fn the_overlays_own_switches_do_not_reach_the_steps_environment() {
 #[test]
 fn only_accessed_files_written_just_before_the_step_are_not_changes_of_the_step() {
     for round in 0..10 {
-        let tmp = tempdir();
-        let dir = tmp.path().join("tree");
-        std::fs::create_dir_all(dir.join("src")).unwrap();
-        std::fs::create_dir_all(dir.join("out")).unwrap();
-        std::fs::write(dir.join("src/a"), "a\n").unwrap();
+        let (_tmp, dir) = src_and_out_tree();
         std::fs::write(dir.join("keep"), "keep\n").unwrap();
-        std::fs::write(dir.join("out/old"), "old\n").unwrap();
         // Products only: judged by the step's start.
         let out = totofs_run(&dir, &["--only-accessed", "-m", "src", "-p", "out"], &["cat", "src/a"]);
         assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
@@ -507,12 +511,7 @@ fn only_accessed_files_written_just_before_the_step_are_not_changes_of_the_step(
 
 #[test]
 fn only_accessed_refuses_a_left_out_product_changed_outside_the_overlay() {
-    let tmp = tempdir();
-    let dir = tmp.path().join("tree");
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::create_dir_all(dir.join("out")).unwrap();
-    std::fs::write(dir.join("src/a"), "a\n").unwrap();
-    std::fs::write(dir.join("out/old"), "old\n").unwrap();
+    let (tmp, dir) = src_and_out_tree();
     let outside = tmp.path().join("outside");
     std::fs::hard_link(dir.join("out/old"), &outside).unwrap();
     let script = format!("cat src/a; echo changed > '{}'", outside.display());
