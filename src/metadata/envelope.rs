@@ -44,9 +44,16 @@ pub struct Metadata {
 
 /// DSSE pre-authentication encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
-    out.extend_from_slice(payload);
+    let mut out = Vec::with_capacity(payload.len() + 64);
+    // Writing into a vector cannot fail.
+    let _ = write_pae(&mut out, payload_type, payload);
     out
+}
+
+/// [`pae`]'s bytes, written to `out` (a signer's hash) without a copy of the payload.
+pub fn write_pae(out: &mut dyn std::io::Write, payload_type: &str, payload: &[u8]) -> std::io::Result<()> {
+    write!(out, "DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len())?;
+    out.write_all(payload)
 }
 
 /// DSSE base64: standard or URL-safe, padded or not (what in-toto and the DSSE spec accept).
@@ -331,13 +338,38 @@ pub fn keyid8(keyid: &str) -> &str {
 /// A DSSE envelope file (`application/vnd.in-toto+json`) as in-toto 3.x writes its DSSE links:
 /// one line, standard padded base64 (what cosign decodes), a `keyid` in every signature.
 pub fn dsse_file_string(payload: &[u8], signatures: &[Signature]) -> String {
+    let mut out = Vec::with_capacity(payload.len() / 3 * 4 + 256);
+    // Writing into a vector cannot fail, and the text is ASCII (base64 and escaped JSON).
+    let _ = write_dsse(&mut out, payload, signatures);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`dsse_file_string`]'s bytes, written to `out` with the payload base64-encoded as it goes:
+/// a trace of a million files is a payload of a hundred MB, never copied whole.
+pub fn write_dsse(out: &mut dyn std::io::Write, payload: &[u8], signatures: &[Signature]) -> std::io::Result<()> {
+    use std::io::Write as _;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let sigs: Vec<Value> = signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
-    cjson::dump_python_compact(&json!({
-        "payload": b64.encode(payload),
-        "payloadType": PAYLOAD_TYPE,
-        "signatures": sigs,
-    }))
+    out.write_all(b"{\"payload\": \"")?;
+    {
+        let mut enc = base64::write::EncoderWriter::new(&mut *out, &b64);
+        enc.write_all(payload)?;
+        enc.finish()?;
+    }
+    let mut tail = String::from("\", \"payloadType\": ");
+    cjson::write_python_str(PAYLOAD_TYPE, &mut tail);
+    tail.push_str(", \"signatures\": [");
+    for (i, sig) in signatures.iter().enumerate() {
+        if i > 0 {
+            tail.push_str(", ");
+        }
+        tail.push_str("{\"keyid\": ");
+        cjson::write_python_str(&sig.keyid, &mut tail);
+        tail.push_str(", \"sig\": ");
+        cjson::write_python_str(&b64.encode(&sig.sig), &mut tail);
+        tail.push('}');
+    }
+    tail.push_str("]}");
+    out.write_all(tail.as_bytes())
 }
 
 /// A DSSE envelope as read, its signatures not checked yet: the payload bytes (what the
@@ -372,6 +404,30 @@ impl Dsse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_streamed_envelope_is_the_json_of_the_envelope() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        for (payload, sigs) in [
+            (&b""[..], vec![]),
+            (&b"{}"[..], vec![Signature { keyid: "ab".into(), sig: vec![1, 2, 3] }]),
+            (
+                &b"{\"a\": \"\\u00e9\"}\n with 70000 bytes"[..],
+                vec![Signature { keyid: "k\"1".into(), sig: vec![0; 64] }, Signature { keyid: "k2".into(), sig: vec![255; 7] }],
+            ),
+        ] {
+            let big: Vec<u8> = payload.iter().copied().cycle().take(payload.len() * 5000 + payload.len()).collect();
+            for p in [payload, &big[..]] {
+                let sj: Vec<Value> = sigs.iter().map(|s| json!({"keyid": s.keyid, "sig": b64.encode(&s.sig)})).collect();
+                let want = cjson::dump_python_compact(&json!({"payload": b64.encode(p), "payloadType": PAYLOAD_TYPE, "signatures": sj}));
+                assert_eq!(dsse_file_string(p, &sigs), want);
+            }
+        }
+        let mut w = Vec::new();
+        write_pae(&mut w, PAYLOAD_TYPE, b"xyz").unwrap();
+        assert_eq!(w, b"DSSEv1 28 application/vnd.in-toto+json 3 xyz");
+        assert_eq!(pae(PAYLOAD_TYPE, b"xyz"), w);
+    }
 
     fn envelope(payload_type: &str, sigs: &str) -> Vec<u8> {
         format!(r#"{{"payload": "e30=", "payloadType": "{payload_type}", "signatures": {sigs}}}"#).into_bytes()

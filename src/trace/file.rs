@@ -188,7 +188,9 @@ impl TraceFile {
     pub fn sign(&mut self, key: &PrivateKey) -> Result<()> {
         self.signer = Some(key.public().to_key_dict());
         self.payload = self.statement_json().into_bytes();
-        let sig = key.sign(&pae(PAYLOAD_TYPE, &self.payload))?;
+        // The PAE's bytes go straight into the signer: no second copy of a large payload.
+        let payload = &self.payload;
+        let sig = key.sign_with(&|w| crate::metadata::write_pae(w, PAYLOAD_TYPE, payload))?;
         self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
         Ok(())
     }
@@ -200,7 +202,8 @@ impl TraceFile {
 
     /// Write atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        crate::fsio::write_file(path, self.to_file_string().as_bytes(), 0o666, true)
+        // Streamed: the payload is base64-encoded on its way to the file, never held twice.
+        crate::fsio::write_file_with(path, 0o666, true, |w| crate::metadata::write_dsse(w, &self.payload, &self.signatures))
     }
 
     /// Parse a trace file (signatures not checked yet: see [`TraceFile::verify`]). Hashes left
