@@ -347,12 +347,20 @@ pub fn dsse_file_string(payload: &[u8], signatures: &[Signature]) -> String {
 /// [`dsse_file_string`]'s bytes, written to `out` with the payload base64-encoded as it goes:
 /// a trace of a million files is a payload of a hundred MB, never copied whole.
 pub fn write_dsse(out: &mut dyn std::io::Write, payload: &[u8], signatures: &[Signature]) -> std::io::Result<()> {
-    use std::io::Write as _;
+    write_dsse_with(out, &|w| w.write_all(payload), signatures)
+}
+
+/// [`write_dsse`] with the payload's bytes written by `payload` (which need not exist whole).
+pub fn write_dsse_with(
+    out: &mut dyn std::io::Write,
+    payload: &dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
+    signatures: &[Signature],
+) -> std::io::Result<()> {
     let b64 = base64::engine::general_purpose::STANDARD;
     out.write_all(b"{\"payload\": \"")?;
     {
         let mut enc = base64::write::EncoderWriter::new(&mut *out, &b64);
-        enc.write_all(payload)?;
+        payload(&mut enc)?;
         enc.finish()?;
     }
     let mut tail = String::from("\", \"payloadType\": ");

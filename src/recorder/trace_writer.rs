@@ -65,8 +65,7 @@ pub(crate) fn after_link(
     }
     let file_name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut tf = TraceFile::for_link(trace, &file_name, written.sha256, link);
-    tf.sign(key)?;
-    tf.write(&path)?;
+    tf.sign_and_write(key, &path)?;
     Ok(Some(path))
 }
 

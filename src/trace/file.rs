@@ -88,9 +88,18 @@ impl TraceFile {
     /// written straight from the model: byte for byte `dump_python_compact(&self.statement())`
     /// without a `Value` per file and process (a trace can list every file of a build).
     pub(super) fn statement_json(&self) -> String {
+        let mut v = Vec::with_capacity(256 + self.trace.files.len() * 160);
+        // Writing into a vector cannot fail, and the text is UTF-8 (JSON of strings).
+        let _ = self.write_statement(&mut v);
+        String::from_utf8(v).unwrap_or_default()
+    }
+
+    /// [`TraceFile::statement_json`]'s bytes, written to `w` a file or a process at a time.
+    fn write_statement(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         use cjson::write_python_str as s;
+        const CHUNK: usize = 1 << 16;
         let link = self.link.as_ref();
-        let mut out = String::with_capacity(256 + self.trace.files.len() * 160);
+        let mut out = String::with_capacity(CHUNK + 4096);
         out.push_str("{\"_type\": ");
         s(STATEMENT_TYPE, &mut out);
         // The predicate: files, processes, signer, step.
@@ -131,6 +140,10 @@ impl TraceFile {
                 s(&op.as_string(), &mut out);
             }
             out.push_str("]}");
+            if out.len() >= CHUNK {
+                w.write_all(out.as_bytes())?;
+                out.clear();
+            }
         }
         out.push_str("}, \"processes\": [");
         let list = |items: &mut dyn Iterator<Item = &String>, out: &mut String| {
@@ -166,6 +179,10 @@ impl TraceFile {
             out.push_str(", \"writes\": ");
             list(&mut p.writes.iter(), &mut out);
             out.push('}');
+            if out.len() >= CHUNK {
+                w.write_all(out.as_bytes())?;
+                out.clear();
+            }
         }
         out.push(']');
         if let Some(signer) = &self.signer {
@@ -181,7 +198,7 @@ impl TraceFile {
         out.push_str("}, \"name\": ");
         s(&self.subject_name, &mut out);
         out.push_str("}]}");
-        out
+        w.write_all(out.as_bytes())
     }
 
     /// Sign with `key` (the key that signed the link). Replaces any earlier signature.
@@ -193,6 +210,29 @@ impl TraceFile {
         let sig = key.sign_with(&|w| crate::metadata::write_pae(w, PAYLOAD_TYPE, payload))?;
         self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
         Ok(())
+    }
+
+    /// Sign with `key` and write atomically to `path`: the file [`TraceFile::sign`] and
+    /// [`TraceFile::write`] make, without ever holding the payload (the Statement is written
+    /// four times: to count its bytes, twice into the signer, once into the file). A trace can
+    /// list every file a step created: a hundred bytes each, which would otherwise all be in
+    /// memory at once.
+    pub fn sign_and_write(&mut self, key: &PrivateKey, path: &Path) -> Result<()> {
+        self.signer = Some(key.public().to_key_dict());
+        self.payload = Vec::new();
+        let mut count = Count(0);
+        self.write_statement(&mut count).map_err(|e| crate::error::Error::Record(format!("cannot serialise the trace: {e}")))?;
+        let len = count.0;
+        let this = &*self;
+        let sig = key.sign_with(&|w| {
+            write!(w, "DSSEv1 {} {} {} ", PAYLOAD_TYPE.len(), PAYLOAD_TYPE, len)?;
+            this.write_statement(w)
+        })?;
+        self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
+        let this = &*self;
+        crate::fsio::write_file_with(path, 0o666, true, |w| {
+            crate::metadata::write_dsse_with(w, &|p| this.write_statement(p), &this.signatures)
+        })
     }
 
     /// The file content: a one-line DSSE envelope, like in-toto 3.x's DSSE links.
@@ -368,5 +408,19 @@ impl LoadedLink {
             return Err(refuse(format!("trace of step '{}', but the link is step '{}'", tf.trace.step, self.link.name)));
         }
         Ok(Some(tf.trace))
+    }
+}
+
+/// Counts the bytes written to it.
+struct Count(u64);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

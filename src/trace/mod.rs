@@ -683,6 +683,26 @@ mod tests {
         back.verify(key.public()).unwrap();
         assert_eq!(back.trace, t);
         assert_eq!(back.subject_sha256, sha256_hex(&bytes));
+
+        // Streamed (the recorder's path): the same file, for a trace larger than a chunk too.
+        let mut big = t.clone();
+        let rec = big.files.values().next().cloned().unwrap();
+        for i in 0..3000 {
+            big.files.insert(format!("gen/file{i:05}.o"), rec.clone());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for (i, tr) in [t.clone(), big].into_iter().enumerate() {
+            let mut whole = TraceFile::for_link(tr.clone(), "build.c6d8bf2e.link", sha256_hex(&bytes), link.clone());
+            whole.sign(&key).unwrap();
+            let want = whole.to_file_string();
+            let path = dir.path().join(format!("{i}.trace"));
+            let mut streamed = TraceFile::for_link(tr, "build.c6d8bf2e.link", sha256_hex(&bytes), link.clone());
+            streamed.sign_and_write(&key, &path).unwrap();
+            let got = std::fs::read_to_string(&path).unwrap();
+            assert!(i == 0 || got.len() > 4 * 65536, "the big trace spans chunks");
+            assert_eq!(got, want);
+            TraceFile::from_bytes_for(got.as_bytes(), Some(&link)).unwrap().verify(key.public()).unwrap();
+        }
     }
 
     #[test]
