@@ -554,7 +554,8 @@ fn wrong_password() -> Error {
 mod tests {
     use super::*;
 
-    fn pem(name: &str) -> std::path::PathBuf {
+    /// A key of the interop vectors (also for the tests of `keys`'s modules).
+    pub(super) fn pem(name: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems").join(name)
     }
 

@@ -129,10 +129,7 @@ fn sign_ed25519(sk: &ed25519_dalek::SigningKey, message: &Message<'_>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pem(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems").join(name)
-    }
+    use crate::keys::tests::pem;
 
     #[test]
     fn written_in_pieces_signs_like_the_whole_message() {

@@ -52,8 +52,13 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// [`pae`]'s bytes, written to `out` (a signer's hash) without a copy of the payload.
 pub fn write_pae(out: &mut dyn std::io::Write, payload_type: &str, payload: &[u8]) -> std::io::Result<()> {
-    write!(out, "DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len())?;
+    write_pae_head(out, payload_type, payload.len() as u64)?;
     out.write_all(payload)
+}
+
+/// The part of [`pae`] before the payload, for a payload of `len` bytes written separately.
+pub fn write_pae_head(out: &mut dyn std::io::Write, payload_type: &str, len: u64) -> std::io::Result<()> {
+    write!(out, "DSSEv1 {} {} {} ", payload_type.len(), payload_type, len)
 }
 
 /// DSSE base64: standard or URL-safe, padded or not (what in-toto and the DSSE spec accept).

@@ -241,24 +241,21 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkAr
         let (meta, canon) = resolver.identify(&e.path).map_err(|err| Error::input(&e.path, err))?;
         let sig = StatSig::of(&meta);
         let covered = canon.starts_with(&o.root);
+        // The material of that name, if it is this very file as listed before the step.
+        let listed = table.find(&e.name).filter(|&i| {
+            let m = &items[i];
+            m.covered && m.sig == sig && *m.path() == *e.path
+        });
         if opts.only_accessed && covered && !accessed.contains(&sig.key()) && !name_touched(&e.path) {
             // Left out as not accessed: it must not have changed since the step started. A
-            // material with the same identity (ctime to the nanosecond) is known not to have;
+            // listed material (same identity, ctime to the nanosecond) is known not to have;
             // any other file is judged by its ctime against the step's start.
-            let listed = table.find(&e.name).is_some_and(|i| {
-                let m = &items[i];
-                m.covered && m.sig == sig && *m.path() == *e.path
-            });
-            if !listed && unchanged::changed_since(&sig, o.started_ns) {
+            if listed.is_none() && unchanged::changed_since(&sig, o.started_ns) {
                 return Err(unchanged::changed_outside(&e.path));
             }
             continue;
         }
-        let reuse = table.find(&e.name).filter(|&i| {
-            let m = &items[i];
-            covered && m.covered && m.sig == sig && !changed.contains(&sig.key()) && *m.path() == *e.path
-        });
-        match reuse {
+        match listed.filter(|_| covered && !changed.contains(&sig.key())) {
             Some(i) => {
                 // Hashed now (or its error raised), as the link will list it.
                 table.hash_of(i)?;

@@ -225,7 +225,7 @@ impl TraceFile {
         let len = count.0;
         let this = &*self;
         let sig = key.sign_with(&|w| {
-            write!(w, "DSSEv1 {} {} {} ", PAYLOAD_TYPE.len(), PAYLOAD_TYPE, len)?;
+            crate::metadata::write_pae_head(w, PAYLOAD_TYPE, len)?;
             this.write_statement(w)
         })?;
         self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
