@@ -20,7 +20,9 @@
 #![allow(clippy::indexing_slicing)] // indices into fixed buffers bounded by the bytes read into them.
 
 use dashmap::DashMap;
+use hashbrown::HashTable;
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 /// A backing file: (st_dev, st_ino).
 pub(crate) type FileKey = (u64, u64);
@@ -35,6 +37,7 @@ pub(crate) mod op {
     pub(crate) const DELETED: u8 = 32;
     /// Everything that changes content or names.
     pub(crate) const CHANGES: u8 = CREATED | WRITTEN | TRUNCATED | RENAMED | DELETED;
+    #[cfg(test)]
     pub(crate) const ALL: [(u8, &str); 6] = [
         (READ, "read"),
         (CREATED, "created"),
@@ -75,18 +78,6 @@ pub(crate) struct ProcInfo {
     idx: u32,
 }
 
-/// The history of one file, summarised for the link (the trace's per-file view is
-/// `trace::FileRecord`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct FileSummary {
-    /// Every operation seen (bits of [`op`]).
-    pub(crate) ops: u8,
-    /// For each operation, the first process that did it (`None` if it was gone already).
-    pub(crate) first: Vec<(u8, Option<ProcessKey>)>,
-    /// The names (relative to the overlay's root) the file was seen under.
-    pub(crate) names: Vec<String>,
-}
-
 /// One operation of the log: what a process did to a name. A rename is one event on the old
 /// name with the new one as `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,34 +90,79 @@ struct Event {
     other: u32,
 }
 
-/// Distinct (process, name, operation) triples in the order first seen, names interned.
+/// Bytes of name text per chunk of the log's names.
+const NAME_CHUNK: usize = 64 * 1024;
+
+/// The name `id` in `chunks` ("" for an id never handed out).
+fn text_of<'a>(chunks: &'a [String], spans: &[(u32, u32, u32)], id: u32) -> &'a str {
+    let Some(&(c, start, len)) = spans.get(id as usize) else { return "" };
+    chunks.get(c as usize).and_then(|t| t.get(start as usize..start as usize + len as usize)).unwrap_or("")
+}
+
+/// Distinct (process, name, operation) triples in the order first seen, and what the step did
+/// to each name. A name is stored once: its text in shared chunks, a 4-byte id everywhere else.
+/// A file the step creates costs its name's bytes and about 80 bytes here (two events, the
+/// name's span and index slot); one `String` per use of a name cost about 500.
 #[derive(Debug, Default)]
 struct OpLog {
-    names: Vec<std::sync::Arc<str>>,
-    index: std::collections::HashMap<std::sync::Arc<str>, u32>,
+    /// Name text, [`NAME_CHUNK`] bytes per chunk (a longer name gets a chunk of its own).
+    chunks: Vec<String>,
+    /// Name id -> (chunk, start, length).
+    spans: Vec<(u32, u32, u32)>,
+    /// Name id -> operations that created, removed or replaced that name (bits of [`op`]).
+    changes: Vec<u8>,
+    /// Name ids, found by the hash of their text.
+    by_name: HashTable<u32>,
     events: Vec<Event>,
-    seen: HashSet<Event>,
+    /// Indices into `events`, found by the event's hash: keeps the log free of repeats.
+    seen: HashTable<u32>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl OpLog {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(i) = self.index.get(name) {
-            return *i;
-        }
-        let i = self.names.len() as u32;
-        let a: std::sync::Arc<str> = name.into();
-        self.names.push(a.clone());
-        self.index.insert(a, i);
-        i
+    fn name(&self, id: u32) -> &str {
+        text_of(&self.chunks, &self.spans, id)
     }
 
-    fn push(&mut self, proc: u32, name: &str, what: u8, other: Option<&str>) {
-        let name = self.intern(name);
-        let other = other.map_or(u32::MAX, |o| self.intern(o));
-        let e = Event { proc, name, what, other };
-        if self.seen.insert(e) {
-            self.events.push(e);
+    fn intern(&mut self, name: &str) -> u32 {
+        let h = self.hasher.hash_one(name);
+        let OpLog { chunks, spans, changes, by_name, hasher, .. } = self;
+        if let Some(&id) = by_name.find(h, |&id| text_of(chunks, spans, id) == name) {
+            return id;
         }
+        // Names are paths below the overlay's root (at most PATH_MAX bytes), and ids count
+        // distinct names: both fit 32 bits.
+        let (Ok(len), Ok(id)) = (u32::try_from(name.len()), u32::try_from(spans.len())) else { return u32::MAX };
+        if chunks.last().is_none_or(|c| c.len() + name.len() > c.capacity()) {
+            chunks.push(String::with_capacity(NAME_CHUNK.max(name.len())));
+        }
+        let c = chunks.len() - 1;
+        let Some(text) = chunks.last_mut() else { return u32::MAX };
+        let start = text.len() as u32;
+        text.push_str(name);
+        spans.push((c as u32, start, len));
+        changes.push(0);
+        by_name.insert_unique(h, id, |&i| hasher.hash_one(text_of(chunks, spans, i)));
+        id
+    }
+
+    /// Record that a name was created, removed or replaced (`what`: bits of [`op`]).
+    fn change(&mut self, name: u32, what: u8) {
+        if let Some(c) = self.changes.get_mut(name as usize) {
+            *c |= what;
+        }
+    }
+
+    fn push(&mut self, proc: u32, name: u32, what: u8, other: u32) {
+        let e = Event { proc, name, what, other };
+        let h = self.hasher.hash_one(e);
+        let OpLog { events, seen, hasher, .. } = self;
+        if seen.find(h, |&i| events.get(i as usize) == Some(&e)).is_some() {
+            return;
+        }
+        let Ok(i) = u32::try_from(events.len()) else { return };
+        events.push(e);
+        seen.insert_unique(h, i, |&j| events.get(j as usize).map_or(0, |e| hasher.hash_one(e)));
     }
 }
 
@@ -172,9 +208,9 @@ fn read_stat(pid: u32) -> Option<Stat> {
 /// Per-file and per-process state of one recording, shared by the overlay's threads.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    files: DashMap<FileKey, FileSummary>,
-    /// Operations that removed, created or replaced a name.
-    names: DashMap<String, u8>,
+    /// Every operation seen on each file (bits of [`op`]): what the link's `--only-accessed`
+    /// and the seal's checks need. Which process did what to which name is in `log`.
+    files: DashMap<FileKey, u8>,
     procs: DashMap<ProcessKey, ProcInfo>,
     next_proc: std::sync::atomic::AtomicU32,
     /// (thread id, thread start time) -> process, so a known thread costs one read of its stat.
@@ -190,6 +226,9 @@ pub struct Tracker {
     deleted_content: DashMap<String, [u8; 32]>,
 }
 
+/// Operations that create, remove or replace a name (kept per name, not only per file).
+const NAME_CHANGES: u8 = op::CREATED | op::RENAMED | op::DELETED;
+
 impl Tracker {
     /// A tracker for `totofs run`: the step's processes are the descendants of this process.
     pub(crate) fn new() -> Self {
@@ -202,6 +241,18 @@ impl Tracker {
         Tracker { tree: Some(tree.to_path_buf()), ..Self::new() }
     }
 
+    fn log(&self) -> std::sync::MutexGuard<'_, OpLog> {
+        match self.log.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The log's index of process `who` (`None` if it is gone or unknown).
+    fn proc_idx(&self, who: Option<ProcessKey>) -> Option<u32> {
+        who.and_then(|w| self.procs.get(&w).map(|p| p.idx))
+    }
+
     /// Record `what` done to file `key` (named `name`) by the thread `tid` of the request.
     #[cfg(test)]
     pub(crate) fn note(&self, key: FileKey, name: &str, what: u8, tid: u32) {
@@ -212,16 +263,19 @@ impl Tracker {
     /// Record `what` done to file `key` (named `name`) by the process `who`, identified earlier
     /// (e.g. when a file whose writes bypass the daemon was opened).
     pub(crate) fn note_by(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
-        self.summarise(key, name, what, who);
-        if let Some(idx) = who.and_then(|w| self.procs.get(&w).map(|p| p.idx)) {
-            let mut log = match self.log.lock() {
-                Ok(l) => l,
-                Err(p) => p.into_inner(),
-            };
+        self.note_ops(key, what);
+        let idx = self.proc_idx(who);
+        if idx.is_none() && what & NAME_CHANGES == 0 {
+            return;
+        }
+        let mut log = self.log();
+        let n = log.intern(name);
+        log.change(n, what & NAME_CHANGES);
+        if let Some(idx) = idx {
             // In the order the trace lists them (a rename is logged by `note_rename`).
             for bit in [op::READ, op::CREATED, op::TRUNCATED, op::WRITTEN, op::DELETED] {
                 if what & bit != 0 {
-                    log.push(idx, name, bit, None);
+                    log.push(idx, n, bit, u32::MAX);
                 }
             }
         }
@@ -230,40 +284,27 @@ impl Tracker {
     /// Record the rename of file `key` from `from` to `to` by the thread `tid`.
     pub(crate) fn note_rename(&self, key: FileKey, from: &str, to: &str, tid: u32) {
         let who = self.identify(tid);
-        self.summarise(key, from, op::RENAMED, who);
-        self.summarise(key, to, op::RENAMED, who);
-        if let Some(idx) = who.and_then(|w| self.procs.get(&w).map(|p| p.idx)) {
-            let mut log = match self.log.lock() {
-                Ok(l) => l,
-                Err(p) => p.into_inner(),
-            };
-            log.push(idx, from, op::RENAMED, Some(to));
+        self.note_ops(key, op::RENAMED);
+        let idx = self.proc_idx(who);
+        let mut log = self.log();
+        let (from, to) = (log.intern(from), log.intern(to));
+        log.change(from, op::RENAMED);
+        log.change(to, op::RENAMED);
+        if let Some(idx) = idx {
+            log.push(idx, from, op::RENAMED, to);
         }
     }
 
-    /// The file's summary: which operations, the first process of each, its names.
-    fn summarise(&self, key: FileKey, name: &str, what: u8, who: Option<ProcessKey>) {
-        let known = self.files.get(&key).is_some_and(|r| r.ops & what == what && r.names.iter().any(|n| n == name));
-        if !known {
-            let mut r = self.files.entry(key).or_default();
-            for (bit, _) in op::ALL {
-                if what & bit != 0 && r.ops & bit == 0 {
-                    r.first.push((bit, who));
-                }
-            }
-            r.ops |= what;
-            if !r.names.iter().any(|n| n == name) && r.names.len() < 16 {
-                r.names.push(name.to_string());
-            }
-        }
-        if what & (op::CREATED | op::RENAMED | op::DELETED) != 0 {
-            *self.names.entry(name.to_string()).or_insert(0) |= what;
+    /// Add `what` to the operations seen on file `key`.
+    fn note_ops(&self, key: FileKey, what: u8) {
+        if self.files.get(&key).is_none_or(|r| *r & what != what) {
+            *self.files.entry(key).or_insert(0) |= what;
         }
     }
 
     /// Did the step create or write file `key` (so its content at deletion is the step's own)?
     pub(crate) fn written_by_step(&self, key: FileKey) -> bool {
-        self.files.get(&key).is_some_and(|r| r.ops & (op::CREATED | op::WRITTEN | op::TRUNCATED) != 0)
+        self.files.get(&key).is_some_and(|r| *r & (op::CREATED | op::WRITTEN | op::TRUNCATED) != 0)
     }
 
     /// Remember the content a file the step wrote had when the step deleted it (named `name`).
@@ -278,7 +319,9 @@ impl Tracker {
 
     /// Record a change to a name whose file is gone or not known (e.g. the target of a rename).
     pub(crate) fn note_name(&self, name: &str, what: u8) {
-        *self.names.entry(name.to_string()).or_insert(0) |= what;
+        let mut log = self.log();
+        let n = log.intern(name);
+        log.change(n, what & NAME_CHANGES);
     }
 
     /// The process behind a request's thread id (`None` if it is gone), registered on first
@@ -377,23 +420,27 @@ impl Tracker {
 
     /// Files the step opened for reading or changed.
     pub(crate) fn accessed(&self) -> HashSet<FileKey> {
-        self.files.iter().filter(|r| r.ops != 0).map(|r| *r.key()).collect()
+        self.files.iter().filter(|r| *r.value() != 0).map(|r| *r.key()).collect()
     }
 
     /// Files whose content or names the step changed.
     pub(crate) fn changed(&self) -> HashSet<FileKey> {
-        self.files.iter().filter(|r| r.ops & op::CHANGES != 0).map(|r| *r.key()).collect()
+        self.files.iter().filter(|r| r.value() & op::CHANGES != 0).map(|r| *r.key()).collect()
     }
 
     /// Names that the step created, removed or renamed (relative to the overlay's root).
     pub(crate) fn changed_names(&self) -> HashSet<String> {
-        self.names.iter().map(|r| r.key().clone()).collect()
+        let log = self.log();
+        (0..log.changes.len() as u32)
+            .filter(|&n| log.changes.get(n as usize).is_some_and(|c| *c != 0))
+            .map(|n| log.name(n).to_string())
+            .collect()
     }
 
-    /// Every file's history.
+    /// The operations seen on file `key` (bits of [`op`]).
     #[cfg(test)]
-    pub(crate) fn files(&self) -> std::collections::BTreeMap<FileKey, FileSummary> {
-        self.files.iter().map(|r| (*r.key(), r.value().clone())).collect()
+    pub(crate) fn ops(&self, key: FileKey) -> u8 {
+        self.files.get(&key).map_or(0, |r| *r)
     }
 
     /// Every process seen.
@@ -428,11 +475,8 @@ impl Tracker {
                 }
             })
             .collect();
-        let log = match self.log.lock() {
-            Ok(l) => l,
-            Err(p) => p.into_inner(),
-        };
-        let names: Vec<Option<String>> = log.names.iter().map(|n| name(n)).collect();
+        let log = self.log();
+        let names: Vec<Option<String>> = (0..log.spans.len() as u32).map(|n| name(log.name(n))).collect();
         let mut ops = Vec::with_capacity(log.events.len());
         for e in &log.events {
             let Some(Some(who)) = by_idx.get(e.proc as usize) else { continue };
@@ -494,23 +538,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_process_per_operation_is_kept() {
+    fn operations_per_file_and_the_process_are_kept() {
         let t = Tracker::new();
         let me = std::process::id();
         t.note((1, 2), "a", op::READ, me);
         t.note((1, 2), "a", op::READ | op::WRITTEN, me);
-        let f = t.files();
-        let r = &f[&(1, 2)];
-        assert_eq!(r.ops, op::READ | op::WRITTEN);
-        assert_eq!(r.first.len(), 2);
-        let who = r.first[0].1.expect("this process is alive");
+        assert_eq!(op::names(t.ops((1, 2))), vec!["read", "written"]);
+        let who = t.identify(me).expect("this process is alive");
         assert_eq!(who.pid, me);
         let p = &t.processes()[&who];
         assert!(!p.comm.is_empty());
         assert!(!p.argv.is_empty());
-        assert_eq!(op::names(r.ops), vec!["read", "written"]);
         assert!(t.changed().contains(&(1, 2)));
-        assert!(t.changed_names().is_empty());
+        assert!(t.accessed().contains(&(1, 2)));
+        assert!(t.changed_names().is_empty(), "writing a file changes no name");
+    }
+
+    #[test]
+    fn names_are_stored_once_and_read_back_exactly() {
+        let mut log = OpLog::default();
+        let long = "d/".repeat(NAME_CHUNK / 2 + 10);
+        let names: Vec<String> = (0..20_000).map(|i| format!("dir{}/f{i:06}", i % 7)).chain([long, String::new()]).collect();
+        let ids: Vec<u32> = names.iter().map(|n| log.intern(n)).collect();
+        let again: Vec<u32> = names.iter().rev().map(|n| log.intern(n)).collect();
+        assert!(ids.iter().eq(again.iter().rev()), "the same name gets the same id");
+        assert_eq!(ids, (0..names.len() as u32).collect::<Vec<_>>());
+        for (n, id) in names.iter().zip(&ids) {
+            assert_eq!(log.name(*id), n);
+        }
+        assert!(log.chunks.len() > 2, "names spread over chunks, a long one in its own");
+        log.push(0, 1, op::READ, u32::MAX);
+        log.push(0, 1, op::READ, u32::MAX);
+        log.push(1, 1, op::READ, u32::MAX);
+        log.push(0, 1, op::RENAMED, 2);
+        log.push(0, 1, op::RENAMED, 3);
+        log.push(0, 1, op::RENAMED, 2);
+        assert_eq!(log.events.len(), 4, "repeats are dropped, distinct events kept in order");
+        assert_eq!(log.events.last().map(|e| e.other), Some(3));
     }
 
     /// Children of `pid` (its main thread's).
@@ -565,8 +629,9 @@ mod tests {
             ],
             "the later reader is not lost, repeats are not kept"
         );
-        // The file summary still names the first process per operation.
-        assert_eq!(t.files()[&(1, 2)].first, vec![(op::READ, Some(t.identify(me).unwrap()))]);
+        assert_eq!(t.ops((1, 3)), op::CREATED | op::WRITTEN | op::RENAMED);
+        let names = t.changed_names();
+        assert!(names.contains("a.o") && names.contains("b.o") && !names.contains("a.c"));
     }
 
     #[test]
