@@ -82,11 +82,6 @@ impl LinkArtifacts {
         self.get(name).is_some()
     }
 
-    /// The listed artifacts among `names`, as a map (for a trace, which looks up only the files it names).
-    pub fn only<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Artifacts {
-        names.into_iter().filter_map(|n| Some((n.to_string(), self.get(n)?))).collect()
-    }
-
     /// Every artifact as a map, for the writers that take a [`crate::metadata::Link`] (DSSE,
     /// Statement, provenance).
     pub fn to_artifacts(&self) -> Result<Artifacts> {
@@ -196,7 +191,6 @@ mod tests {
         }
         assert_eq!(la.get("nope"), None);
         assert!(!la.contains(&format!("{root}/a")));
-        assert_eq!(la.only([want[1].0.as_str(), "nope"]).len(), 1);
         // A map goes through unchanged.
         assert_eq!(walk(&LinkArtifacts::from(la.to_artifacts().unwrap())), want);
     }

@@ -75,9 +75,4 @@ impl WrittenLink {
     pub fn to_link(&self) -> Result<Link> {
         Ok(Link { materials: self.materials.to_artifacts()?, products: self.products.to_artifacts()?, ..self.head.clone() })
     }
-
-    /// The link with only the artifacts named in `names` (what a trace of those files looks up).
-    pub fn link_with_only<'a>(&self, names: impl IntoIterator<Item = &'a str> + Clone) -> Link {
-        Link { materials: self.materials.only(names.clone()), products: self.products.only(names), ..self.head.clone() }
-    }
 }

@@ -50,10 +50,9 @@ pub(crate) fn after_link(
     };
     let name = artifact_namer(root, &opts.artifacts);
     let (procs, ops) = tracker.observed(&name);
-    // The trace looks up only the files it names (every one an operation's path): a link of
-    // just those, not a second copy of all the artifacts.
-    let link = written.link_with_only(ops.iter().map(|o| o.path.as_str()));
-    let mut trace = trace_from_observed(&opts.name, procs, ops, &link);
+    // Every `before` and `after` of the trace is the link's, but for files deleted before the
+    // step ended: the trace lists only those, and a reader takes the rest from the link.
+    let mut trace = trace_from_observed(&opts.name, procs, ops, &crate::metadata::Link::default());
     for (rel, sha) in tracker.deleted_contents() {
         let Some(artifact) = name(&rel) else { continue };
         if written.products.contains(&artifact) {
@@ -64,7 +63,7 @@ pub(crate) fn after_link(
         }
     }
     let file_name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut tf = TraceFile::for_link(trace, &file_name, written.sha256, link);
+    let mut tf = TraceFile::with_hashes_beside_link(trace, &file_name, written.sha256);
     tf.sign_and_write(key, &path)?;
     Ok(Some(path))
 }

@@ -32,8 +32,21 @@ pub struct TraceFile {
     pub signer: Option<Value>,
     pub signatures: Vec<Signature>,
     pub(super) payload: Vec<u8>,
-    /// The link the trace is for (parsed from its bytes), to leave out hashes it already holds.
-    pub(super) link: Option<Link>,
+    /// Which of the files' `before` and `after` hashes the written Statement lists.
+    pub(super) listed: Listed,
+}
+
+/// Which `before` and `after` hashes a written trace lists (a reader takes a left-out one from
+/// the link the trace is bound to).
+#[derive(Debug, Clone)]
+pub(super) enum Listed {
+    /// Every one, `null` for none: there is no link to take them from.
+    All,
+    /// Those that differ from this link's material or product entry for the file.
+    DifferentFrom(Box<Link>),
+    /// Those set in the model: its maker set only the hashes the link does not hold (a recorder,
+    /// which need not look up and copy every hash of the link to leave it out again).
+    Set,
 }
 
 impl TraceFile {
@@ -50,7 +63,7 @@ impl TraceFile {
             signer: None,
             signatures: Vec::new(),
             payload: Vec::new(),
-            link,
+            listed: link.map_or(Listed::All, |l| Listed::DifferentFrom(Box::new(l))),
         }
     }
 
@@ -64,14 +77,50 @@ impl TraceFile {
             signer: None,
             signatures: Vec::new(),
             payload: Vec::new(),
-            link: Some(link),
+            listed: Listed::DifferentFrom(Box::new(link)),
+        }
+    }
+
+    /// A trace file for the link file named `link_file_name` whose bytes have the hex SHA-256
+    /// `link_sha256`, where `trace` holds only the `before` and `after` hashes that the link does
+    /// not (every other one is the link's: left out, a reader takes it from there).
+    pub fn with_hashes_beside_link(trace: Trace, link_file_name: &str, link_sha256: String) -> Self {
+        TraceFile {
+            trace,
+            subject_name: link_file_name.to_string(),
+            subject_sha256: link_sha256,
+            signer: None,
+            signatures: Vec::new(),
+            payload: Vec::new(),
+            listed: Listed::Set,
+        }
+    }
+
+    /// Is `path`'s `before` (`after`: `products`) hash `h` written?
+    fn lists(&self, path: &str, h: &Option<HashDict>, products: bool) -> bool {
+        match &self.listed {
+            Listed::All => true,
+            Listed::DifferentFrom(l) => (if products { &l.products } else { &l.materials }).get(path) != h.as_ref(),
+            Listed::Set => h.is_some(),
         }
     }
 
     /// The Statement as a `Value`: the reference [`TraceFile::statement_json`] is checked against.
     #[cfg(test)]
     pub(super) fn statement(&self) -> Value {
-        let mut predicate = self.trace.to_value_against(self.link.as_ref());
+        let mut predicate = match &self.listed {
+            Listed::All => self.trace.to_value_against(None),
+            Listed::DifferentFrom(l) => self.trace.to_value_against(Some(l)),
+            Listed::Set => {
+                let mut v = self.trace.to_value_against(None);
+                for f in v.get_mut("files").and_then(Value::as_object_mut).into_iter().flat_map(|m| m.values_mut()) {
+                    if let Some(o) = f.as_object_mut() {
+                        o.retain(|k, v| !((k == "before" || k == "after") && v.is_null()));
+                    }
+                }
+                v
+            }
+        };
         if let (Some(signer), Some(o)) = (&self.signer, predicate.as_object_mut()) {
             o.insert("signer".into(), signer.clone());
         }
@@ -98,7 +147,6 @@ impl TraceFile {
     fn write_statement(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         use cjson::write_python_str as s;
         const CHUNK: usize = 1 << 16;
-        let link = self.link.as_ref();
         let mut out = String::with_capacity(CHUNK + 4096);
         out.push_str("{\"_type\": ");
         s(STATEMENT_TYPE, &mut out);
@@ -111,12 +159,12 @@ impl TraceFile {
             s(path, &mut out);
             out.push_str(": {");
             // after, before, first, ops
-            if link.is_none_or(|l| l.products.get(path) != f.after.as_ref()) {
+            if self.lists(path, &f.after, true) {
                 out.push_str("\"after\": ");
                 write_hash_json(&f.after, &mut out);
                 out.push_str(", ");
             }
-            if link.is_none_or(|l| l.materials.get(path) != f.before.as_ref()) {
+            if self.lists(path, &f.before, false) {
                 out.push_str("\"before\": ");
                 write_hash_json(&f.before, &mut out);
                 out.push_str(", ");
@@ -296,7 +344,7 @@ impl TraceFile {
             signer: predicate.get("signer").cloned(),
             signatures,
             payload,
-            link: link.cloned(),
+            listed: link.map_or(Listed::All, |l| Listed::DifferentFrom(Box::new(l.clone()))),
         })
     }
 

@@ -560,11 +560,14 @@ mod tests {
             None,
         )
         .unwrap();
-        for (with_link, signer) in [(true, true), (false, false), (true, false), (false, true)] {
+        for (listed, signer) in [(0, true), (1, false), (0, false), (1, true), (2, true), (2, false)] {
             let mut tf = TraceFile::for_link(t.clone(), "x.c6d8bf2e.link", "ab".repeat(32), link.clone());
-            if !with_link {
-                tf.link = None;
+            match listed {
+                1 => tf.listed = file::Listed::All,
+                2 => tf.listed = file::Listed::Set,
+                _ => {}
             }
+            let with_link = listed;
             if signer {
                 tf.signer = Some(key.public().to_key_dict());
             }
@@ -703,6 +706,53 @@ mod tests {
             assert_eq!(got, want);
             TraceFile::from_bytes_for(got.as_bytes(), Some(&link)).unwrap().verify(key.public()).unwrap();
         }
+    }
+
+    #[test]
+    fn a_trace_holding_only_the_hashes_the_link_lacks_is_the_same_file() {
+        let mut link = Link { name: "build".into(), ..Default::default() };
+        link.materials.insert("a.c".into(), h("a.c"));
+        link.materials.insert("old.o".into(), h("old.o"));
+        link.products.insert("a.c".into(), h("a.c"));
+        link.products.insert("a.o".into(), h("a.o"));
+        // What the recorder knows: the operations, and the last content of a file deleted
+        // before the step ended (the one hash the link does not hold).
+        let trace = |l: &Link| {
+            let mut b = TraceBuilder::new("build");
+            let cc = b.process(ProcessStart { pid: 7, argv: vec!["cc".into()], ..Default::default() });
+            b.file_op(cc, "a.c", FileOp::Read);
+            b.file_op(cc, "a.s", FileOp::Created);
+            b.file_op(cc, "a.s", FileOp::Deleted);
+            b.file_op(cc, "a.o", FileOp::Created);
+            b.file_op(cc, "old.o", FileOp::Deleted);
+            let mut t = b.finish(l);
+            if let Some(r) = t.files.get_mut("a.s") {
+                r.after = Some(h("a.s"));
+            }
+            t
+        };
+        let full = trace(&link);
+        let sparse = trace(&Link::default());
+        assert_eq!(sparse.files["a.c"].before, None, "nothing copied from the link");
+        let key = PrivateKey::load(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/interop/pems/ed25519_private_unencrypted.pem"),
+            None,
+        )
+        .unwrap();
+        let mut against = TraceFile::for_link(full.clone(), "build.c6d8bf2e.link", "cd".repeat(32), link.clone());
+        against.sign(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("build.c6d8bf2e.trace");
+        let mut beside = TraceFile::with_hashes_beside_link(sparse, "build.c6d8bf2e.link", "cd".repeat(32));
+        assert_eq!(beside.statement_json(), cjson::dump_python_compact(&beside.statement()));
+        beside.sign_and_write(&key, &path).unwrap();
+        let got = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(got, against.to_file_string());
+        let back = TraceFile::from_bytes_for(got.as_bytes(), Some(&link)).unwrap();
+        back.verify(key.public()).unwrap();
+        assert_eq!(back.trace, full, "read against its link, every hash is back");
+        assert_eq!(back.trace.files["a.s"].after, Some(h("a.s")));
+        assert_eq!(back.trace.files["old.o"].after, None);
     }
 
     #[test]
