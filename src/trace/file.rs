@@ -1,6 +1,7 @@
 //! Trace files on disk: the signed Statement beside a link, and the link file it is bound to.
 
 use super::*;
+use super::statement;
 use crate::metadata::Dsse;
 
 /// `<step>.<keyid8>.trace`, the name of the trace beside `<step>.<keyid8>.link`.
@@ -145,108 +146,11 @@ impl TraceFile {
 
     /// [`TraceFile::statement_json`]'s bytes, written to `w` a file or a process at a time.
     fn write_statement(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use cjson::write_python_str as s;
-        const CHUNK: usize = 1 << 16;
-        let mut out = String::with_capacity(CHUNK + 4096);
-        out.push_str("{\"_type\": ");
-        s(STATEMENT_TYPE, &mut out);
-        // The predicate: files, processes, signer, step.
-        out.push_str(", \"predicate\": {\"files\": {");
-        for (i, (path, f)) in self.trace.files.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            s(path, &mut out);
-            out.push_str(": {");
-            // after, before, first, ops
-            if self.lists(path, &f.after, true) {
-                out.push_str("\"after\": ");
-                write_hash_json(&f.after, &mut out);
-                out.push_str(", ");
-            }
-            if self.lists(path, &f.before, false) {
-                out.push_str("\"before\": ");
-                write_hash_json(&f.before, &mut out);
-                out.push_str(", ");
-            }
-            out.push_str("\"first\": ");
-            match &f.first {
-                None => out.push_str("null"),
-                Some(fp) => {
-                    out.push_str("{\"comm\": ");
-                    s(&fp.comm, &mut out);
-                    out.push_str(", \"pid\": ");
-                    out.push_str(&fp.pid.to_string());
-                    out.push('}');
-                }
-            }
-            out.push_str(", \"ops\": [");
-            for (j, op) in f.ops.iter().enumerate() {
-                if j > 0 {
-                    out.push_str(", ");
-                }
-                s(&op.as_string(), &mut out);
-            }
-            out.push_str("]}");
-            if out.len() >= CHUNK {
-                w.write_all(out.as_bytes())?;
-                out.clear();
-            }
-        }
-        out.push_str("}, \"processes\": [");
-        let list = |items: &mut dyn Iterator<Item = &String>, out: &mut String| {
-            out.push('[');
-            for (j, x) in items.enumerate() {
-                if j > 0 {
-                    out.push_str(", ");
-                }
-                s(x, out);
-            }
-            out.push(']');
-        };
-        for (i, p) in self.trace.processes.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            // argv, cwd, id, parent, pid, reads, writes
-            out.push_str("{\"argv\": ");
-            list(&mut p.argv.iter(), &mut out);
-            out.push_str(", \"cwd\": ");
-            s(&p.cwd, &mut out);
-            out.push_str(", \"id\": ");
-            out.push_str(&p.id.to_string());
-            out.push_str(", \"parent\": ");
-            match p.parent {
-                None => out.push_str("null"),
-                Some(id) => out.push_str(&id.to_string()),
-            }
-            out.push_str(", \"pid\": ");
-            out.push_str(&p.pid.to_string());
-            out.push_str(", \"reads\": ");
-            list(&mut p.reads.iter(), &mut out);
-            out.push_str(", \"writes\": ");
-            list(&mut p.writes.iter(), &mut out);
-            out.push('}');
-            if out.len() >= CHUNK {
-                w.write_all(out.as_bytes())?;
-                out.clear();
-            }
-        }
-        out.push(']');
-        if let Some(signer) = &self.signer {
-            out.push_str(", \"signer\": ");
-            cjson::write_compact(signer, &mut out);
-        }
-        out.push_str(", \"step\": ");
-        s(&self.trace.step, &mut out);
-        out.push_str("}, \"predicateType\": ");
-        s(PREDICATE_TYPE, &mut out);
-        out.push_str(", \"subject\": [{\"digest\": {\"sha256\": ");
-        s(&self.subject_sha256, &mut out);
-        out.push_str("}, \"name\": ");
-        s(&self.subject_name, &mut out);
-        out.push_str("}]}");
-        w.write_all(out.as_bytes())
+        self.head().write(&ListedTrace { file: self }, w)
+    }
+
+    fn head(&self) -> statement::Head<'_> {
+        statement::Head { subject_name: &self.subject_name, subject_sha256: &self.subject_sha256, signer: self.signer.as_ref() }
     }
 
     /// Sign with `key` (the key that signed the link). Replaces any earlier signature.
@@ -268,19 +172,10 @@ impl TraceFile {
     pub fn sign_and_write(&mut self, key: &PrivateKey, path: &Path) -> Result<()> {
         self.signer = Some(key.public().to_key_dict());
         self.payload = Vec::new();
-        let mut count = Count(0);
-        self.write_statement(&mut count).map_err(|e| crate::error::Error::Record(format!("cannot serialise the trace: {e}")))?;
-        let len = count.0;
         let this = &*self;
-        let sig = key.sign_with(&|w| {
-            crate::metadata::write_pae_head(w, PAYLOAD_TYPE, len)?;
-            this.write_statement(w)
-        })?;
-        self.signatures = vec![Signature { keyid: key.keyid().to_string(), sig }];
-        let this = &*self;
-        crate::fsio::write_file_with(path, 0o666, true, |w| {
-            crate::metadata::write_dsse_with(w, &|p| this.write_statement(p), &this.signatures)
-        })
+        let signatures = this.head().sign_and_write(&ListedTrace { file: this }, key, path)?;
+        self.signatures = signatures;
+        Ok(())
     }
 
     /// The file content: a one-line DSSE envelope, like in-toto 3.x's DSSE links.
@@ -459,16 +354,45 @@ impl LoadedLink {
     }
 }
 
-/// Counts the bytes written to it.
-struct Count(u64);
+/// A trace file's model as the Statement writer reads it: the hashes its [`Listed`] says.
+struct ListedTrace<'a> {
+    file: &'a TraceFile,
+}
 
-impl std::io::Write for Count {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
+impl statement::Predicate for ListedTrace<'_> {
+    fn step(&self) -> &str {
+        &self.file.trace.step
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
+    fn each_file(&self, f: &mut dyn FnMut(statement::FileView<'_>) -> std::io::Result<()>) -> std::io::Result<()> {
+        for (path, r) in &self.file.trace.files {
+            fn listed<'h>(file: &TraceFile, path: &str, h: &'h Option<HashDict>, products: bool) -> Option<Option<&'h HashDict>> {
+                file.lists(path, h, products).then_some(h.as_ref())
+            }
+            let ops: Vec<String> = r.ops.iter().map(FileOp::as_string).collect();
+            f(statement::FileView {
+                path,
+                after: listed(self.file, path, &r.after, true),
+                before: listed(self.file, path, &r.before, false),
+                first: r.first.as_ref().map(|p| (p.pid, p.comm.as_str())),
+                ops: &mut ops.iter().map(String::as_str),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn each_process(&self, f: &mut dyn FnMut(statement::ProcessView<'_>) -> std::io::Result<()>) -> std::io::Result<()> {
+        for p in &self.file.trace.processes {
+            f(statement::ProcessView {
+                id: p.id,
+                pid: p.pid,
+                parent: p.parent,
+                argv: &p.argv,
+                cwd: &p.cwd,
+                reads: &mut p.reads.iter().map(String::as_str),
+                writes: &mut p.writes.iter().map(String::as_str),
+            })?;
+        }
         Ok(())
     }
 }

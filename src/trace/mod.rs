@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 mod file;
+mod statement;
 pub use file::{LoadedLink, TraceFile, trace_file_name, trace_path_for_link};
 
 /// `_type` of an in-toto Statement v1.
@@ -296,7 +297,7 @@ fn hash_value(h: &Option<HashDict>) -> Value {
 }
 
 /// [`hash_value`] as Python's compact `json.dumps` writes it.
-fn write_hash_json(h: &Option<HashDict>, out: &mut String) {
+fn write_hash_json(h: Option<&HashDict>, out: &mut String) {
     match h {
         None => out.push_str("null"),
         Some(d) => {
