@@ -9,7 +9,7 @@ use super::tracking::Tracker;
 use crate::attest::provenance::{new_invocation_id, write_provenance, Observation, RunFacts};
 use crate::error::Result;
 use crate::keys::PrivateKey;
-use crate::trace::trace_from_observed;
+use crate::trace::CompactTrace;
 use std::path::{Path, PathBuf};
 
 /// Write the provenance if asked for; returns its path. `tracker` is `None` under snapshots;
@@ -33,8 +33,7 @@ pub(crate) fn after_link(
     let link = written.to_link()?;
     match tracker {
         Some(t) => {
-            let (procs, ops) = t.observed(artifact_namer(root, &opts.artifacts));
-            let trace = trace_from_observed(&opts.name, procs, ops, &link);
+            let trace = CompactTrace::new(&opts.name, t.observed(artifact_namer(root, &opts.artifacts))).to_trace(&link);
             let obs = Observation::Traced { trace: &trace, root, tools: true };
             write_provenance(path, &link, obs, &facts, key)?;
         }

@@ -1,6 +1,6 @@
 //! The signed trace of a recorded step, written beside its link as `<step>.<keyid8>.trace`:
 //! the overlay's processes and operation log ([`Tracker::observed`]) named like the link's
-//! artifacts, turned into a [`crate::trace::Trace`], bound to the link file's bytes (their SHA-256,
+//! artifacts, written from those tables ([`CompactTrace`]), bound to the link file's bytes (their SHA-256,
 //! taken when the link was written, with the link model itself: the file is not read back), signed with
 //! the step's key and written atomically. Steps recorded by snapshots observed no process, so
 //! they get no trace; a trace left beside the link by an earlier recording is removed then,
@@ -11,7 +11,7 @@ use super::options::{RecordOptions, WrittenLink};
 use super::tracking::Tracker;
 use crate::error::Result;
 use crate::keys::PrivateKey;
-use crate::trace::{trace_from_observed, trace_path_for_link, TraceFile};
+use crate::trace::{trace_path_for_link, CompactTrace};
 use std::path::{Path, PathBuf};
 
 /// The gitignore pattern of trace files (`<step>.<keyid8>.trace`). `totofs run` and `mount` add
@@ -49,22 +49,19 @@ pub(crate) fn after_link(
         }
     };
     let name = artifact_namer(root, &opts.artifacts);
-    let (procs, ops) = tracker.observed(&name);
-    // Every `before` and `after` of the trace is the link's, but for files deleted before the
-    // step ended: the trace lists only those, and a reader takes the rest from the link.
-    let mut trace = trace_from_observed(&opts.name, procs, ops, &crate::metadata::Link::default());
+    // Written from the operation log's tables, never as a `Trace` model (a few hundred bytes
+    // per file of a step that creates thousands). Every `before` and `after` is the link's, left
+    // out for a reader to take from there, but the last content of a file deleted before the
+    // step ended.
+    let mut trace = CompactTrace::new(&opts.name, tracker.observed(&name));
     for (rel, sha) in tracker.deleted_contents() {
         let Some(artifact) = name(&rel) else { continue };
-        if written.products.contains(&artifact) {
-            continue;
-        }
-        if let Some(rec) = trace.files.get_mut(&artifact) {
-            rec.after = Some(crate::metadata::HashDict::sha256(sha));
+        if !written.products.contains(&artifact) {
+            trace.set_after(&artifact, crate::metadata::HashDict::sha256(sha));
         }
     }
     let file_name = link_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut tf = TraceFile::with_hashes_beside_link(trace, &file_name, written.sha256);
-    tf.sign_and_write(key, &path)?;
+    trace.sign_and_write(&file_name, &written.sha256, key, &path)?;
     Ok(Some(path))
 }
 

@@ -451,58 +451,63 @@ impl Tracker {
 
     /// The processes and the operation log for a trace. `name` turns a name relative to the
     /// overlay's root into an artifact name (`None`: leave the operation out, e.g. excluded).
-    pub(crate) fn observed(
-        &self,
-        name: impl Fn(&str) -> Option<String>,
-    ) -> (Vec<crate::trace::ObservedProcess>, Vec<crate::trace::ObservedOp>) {
-        use crate::trace::{FileOp, ObservedOp, ObservedProcess};
-        let mut by_idx: Vec<Option<ProcessKey>> = vec![None; self.next_proc.load(std::sync::atomic::Ordering::Relaxed) as usize];
-        let procs: Vec<ObservedProcess> = self
-            .procs
-            .iter()
-            .map(|r| {
-                let p = r.value();
-                if let Some(slot) = by_idx.get_mut(p.idx as usize) {
-                    *slot = Some(p.id);
-                }
-                ObservedProcess {
+    pub(crate) fn observed(&self, name: impl Fn(&str) -> Option<String>) -> crate::trace::ObservedLog {
+        use crate::trace::{LoggedOp, ObservedLog, ObservedProcess, OpKind};
+        let mut procs: Vec<Option<ObservedProcess>> = Vec::new();
+        procs.resize_with(self.next_proc.load(std::sync::atomic::Ordering::Relaxed) as usize, || None);
+        for r in self.procs.iter() {
+            let p = r.value();
+            if let Some(slot) = procs.get_mut(p.idx as usize) {
+                *slot = Some(ObservedProcess {
                     pid: p.id.pid,
                     start: p.id.start,
                     ppid: p.ppid,
                     argv: p.argv.clone(),
                     cwd: p.cwd.clone(),
                     comm: p.comm.clone(),
-                }
-            })
-            .collect();
+                });
+            }
+        }
         let log = self.log();
-        let names: Vec<Option<String>> = (0..log.spans.len() as u32).map(|n| name(log.name(n))).collect();
+        // Artifact names, sorted and each once (two names of the log can be one artifact).
+        let mut named: Vec<(String, u32)> =
+            (0..log.spans.len() as u32).filter_map(|n| Some((name(log.name(n))?, n))).collect();
+        named.sort_unstable();
+        let mut artifact = vec![u32::MAX; log.spans.len()];
+        let mut names: Vec<String> = Vec::with_capacity(named.len());
+        for (text, n) in named {
+            if names.last() != Some(&text) {
+                names.push(text);
+            }
+            if let Some(slot) = artifact.get_mut(n as usize) {
+                *slot = names.len() as u32 - 1;
+            }
+        }
+        let art = |n: u32| artifact.get(n as usize).copied().filter(|a| *a != u32::MAX);
         let mut ops = Vec::with_capacity(log.events.len());
         for e in &log.events {
-            let Some(Some(who)) = by_idx.get(e.proc as usize) else { continue };
-            let name = |i: u32| names.get(i as usize).cloned().flatten();
-            let mut push = |path: Option<String>, op: FileOp| {
-                if let Some(path) = path {
-                    ops.push(ObservedOp { pid: who.pid, start: who.start, path, op });
+            let mut push = |name: Option<u32>, kind: OpKind, other: Option<u32>| {
+                if let Some(name) = name {
+                    ops.push(LoggedOp { proc: e.proc, name, kind, other: other.unwrap_or(u32::MAX) });
                 }
             };
             if e.what == op::RENAMED {
                 // Both names; a rename across the recorded tree's edge is a deletion or a creation.
-                let (from, to) = (name(e.name), name(e.other));
-                push(from.clone(), to.clone().map_or(FileOp::Deleted, FileOp::RenamedTo));
-                push(to, from.map_or(FileOp::Created, FileOp::RenamedFrom));
+                let (from, to) = (art(e.name), art(e.other));
+                push(from, if to.is_some() { OpKind::RenamedTo } else { OpKind::Deleted }, to);
+                push(to, if from.is_some() { OpKind::RenamedFrom } else { OpKind::Created }, from);
                 continue;
             }
-            let op = match e.what {
-                op::READ => FileOp::Read,
-                op::CREATED => FileOp::Created,
-                op::WRITTEN => FileOp::Written,
-                op::TRUNCATED => FileOp::Truncated,
-                _ => FileOp::Deleted,
+            let kind = match e.what {
+                op::READ => OpKind::Read,
+                op::CREATED => OpKind::Created,
+                op::WRITTEN => OpKind::Written,
+                op::TRUNCATED => OpKind::Truncated,
+                _ => OpKind::Deleted,
             };
-            push(name(e.name), op);
+            push(art(e.name), kind, None);
         }
-        (procs, ops)
+        ObservedLog { procs, names, ops }
     }
 }
 
@@ -536,6 +541,21 @@ pub(crate) fn is_own_thread(tid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::ObservedProcess;
+
+    /// The processes and the operations, (pid, name, operation), of `t`'s log.
+    fn observed(t: &Tracker) -> (Vec<ObservedProcess>, Vec<(u32, String, String)>) {
+        let log = t.observed(|n| Some(n.to_string()));
+        let ops = log
+            .ops
+            .iter()
+            .filter_map(|o| {
+                let p = log.procs.get(o.proc as usize)?.as_ref()?;
+                Some((p.pid, log.names.get(o.name as usize)?.clone(), o.as_string(&log.names)))
+            })
+            .collect();
+        (log.procs.into_iter().flatten().collect(), ops)
+    }
 
     #[test]
     fn operations_per_file_and_the_process_are_kept() {
@@ -610,13 +630,13 @@ mod tests {
         t.note((1, 3), "a.o", op::CREATED, other.id());
         t.note((1, 3), "a.o", op::WRITTEN, other.id());
         t.note_rename((1, 3), "a.o", "b.o", other.id());
-        let (procs, ops) = t.observed(|n| Some(n.to_string()));
+        let (procs, ops) = observed(&t);
         other.kill().unwrap();
         other.wait().unwrap();
         let sleep = procs.iter().find(|p| p.pid == other.id()).expect("sleep registered");
         assert_eq!(sleep.argv, ["sleep", "5"]);
         assert_eq!(sleep.ppid, me);
-        let ops: Vec<(u32, &str, String)> = ops.iter().map(|o| (o.pid, o.path.as_str(), o.op.as_string())).collect();
+        let ops: Vec<(u32, &str, String)> = ops.iter().map(|(pid, path, op)| (*pid, path.as_str(), op.clone())).collect();
         assert_eq!(
             ops,
             [
@@ -647,14 +667,14 @@ mod tests {
         let child = children(sh_pid)[0];
         wait_for(|| std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c.trim() == "sleep"));
         t.note((9, 1), "x", op::READ, child);
-        let (procs, _) = t.observed(|n| Some(n.to_string()));
+        let (procs, _) = observed(&t);
         let shell = procs.iter().find(|p| p.pid == sh_pid).expect("the parent shell is registered as an ancestor");
         assert_eq!(shell.argv[0], "sh");
         assert_eq!(shell.ppid, std::process::id());
         assert!(!procs.iter().any(|p| p.pid == std::process::id()), "not above the step's root");
         wait_for(|| std::fs::read(format!("/proc/{sh_pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")));
         t.note((9, 2), "y", op::READ, sh_pid);
-        let (procs, _) = t.observed(|n| Some(n.to_string()));
+        let (procs, _) = observed(&t);
         let same: Vec<_> = procs.iter().filter(|p| p.pid == sh_pid).collect();
         assert_eq!(same.len(), 1, "one process per (pid, start time)");
         assert_eq!(same[0].argv, ["sleep", "6"], "argv re-read after exec");
@@ -670,7 +690,7 @@ mod tests {
         let pid = c.id();
         c.wait().unwrap();
         t.note((1, 1), "z", op::READ, pid);
-        let (procs, ops) = t.observed(|n| Some(n.to_string()));
+        let (procs, ops) = observed(&t);
         assert!(procs.iter().all(|p| p.pid != pid) && ops.is_empty());
         assert!(t.accessed().contains(&(1, 1)), "the file is still accessed for the link");
     }

@@ -364,7 +364,7 @@ impl statement::Predicate for ListedTrace<'_> {
         &self.file.trace.step
     }
 
-    fn each_file(&self, f: &mut dyn FnMut(statement::FileView<'_>) -> std::io::Result<()>) -> std::io::Result<()> {
+    fn each_file(&self, f: &mut dyn FnMut(statement::FileView<'_, '_>) -> std::io::Result<()>) -> std::io::Result<()> {
         for (path, r) in &self.file.trace.files {
             fn listed<'h>(file: &TraceFile, path: &str, h: &'h Option<HashDict>, products: bool) -> Option<Option<&'h HashDict>> {
                 file.lists(path, h, products).then_some(h.as_ref())
@@ -381,7 +381,7 @@ impl statement::Predicate for ListedTrace<'_> {
         Ok(())
     }
 
-    fn each_process(&self, f: &mut dyn FnMut(statement::ProcessView<'_>) -> std::io::Result<()>) -> std::io::Result<()> {
+    fn each_process(&self, f: &mut dyn FnMut(statement::ProcessView<'_, '_>) -> std::io::Result<()>) -> std::io::Result<()> {
         for p in &self.file.trace.processes {
             f(statement::ProcessView {
                 id: p.id,

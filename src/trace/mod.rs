@@ -22,8 +22,10 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+mod compact;
 mod file;
 mod statement;
+pub use compact::{CompactTrace, LoggedOp, ObservedLog, OpKind};
 pub use file::{LoadedLink, TraceFile, trace_file_name, trace_path_for_link};
 
 /// `_type` of an in-toto Statement v1.
@@ -172,37 +174,6 @@ pub struct ObservedProcess {
     pub argv: Vec<String>,
     pub cwd: String,
     pub comm: String,
-}
-
-/// One thing a process did to a file (an artifact name), in the order the recorder saw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedOp {
-    pub pid: u32,
-    pub start: u64,
-    pub path: String,
-    pub op: FileOp,
-}
-
-/// Build a trace from a recorder's tables at the end of a step: processes are put in start
-/// order, each parent is the process with the parent's pid that started last before the child,
-/// and hashes not set by the recorder come from the link. Operations by processes not listed are
-/// dropped.
-pub fn trace_from_observed(step: &str, mut procs: Vec<ObservedProcess>, ops: Vec<ObservedOp>, link: &Link) -> Trace {
-    procs.sort_by_key(|p| (p.start, p.pid));
-    let mut b = TraceBuilder::new(step);
-    let mut ids = std::collections::HashMap::new();
-    for p in procs {
-        let parent = b.latest_with_pid(p.ppid).filter(|_| p.ppid != p.pid);
-        let key = (p.pid, p.start);
-        let id = b.process(ProcessStart { pid: p.pid, parent, argv: p.argv, cwd: p.cwd, comm: p.comm });
-        ids.insert(key, id);
-    }
-    for o in ops {
-        if let Some(id) = ids.get(&(o.pid, o.start)) {
-            b.file_op(*id, &o.path, o.op);
-        }
-    }
-    b.finish(link)
 }
 
 /// Fills a [`Trace`] while a step runs, or from a recorder's tables at the end. Processes get ids
@@ -605,16 +576,19 @@ mod tests {
         };
         // Listed out of order; pid 20 is reused by a later, unrelated process.
         let procs = vec![p(21, 30, 20, "cc"), p(20, 10, 1, "make"), p(20, 50, 1, "date"), p(22, 40, 20, "ld")];
-        let op = |pid, start, path: &str, op| ObservedOp { pid, start, path: path.into(), op };
+        let names: Vec<String> = ["a.c", "a.o", "ghost", "prog", "stamp"].map(String::from).into();
+        let op = |proc, name, kind| LoggedOp { proc, name, kind, other: u32::MAX };
         let ops = vec![
-            op(21, 30, "a.c", FileOp::Read),
-            op(21, 30, "a.o", FileOp::Created),
-            op(22, 40, "a.o", FileOp::Read),
-            op(22, 40, "prog", FileOp::Created),
-            op(20, 50, "stamp", FileOp::Written),
-            op(99, 1, "ghost", FileOp::Read),
+            op(0, 0, OpKind::Read),
+            op(0, 1, OpKind::Created),
+            op(3, 1, OpKind::Read),
+            op(3, 3, OpKind::Created),
+            op(2, 4, OpKind::Written),
+            op(4, 2, OpKind::Read),
         ];
-        let t = trace_from_observed("build", procs, ops, &Link::default());
+        // Index 4 is a process that was gone before it could be read.
+        let procs = procs.into_iter().map(Some).chain([None]).collect();
+        let t = CompactTrace::new("build", ObservedLog { procs, names, ops }).to_trace(&Link::default());
         let argv0: Vec<&str> = t.processes.iter().map(|p| p.argv[0].as_str()).collect();
         assert_eq!(argv0, ["make", "cc", "ld", "date"]);
         assert_eq!(t.processes[1].parent, Some(t.processes[0].id), "cc's parent is make");

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 /// One file of the predicate, in name order.
-pub(crate) struct FileView<'a> {
+pub(crate) struct FileView<'a, 'i> {
     pub path: &'a str,
     /// `None`: left out (a reader takes it from the link); `Some(None)`: `null`.
     pub after: Option<Option<&'a HashDict>>,
@@ -21,27 +21,27 @@ pub(crate) struct FileView<'a> {
     /// The first process: (pid, command name).
     pub first: Option<(u32, &'a str)>,
     /// The operations as the trace spells them (`read`, `renamed-to:NAME`, ...).
-    pub ops: &'a mut dyn Iterator<Item = &'a str>,
+    pub ops: &'i mut dyn Iterator<Item = &'a str>,
 }
 
 /// One process of the predicate, in id order; `reads` and `writes` in name order.
-pub(crate) struct ProcessView<'a> {
+pub(crate) struct ProcessView<'a, 'i> {
     pub id: u64,
     pub pid: u32,
     pub parent: Option<u64>,
     pub argv: &'a [String],
     pub cwd: &'a str,
-    pub reads: &'a mut dyn Iterator<Item = &'a str>,
-    pub writes: &'a mut dyn Iterator<Item = &'a str>,
+    pub reads: &'i mut dyn Iterator<Item = &'a str>,
+    pub writes: &'i mut dyn Iterator<Item = &'a str>,
 }
 
 /// What a trace predicate is written from.
 pub(crate) trait Predicate {
     fn step(&self) -> &str;
     /// Calls `f` with each file, in name order.
-    fn each_file(&self, f: &mut dyn FnMut(FileView<'_>) -> io::Result<()>) -> io::Result<()>;
+    fn each_file(&self, f: &mut dyn FnMut(FileView<'_, '_>) -> io::Result<()>) -> io::Result<()>;
     /// Calls `f` with each process, in id order.
-    fn each_process(&self, f: &mut dyn FnMut(ProcessView<'_>) -> io::Result<()>) -> io::Result<()>;
+    fn each_process(&self, f: &mut dyn FnMut(ProcessView<'_, '_>) -> io::Result<()>) -> io::Result<()>;
 }
 
 /// The Statement around the predicate: its subject (the link file) and the signer's key.
