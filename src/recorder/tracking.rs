@@ -10,13 +10,14 @@
 //! step's root are registered with it, so a compiler driver that opens nothing in the tree still
 //! appears and parent links are complete.
 //!
-//! Besides each file's summary (for the link), every distinct (process, name, operation) triple
-//! is kept in the order first seen, with names and processes interned: this is the trace's raw
-//! material ([`Tracker::observed`]). Environment values are never read.
+//! Besides each file's operations (for the link), every distinct (process, name, operation)
+//! triple is kept in the order first seen, with names stored once and processes interned: this
+//! is the trace's raw material ([`Tracker::observed`]). Environment values are never read.
 //!
-//! The overlay only calls [`Tracker::note`] (and [`Tracker::note_rename`], [`Tracker::note_by`]);
-//! the recorder reads the result at the end with [`Tracker::files`], [`Tracker::processes`],
-//! [`Tracker::accessed`], [`Tracker::changed`] and [`Tracker::observed`].
+//! The overlay only calls [`Tracker::note_by`] (and [`Tracker::note_rename`],
+//! [`Tracker::note_name`]); the recorder reads the result at the end with
+//! [`Tracker::accessed`], [`Tracker::changed`], [`Tracker::changed_names`] and
+//! [`Tracker::observed`].
 #![allow(clippy::indexing_slicing)] // indices into fixed buffers bounded by the bytes read into them.
 
 use dashmap::DashMap;
