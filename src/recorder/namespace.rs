@@ -270,8 +270,10 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkAr
             },
         }
     }
-    own.extend(hashing::hash_entries(cache, &to_hash)?.into_iter().map(|(n, h)| (n.into_boxed_str(), h)));
-    drop(to_hash);
+    // Each name moves from its entry to its digest, and the entry's path goes as it does.
+    let hashes = hashing::hash_entries(cache, &to_hash)?;
+    own.reserve_exact(to_hash.len());
+    own.extend(to_hash.into_iter().zip(hashes).map(|(e, h)| (e.name.into_boxed_str(), h)));
     link_artifacts::sort_by_name(table, &mut reused);
     let products = LinkArtifacts::new(Arc::clone(table), reused, own);
     // Materials last: the product walk above ran while the pool was still hashing them.
