@@ -249,6 +249,72 @@ fn a_backslash_in_a_recorded_name_is_written_as_a_slash() {
     assert_eq!(names(&signed(&d.join(format!("s.{KEYID8}.link"))), "materials"), ["dir/file.txt"]);
 }
 
+/// The trees of [`two_files_under_one_name_give_the_one_in_toto_walks_last`]: pairs of files
+/// whose names differ only in a `\\` for a `/`, created in both orders.
+fn colliding_tree(d: &Path) {
+    for k in 0..6 {
+        let (slash, back) = (format!("n{k}/b/c"), format!("n{k}\\b/c"));
+        let pair = if k % 2 == 0 { [&slash, &back] } else { [&back, &slash] };
+        for p in pair {
+            write(&d.join(p), &format!("{p}\n"));
+        }
+    }
+    // A file beside a directory: the file is listed before the directory is entered.
+    write(&d.join("m/c"), "m/c\n");
+    write(&d.join("m\\c"), "m\\c\n");
+}
+
+/// What in-toto records under `n{k}/b/c`: the file `os.walk` reaches last, which depends on the
+/// order the directory lists `n{k}` and `n{k}\b` in, not on sorting.
+fn walked_last(d: &Path, k: usize) -> String {
+    let (slash, back) = (format!("n{k}"), format!("n{k}\\b"));
+    let listed: Vec<String> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let pos = |n: &str| listed.iter().position(|l| l == n).unwrap();
+    if pos(&slash) > pos(&back) { format!("n{k}/b/c\n") } else { format!("n{k}\\b/c\n") }
+}
+
+#[test]
+fn two_files_under_one_name_give_the_one_in_toto_walks_last() {
+    let tmp = tempdir();
+    let dir = aliases(tmp.path());
+    let bins: Vec<PathBuf> = std::iter::once(dir.clone()).chain(peer_bin()).collect();
+    let mut links = Vec::new();
+    let check = |d: &Path, link: &serde_json::Value, sides: &[&str]| {
+        for side in sides {
+            let want: Vec<String> = std::iter::once("m/c".to_string()).chain((0..6).map(|k| format!("n{k}/b/c"))).collect();
+            assert_eq!(names(link, side), want, "{side}");
+            assert_eq!(link[side]["m/c"]["sha256"], sha256_hex(b"m/c\n").as_str(), "{side}");
+            for k in 0..6 {
+                assert_eq!(link[side][format!("n{k}/b/c")]["sha256"], sha256_hex(walked_last(d, k).as_bytes()).as_str(), "{side} n{k}");
+            }
+        }
+    };
+    // Both tools on one tree, each link taken away before the other runs.
+    let d = tmp.path().join("tree");
+    colliding_tree(&d);
+    for bin in &bins {
+        let out = run(tool(bin, "in-toto-run", &d).args(["-n", "s", "-m", ".", "-p", ".", "--signing-key"]).arg(pem(KEY)).args(["--", "true"]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let path = d.join(format!("s.{KEYID8}.link"));
+        links.push(signed(&path));
+        std::fs::remove_file(&path).unwrap();
+    }
+    check(&d, &links[0], &["materials", "products"]);
+    if let Some(peer) = links.get(1) {
+        assert_eq!(&links[0], peer);
+    }
+    // Recorded through the overlay, with a step that writes a product.
+    let d = tmp.path().join("own");
+    colliding_tree(&d);
+    let out = run(totofs().current_dir(&d).args(["run", "-n", "s", "--no-trace", "--signing-key"]).arg(pem(KEY)).args(["--", "sh", "-c", "echo new > z"]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let link = signed(&d.join(format!("s.{KEYID8}.link")));
+    check(&d, &link, &["materials"]);
+    let mut want: Vec<String> = names(&link, "materials");
+    want.push("z".into());
+    assert_eq!(names(&link, "products"), want);
+}
+
 #[test]
 fn a_dsse_envelope_with_one_keyid_twice_is_refused() {
     let tmp = tempdir();

@@ -278,8 +278,9 @@ pub(crate) struct Entry {
 /// hashing them.
 pub(crate) fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Result<Vec<Entry>> {
     let mut entries: Vec<Entry> = Vec::new();
+    let mut args: Vec<usize> = Vec::new();
     let mut backslash = false;
-    let mut add = |norm: String, fs: PathBuf, entries: &mut Vec<Entry>| -> Result<()> {
+    walk_args(paths, opts, &mut |arg, norm, fs| {
         let name = if norm.contains('\\') {
             backslash = true;
             opts.strip(&norm.replace('\\', "/")).to_string()
@@ -287,9 +288,55 @@ pub(crate) fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Res
             opts.strip(&norm).to_string()
         };
         entries.push(Entry { name, path: fs });
+        args.push(arg);
         Ok(())
+    })?;
+    // One path argument without --lstrip-paths names every file once (a name is its path).
+    if backslash && opts.lstrip_paths.is_empty() {
+        // `a\b` and `a/b` share a name; in-toto's dict keeps the one recorded last.
+        keep_last_walked(&mut entries, &args);
+    } else if paths.len() > 1 || !opts.lstrip_paths.is_empty() {
+        dedup_names(&mut entries, !opts.lstrip_paths.is_empty())?;
+    }
+    Ok(entries)
+}
+
+/// [`collect`]'s entries handed to `f` as the walk finds them, none held, when no two can share
+/// a name: one path argument, no `--lstrip-paths`. Returns `false`, having stopped, when a name
+/// with a `\\` turns up (it may share its name with another entry, and in-toto keeps the last
+/// one recorded): the caller starts over with [`collect`]. A product walk of a million files
+/// then holds no list of a million names and paths.
+pub(crate) fn each_while_unique<S: AsRef<str>>(
+    paths: &[S],
+    opts: &ArtifactOptions,
+    f: &mut dyn FnMut(Entry) -> Result<()>,
+) -> Result<bool> {
+    if paths.len() > 1 || !opts.lstrip_paths.is_empty() {
+        collect(paths, opts)?.into_iter().try_for_each(f)?;
+        return Ok(true);
+    }
+    let mut shared = false;
+    let mut add = |_arg: usize, norm: String, fs: PathBuf| -> Result<()> {
+        if norm.contains('\\') {
+            shared = true;
+            return Err(Error::Usage(String::new()));
+        }
+        f(Entry { name: opts.strip(&norm).to_string(), path: fs })
     };
-    for raw in paths {
+    match walk_args(paths, opts, &mut add) {
+        Err(_) if shared => Ok(false),
+        w => w.map(|()| true),
+    }
+}
+
+/// Every file the path arguments stand for, to `add` as (name, path on disk), in walk order.
+/// `add` is also told which path argument (its position) the file comes from.
+fn walk_args<S: AsRef<str>>(
+    paths: &[S],
+    opts: &ArtifactOptions,
+    add: &mut dyn FnMut(usize, String, PathBuf) -> Result<()>,
+) -> Result<()> {
+    for (arg, raw) in paths.iter().enumerate() {
         let raw = raw.as_ref();
         let raw = raw.strip_prefix("file:").unwrap_or(raw);
         let norm = normpath(raw);
@@ -299,22 +346,71 @@ pub(crate) fn collect<S: AsRef<str>>(paths: &[S], opts: &ArtifactOptions) -> Res
         let fs = opts.fs_path(&norm);
         let Ok(meta) = std::fs::metadata(&fs) else { continue };
         if meta.is_file() {
-            add(norm, fs, &mut entries)?;
+            add(arg, norm, fs)?;
         } else if meta.is_dir() {
             let mut visited = std::collections::HashSet::new();
-            walk(&norm, &fs, opts, &mut visited, &mut |n, p| add(n, p, &mut entries))?;
+            walk(&norm, &fs, opts, &mut visited, &mut |n, p| add(arg, n, p))?;
         }
     }
-    // One path argument without --lstrip-paths names every file once (a name is its path).
-    if backslash && opts.lstrip_paths.is_empty() {
-        // `a\b` and `a/b` share a name; in-toto's dict keeps the last one recorded.
-        entries.reverse();
-        dedup_names(&mut entries, false)?;
-        entries.reverse();
-    } else if paths.len() > 1 || !opts.lstrip_paths.is_empty() {
-        dedup_names(&mut entries, !opts.lstrip_paths.is_empty())?;
+    Ok(())
+}
+
+/// Of the entries sharing a name, keep only the one in-toto records last, which is the one its
+/// dict ends up holding: the later path argument, or within one, the later in `os.walk`'s order.
+fn keep_last_walked(entries: &mut Vec<Entry>, args: &[usize]) {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name).then(a.cmp(&b)));
+    let mut keep = vec![true; entries.len()];
+    let mut winner = 0;
+    for k in 1..order.len() {
+        let (w, i) = (order[winner], order[k]);
+        if entries[i].name != entries[w].name {
+            winner = k;
+            continue;
+        }
+        let later = args[i] > args[w] || (args[i] == args[w] && walked_after(&entries[i].path, &entries[w].path));
+        if later {
+            keep[w] = false;
+            winner = k;
+        } else {
+            keep[i] = false;
+        }
     }
-    Ok(entries)
+    let mut i = 0;
+    entries.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// Does `os.walk` reach file `a` after file `b` (both from one walk)? In the directory where
+/// their paths part, it lists the files before it enters any subdirectory, each in the
+/// directory's own order; that order is the file system's, not sorted.
+fn walked_after(a: &Path, b: &Path) -> bool {
+    let ca: Vec<_> = a.components().collect();
+    let cb: Vec<_> = b.components().collect();
+    let i = ca.iter().zip(&cb).take_while(|(x, y)| x == y).count();
+    if i >= ca.len() || i >= cb.len() {
+        return false;
+    }
+    let (a_file, b_file) = (i + 1 == ca.len(), i + 1 == cb.len());
+    if a_file != b_file {
+        return b_file;
+    }
+    let (na, nb) = (ca[i].as_os_str(), cb[i].as_os_str());
+    let dir: PathBuf = if i == 0 { PathBuf::from(".") } else { ca[..i].iter().collect() };
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for ent in rd.flatten() {
+            let n = ent.file_name();
+            if n == na {
+                return false;
+            }
+            if n == nb {
+                return true;
+            }
+        }
+    }
+    na > nb
 }
 
 /// Keep the first entry of each name, in order. Two different files under one name are an error

@@ -204,14 +204,13 @@ impl HashCache {
 
     /// Drop the cache file itself from a walk's entries (when it lies inside a recorded directory).
     pub(crate) fn exclude(&self, entries: Vec<Entry>) -> Vec<Entry> {
-        let Some(fname) = self.path.file_name() else { return entries };
-        entries
-            .into_iter()
-            .filter(|e| {
-                e.path.file_name() != Some(fname)
-                    || std::fs::canonicalize(&e.path).map(|c| c != self.path).unwrap_or(true)
-            })
-            .collect()
+        entries.into_iter().filter(|e| !self.is_file_of(e)).collect()
+    }
+
+    /// Is `e` the cache file itself?
+    pub(crate) fn is_file_of(&self, e: &Entry) -> bool {
+        let Some(fname) = self.path.file_name() else { return false };
+        e.path.file_name() == Some(fname) && std::fs::canonicalize(&e.path).is_ok_and(|c| c == self.path)
     }
 }
 

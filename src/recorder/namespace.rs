@@ -226,18 +226,17 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkAr
     }
 
     let cache = o.materials.cache();
-    let mut entries = artifacts::collect(&opts.products, &opts.artifacts)?;
-    if let Some(c) = cache {
-        entries = c.exclude(entries);
-    }
     let table = &o.materials;
     let items = table.items();
-    let mut to_hash: Vec<Entry> = Vec::new();
     let mut resolver = Resolver::default();
     // Unchanged products are the material's entry in the table; the others carry their hash.
-    let mut reused: Vec<u32> = Vec::with_capacity(entries.len());
+    let mut reused: Vec<u32> = Vec::with_capacity(items.len());
     let mut own: Vec<(Box<str>, HashDict)> = Vec::new();
-    for e in entries {
+    let mut to_hash: Vec<Entry> = Vec::new();
+    let mut take = |e: Entry, reused: &mut Vec<u32>, own: &mut Vec<(Box<str>, HashDict)>, to_hash: &mut Vec<Entry>| -> Result<()> {
+        if cache.is_some_and(|c| c.is_file_of(&e)) {
+            return Ok(());
+        }
         let (meta, canon) = resolver.identify(&e.path).map_err(|err| Error::input(&e.path, err))?;
         let sig = StatSig::of(&meta);
         let covered = canon.starts_with(&o.root);
@@ -253,7 +252,7 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkAr
             if listed.is_none() && unchanged::changed_since(&sig, o.started_ns) {
                 return Err(unchanged::changed_outside(&e.path));
             }
-            continue;
+            return Ok(());
         }
         match listed.filter(|_| covered && !changed.contains(&sig.key())) {
             Some(i) => {
@@ -268,6 +267,20 @@ pub fn seal(opts: &RecordOptions, o: &Observed) -> Result<(LinkArtifacts, LinkAr
                     None => to_hash.push(e),
                 },
             },
+        }
+        Ok(())
+    };
+    // The product walk is taken as it goes, never listed whole; if two files may share a name
+    // (a `\\` in one), in-toto's rule for that needs the whole list: start over with it.
+    let unique = artifacts::each_while_unique(&opts.products, &opts.artifacts, &mut |e| {
+        take(e, &mut reused, &mut own, &mut to_hash)
+    })?;
+    if !unique {
+        reused.clear();
+        own.clear();
+        to_hash.clear();
+        for e in artifacts::collect(&opts.products, &opts.artifacts)? {
+            take(e, &mut reused, &mut own, &mut to_hash)?;
         }
     }
     // Each name moves from its entry to its digest, and the entry's path goes as it does.
