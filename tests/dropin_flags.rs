@@ -256,7 +256,7 @@ fn colliding_tree(d: &Path) {
         let (slash, back) = (format!("n{k}/b/c"), format!("n{k}\\b/c"));
         let pair = if k % 2 == 0 { [&slash, &back] } else { [&back, &slash] };
         for p in pair {
-            write(&d.join(p), &format!("{p}\n"));
+            write(&d.join(p), format!("{p}\n"));
         }
     }
     // A file beside a directory: the file is listed before the directory is entered.

@@ -75,6 +75,8 @@ pub enum Command {
 
 /// Parse arguments and run; returns the exit code.
 pub fn main() -> i32 {
+    // First, before anything large is allocated and freed (see `steady_large_blocks`).
+    crate::sys::memory::steady_large_blocks();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(tool) = args.first().and_then(|a0| compat::tool_of(a0)) {
         return compat::main(tool, args);

@@ -27,3 +27,22 @@ pub(crate) fn one_heap() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
+
+/// Blocks at least this large get pages of their own from the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const LARGE_BLOCK: libc::c_int = 4 << 20;
+
+/// Give every block of 4 MiB or more pages of its own, for the whole run. Left to itself glibc
+/// raises that threshold to the size of each such block freed (up to 32 MiB): once a growing
+/// table has left its old copy behind, the next copies land in the heap, and each one left
+/// behind there stays resident below the live data. Recording a million files, the peak then
+/// varied from run to run between 258, 274 and 290 MiB; with the threshold fixed from the
+/// start it is 258 MiB on every run. Blocks a request needs (up to 1 MiB) stay in the heap and
+/// are reused. Elsewhere than glibc: nothing.
+pub(crate) fn steady_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets an allocator parameter under the allocator's own lock; no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BLOCK);
+    }
+}
