@@ -358,20 +358,31 @@ fn walk_args<S: AsRef<str>>(
 /// Of the entries sharing a name, keep only the one in-toto records last, which is the one its
 /// dict ends up holding: the later path argument, or within one, the later in `os.walk`'s order.
 fn keep_last_walked(entries: &mut Vec<Entry>, args: &[usize]) {
+    let _ = one_per_name(entries, |kept, i, entries| {
+        let (k, n) = (&entries[kept], &entries[i]);
+        Ok(args[i] > args[kept] || (args[i] == args[kept] && walked_after(&n.path, &k.path)))
+    });
+}
+
+/// Keep one entry of each name, in order. `replaces(kept, i, entries)` says whether entry `i`
+/// takes the place of entry `kept` of the same name (which comes before it in `entries`), or
+/// refuses the two. Sorting positions rather than keeping a map of every name: this runs over
+/// every material and product.
+fn one_per_name(
+    entries: &mut Vec<Entry>,
+    mut replaces: impl FnMut(usize, usize, &[Entry]) -> Result<bool>,
+) -> Result<()> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name).then(a.cmp(&b)));
     let mut keep = vec![true; entries.len()];
-    let mut winner = 0;
+    let mut kept = 0;
     for k in 1..order.len() {
-        let (w, i) = (order[winner], order[k]);
+        let (w, i) = (order[kept], order[k]);
         if entries[i].name != entries[w].name {
-            winner = k;
-            continue;
-        }
-        let later = args[i] > args[w] || (args[i] == args[w] && walked_after(&entries[i].path, &entries[w].path));
-        if later {
+            kept = k;
+        } else if replaces(w, i, entries)? {
             keep[w] = false;
-            winner = k;
+            kept = k;
         } else {
             keep[i] = false;
         }
@@ -381,6 +392,7 @@ fn keep_last_walked(entries: &mut Vec<Entry>, args: &[usize]) {
         i += 1;
         keep[i - 1]
     });
+    Ok(())
 }
 
 /// Does `os.walk` reach file `a` after file `b` (both from one walk)? In the directory where
@@ -414,30 +426,15 @@ fn walked_after(a: &Path, b: &Path) -> bool {
 }
 
 /// Keep the first entry of each name, in order. Two different files under one name are an error
-/// when `strict` (--lstrip-paths made the names collide). Sorting positions rather than keeping a
-/// map of every name: this runs over every material and product.
+/// when `strict` (--lstrip-paths made the names collide).
 fn dedup_names(entries: &mut Vec<Entry>, strict: bool) -> Result<()> {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name).then(a.cmp(&b)));
-    let mut keep = vec![true; entries.len()];
-    let mut first = 0;
-    for k in 1..order.len() {
-        let (f, i) = (order[first], order[k]);
-        if entries[i].name != entries[f].name {
-            first = k;
-            continue;
+    one_per_name(entries, |kept, i, entries| {
+        let (k, n) = (&entries[kept], &entries[i]);
+        if strict && n.path != k.path {
+            return Err(Error::Usage(format!("--lstrip-paths makes the artifact name '{}' twice", n.name)));
         }
-        if strict && entries[i].path != entries[f].path {
-            return Err(Error::Usage(format!("--lstrip-paths makes the artifact name '{}' twice", entries[i].name)));
-        }
-        keep[i] = false;
-    }
-    let mut i = 0;
-    entries.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
-    Ok(())
+        Ok(false)
+    })
 }
 
 /// `os.walk(followlinks=True)` with exclusion and pruning. A directory reached through several

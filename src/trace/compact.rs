@@ -130,12 +130,7 @@ impl CompactTrace {
             if let Some(slot) = position.get_mut(i as usize) {
                 *slot = n as u32;
             }
-            let comm = if p.comm.is_empty() {
-                let a0 = p.argv.first().map(String::as_str).unwrap_or("");
-                a0.rsplit('/').next().unwrap_or(a0).chars().take(15).collect()
-            } else {
-                p.comm
-            };
+            let comm = super::comm_or_argv0(p.comm, &p.argv);
             procs.push(Proc { pid: p.pid, parent, argv: p.argv, cwd: p.cwd, comm });
         }
         let mut ops: Vec<LoggedOp> = logged

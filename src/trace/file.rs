@@ -45,8 +45,9 @@ pub(super) enum Listed {
     All,
     /// Those that differ from this link's material or product entry for the file.
     DifferentFrom(Box<Link>),
-    /// Those set in the model: its maker set only the hashes the link does not hold (a recorder,
-    /// which need not look up and copy every hash of the link to leave it out again).
+    /// Those set in the model, its maker having set only the hashes the link does not hold: what
+    /// the recorder's [`super::CompactTrace`] lists, kept as its reference in tests.
+    #[cfg(test)]
     Set,
 }
 
@@ -57,44 +58,36 @@ impl TraceFile {
             Ok(Payload::Link(l)) => Some(l),
             _ => None,
         };
+        let listed = link.map_or(Listed::All, |l| Listed::DifferentFrom(Box::new(l)));
+        Self::unsigned(trace, link_file_name, sha256_hex(link_bytes), listed)
+    }
+
+    /// The unsigned trace file of every constructor.
+    fn unsigned(trace: Trace, link_file_name: &str, link_sha256: String, listed: Listed) -> Self {
         TraceFile {
             trace,
             subject_name: link_file_name.to_string(),
-            subject_sha256: sha256_hex(link_bytes),
+            subject_sha256: link_sha256,
             signer: None,
             signatures: Vec::new(),
             payload: Vec::new(),
-            listed: link.map_or(Listed::All, |l| Listed::DifferentFrom(Box::new(l))),
+            listed,
         }
     }
 
     /// [`TraceFile::new`] for a link already in memory: `link_sha256` is the hex SHA-256 of the
     /// bytes of the link file named `link_file_name`, and `link` what that file holds.
     pub fn for_link(trace: Trace, link_file_name: &str, link_sha256: String, link: Link) -> Self {
-        TraceFile {
-            trace,
-            subject_name: link_file_name.to_string(),
-            subject_sha256: link_sha256,
-            signer: None,
-            signatures: Vec::new(),
-            payload: Vec::new(),
-            listed: Listed::DifferentFrom(Box::new(link)),
-        }
+        Self::unsigned(trace, link_file_name, link_sha256, Listed::DifferentFrom(Box::new(link)))
     }
 
     /// A trace file for the link file named `link_file_name` whose bytes have the hex SHA-256
     /// `link_sha256`, where `trace` holds only the `before` and `after` hashes that the link does
-    /// not (every other one is the link's: left out, a reader takes it from there).
+    /// not (every other one is the link's: left out, a reader takes it from there). The reference
+    /// [`super::CompactTrace`]'s files are checked against.
+    #[cfg(test)]
     pub fn with_hashes_beside_link(trace: Trace, link_file_name: &str, link_sha256: String) -> Self {
-        TraceFile {
-            trace,
-            subject_name: link_file_name.to_string(),
-            subject_sha256: link_sha256,
-            signer: None,
-            signatures: Vec::new(),
-            payload: Vec::new(),
-            listed: Listed::Set,
-        }
+        Self::unsigned(trace, link_file_name, link_sha256, Listed::Set)
     }
 
     /// Is `path`'s `before` (`after`: `products`) hash `h` written?
@@ -102,6 +95,7 @@ impl TraceFile {
         match &self.listed {
             Listed::All => true,
             Listed::DifferentFrom(l) => (if products { &l.products } else { &l.materials }).get(path) != h.as_ref(),
+            #[cfg(test)]
             Listed::Set => h.is_some(),
         }
     }

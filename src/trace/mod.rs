@@ -176,6 +176,16 @@ pub struct ObservedProcess {
     pub comm: String,
 }
 
+/// A process's command name: `comm` as the kernel gave it, or, when empty, what the kernel
+/// would make of argv[0] (its last path component, at most 15 characters).
+pub(crate) fn comm_or_argv0(comm: String, argv: &[String]) -> String {
+    if !comm.is_empty() {
+        return comm;
+    }
+    let a0 = argv.first().map(String::as_str).unwrap_or("");
+    a0.rsplit('/').next().unwrap_or(a0).chars().take(15).collect()
+}
+
 /// Fills a [`Trace`] while a step runs, or from a recorder's tables at the end. Processes get ids
 /// in the order they are added, which must be the order they started (sort by start time): the
 /// cause analysis takes a file a process read as written by the processes that started before it.
@@ -194,13 +204,7 @@ impl TraceBuilder {
     /// Add a process; returns its id for [`TraceBuilder::file_op`].
     pub fn process(&mut self, start: ProcessStart) -> ProcId {
         let id = self.trace.processes.len() as ProcId + 1;
-        let comm = if start.comm.is_empty() {
-            let a0 = start.argv.first().map(String::as_str).unwrap_or("");
-            a0.rsplit('/').next().unwrap_or(a0).chars().take(15).collect()
-        } else {
-            start.comm
-        };
-        self.comms.push(comm);
+        self.comms.push(comm_or_argv0(start.comm, &start.argv));
         self.trace.processes.push(Process {
             id,
             pid: start.pid,

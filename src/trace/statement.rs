@@ -63,12 +63,9 @@ impl Head<'_> {
         s(STATEMENT_TYPE, &mut out);
         // The predicate: files, processes, signer, step.
         out.push_str(", \"predicate\": {\"files\": {");
-        let mut i = 0;
+        let mut first = true;
         p.each_file(&mut |f| {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            i += 1;
+            separate(&mut first, &mut out);
             s(f.path, &mut out);
             out.push_str(": {");
             // after, before, first, ops
@@ -96,12 +93,9 @@ impl Head<'_> {
             flush(&mut out, w)
         })?;
         out.push_str("}, \"processes\": [");
-        let mut i = 0;
+        let mut first = true;
         p.each_process(&mut |p| {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            i += 1;
+            separate(&mut first, &mut out);
             // argv, cwd, id, parent, pid, reads, writes
             out.push_str("{\"argv\": ");
             list(&mut p.argv.iter().map(String::as_str), &mut out);
@@ -160,13 +154,19 @@ impl Head<'_> {
     }
 }
 
+/// The `, ` between the members of an object or a list, before each but the first.
+fn separate(first: &mut bool, out: &mut String) {
+    if !std::mem::take(first) {
+        out.push_str(", ");
+    }
+}
+
 /// A JSON list of strings.
 fn list(items: &mut dyn Iterator<Item = &str>, out: &mut String) {
     out.push('[');
-    for (j, x) in items.enumerate() {
-        if j > 0 {
-            out.push_str(", ");
-        }
+    let mut first = true;
+    for x in items {
+        separate(&mut first, out);
         cjson::write_python_str(x, out);
     }
     out.push(']');
