@@ -16,6 +16,7 @@ pub(crate) mod attest;
 pub mod cjson;
 pub mod error;
 pub(crate) mod fsio;
+pub(crate) mod notes;
 pub mod keys;
 pub mod metadata;
 pub(crate) mod time;

@@ -2,7 +2,7 @@
 //! is a thin wrapper over library calls and returns the process exit code.
 
 use crate::error::Error;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub(crate) mod aliases;
 pub(crate) mod compat;
@@ -81,7 +81,11 @@ pub fn main() -> i32 {
     if let Some(tool) = args.first().and_then(|a0| compat::tool_of(a0)) {
         return compat::main(tool, args);
     }
-    let cli = match Cli::try_parse_from(args) {
+    let parsed = Cli::command().try_get_matches_from(args).and_then(|mut m| {
+        verbosity::apply(&m, false);
+        Cli::from_arg_matches_mut(&mut m)
+    });
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };

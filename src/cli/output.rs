@@ -16,7 +16,7 @@ pub(crate) fn out(text: &str) -> Result<()> {
     if READER_GONE.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let text = escape_controls(text);
+    let text = crate::notes::escape_controls(text);
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
@@ -33,25 +33,9 @@ pub(crate) fn outln(text: &str) -> Result<()> {
     out(&format!("{text}\n"))
 }
 
-/// Write `text` and a newline to standard error, ignoring failure.
+/// Write `text` and a newline to standard error, ignoring failure (see [`crate::notes::line`]).
 pub(crate) fn err(text: &str) {
-    let _ = std::io::stderr().lock().write_all(format!("{}\n", escape_controls(text)).as_bytes());
-}
-
-/// `text` with every control character but newline and tab written as a Rust escape (`\u{1b}`).
-fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    crate::notes::line(text);
 }
 
 /// Whether standard output's reader went away while the command ran.

@@ -33,6 +33,29 @@ impl Verbosity {
     }
 }
 
+/// What the parsed command line asks to be said on stderr, for the whole process (notes and
+/// warnings come from deep in the recorder, see [`crate::notes`]): `-q` on any level of a totofs
+/// (sub)command drops the notes; under an in-toto name notes need `-v` and `-q` drops warnings too.
+pub(crate) fn apply(matches: &clap::ArgMatches, in_toto: bool) {
+    let (mut quiet, mut verbose) = (false, false);
+    let mut level = Some(matches);
+    while let Some(m) = level {
+        quiet |= flag(m, "quiet");
+        verbose |= flag(m, "verbose");
+        level = m.subcommand().map(|(_, sub)| sub);
+    }
+    if in_toto {
+        crate::notes::set_levels(verbose, !quiet);
+    } else {
+        crate::notes::set_levels(!quiet, true);
+    }
+}
+
+/// Whether the boolean flag `id` is set; false where the command has no such flag.
+fn flag(m: &clap::ArgMatches, id: &str) -> bool {
+    m.try_get_one::<bool>(id).ok().flatten().copied().unwrap_or(false)
+}
+
 type Identity = Option<(u64, u64, i64, i64)>;
 
 /// Which file is at `path` now (device, inode, modification time): a link written by rename

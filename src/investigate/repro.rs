@@ -318,11 +318,11 @@ fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path) -> Resu
     }
     crate::sys::child::set_umask(&mut cmd, plan.umask);
     let varied: Vec<&str> = plan.varied.iter().map(|v| v.as_str()).collect();
-    eprintln!(
+    crate::notes::note(&format!(
         "totofs repro: build {} ({})",
         plan.label,
         if varied.is_empty() { "base conditions".to_string() } else { format!("varied: {}", varied.join(", ")) }
-    );
+    ));
     let status = cmd.status().map_err(|e| Error::io(format!("cannot run {}", opts.totofs.display()), e))?;
     let prefix = format!("{}.", opts.name);
     let mut links: Vec<PathBuf> = std::fs::read_dir(out)
@@ -427,7 +427,7 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
     let prep = conditions::prepare(&opts.vary, &work.path);
     let effective = prep.effective();
     for a in prep.applied.iter().filter(|a| !a.applied()) {
-        eprintln!("totofs repro: {}", a.line());
+        crate::notes::note(&format!("totofs repro: {}", a.line()));
     }
     let mut runner =
         Runner { opts, key, work: work.path.clone(), source, locpath: prep.locpath.clone(), last_start: None, runs: 0 };
@@ -440,7 +440,7 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
     let b = runner.run(&effective, "B")?;
     note(&b, &mut builds);
     if a.trace.is_none() || b.trace.is_none() {
-        eprintln!("totofs repro: a build left no trace beside its link; causes cannot be analysed");
+        crate::notes::note("totofs repro: a build left no trace beside its link; causes cannot be analysed");
     }
     let (report, temporaries_ignored) = compare(&a, &b);
     let mut findings = Vec::new();

@@ -38,7 +38,7 @@ fn artifact_layers(client: &Client, r: &str) -> Result<Vec<Descriptor>, String> 
         match l.title() {
             Some(_) => out.push(l),
             None if l.digest == manifest::EMPTY_DIGEST => {}
-            None => eprintln!("totofs: warning: '{r}': skipping layer {} (it has no file name)", l.digest),
+            None => crate::notes::warn(&format!("totofs: warning: '{r}': skipping layer {} (it has no file name)", l.digest)),
         }
     }
     Ok(out)

@@ -76,15 +76,15 @@ pub(crate) fn print_stats() {
             let list: Vec<String> =
                 p.iter().map(|(n, d, k, r)| format!("{n} {:.3} s (peak {} MiB, at end {} MiB)", d.as_secs_f64(), k / 1024, r / 1024)).collect();
             if !list.is_empty() {
-                eprintln!("totofs: stats: phases: {}", list.join(", "));
+                crate::notes::line(&format!("totofs: stats: phases: {}", list.join(", ")));
             }
         }
-        eprintln!(
+        crate::notes::line(&format!(
             "totofs: stats: hashed {} files ({} bytes), {} from the hash cache",
             FILES_HASHED.load(Ordering::Relaxed),
             BYTES_HASHED.load(Ordering::Relaxed),
             CACHE_HITS.load(Ordering::Relaxed)
-        );
+        ));
     }
 }
 
@@ -134,13 +134,13 @@ impl HashCache {
             Ok(bytes) => match parse(&bytes) {
                 Some(m) => m,
                 None => {
-                    eprintln!("totofs: warning: {}: not a valid hash cache; ignoring it (every file is hashed)", path.display());
+                    crate::notes::warn(&format!("totofs: warning: {}: not a valid hash cache; ignoring it (every file is hashed)", path.display()));
                     HashMap::new()
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => {
-                eprintln!("totofs: warning: {}: cannot read the hash cache ({e}); ignoring it", path.display());
+                crate::notes::warn(&format!("totofs: warning: {}: cannot read the hash cache ({e}); ignoring it", path.display()));
                 HashMap::new()
             }
         };

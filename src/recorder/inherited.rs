@@ -37,10 +37,10 @@ pub(crate) fn seal_off(root: &Path) -> Vec<FileKey> {
         if meta.is_dir() || (in_tree && (meta.is_file() || opath)) {
             // It stays open for totofs itself.
             let _ = fs::set_fd_flags(fd, fdflags | libc::FD_CLOEXEC);
-            eprintln!(
+            crate::notes::warn(&format!(
                 "totofs: not passing descriptor {fd} ({}) to the step: it reaches the recorded tree without the overlay",
                 target.display()
-            );
+            ));
         }
     }
     streams

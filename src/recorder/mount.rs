@@ -80,11 +80,11 @@ pub fn mount(opts: &RecordOptions, key: PrivateKey, dir: &Path, no_fuse: bool) -
     }
     let fuse_problem = if no_fuse { None } else { super::rootless::mount_session_unavailable().or_else(namespace::fuse_unavailable) };
     if let Some(why) = &fuse_problem {
-        eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-record");
+        crate::notes::warn(&format!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-record"));
     }
     let snapshot = no_fuse || fuse_problem.is_some();
     if snapshot && opts.trace {
-        eprintln!("totofs: recorded by snapshots, which observe no processes: no trace is written");
+        crate::notes::note("totofs: recorded by snapshots, which observe no processes: no trace is written");
     }
     ensure_state_dir()?;
     if let Some(pid) = std::fs::read_to_string(state_path(&dir, "pid"))

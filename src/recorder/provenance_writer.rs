@@ -38,7 +38,7 @@ pub(crate) fn after_link(
             write_provenance(path, &link, obs, &facts, key)?;
         }
         None => {
-            eprintln!("totofs: recorded by snapshots: the provenance lists no files read (nothing was traced)");
+            crate::notes::note("totofs: recorded by snapshots: the provenance lists no files read (nothing was traced)");
             write_provenance(path, &link, Observation::Snapshot, &facts, key)?;
         }
     }

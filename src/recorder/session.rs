@@ -69,7 +69,7 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
         }
         Method::Auto => match super::namespace::fuse_unavailable() {
             Some(why) => {
-                eprintln!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run");
+                crate::notes::warn(&format!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"));
                 snapshot(super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?)
             }
             None => match super::namespace::record_step(opts, &cmd, cache.clone())? {
@@ -79,9 +79,9 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
                     (m, end, p)
                 }
                 super::namespace::Outcome::Unavailable(why) => {
-                    eprintln!(
+                    crate::notes::warn(&format!(
                         "totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"
-                    );
+                    ));
                     snapshot(super::snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, &cmd, c)?)
                 }
             },
@@ -100,7 +100,7 @@ pub fn run_recorded(opts: &RecordOptions, key: &PrivateKey, cmd: StepCommand, me
         let root = std::fs::canonicalize(cwd()?).map_err(|e| Error::io("cannot resolve the working directory", e))?;
         let provenance = super::provenance_writer::after_link(opts, key, tracker.as_deref(), &root, &written);
         if let Err(e) = super::trace_writer::after_link(opts, key, tracker.as_deref(), &root, written) {
-            eprintln!("totofs: the link is written, but its trace is not: {e}");
+            crate::notes::line(&format!("totofs: the link is written, but its trace is not: {e}"));
         }
         hash_cache::phase("trace", t);
         // A provenance that was asked for and not written fails the run (the link stays).
@@ -118,7 +118,7 @@ fn snapshot((m, end, p): (crate::metadata::Artifacts, StepEnd, crate::metadata::
 /// Write the hash cache after the link; a cache that cannot be written only costs the next run.
 pub fn save_cache(c: &HashCache) {
     if let Err(e) = c.save() {
-        eprintln!("totofs: warning: the hash cache was not saved: {e}");
+        crate::notes::warn(&format!("totofs: warning: the hash cache was not saved: {e}"));
     }
 }
 
@@ -138,7 +138,7 @@ pub fn finish(
         }
         StepEnd::TimedOut => {
             let secs = timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0);
-            eprintln!("totofs: the step did not end within {secs} s and was killed; no link is written");
+            crate::notes::line(&format!("totofs: the step did not end within {secs} s and was killed; no link is written"));
             Ok((1, None))
         }
         StepEnd::Aborted => Ok((130, None)),

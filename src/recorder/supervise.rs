@@ -178,7 +178,7 @@ impl Running {
             for sig in signals.pending() {
                 interrupts += usize::from(sig == libc::SIGINT);
                 if interrupts >= 2 {
-                    eprintln!("totofs: second interrupt: killing the step; no link is written");
+                    crate::notes::line("totofs: second interrupt: killing the step; no link is written");
                     kill_all(self.pid);
                     reap_all();
                     return Ok(StepEnd::Aborted);
@@ -194,11 +194,11 @@ impl Running {
                 told_linger = true;
                 let left = self.processes();
                 let names: Vec<String> = left.iter().take(5).map(|p| format!("{} ({})", p, comm(*p))).collect();
-                eprintln!(
+                crate::notes::note(&format!(
                     "totofs: the command has exited; waiting for {} process(es) it started to exit: {}",
                     left.len(),
                     names.join(", ")
-                );
+                ));
             }
             if progressed {
                 sleep = Duration::from_micros(200);

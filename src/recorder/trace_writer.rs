@@ -40,7 +40,7 @@ pub(crate) fn after_link(
         (true, Some(t)) => t,
         (trace, _) => {
             if trace {
-                eprintln!("totofs: recorded by snapshots, which observe no processes: no trace is written");
+                crate::notes::note("totofs: recorded by snapshots, which observe no processes: no trace is written");
             }
             if path.is_file() {
                 let _ = std::fs::remove_file(&path);

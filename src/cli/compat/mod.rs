@@ -16,7 +16,7 @@ mod verify;
 
 pub(crate) use match_products::report as match_products_report;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 
 /// The in-toto 3.1.0 version these parsers follow (what `--version` reports).
@@ -50,7 +50,6 @@ pub fn main(tool: &str, args: Vec<OsString>) -> i32 {
 
 /// The clap definitions of the in-toto names (for their man pages).
 pub(crate) fn commands() -> Vec<clap::Command> {
-    use clap::CommandFactory;
     vec![
         run::RunArgs::command(),
         record::RecordArgs::command(),
@@ -63,7 +62,11 @@ pub(crate) fn commands() -> Vec<clap::Command> {
 
 /// Parse like argparse would end: help and version exit 0, bad arguments exit 2.
 fn parse<T: Parser>(args: Vec<OsString>) -> Result<T, i32> {
-    T::try_parse_from(args).map_err(|e| {
+    let parsed = T::command().try_get_matches_from(args).and_then(|mut m| {
+        super::verbosity::apply(&m, true);
+        T::from_arg_matches_mut(&mut m)
+    });
+    parsed.map_err(|e| {
         let _ = e.print();
         if e.use_stderr() {
             2
@@ -84,14 +87,14 @@ pub(crate) struct Log {
 impl Log {
     pub(crate) fn info(&self, msg: impl std::fmt::Display) {
         if self.verbose {
-            eprintln!("{msg}");
+            crate::notes::line(&msg.to_string());
         }
     }
 
     /// An error in in-toto's shape, `(in-toto-run) <reason>`; the exit code is 1.
     pub(crate) fn fail(&self, e: impl std::fmt::Display) -> i32 {
         if !self.quiet {
-            eprintln!("({}) {e}", self.prog);
+            crate::notes::line(&format!("({}) {e}", self.prog));
         }
         1
     }
@@ -99,14 +102,14 @@ impl Log {
 
 /// argparse's `parser.error(...)`: exit 2.
 pub(crate) fn usage_error(prog: &str, msg: &str) -> i32 {
-    eprintln!("{prog}: error: {msg}");
+    crate::notes::line(&format!("{prog}: error: {msg}"));
     2
 }
 
 /// The one line for an option totofs does not implement; the exit code is the one the tool
 /// gives when signing or loading a key fails (1, in-toto-sign 2).
 pub(crate) fn unsupported(prog: &str, option: &str, instead: &str) -> i32 {
-    eprintln!("{prog}: {option} is not supported by totofs (GPG keys are not implemented); {instead}");
+    crate::notes::line(&format!("{prog}: {option} is not supported by totofs (GPG keys are not implemented); {instead}"));
     if prog == "in-toto-sign" {
         2
     } else {

@@ -81,7 +81,7 @@ pub(crate) fn main(a: SignArgs) -> i32 {
         Ok(code) => code,
         Err(e) => {
             if !a.quiet {
-                eprintln!("({PROG}) {e}");
+                crate::notes::line(&format!("({PROG}) {e}"));
             }
             e.exit_code()
         }

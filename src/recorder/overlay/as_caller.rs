@@ -45,7 +45,7 @@ impl Own {
         let r = f();
         if let Err(e) = creds::set_thread(self.uid, self.gid, &self.groups) {
             // This thread would go on as the step's user: no request may be served by it again.
-            eprintln!("totofs: the overlay cannot return to its own identity ({e}); stopping");
+            crate::notes::line(&format!("totofs: the overlay cannot return to its own identity ({e}); stopping"));
             std::process::abort();
         }
         r

@@ -93,7 +93,7 @@ impl Handle {
 /// `TOTOFS_STATS=1`: say which transport carried the requests.
 fn stats_line(what: &str) {
     if std::env::var_os("TOTOFS_STATS").is_some_and(|v| v == "1") {
-        eprintln!("totofs: stats: transport: {what}");
+        crate::notes::line(&format!("totofs: stats: transport: {what}"));
     }
 }
 
