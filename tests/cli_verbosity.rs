@@ -265,30 +265,32 @@ const LINGERING: &str = "python3 -c \"import ctypes,time; ctypes.CDLL(None).prct
 #[test]
 fn notes_from_the_recorder_obey_q_and_never_carry_raw_control_characters() {
     let tmp = tempdir();
-    let d = project(tmp.path(), "p");
     let key = pem(KEY);
     let dir = tmp.path().join("aliases");
     assert_eq!(code(&run(totofs().args(["install-aliases", "-q"]).arg(&dir))), 0);
+    // One tree each: a recorder must not see the others' links appear in its tree.
+    let (dp, dq, da) = (project(tmp.path(), "plain"), project(tmp.path(), "quiet"), project(tmp.path(), "alias"));
     let step = |c: &mut Command, name: &str| {
         c.args(["-n", name, "--signing-key"]).arg(&key).args(["--", "sh", "-c", LINGERING]);
         c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
     };
     // The three run side by side: each waits for its lingering process.
-    let plain = step(in_dir(&d).arg("run"), "plain");
-    let quiet = step(in_dir(&d).args(["run", "-q"]), "quiet");
+    let plain = step(in_dir(&dp).arg("run"), "plain");
+    let quiet = step(in_dir(&dq).args(["run", "-q"]), "quiet");
     let mut alias = Command::new(dir.join("in-toto-run"));
-    alias.current_dir(&d);
+    alias.current_dir(&da);
     let alias = step(&mut alias, "alias");
     let (plain, quiet, alias) =
         (plain.wait_with_output().unwrap(), quiet.wait_with_output().unwrap(), alias.wait_with_output().unwrap());
-    assert_eq!((code(&plain), code(&quiet), code(&alias)), (0, 0, 0), "{}", stderr(&plain));
+    let all = format!("{}\n{}\n{}", stderr(&plain), stderr(&quiet), stderr(&alias));
+    assert_eq!((code(&plain), code(&quiet), code(&alias)), (0, 0, 0), "{all}");
     let said = stderr(&plain);
     assert!(said.contains("waiting for 1 process(es) it started to exit") && said.contains("(ev\\u{1b}]0;pwn\\u{7})"), "{said}");
     assert!(!plain.stderr.iter().any(|b| *b == 0x1b || *b == 0x07), "a raw control character reached stderr: {said}");
     assert_eq!(stderr(&quiet), "", "-q drops the recorder's notes");
     assert_eq!(stderr(&alias), "", "in-toto-run prints no notes without -v");
-    for step in ["plain", "quiet", "alias"] {
+    for (d, step) in [(&dp, "plain"), (&dq, "quiet"), (&da, "alias")] {
         assert!(d.join(format!("{step}.{KEYID8}.link")).is_file(), "{step}");
     }
 }
