@@ -1,6 +1,6 @@
 //! A blocking client for the OCI distribution API over ureq (rustls, system roots): manifests,
 //! blobs and tags of one repository, with Basic and Bearer authentication on a 401 challenge.
-//! Every answer is bounded and every digest checked before it is returned.
+//! Every answer is bounded in size and time, and every digest checked before it is returned.
 
 use super::auth::{self, Challenge, Credentials};
 use super::manifest::{digest_of, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES};
@@ -14,6 +14,17 @@ use ureq::Body;
 
 /// Error bodies and token answers are read up to this size.
 const MAX_SMALL_BODY: u64 = 64 << 10;
+
+/// `TOTOFS_REGISTRY_TIMEOUT` (whole seconds) sets how long a registry may keep totofs waiting.
+const TIMEOUT_VAR: &str = "TOTOFS_REGISTRY_TIMEOUT";
+/// The timeout without the variable: for each read or write, for an answer's headers, and for
+/// the body of any answer but a blob. Connecting takes at most 30 s of it.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest timeout the variable may set (one day).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// A blob of n bytes (up or down) gets the timeout plus n / this many seconds: a registry that
+/// drips bytes just fast enough for every read's timeout cannot keep a pull going for years.
+const MIN_BLOB_RATE: u64 = 64 << 10;
 
 /// A failure talking to the registry, already phrased for the user. `transient`: the registry
 /// failed on its side (5xx, 429, or distribution's storage races under concurrent writers), so
@@ -57,6 +68,7 @@ pub struct Client {
     /// Send `If-Match`/`If-None-Match` on manifest PUTs (off once the registry answered 412
     /// for a tag that had not moved: it reads our precondition differently).
     preconditions: std::cell::Cell<bool>,
+    timeout: Duration,
 }
 
 /// A manifest as the registry answered it, digest checked.
@@ -76,19 +88,22 @@ pub enum Put {
 
 impl Client {
     /// `push`: ask for push rights as well as pull. `plain_http`: talk HTTP instead of HTTPS.
-    pub fn new(r: &Reference, plain_http: bool, push: bool) -> Client {
+    pub fn new(r: &Reference, plain_http: bool, push: bool) -> Result<Client> {
+        let timeout = timeout_from_env()?;
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .https_only(!plain_http)
             .tls_config(tls)
             .user_agent(concat!("totofs/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
-            .timeout_per_write(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
             .max_redirects(5)
             .build();
-        Client {
+        Ok(Client {
             agent: ureq::Agent::new_with_config(config),
             base: format!("{}://{}", if plain_http { "http" } else { "https" }, r.api_host()),
             repository: r.api_repository(),
@@ -97,7 +112,8 @@ impl Client {
             credentials: RefCell::new(None),
             authorization: RefCell::new(None),
             preconditions: std::cell::Cell::new(true),
-        }
+            timeout,
+        })
     }
 
     fn url(&self, tail: &str) -> String {
@@ -106,6 +122,16 @@ impl Client {
 
     /// Send a request; on a 401, answer the challenge once and send it again.
     fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response<Body>> {
+        self.exchange(method, url, headers, body, 0)
+    }
+
+    /// The timeout, and more for a blob of `bytes`.
+    fn budget(&self, bytes: u64) -> Duration {
+        self.timeout.saturating_add(Duration::from_secs(bytes / MIN_BLOB_RATE))
+    }
+
+    /// [`Client::send`], for an answer whose body may be a blob of `answer_bytes`.
+    fn exchange(&self, method: Method, url: &str, headers: &[(&str, &str)], body: &[u8], answer_bytes: u64) -> Result<Response<Body>> {
         let mut answered = false;
         loop {
             let mut b = http::Request::builder().method(method.clone()).uri(url);
@@ -120,9 +146,11 @@ impl Client {
             }
             let bad = |e: http::Error| format!("cannot build a request for {url}: {e}");
             let sent = if method == Method::GET || method == Method::HEAD {
-                self.agent.run(b.body(()).map_err(bad)?)
+                let req = self.agent.configure_request(b.body(()).map_err(bad)?);
+                self.agent.run(req.timeout_recv_body(Some(self.budget(answer_bytes))).build())
             } else {
-                self.agent.run(b.body(body.to_vec()).map_err(bad)?)
+                let req = self.agent.configure_request(b.body(body.to_vec()).map_err(bad)?);
+                self.agent.run(req.timeout_send_body(Some(self.budget(body.len() as u64))).build())
             };
             let resp = sent.map_err(|e| self.transport(e))?;
             if resp.status() != 401 || answered {
@@ -162,10 +190,27 @@ impl Client {
             ureq::Error::Io(io) => format!("cannot talk to {}: {io}{hint}", self.registry),
             ureq::Error::ConnectionFailed => format!("cannot connect to {}", self.registry),
             ureq::Error::HostNotFound => format!("{}: host not found", self.registry),
+            ureq::Error::Timeout(_) => self.timed_out(),
             ureq::Error::RequireHttpsOnly(_) => {
                 format!("{}: refusing plain HTTP (redirected to http://; --plain-http allows it)", self.registry)
             }
             other => format!("{}: {other}{hint}", self.registry),
+        }
+    }
+
+    fn timed_out(&self) -> String {
+        format!("{}: timed out waiting for the registry ({TIMEOUT_VAR} is {} s)", self.registry, self.timeout.as_secs())
+    }
+
+    /// Why an answer's body could not be read.
+    fn body_error(&self, e: ureq::Error) -> String {
+        match e {
+            ureq::Error::Timeout(_) => self.timed_out(),
+            ureq::Error::BodyExceedsLimit(n) => format!("the answer is larger than the limit of {n} bytes"),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                "the registry closed the connection before the end of its answer".to_string()
+            }
+            other => other.to_string(),
         }
     }
 
@@ -200,7 +245,7 @@ impl Client {
     /// The token flow: GET `<realm>?service=…&scope=repository:<name>:<actions>`.
     fn token(&self, realm: &str, service: Option<String>, creds: Option<Credentials>) -> Result<String> {
         if !(realm.starts_with("https://") || (realm.starts_with("http://") && self.base.starts_with("http://"))) {
-            return Err(format!("{}: token realm '{realm}' is not an https:// URL", self.registry).into());
+            return Err(format!("{}: token realm '{}' is not an https:// URL", self.registry, printable(realm)).into());
         }
         let scope = format!("repository:{}:{}", self.repository, self.actions);
         let mut req = self.agent.get(realm).query("scope", &scope);
@@ -210,7 +255,11 @@ impl Client {
         if let Some(c) = &creds {
             req = req.header("Authorization", &c.basic_header());
         }
-        let mut resp = req.call().map_err(|e| self.transport(e))?;
+        let realm = printable(realm);
+        let mut resp = req.call().map_err(|e| match e {
+            ureq::Error::Timeout(_) => format!("{} (asking the token server {realm})", self.timed_out()),
+            other => format!("{}: the token server {realm}: {other}", self.registry),
+        })?;
         if !resp.status().is_success() {
             return Err(format!("{}: the token server {realm} answered {}", self.registry, resp.status()).into());
         }
@@ -219,7 +268,7 @@ impl Client {
             .with_config()
             .limit(MAX_SMALL_BODY)
             .read_to_vec()
-            .map_err(|e| format!("{}: reading the token: {e}", self.registry))?;
+            .map_err(|e| format!("{}: reading the token: {}", self.registry, self.body_error(e)))?;
         let v: serde_json::Value =
             serde_json::from_slice(&text).map_err(|_| format!("{}: the token answer is not JSON", self.registry))?;
         let tok = v.get("token").or_else(|| v.get("access_token")).and_then(|t| t.as_str()).unwrap_or("");
@@ -265,7 +314,7 @@ impl Client {
             .with_config()
             .limit(MAX_MANIFEST_BYTES)
             .read_to_vec()
-            .map_err(|e| format!("reading manifest '{reference}': {e} (the limit is {MAX_MANIFEST_BYTES} bytes)"))?;
+            .map_err(|e| format!("reading manifest '{reference}': {}", self.body_error(e)))?;
         let digest = digest_of(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
             return Err(format!("manifest '{reference}': the registry sent bytes with digest {digest}").into());
@@ -293,10 +342,13 @@ impl Client {
             .with_config()
             .limit(MAX_MANIFEST_BYTES)
             .read_to_vec()
-            .map_err(|e| format!("listing the referrers of {subject_digest}: {e}"))?;
+            .map_err(|e| format!("listing the referrers of {subject_digest}: {}", self.body_error(e)))?;
         match super::manifest::parse(&bytes, Some(super::manifest::INDEX_V1)) {
             Ok(super::manifest::Fetched::Index(i)) => Ok(Some(i)),
-            _ => Err(format!("the referrers of {subject_digest}: the registry's answer is not an index").into()),
+            Ok(super::manifest::Fetched::Image(_)) => {
+                Err(format!("the referrers of {subject_digest}: the registry's answer is not an index").into())
+            }
+            Err(why) => Err(format!("the referrers of {subject_digest}: the registry's answer is not an index: {why}").into()),
         }
     }
 
@@ -379,7 +431,7 @@ impl Client {
 
     /// Stream a blob into `out`, refusing more than `size` bytes and checking size and digest.
     pub fn get_blob(&self, digest: &str, size: u64, out: &mut dyn Write) -> Result<()> {
-        let mut resp = self.send(Method::GET, &self.url(&format!("blobs/{digest}")), &[], b"")?;
+        let mut resp = self.exchange(Method::GET, &self.url(&format!("blobs/{digest}")), &[], b"", size)?;
         if !resp.status().is_success() {
             return Err(self.failure(&format!("reading blob {digest}"), resp));
         }
@@ -388,7 +440,7 @@ impl Client {
         let mut buf = vec![0u8; 64 << 10];
         let mut total: u64 = 0;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| format!("reading blob {digest}: {e}"))?;
+            let n = reader.read(&mut buf).map_err(|e| format!("reading blob {digest}: {}", self.body_error(e.into())))?;
             if n == 0 {
                 break;
             }
@@ -408,6 +460,20 @@ impl Client {
             return Err(format!("blob {digest}: the registry sent bytes with digest {got}").into());
         }
         Ok(())
+    }
+}
+
+/// `TOTOFS_REGISTRY_TIMEOUT`, parsed; unset or empty is the default.
+fn timeout_from_env() -> std::result::Result<Duration, String> {
+    let Some(v) = std::env::var_os(TIMEOUT_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    match v.to_str().and_then(|s| s.parse::<u64>().ok()) {
+        Some(n) if (1..=MAX_TIMEOUT_SECS).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "{TIMEOUT_VAR}='{}': not a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}",
+            printable(&v.to_string_lossy())
+        )),
     }
 }
 

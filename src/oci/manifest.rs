@@ -189,7 +189,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Fetched, String
             let _ = other;
             Fetched::Image(from_value(v)?)
         }
-        other => return Err(format!("unsupported manifest type '{other}'")),
+        other => return Err(format!("unsupported manifest type '{}'", super::client::printable(other))),
     };
     let descriptors: Vec<&Descriptor> = match &fetched {
         Fetched::Image(m) => {
@@ -204,7 +204,8 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Fetched, String
         return Err(format!("more than {MAX_ENTRIES} entries"));
     }
     for d in descriptors {
-        super::reference::check_digest(&d.digest).map_err(|why| format!("descriptor '{}': {why}", d.digest))?;
+        super::reference::check_digest(&d.digest)
+            .map_err(|why| format!("descriptor '{}': {why}", super::client::printable(&d.digest)))?;
     }
     Ok(fetched)
 }

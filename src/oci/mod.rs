@@ -72,13 +72,8 @@ impl Pulled {
         let layouts: Vec<&PathBuf> = self
             .files
             .iter()
-            .filter(|f| {
-                std::fs::read(f)
-                    .ok()
-                    .and_then(|b| Metadata::from_bytes(&b).ok())
-                    .map(|m| matches!(m.payload, Payload::Layout(_)))
-                    .unwrap_or(false)
-            })
+            // Read through the metadata cap: a pulled file may be as large as a blob.
+            .filter(|f| Metadata::load(f).map(|m| matches!(m.payload, Payload::Layout(_))).unwrap_or(false))
             .collect();
         match layouts.as_slice() {
             [one] => Ok((*one).clone()),

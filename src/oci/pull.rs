@@ -34,9 +34,14 @@ fn artifact_layers(client: &Client, r: &str) -> Result<Vec<Descriptor>, String> 
         return Err(format!("'{r}': more than {} layers", manifest::MAX_ENTRIES));
     }
     let mut out = Vec::new();
-    for l in m.layers {
+    for mut l in m.layers {
         match l.title() {
-            Some(_) => out.push(l),
+            Some(_) => {
+                // Kept until the pull ends, for up to MAX_ENTRIES files: only the name, not
+                // the megabytes of other annotations a manifest may carry.
+                l.annotations.retain(|k, _| k == manifest::TITLE);
+                out.push(l)
+            }
             None if l.digest == manifest::EMPTY_DIGEST => {}
             None => crate::notes::warn(&format!("totofs: warning: '{r}': skipping layer {} (it has no file name)", l.digest)),
         }
@@ -88,7 +93,7 @@ fn wanted(client: &Client, r: &Reference, referrers: bool) -> Result<Vec<Descrip
 /// Pull into `dir` (created if missing). Every file is downloaded and checked before any is
 /// put in place, so a failure leaves no partial set.
 pub fn pull(r: &Reference, dir: &Path, referrers: bool, plain_http: bool) -> Result<Vec<PathBuf>, String> {
-    let client = Client::new(r, plain_http, false);
+    let client = Client::new(r, plain_http, false)?;
     let layers = wanted(&client, r, referrers)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut incoming = Vec::new();

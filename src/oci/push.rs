@@ -76,7 +76,7 @@ pub fn push(target: &Reference, files: &[&Path], subject: Option<&Reference>, pl
         return Err(format!("{target}: name a tag (oci://HOST/REPO:TAG)"));
     }
     let layers = layers(files)?;
-    let client = Client::new(target, plain_http, true);
+    let client = Client::new(target, plain_http, true)?;
     let subject = match subject {
         Some(s) => Some(referrers::subject_descriptor(&client, target, s)?),
         None => None,
