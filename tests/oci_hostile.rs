@@ -323,12 +323,10 @@ impl Scene {
         let mut entries: Vec<String> =
             std::fs::read_dir(self.tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         entries.sort();
-        assert!(entries == ["home"] || entries == ["home", "out"], "only the output directory may appear: {entries:?}");
+        // `out` did not exist: a refused pull leaves neither files (not even temporary ones) nor
+        // the directory it made for them.
+        assert_eq!(entries, ["home"], "a refused pull writes nothing, not even its output directory");
         assert!(std::fs::read_dir(self.tmp.path().join("home")).unwrap().next().is_none(), "home stays empty");
-        if let Ok(d) = std::fs::read_dir(self.out()) {
-            let left: Vec<String> = d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-            assert!(left.is_empty(), "a refused pull writes nothing, not even temporary files: {left:?}");
-        }
     }
 }
 
@@ -653,6 +651,29 @@ fn a_bad_registry_timeout_setting_is_refused() {
         let o = run(&mut c);
         scene.refused(&o, "TOTOFS_REGISTRY_TIMEOUT", "seconds");
     }
+    // `run --push` pushes after the step: a bad setting stops it before the step runs.
+    let scene = Scene::new();
+    let key = pem("ed25519_private_unencrypted.pem");
+    let mut c = totofs();
+    c.current_dir(scene.tmp.path()).env("TOTOFS_REGISTRY_TIMEOUT", "soon").args([
+        "run",
+        "-q",
+        "-n",
+        "s",
+        "--signing-key",
+        key.to_str().unwrap(),
+        "--plain-http",
+        "--push",
+        &srv.oci(":v2"),
+        "--",
+        "touch",
+        "ran",
+    ]);
+    let o = run(&mut c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("TOTOFS_REGISTRY_TIMEOUT='soon'"), "{err}");
+    assert!(!scene.tmp.path().join("ran").exists(), "the step must not run");
 }
 
 #[test]
@@ -826,4 +847,22 @@ fn verify_does_not_read_a_huge_pulled_file_whole() {
     // peak (a few MiB alone, about 200 MiB beside the other tests here), which stays below.
     let own = own_peak_kib();
     assert!(peak_kib < 400 << 10, "peak RSS {} MiB (this process's: {} MiB)", peak_kib >> 10, own >> 10);
+}
+
+#[test]
+fn a_refused_pull_removes_only_the_directories_it_made() {
+    let mut routes = artifact_routes(&[("a.link", b"good\n"), ("b.link", b"expected\n")]);
+    routes.insert(blob_path(&digest(b"expected\n")), full(200, "application/octet-stream", "tampered!"));
+    let srv = Hostile::start(routes);
+    let reference = srv.oci(":v1");
+    // Three levels made by the pull: all go.
+    let scene = Scene::new();
+    let o = scene.totofs(&["pull", "--plain-http", &reference, "-o", "out/deep/er"]);
+    scene.refused(&o, &reference, "digest");
+    // A directory that was there stays, empty.
+    let scene = Scene::new();
+    std::fs::create_dir(scene.out()).unwrap();
+    let o = scene.pull(&reference);
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read_dir(scene.out()).unwrap().count(), 0, "nothing left in the directory that was there");
 }

@@ -82,6 +82,7 @@ impl PublishFlags {
         if r.tag.is_none() || r.digest.is_some() {
             return Err(Error::Usage(format!("--push {p}: name a tag (oci://HOST/REPO:TAG)")));
         }
+        crate::oci::check_settings()?;
         Ok(Some(r))
     }
 

@@ -463,6 +463,11 @@ impl Client {
     }
 }
 
+/// Whether `TOTOFS_REGISTRY_TIMEOUT` is valid (see [`super::check_settings`]).
+pub(crate) fn check_settings() -> std::result::Result<(), String> {
+    timeout_from_env().map(drop)
+}
+
 /// `TOTOFS_REGISTRY_TIMEOUT`, parsed; unset or empty is the default.
 fn timeout_from_env() -> std::result::Result<Duration, String> {
     let Some(v) = std::env::var_os(TIMEOUT_VAR).filter(|v| !v.is_empty()) else {

@@ -25,6 +25,12 @@ pub fn parse(arg: &str) -> Result<Reference> {
     Reference::parse(arg).map_err(Error::Usage)
 }
 
+/// Check the registry settings taken from the environment (`TOTOFS_REGISTRY_TIMEOUT`), so that
+/// a command that pushes only after a step fails before the step instead.
+pub fn check_settings() -> Result<()> {
+    client::check_settings().map_err(Error::Usage)
+}
+
 fn at(r: &Reference) -> impl Fn(String) -> Error + '_ {
     move |why| Error::input(r.to_string(), why)
 }

@@ -91,13 +91,35 @@ fn wanted(client: &Client, r: &Reference, referrers: bool) -> Result<Vec<Descrip
 }
 
 /// Pull into `dir` (created if missing). Every file is downloaded and checked before any is
-/// put in place, so a failure leaves no partial set.
+/// put in place, so a failure leaves no partial set, and no directory the pull made.
 pub fn pull(r: &Reference, dir: &Path, referrers: bool, plain_http: bool) -> Result<Vec<PathBuf>, String> {
     let client = Client::new(r, plain_http, false)?;
     let layers = wanted(&client, r, referrers)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let made = missing_dirs(dir);
+    let pulled = std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+        .and_then(|()| fetch_into(&client, &layers, dir));
+    if pulled.is_err() {
+        // Deepest first, and only while empty: nothing another writer put there goes.
+        for d in &made {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    pulled
+}
+
+/// The directories `create_dir_all(dir)` would make, deepest first.
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Download every layer into `dir` under a temporary name, then put them all in place.
+fn fetch_into(client: &Client, layers: &[Descriptor], dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut incoming = Vec::new();
-    for l in &layers {
+    for l in layers {
         let name = l.title().unwrap_or("");
         let mut inc = Incoming::create(dir, name)?;
         if let Some(f) = inc.file.as_mut() {
