@@ -188,7 +188,19 @@ fn unmount_push_publishes_the_session_link() {
     let mut u = totofs();
     u.args(["unmount", "--plain-http", "--push"]).arg(reg.oci("sess/links:v1")).arg(&dir);
     let o = run(&mut u);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(said.contains("totofs: pushed"), "the push is named: {said}");
+    // With -q the session ends and pushes without a word.
+    let quiet = tmp.path().join("quiet");
+    std::fs::create_dir(&quiet).unwrap();
+    let mut c = totofs();
+    c.args(["mount", "-q", "-n", "sess", "--signing-key"]).arg(pem("ed25519_private_unencrypted.pem")).arg(&quiet);
+    assert!(run(&mut c).status.success());
+    let mut u = totofs();
+    u.args(["unmount", "-q", "--plain-http", "--push"]).arg(reg.oci("sess/quiet:v1")).arg(&quiet);
+    let o = run(&mut u);
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned()), (Some(0), String::new()));
     let out = tmp.path().join("out");
     let mut p = totofs();
     p.args(["pull", "--plain-http"]).arg(reg.oci("sess/links:v1")).arg("-o").arg(&out);

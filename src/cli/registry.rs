@@ -90,7 +90,7 @@ impl PublishFlags {
     pub fn publish(&self, target: Option<&crate::oci::Reference>, link: &std::path::Path) -> Result<()> {
         if let Some(t) = target {
             let digest = crate::oci::publish_link(t, link, self.plain_http)?;
-            super::output::err(&format!("totofs: pushed {} to {t} ({digest})", link.display()));
+            crate::notes::note(&format!("totofs: pushed {} to {t} ({digest})", link.display()));
         }
         Ok(())
     }
