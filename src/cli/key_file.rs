@@ -51,7 +51,7 @@ pub(crate) fn exclude_key<'a>(
         return;
     }
     if !quiet {
-        super::output::err(&format!(
+        crate::notes::line(&format!(
             "totofs: the signing key {} lies inside the recorded tree; it is left out of the materials and products",
             key.display()
         ));

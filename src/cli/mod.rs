@@ -94,7 +94,7 @@ pub fn main() -> i32 {
                 Ok(()) => code,
                 Err(io) if io.kind() == std::io::ErrorKind::BrokenPipe => code,
                 Err(io) => {
-                    output::err(&format!("totofs: {}", Error::Output(io)));
+                    crate::notes::line(&format!("totofs: {}", Error::Output(io)));
                     2
                 }
             };
@@ -132,7 +132,7 @@ pub fn main() -> i32 {
         // The reader of standard output went away: nothing more to say, the code stands.
         Err(e) if output::reader_gone() => e.exit_code(),
         Err(e) => {
-            output::err(&format!("totofs: {e}"));
+            crate::notes::line(&format!("totofs: {e}"));
             e.exit_code()
         }
     }

@@ -1,9 +1,9 @@
 //! What the command line prints. Standard output goes through [`out`]: a write error is an
 //! error of the command (exit 2 with one line on stderr), except a reader that went away
 //! (`| head`), which [`crate::cli::main`] turns into a quiet exit with the command's own code.
-//! Standard error goes through [`err`], which never panics (there is nowhere left to report to).
-//! Both escape control characters other than newline and tab: names in links and layouts are
-//! untrusted, and a raw NUL or terminal escape sequence must not reach the terminal.
+//! Standard error is [`crate::notes`]'s. Both escape control characters other than newline and
+//! tab: names in links and layouts are untrusted, and a raw NUL or terminal escape sequence must
+//! not reach the terminal.
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -31,11 +31,6 @@ pub(crate) fn out(text: &str) -> Result<()> {
 /// [`out`] with a newline.
 pub(crate) fn outln(text: &str) -> Result<()> {
     out(&format!("{text}\n"))
-}
-
-/// Write `text` and a newline to standard error, ignoring failure (see [`crate::notes::line`]).
-pub(crate) fn err(text: &str) {
-    crate::notes::line(text);
 }
 
 /// Whether standard output's reader went away while the command ran.

@@ -250,7 +250,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     cmd.timeout = a.timeout.map(|t| seconds(t, "--timeout")).transpose()?;
     let method = if a.flags.no_fuse { Method::Snapshot } else { Method::Auto };
     if a.flags.verbose {
-        super::output::err(&format!("totofs: recording step '{}' to {}", opts.name, link.display()));
+        crate::notes::line(&format!("totofs: recording step '{}' to {}", opts.name, link.display()));
     }
     let code = session::run(&opts, &key, cmd, method)?;
     if written.link_written() {
@@ -284,7 +284,7 @@ pub fn unmount(a: UnmountArgs) -> Result<i32> {
             Ok(0)
         }
         Err(why) => {
-            super::output::err(&format!("totofs: no link written: {why}"));
+            crate::notes::line(&format!("totofs: no link written: {why}"));
             Ok(1)
         }
     }

@@ -132,7 +132,7 @@ pub(crate) fn mock(name: &str, mut cmd: StepCommand, use_dsse: bool) -> Result<M
 /// Record a step without a key: the overlay if FUSE works here, else in-toto-run's snapshots.
 fn record_unsigned(opts: &RecordOptions, cmd: &StepCommand) -> Result<(Artifacts, StepEnd, Artifacts)> {
     let snapshots = |why: String| {
-        super::output::err(&format!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"));
+        crate::notes::warn(&format!("totofs: FUSE is not available ({why}); recording by snapshots like in-toto-run"));
         snapshot::record_step(&opts.materials, &opts.products, &opts.artifacts, cmd, None)
     };
     if let Some(why) = namespace::fuse_unavailable() {

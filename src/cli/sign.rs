@@ -6,7 +6,6 @@
 //! 2 bad input or usage.
 
 use super::keys::Passwords;
-use super::output;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::metadata::{Metadata, Payload};
@@ -69,12 +68,12 @@ fn verify(md: &Metadata, a: &SignArgs) -> Result<i32> {
         match md.verify_signature(key) {
             Ok(()) => {
                 if a.verbose {
-                    output::err(&format!("{}: valid signature by keyid '{}' ({})", a.file.display(), key.keyid(), path.display()));
+                    crate::notes::line(&format!("{}: valid signature by keyid '{}' ({})", a.file.display(), key.keyid(), path.display()));
                 }
             }
             Err(e @ Error::Signature(_)) => {
                 failed += 1;
-                output::err(&format!("totofs: {}: key {}: {e}", a.file.display(), path.display()));
+                crate::notes::line(&format!("totofs: {}: key {}: {e}", a.file.display(), path.display()));
             }
             Err(e) => return Err(e.in_file(&a.file)),
         }
@@ -95,7 +94,7 @@ fn sign_and_write(mut md: Metadata, a: &SignArgs) -> Result<i32> {
     }
     let dropped: Vec<&String> = kept.iter().filter(|id| !md.signatures.iter().any(|s| &&s.keyid == id)).collect();
     if !dropped.is_empty() && !a.quiet {
-        output::err(&format!(
+        crate::notes::line(&format!(
             "totofs: warning: {}: the payload was re-serialised to in-toto 3.x's field set, so the \
              existing signatures by {} no longer covered it and were dropped",
             a.file.display(),
@@ -112,7 +111,7 @@ fn sign_and_write(mut md: Metadata, a: &SignArgs) -> Result<i32> {
     };
     md.write(&out)?;
     if !a.quiet {
-        output::err(&format!("totofs: signed {} written to {}", md.payload.type_name(), out.display()));
+        crate::notes::line(&format!("totofs: signed {} written to {}", md.payload.type_name(), out.display()));
     }
     Ok(0)
 }

@@ -120,7 +120,7 @@ pub fn record(a: RecordArgs) -> Result<i32> {
         }
     };
     if flags.verbose {
-        super::output::err(&format!("totofs: wrote {}", path.display()));
+        crate::notes::line(&format!("totofs: wrote {}", path.display()));
     }
     Ok(0)
 }
@@ -153,7 +153,7 @@ pub fn match_products(a: MatchProductsArgs) -> Result<i32> {
     if a.verbose {
         super::output::out(&super::compat::match_products_report(&m))?;
     } else if !a.quiet && !m.matches() {
-        super::output::err(&format!(
+        crate::notes::line(&format!(
             "totofs: {}: {} product(s) missing here, {} file(s) not in products, {} differ (-v lists them)",
             a.link.display(),
             m.only_products.len(),
@@ -193,13 +193,13 @@ pub fn mock(a: MockArgs) -> Result<i32> {
     match (m.path, m.return_value) {
         (Some(path), Some(rv)) => {
             if a.verbose {
-                super::output::err(&format!("totofs: unsigned link written to {}", path.display()));
+                crate::notes::line(&format!("totofs: unsigned link written to {}", path.display()));
             }
             Ok(crate::recorder::session::exit_code(rv))
         }
         _ => {
             let secs = a.timeout.unwrap_or(0.0);
-            super::output::err(&format!("totofs: the step did not end within {secs} s and was killed; no link is written"));
+            crate::notes::line(&format!("totofs: the step did not end within {secs} s and was killed; no link is written"));
             Ok(1)
         }
     }

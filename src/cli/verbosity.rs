@@ -3,7 +3,6 @@
 //! everywhere (docs/record.md): standard output is the command's result and `-q` keeps it;
 //! `-q` drops the notes on standard error, `-v` adds what was read and written.
 
-use super::output;
 use std::path::{Path, PathBuf};
 
 /// The two flags, flattened into a subcommand's arguments.
@@ -21,14 +20,14 @@ impl Verbosity {
     /// A note on stderr, unless `-q`.
     pub(crate) fn note(&self, text: &str) {
         if !self.quiet {
-            output::err(text);
+            crate::notes::line(text);
         }
     }
 
     /// A line on stderr with `-v` only.
     pub(crate) fn detail(&self, text: &str) {
         if self.verbose {
-            output::err(text);
+            crate::notes::line(text);
         }
     }
 }
@@ -107,7 +106,7 @@ impl Written {
             })
             .map(|(what, p, _)| format!("{what}: {}", p.display()))
             .collect();
-        output::err(&wrote_line(&self.link.0, &also));
+        crate::notes::line(&wrote_line(&self.link.0, &also));
     }
 }
 

@@ -90,16 +90,16 @@ fn run(a: &VerifyArgs) -> Result<i32> {
     match &rep.failure {
         None if a.quiet => {}
         None => output::out(&report::summary(&rep, &layout_name))?,
-        Some(f) if a.quiet => output::err(&format!("totofs: verification failed: {}", f.headline)),
+        Some(f) if a.quiet => crate::notes::line(&format!("totofs: verification failed: {}", f.headline)),
         Some(f) => {
             if a.verbose {
                 let s = report::summary(&rep, &layout_name);
-                output::err(s.strip_suffix('\n').unwrap_or(&s));
+                crate::notes::line(s.strip_suffix('\n').unwrap_or(&s));
             }
             let text = format!("totofs: verification failed: {}", report::failure(f));
-            output::err(text.strip_suffix('\n').unwrap_or(&text));
+            crate::notes::line(text.strip_suffix('\n').unwrap_or(&text));
             for w in &rep.warnings {
-                output::err(&format!("warning: {w}"));
+                crate::notes::line(&format!("warning: {w}"));
             }
         }
     }
