@@ -866,3 +866,16 @@ fn a_refused_pull_removes_only_the_directories_it_made() {
     assert_ne!(o.status.code(), Some(0));
     assert_eq!(std::fs::read_dir(scene.out()).unwrap().count(), 0, "nothing left in the directory that was there");
 }
+
+#[test]
+fn a_pull_larger_than_the_free_space_is_refused_before_any_download() {
+    // 10,000 files of 1 GiB each, within every per-file bound: 10 TiB in all. The blobs are
+    // never served, so a pull that started downloading would fail on a missing blob instead.
+    let layers = (0..10_000)
+        .map(|i| {
+            json!({"mediaType": "application/octet-stream", "digest": digest(format!("file {i}").as_bytes()),
+                   "size": 1u64 << 30, "annotations": {"org.opencontainers.image.title": format!("f{i}.bin")}})
+        })
+        .collect();
+    pull_refused(manifest_answer(full(200, MANIFEST_V1, artifact(layers))), "bytes free");
+}

@@ -108,6 +108,26 @@ pub fn pull(r: &Reference, dir: &Path, referrers: bool, plain_http: bool) -> Res
     pulled
 }
 
+/// Refuse before the first byte when the files, at the sizes their descriptors state (and the
+/// registry must send exactly), cannot fit in the free space of `dir`'s file system: a registry
+/// may list 10,000 files of 1 GiB, and a pull that fills the disk would fail late and leave
+/// every other writer of that file system short of space while it ran.
+fn room_for(layers: &[Descriptor], dir: &Path) -> Result<(), String> {
+    let need: u64 = layers.iter().map(|l| l.size).fold(0, u64::saturating_add);
+    let d = std::fs::File::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let Ok(s) = crate::sys::fs::fstatvfs(std::os::fd::AsFd::as_fd(&d)) else { return Ok(()) };
+    #[allow(clippy::unnecessary_cast)] // both are u64 here, not on every target
+    let free = (s.f_bavail as u64).saturating_mul(s.f_frsize as u64);
+    if need > free {
+        return Err(format!(
+            "{}: the {} file(s) to pull are {need} bytes; the file system has {free} bytes free",
+            dir.display(),
+            layers.len()
+        ));
+    }
+    Ok(())
+}
+
 /// The directories `create_dir_all(dir)` would make, deepest first.
 fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
     dir.ancestors()
@@ -118,6 +138,7 @@ fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
 
 /// Download every layer into `dir` under a temporary name, then put them all in place.
 fn fetch_into(client: &Client, layers: &[Descriptor], dir: &Path) -> Result<Vec<PathBuf>, String> {
+    room_for(layers, dir)?;
     let mut incoming = Vec::new();
     for l in layers {
         let name = l.title().unwrap_or("");
