@@ -285,6 +285,36 @@ fn changes_of_metadata_through_the_overlay_still_give_a_link() {
     assert_eq!(s["materials"]["zz"]["sha256"], sha256_hex(b"original\n"));
 }
 
+#[test]
+fn a_file_resized_while_it_is_written_is_recorded_as_it_ends() {
+    // Writers that carry on from their offset after the file was shrunk (by `truncate`, or by
+    // another process's `O_TRUNC` open) or grown under them: the gap holds zeros, not the
+    // bytes written there before. Without kernel passthrough (every rootless recording) the
+    // daemon hashes writes as they pass, so the link must not give the bytes it saw.
+    let script = "exec 3>f; printf 0123456789 >&3; truncate -s 4 f; printf XY >&3; \
+                  exec 5>h; printf 0123456789 >&5; : > h; printf XY >&5; \
+                  exec 6>g; printf 0123 >&6; truncate -s 2 g; truncate -s 4 g; printf XY >&6";
+    for passthrough in [false, true] {
+        let c = case(&[("h", "old\n")]);
+        let before = tree(&c.dir);
+        let mut cmd = totofs();
+        cmd.current_dir(&c.dir)
+            .args(["run", "-n", "step", "--signing-key"])
+            .arg(pem(KEY))
+            .args(["--", "sh", "-c", script])
+            .stdin(Stdio::null());
+        if !passthrough {
+            cmd.env("TOTOFS_NO_PASSTHROUGH", "1");
+        }
+        let out = cmd.output().expect("run totofs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s = assert_sound(&c, &before, &out).expect("a link");
+        assert_eq!(s["products"]["f"]["sha256"], sha256_hex(b"0123\0\0\0\0\0\0XY"), "passthrough {passthrough}");
+        assert_eq!(s["products"]["h"]["sha256"], sha256_hex(b"\0\0\0\0\0\0\0\0\0\0XY"), "passthrough {passthrough}");
+        assert_eq!(s["products"]["g"]["sha256"], sha256_hex(b"01\0\0XY"), "passthrough {passthrough}");
+    }
+}
+
 fn alive(p: &str) -> bool {
     let st = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
     st.rsplit(')').next().map(|s| !s.trim_start().starts_with('Z') && !s.trim().is_empty()).unwrap_or(false)

@@ -79,12 +79,19 @@ impl Written {
     }
 
     /// Bytes written through the daemon at `offset`: extend the file's running hash if they
-    /// continue it (a stream starts at offset 0); any other write breaks the stream.
-    pub(crate) fn on_write(&self, key: FileKey, offset: u64, data: &[u8]) {
+    /// continue it (a stream starts at offset 0); any other write breaks the stream. `gen` is
+    /// the file's generation read before the bytes were written: if it moved meanwhile, a
+    /// change (a truncate) may have landed between the write and this report, so the order of
+    /// the two on disk is unknown and the stream is broken.
+    pub(crate) fn on_write(&self, key: FileKey, gen: u64, offset: u64, data: &[u8]) {
         use sha2::Digest;
+        let raced = self.gen(key) != gen;
         if self.results.contains_key(&key) {
             // Written after a hash was taken (e.g. mmap writeback): that hash is void.
             self.bump(key);
+        }
+        if raced {
+            self.break_stream(key);
         }
         if self.broken.contains(&key) {
             return;
@@ -100,7 +107,22 @@ impl Written {
         }
     }
 
-    /// Content changed without a write in order (a hole punched, a range zeroed).
+    /// The file's size was just set to `size` (a truncate, an `O_TRUNC` open; the change
+    /// started with [`Written::bump`]): a running hash is still the file's only if the size is
+    /// where the hash has got to. Shrunk, the file no longer ends where the hash does, and
+    /// writes that carry on from the writer's offset would give the right size with the wrong
+    /// bytes (zeros in the gap, not the bytes hashed). Bumped again, so that a write that was
+    /// under way while the size changed breaks the stream when it reports (see `on_write`).
+    pub(crate) fn resized(&self, key: FileKey, size: u64) {
+        self.bump(key);
+        let stale = self.streams.get(&key).is_some_and(|e| e.1 != size);
+        if stale {
+            self.break_stream(key);
+        }
+    }
+
+    /// Content changed without a write in order (a hole punched, a range zeroed), or a writer
+    /// opened the file whose writes the daemon does not see (kernel passthrough).
     pub(crate) fn break_stream(&self, key: FileKey) {
         self.streams.remove(&key);
         self.broken.insert(key);

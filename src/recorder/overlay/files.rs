@@ -75,6 +75,9 @@ impl Overlay {
         };
         let file = std::fs::File::from(fd);
         drop(nf);
+        if flags & libc::O_TRUNC != 0 {
+            self.written.resized(n.key, 0);
+        }
         Ok(self.opened(caller, file, n, flags, open_backing))
     }
 
@@ -115,6 +118,9 @@ impl Overlay {
             self.note(caller, node.key, &node.path(), op::CREATED);
         } else {
             self.track_open(caller, &node, flags);
+            if flags & libc::O_TRUNC != 0 {
+                self.written.resized(node.key, 0);
+            }
         }
         Ok((attr(ino, &st), self.opened(caller, file, node, flags, open_backing)))
     }
@@ -169,6 +175,11 @@ impl Overlay {
         let opened = fs::stat_fd(file.as_fd()).map(|st| times(&st)).unwrap_or_default();
         if writable {
             *self.writers.entry(node.key).or_insert(0) += 1;
+            if backing.is_some() {
+                // Its writes go to the backing file unseen: no hash of the bytes passing
+                // through the daemon covers the file until its last writer has closed it.
+                self.written.break_stream(node.key);
+            }
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.insert(
@@ -251,8 +262,9 @@ impl Overlay {
         use std::os::unix::fs::FileExt;
         let h = self.handle(fh)?;
         self.first_write(caller, &h);
+        let gen = self.written.gen(h.node.key);
         h.file.write_all_at(data, offset)?;
-        self.written.on_write(h.node.key, offset, data);
+        self.written.on_write(h.node.key, gen, offset, data);
         Ok(data.len() as u32)
     }
 

@@ -63,10 +63,12 @@ impl Overlay {
         if let Some(sz) = size {
             self.before_change(caller, n.key);
             self.note(caller, n.key, &n.path(), op::TRUNCATED);
-            match fh.and_then(|h| self.handles.get(&h).map(|h| Arc::clone(&h))) {
-                Some(h) => fs::ftruncate(h.file.as_fd(), sz)?,
-                None => fs::truncate(&pp, sz)?,
+            let done = match fh.and_then(|h| self.handles.get(&h).map(|h| Arc::clone(&h))) {
+                Some(h) => fs::ftruncate(h.file.as_fd(), sz),
+                None => fs::truncate(&pp, sz),
             };
+            self.written.resized(n.key, sz);
+            done?;
         }
         if (atime.is_some() || mtime.is_some()) && !is_link {
             fs::utimens(&pp, &[timespec(atime), timespec(mtime)])?;
