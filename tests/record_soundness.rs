@@ -315,6 +315,39 @@ fn a_file_resized_while_it_is_written_is_recorded_as_it_ends() {
     }
 }
 
+/// A root step that sends the init's report (the command's status, 0) itself: through
+/// `/proc/1/fd/N`, and through a copy of every descriptor of the init (`pidfd_getfd`).
+const FORGE_INIT_REPORT: &str = r#"
+import os, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+for fd in os.listdir('/proc/1/fd'):
+    try:
+        os.write(os.open('/proc/1/fd/' + fd, os.O_WRONLY), b'M\0\0\0\0xxxx')
+    except OSError:
+        pass
+pidfd = os.pidfd_open(1)
+for fd in range(64):
+    got = libc.syscall(438, pidfd, fd, 0)
+    if got >= 0:
+        try:
+            os.write(got, b'M\0\0\0\0')
+        except OSError:
+            pass
+"#;
+
+#[test]
+fn reports_forged_in_the_name_of_the_steps_init_leave_no_link() {
+    let c = case(&[("a", "secret\n"), ("b", "other\n")]);
+    std::fs::write(c.parent.join("forge.py"), FORGE_INIT_REPORT).unwrap();
+    let before = tree(&c.dir);
+    // A forged status hiding the unmount that let the step read behind the overlay, and one
+    // hiding the command's own exit status.
+    for script in ["python3 ../forge.py; umount -l \"$PWD\"; cd \"$PWD\"; cat a b > /dev/null; exit 3", "python3 ../forge.py; exit 3"] {
+        let out = totofs_run(&c.dir, &["--only-accessed"], script);
+        assert!(assert_sound(&c, &before, &out).is_none(), "a link was written after `{script}`");
+    }
+}
+
 fn alive(p: &str) -> bool {
     let st = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
     st.rsplit(')').next().map(|s| !s.trim_start().starts_with('Z') && !s.trim().is_empty()).unwrap_or(false)

@@ -2,7 +2,7 @@
 //! is started as pid 1 of a new PID namespace; that first process, still totofs's code between
 //! fork and exec, mounts a `/proc` of the new namespace in a mount namespace of its own, forks
 //! the command, and stays as its init: it reaps every process of the step, reports the
-//! command's wait status to totofs through a pipe, and watches its mount table. So the step
+//! command's wait status to totofs through a socket pair, and watches its mount table. So the step
 //! sees no process outside it (no `/proc/<totofs>/fd`, no `/proc/$PPID/cwd`); when the init
 //! dies (killed with totofs through `PR_SET_PDEATHSIG`, or by a timeout), the kernel kills every
 //! process of the step at once, daemons included; and a mount or unmount by the step (the
@@ -18,44 +18,60 @@ use std::process::{Child, Command};
 
 use crate::sys::process::{self, MAIN_EXITED, MOUNTS_CHANGED};
 
-/// The pipe the init reports through (totofs holds the read end).
+/// The channel the init reports through (totofs holds one end, the init the other).
 pub(crate) struct Reports {
     rd: std::fs::File,
     wr: Option<OwnedFd>,
-    buf: Vec<u8>,
     /// The command's wait status, once reported.
     pub main_status: Option<libc::c_int>,
     /// The step mounted or unmounted something in its namespace.
     pub mounts_changed: bool,
+    /// Something other than the init's reports arrived: a message of another size or tag, or a
+    /// second status. Only a step that got hold of the init's end can send them.
+    forged: bool,
 }
 
 impl Reports {
     pub(crate) fn new() -> Result<Self> {
-        // The read end does not block; the write end does (the init's few bytes always fit).
-        let (rd, wr) = process::report_pipe().map_err(|e| Error::io("cannot create a pipe", e))?;
-        Ok(Reports { rd, wr: Some(wr), buf: Vec::new(), main_status: None, mounts_changed: false })
+        let (rd, wr) = process::report_channel().map_err(|e| Error::io("cannot create the step's report channel", e))?;
+        Ok(Reports { rd, wr: Some(wr), main_status: None, mounts_changed: false, forged: false })
     }
 
-    /// Read what the init has reported so far (all of it once the init is gone).
+    /// Read what the init has reported so far (all of it once the init is gone). Each message
+    /// is one report: a tag and the 4 bytes of a wait status.
     pub(crate) fn poll(&mut self) {
         let mut b = [0u8; 64];
         loop {
             match (&self.rd).read(&mut b) {
                 Ok(0) => break,
-                Ok(n) => self.buf.extend_from_slice(b.get(..n).unwrap_or(&[])),
+                Ok(5) => {
+                    let [tag, s0, s1, s2, s3, ..] = b;
+                    match tag {
+                        MAIN_EXITED if self.main_status.is_none() => {
+                            self.main_status = Some(libc::c_int::from_ne_bytes([s0, s1, s2, s3]))
+                        }
+                        MOUNTS_CHANGED => self.mounts_changed = true,
+                        _ => self.forged = true,
+                    }
+                }
+                Ok(_) => self.forged = true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
         }
-        while self.buf.len() >= 5 {
-            let rec: Vec<u8> = self.buf.drain(..5).collect();
-            let mut st = [0u8; 4];
-            st.copy_from_slice(rec.get(1..5).unwrap_or(&[0; 4]));
-            match rec.first() {
-                Some(&MAIN_EXITED) => self.main_status = Some(libc::c_int::from_ne_bytes(st)),
-                Some(&MOUNTS_CHANGED) => self.mounts_changed = true,
-                _ => {}
-            }
+    }
+
+    /// Why the step's end cannot be trusted, if it cannot: a report the init did not send, a
+    /// mount or unmount in the step's namespace, or (when the step finished) no status at all.
+    pub(crate) fn distrust(&self, finished: bool) -> Option<&'static str> {
+        if self.forged {
+            Some("a process of the step sent reports in the name of the step's init")
+        } else if self.mounts_changed {
+            Some("the step mounted or unmounted a file system in its namespace (the overlay may have been unmounted, shadowed or bypassed)")
+        } else if finished && self.main_status.is_none() {
+            Some("the step's init ended without reporting how the command ended")
+        } else {
+            None
         }
     }
 }

@@ -97,12 +97,9 @@ pub fn run_step(cmd: &StepCommand) -> Result<StepEnd> {
     let end = running.wait(cmd, &mut signals)?;
     let stdout = out_reader.map(join_text).unwrap_or_default();
     let stderr = err_reader.map(join_text).unwrap_or_default();
-    if running.reports.is_some_and(|r| r.mounts_changed) {
-        return Err(Error::Record(
-            "the step mounted or unmounted a file system in its namespace (the overlay may have been unmounted, \
-             shadowed or bypassed): what it read and wrote is not known, so no link is written"
-                .into(),
-        ));
+    let finished = matches!(end, StepEnd::Finished { .. });
+    if let Some(why) = running.reports.as_ref().and_then(|r| r.distrust(finished)) {
+        return Err(Error::Record(format!("{why}: what it read and wrote is not known, so no link is written")));
     }
     Ok(match end {
         StepEnd::Finished { return_value, .. } => StepEnd::Finished { return_value, stdout, stderr },

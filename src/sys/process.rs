@@ -273,17 +273,22 @@ pub(crate) const MAIN_EXITED: u8 = b'M';
 /// A report from the step's init: the step's mount table changed.
 pub(crate) const MOUNTS_CHANGED: u8 = b'T';
 
-/// The init's report pipe: a non-blocking read end, a blocking write end (both close-on-exec).
-pub(crate) fn report_pipe() -> io::Result<(std::fs::File, OwnedFd)> {
+/// The init's report channel: a connected pair of `SOCK_SEQPACKET` sockets, totofs's end
+/// non-blocking, the init's blocking (both close-on-exec). Not a pipe: a pipe of pid 1 can be
+/// opened by a root step through `/proc/1/fd/N`, for writing and for reading (so stealing the
+/// init's reports), while a socket cannot be opened by path at all; and even a copy of the
+/// init's end taken some other way only sends to totofs's end, never reads what the init sent.
+/// Each report is one message, so a forged one cannot shift the frames of the real ones.
+pub(crate) fn report_channel() -> io::Result<(std::fs::File, OwnedFd)> {
     let mut fds: [RawFd; 2] = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
-    let [rd, wr] = fds;
+    // SAFETY: socketpair writes two descriptors into `fds`.
+    check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    let [ours, theirs] = fds;
     // SAFETY: both descriptors were just created and are owned by nobody else.
-    let (rd, wr) = unsafe { (std::fs::File::from_raw_fd(rd), OwnedFd::from_raw_fd(wr)) };
-    // SAFETY: fcntl on a descriptor we own; clears O_NONBLOCK on the write end.
-    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&wr), libc::F_SETFL, 0) };
-    Ok((rd, wr))
+    let (ours, theirs) = unsafe { (std::fs::File::from_raw_fd(ours), OwnedFd::from_raw_fd(theirs)) };
+    // SAFETY: fcntl on a descriptor we own; totofs polls its end without blocking.
+    check(unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&ours), libc::F_SETFL, libc::O_NONBLOCK) })?;
+    Ok((ours, theirs))
 }
 
 /// Make `command` start as the init of a new PID namespace (this pre_exec hook must be the last
@@ -303,9 +308,9 @@ fn become_init(rd: RawFd, wr: RawFd) -> io::Result<()> {
     unsafe {
         libc::close(rd);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        // totofs died before the line above: nobody reads the pipe any more.
+        // totofs died before the line above: nobody reads the reports any more.
         let mut p = libc::pollfd { fd: wr, events: libc::POLLOUT, revents: 0 };
-        if libc::poll(&mut p, 1, 0) < 0 || p.revents & libc::POLLERR != 0 {
+        if libc::poll(&mut p, 1, 0) < 0 || p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
             libc::_exit(137);
         }
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
@@ -360,7 +365,7 @@ fn become_init(rd: RawFd, wr: RawFd) -> io::Result<()> {
 /// # Safety
 /// Called only in the forked init; `wr`, `mounts` and `sfd` are its open descriptors.
 unsafe fn init_loop(cmd: libc::pid_t, wr: RawFd, mounts: RawFd, sfd: RawFd) -> ! {
-    // Everything but the report pipe and the two watched fds is closed: the spawn's error pipe
+    // Everything but the report channel and the two watched fds is closed: the spawn's error pipe
     // (so that totofs's spawn returns once the command is exec'd) and the caller's streams.
     let keep = [wr, mounts, sfd];
     let mut lo: libc::c_uint = 0;
@@ -412,9 +417,9 @@ unsafe fn init_loop(cmd: libc::pid_t, wr: RawFd, mounts: RawFd, sfd: RawFd) -> !
 /// Write one report record (tag, 4 bytes of status).
 ///
 /// # Safety
-/// Async-signal-safe; `wr` is the init's report pipe.
+/// Async-signal-safe; `wr` is the init's end of the report channel.
 unsafe fn report(wr: RawFd, tag: u8, status: libc::c_int) {
     let s = status.to_ne_bytes();
     let rec = [tag, s[0], s[1], s[2], s[3]];
-    libc::write(wr, rec.as_ptr().cast(), rec.len());
+    libc::send(wr, rec.as_ptr().cast(), rec.len(), libc::MSG_NOSIGNAL);
 }
