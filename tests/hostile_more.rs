@@ -209,3 +209,32 @@ fn a_link_made_of_millions_of_tiny_values_is_refused_before_parsing() {
     let out = run(totofs().arg("show").arg(&file));
     assert_input_error(&out, "the limit is 16000000");
 }
+
+#[test]
+fn a_deep_tree_below_a_long_working_directory_is_recorded() {
+    // Every relative path is under PATH_MAX, but not the absolute ones: 1,900 levels below a
+    // 500-byte directory. The canonical paths totofs resolves materials by are longer than
+    // `realpath` gives, which used to refuse the run even with --only-accessed.
+    let t = tempdir();
+    let top = t.path().join("L".repeat(250)).join("M".repeat(250));
+    std::fs::create_dir_all(&top).unwrap();
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import os\nfor i in range(1900):\n    os.mkdir('d'); os.chdir('d')\nopen('f','w').write('x')")
+        .current_dir(&top)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let name = format!("{}f", "d/".repeat(1900));
+    for flags in [&[][..], &["--only-accessed"][..], &["--no-fuse"][..]] {
+        let mut cmd = totofs();
+        cmd.current_dir(&top).args(["run", "-n", "deep", "--signing-key"]).arg(pem("ed25519_private_unencrypted.pem"));
+        let out = run(cmd.args(flags).args(["--", "sh", "-c", &format!("cat {name} > /dev/null")]));
+        let (code, err) = code_err(&out);
+        assert_eq!(code, Some(0), "{flags:?}: {err}");
+        let link: Value = serde_json::from_slice(&std::fs::read(top.join("deep.c6d8bf2e.link")).unwrap()).unwrap();
+        let x = sha256_hex(b"x");
+        assert_eq!(link["signed"]["materials"][&name]["sha256"], x.as_str(), "{flags:?}");
+        assert_eq!(link["signed"]["products"][&name]["sha256"], x.as_str(), "{flags:?}");
+    }
+}

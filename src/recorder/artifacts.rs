@@ -467,7 +467,7 @@ fn walk_children(
 ) -> Result<()> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
-        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Err(too_long(norm)),
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Err(too_long(norm, dir)),
         // os.walk ignores directories it cannot list.
         Err(_) => return Ok(()),
     };
@@ -490,7 +490,7 @@ fn walk_children(
         match std::fs::metadata(&child) {
             Ok(m) if m.is_dir() => subdirs.push((child_norm, child)),
             Ok(m) if m.is_file() => add(child_norm, child)?,
-            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Err(too_long(&child_norm)),
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Err(too_long(&child_norm, &child)),
             // Broken symlinks, sockets, FIFOs, devices: not recorded.
             _ => {}
         }
@@ -503,11 +503,14 @@ fn walk_children(
 
 /// A path the system cannot open (over PATH_MAX, 4096 bytes) is refused rather than left out of
 /// the link: in-toto leaves it out silently, which would make the link claim it was not there.
-fn too_long(norm: &str) -> Error {
+/// The length given is that of the path as opened (`./` and the terminating NUL count), which
+/// is what the limit applies to.
+fn too_long(norm: &str, opened: &Path) -> Error {
     let head: String = norm.chars().take(80).collect();
     Error::Record(format!(
-        "'{head}...' ({} bytes) is longer than the system's path limit (PATH_MAX, 4096 bytes) and cannot be recorded",
-        norm.len()
+        "'{head}...' cannot be recorded: the path totofs opens it by is {} bytes with its terminating NUL, \
+         longer than the system's path limit (PATH_MAX, 4096 bytes)",
+        opened.as_os_str().len() + 1
     ))
 }
 

@@ -95,15 +95,49 @@ impl Resolver {
         match (path.parent(), path.file_name()) {
             (Some(parent), Some(name)) => {
                 let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-                if let Some(p) = self.dirs.get(parent) {
-                    return Ok(p.join(name));
-                }
-                let canon = std::fs::canonicalize(parent)?;
-                self.dirs.insert(parent.to_path_buf(), canon.clone());
-                Ok(canon.join(name))
+                Ok(self.canonical_dir(parent)?.join(name))
             }
             _ => std::fs::canonicalize(path),
         }
+    }
+
+    /// A directory's canonical path, resolved once.
+    fn canonical_dir(&mut self, dir: &Path) -> std::io::Result<PathBuf> {
+        if let Some(p) = self.dirs.get(dir) {
+            return Ok(p.clone());
+        }
+        let canon = match std::fs::canonicalize(dir) {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => self.canonical_by_names(dir, e)?,
+            Err(e) => return Err(e),
+        };
+        self.dirs.insert(dir.to_path_buf(), canon.clone());
+        Ok(canon)
+    }
+
+    /// `realpath` refuses a result longer than `PATH_MAX`, which a tree of legal relative paths
+    /// reaches below a long working directory. Then the canonical path is the nearest ancestor
+    /// resolved before (or the start of the path, `.` or `/`), with the names below it added one
+    /// by one, each checked to be no symlink (a symlink among them keeps the error `refused`).
+    fn canonical_by_names(&mut self, dir: &Path, refused: std::io::Error) -> std::io::Result<PathBuf> {
+        let mut names = Vec::new();
+        let mut cur = dir;
+        let mut canon = loop {
+            if let Some(p) = self.dirs.get(cur) {
+                break p.clone();
+            }
+            let (Some(parent), Some(name)) = (cur.parent(), cur.file_name()) else { break std::fs::canonicalize(cur)? };
+            if std::fs::symlink_metadata(cur)?.file_type().is_symlink() {
+                return Err(refused);
+            }
+            names.push((cur, name));
+            cur = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        };
+        for (at, name) in names.into_iter().rev() {
+            canon.push(name);
+            self.dirs.insert(at.to_path_buf(), canon.clone());
+        }
+        Ok(canon)
     }
 }
 
