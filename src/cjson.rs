@@ -33,9 +33,14 @@ pub fn canonical(value: &Value) -> Result<Vec<u8>> {
 /// Fail exactly when [`canonical`] would (a number that is not an integer), without encoding.
 pub fn ensure_canonical(value: &Value) -> Result<()> {
     match value {
-        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => {
-            Err(Error::format(format!("canonical JSON allows integers only, found {n}")))
-        }
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => match n.as_f64() {
+            // Possibly an integer, read as a float because it does not fit 64 bits: say so,
+            // rather than calling it no integer.
+            Some(f) if f.is_finite() && f.abs() >= 2f64.powi(63) => Err(Error::format(format!(
+                "the number {f:.0} (about) is beyond the 64-bit integers totofs reads, and canonical JSON allows integers only"
+            ))),
+            _ => Err(Error::format(format!("canonical JSON allows integers only, found {n}"))),
+        },
         Value::Array(items) => items.iter().try_for_each(ensure_canonical),
         Value::Object(map) => map.values().try_for_each(ensure_canonical),
         _ => Ok(()),

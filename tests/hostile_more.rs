@@ -238,3 +238,20 @@ fn a_deep_tree_below_a_long_working_directory_is_recorded() {
         assert_eq!(link["signed"]["products"][&name]["sha256"], x.as_str(), "{flags:?}");
     }
 }
+
+#[test]
+fn an_integer_beyond_64_bits_is_named_as_such() {
+    let t = tempdir();
+    let link = |n: &str| {
+        format!(
+            r#"{{"signatures":[],"signed":{{"_type":"link","name":"b","command":[],"materials":{{}},"products":{{}},"environment":{{}},"byproducts":{{"return-value":{n}}}}}}}"#
+        )
+    };
+    let big = t.path().join("big.link");
+    std::fs::write(&big, link("1180591620717411303424")).unwrap();
+    assert_input_error(&run(totofs().arg("show").arg(&big)), "1180591620717411303424 (about) is beyond the 64-bit integers");
+    // A float stays a float, even one with no fraction.
+    let float = t.path().join("float.link");
+    std::fs::write(&float, link("1.0")).unwrap();
+    assert_input_error(&run(totofs().arg("show").arg(&float)), "canonical JSON allows integers only, found 1.0");
+}
