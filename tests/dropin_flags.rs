@@ -567,3 +567,33 @@ fn in_toto_run_discards_the_commands_output_unless_streams_are_recorded() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+#[test]
+fn in_toto_match_products_does_not_enter_symlinked_directories_as_in_toto() {
+    // in-toto-run follows a symlinked directory (its files are products under both names);
+    // in-toto-match-products 3.1.0 records the local files without entering it, so those
+    // names are "only in products" and the exit code is 1.
+    let tmp = tempdir();
+    let dir = aliases(tmp.path());
+    let bins: Vec<PathBuf> = std::iter::once(dir.clone()).chain(peer_bin()).collect();
+    let mut results = Vec::new();
+    for (i, bin) in bins.iter().enumerate() {
+        let d = tmp.path().join(format!("m{i}"));
+        write(&d.join("d/f"), "x\n");
+        std::os::unix::fs::symlink("d", d.join("dl")).unwrap();
+        let out = run(tool(bin, "in-toto-run", &d).args(["-n", "s", "-p", ".", "--signing-key"]).arg(pem(KEY)).args(["--", "true"]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let link = format!("s.{KEYID8}.link");
+        assert_eq!(names(&signed(&d.join(&link)), "products"), ["d/f", "dl/f"]);
+        let out = run(tool(bin, "in-toto-match-products", &d).args(["-l", &link, "-v"]));
+        results.push((code(&out), String::from_utf8_lossy(&out.stdout).into_owned()));
+    }
+    assert_eq!(results[0], (1, "Local artifacts don't match products in passed link.\nOnly in products: dl/f\n".to_string()));
+    if let Some(peer) = results.get(1) {
+        assert_eq!(&results[0], peer);
+    }
+    // totofs's own name keeps following them, as its recording does.
+    let d = tmp.path().join("m0");
+    let out = run(totofs().current_dir(&d).args(["match-products", "-l", &format!("s.{KEYID8}.link")]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -221,11 +221,14 @@ pub struct ArtifactOptions {
     pub(crate) excludes: ExcludeSet,
     pub(crate) base_path: Option<PathBuf>,
     pub(crate) lstrip_paths: Vec<String>,
+    /// Walk into symlinked directories (in-toto's `follow_symlink_dirs`): in-toto-run and
+    /// in-toto-record do; in-toto-match-products does not.
+    pub(crate) follow_symlink_dirs: bool,
 }
 
 impl Default for ArtifactOptions {
     fn default() -> Self {
-        ArtifactOptions { excludes: ExcludeSet::defaults(), base_path: None, lstrip_paths: Vec::new() }
+        ArtifactOptions { excludes: ExcludeSet::defaults(), base_path: None, lstrip_paths: Vec::new(), follow_symlink_dirs: true }
     }
 }
 
@@ -245,7 +248,7 @@ impl ArtifactOptions {
             None => ExcludeSet::defaults(),
             Some(p) => ExcludeSet::new(p)?,
         };
-        Ok(ArtifactOptions { excludes, base_path, lstrip_paths })
+        Ok(ArtifactOptions { excludes, base_path, lstrip_paths, follow_symlink_dirs: true })
     }
 
     /// The recorded name of a normalised path (first matching lstrip prefix removed).
@@ -437,7 +440,8 @@ fn dedup_names(entries: &mut Vec<Entry>, strict: bool) -> Result<()> {
     })
 }
 
-/// `os.walk(followlinks=True)` with exclusion and pruning. A directory reached through several
+/// `os.walk(followlinks=True)` (or `False`, see [`ArtifactOptions::follow_symlink_dirs`]) with
+/// exclusion and pruning. A directory reached through several
 /// names (a symlinked directory and its target) is walked under each name, like os.walk; only a
 /// symlink loop (a directory inside itself) is not entered again.
 fn walk(
@@ -471,7 +475,7 @@ fn walk_children(
         // os.walk ignores directories it cannot list.
         Err(_) => return Ok(()),
     };
-    let mut children: Vec<(String, PathBuf)> = Vec::new();
+    let mut children: Vec<(String, PathBuf, bool)> = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| Error::input(dir, e))?;
         let fname = ent.file_name();
@@ -479,15 +483,19 @@ fn walk_children(
             return Err(Error::input(ent.path(), "file name is not valid UTF-8 and cannot be recorded"));
         };
         let child_norm = normpath(&format!("{norm}/{fname}"));
-        children.push((child_norm, ent.path()));
+        let link = ent.file_type().is_ok_and(|t| t.is_symlink());
+        children.push((child_norm, ent.path(), link));
     }
     children.sort();
     let mut subdirs = Vec::new();
-    for (child_norm, child) in children {
+    for (child_norm, child, link) in children {
         if opts.excludes.is_excluded(&child_norm) {
             continue;
         }
         match std::fs::metadata(&child) {
+            // os.walk(followlinks=False) lists a symlinked directory among the directories and
+            // does not enter it: neither a file nor walked.
+            Ok(m) if m.is_dir() && link && !opts.follow_symlink_dirs => {}
             Ok(m) if m.is_dir() => subdirs.push((child_norm, child)),
             Ok(m) if m.is_file() => add(child_norm, child)?,
             Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Err(too_long(&child_norm, &child)),

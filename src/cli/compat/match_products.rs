@@ -33,7 +33,10 @@ pub(crate) struct MatchArgs {
 
 pub(crate) fn main(a: MatchArgs) -> i32 {
     let log = super::Log { prog: "in-toto-match-products", verbose: a.verbose, quiet: false };
+    // in-toto 3.1.0 records the local files here without entering symlinked directories,
+    // unlike in-toto-run (`follow_symlink_dirs=False` in `in_toto_match_products`).
     let result = ArtifactOptions::new(a.exclude.as_deref(), None, a.lstrip_paths.unwrap_or_default())
+        .map(|opts| ArtifactOptions { follow_symlink_dirs: false, ..opts })
         .and_then(|opts| record_steps::match_products(&a.link, &a.paths.unwrap_or_default(), &opts));
     match result {
         Ok(m) => {
