@@ -284,7 +284,12 @@ pub fn unmount(a: UnmountArgs) -> Result<i32> {
             Ok(0)
         }
         Err(why) => {
-            crate::notes::line(&format!("totofs: no link written: {why}"));
+            // Most reasons say so already ("... so no link is written"): say it once.
+            if why.contains("no link") {
+                crate::notes::line(&format!("totofs: {why}"));
+            } else {
+                crate::notes::line(&format!("totofs: no link written: {why}"));
+            }
             Ok(1)
         }
     }

@@ -246,7 +246,7 @@ fn wait_for_unmount(
     } else {
         format!("its daemon got signal {sig} before `totofs unmount`")
     };
-    Err(format!("error {}: the session was lost ({why}); no link is written\n", dir.display()))
+    Err(format!("error {}: the session was lost ({why})\n", dir.display()))
 }
 
 /// Sign and write the link (with its provenance and trace); the exit code and the result text.
@@ -372,7 +372,9 @@ pub fn unmount_link(dir: &Path) -> Result<Ended> {
                 return Err(Error::input(&dir, format!("cannot remove the lost session's mount: {}", std::io::Error::last_os_error())));
             }
             let _ = std::fs::remove_file(&pid_file);
-            return Err(Error::input(&dir, "the session was lost (its daemon died before `totofs unmount`); no link is written"));
+            // Like any other lost session: no link, exit 1 (not a bad input's 2).
+            let why = format!("{}: the session was lost (its daemon died before `totofs unmount`)", dir.display());
+            return Ok(Ended { notes: Vec::new(), link: Err(why) });
         }
         if mode == "snapshot" {
             if pid > 0 {
