@@ -280,3 +280,31 @@ fn with_enable_uring_off_the_step_stays_on_dev_fuse_and_the_setting_is_left_as_i
     let link: Value = serde_json::from_slice(&r.link).unwrap();
     assert!(link["signed"]["products"]["b"]["sha256"].is_string());
 }
+
+#[test]
+fn extended_attributes_read_and_written_by_the_step_are_its_own_on_both_transports() {
+    if !supported() {
+        return;
+    }
+    // Natively a step reads, sets and removes user attributes, and `cp -a` copies them; through
+    // the overlay it must too (the link records contents: the script writes what it saw).
+    let tree = Tree::new("echo a > a; mkdir d; python3 -c \"import os; os.setxattr('a', 'user.pre', b'1')\"");
+    let script = "python3 -c \"
+import os
+seen = [sorted(os.listxattr('a')), os.getxattr('a', 'user.pre')]
+os.setxattr('a', 'user.new', b'v1')
+os.setxattr('d', 'user.dir', b'v2', os.XATTR_CREATE)
+os.removexattr('a', 'user.pre')
+try:
+    os.getxattr('a', 'user.pre')
+except OSError as e:
+    seen.append(e.errno)
+seen += [sorted(os.listxattr('a')), os.getxattr('d', 'user.dir')]
+open('seen.txt', 'w').write(repr(seen))
+\"; cp -a a b";
+    same_on_both(&tree, script, &[]);
+    let seen = std::fs::read_to_string(tree.work.join("seen.txt")).unwrap();
+    assert_eq!(seen, format!("[['user.pre'], b'1', {}, ['user.new'], b'v2']", libc::ENODATA));
+    let copied = Command::new("python3").arg("-c").arg("import os; print(os.getxattr('b', 'user.new'))").current_dir(&tree.work).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&copied.stdout).trim(), "b'v1'");
+}

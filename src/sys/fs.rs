@@ -74,6 +74,34 @@ pub(crate) fn truncate(path: &CStr, size: u64) -> io::Result<()> {
     check(unsafe { libc::truncate(path.as_ptr(), size as libc::off_t) }).map(drop)
 }
 
+/// `getxattr(path, name)` into `buf`, or with an empty `buf` the value's size.
+pub(crate) fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    let ptr = if buf.is_empty() { std::ptr::null_mut() } else { buf.as_mut_ptr().cast() };
+    // SAFETY: both names are NUL-terminated; `ptr` is null (size query) or writable for `buf.len()`.
+    let n = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), ptr, buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `listxattr(path)` into `buf`, or with an empty `buf` the list's size.
+pub(crate) fn listxattr(path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    let ptr = if buf.is_empty() { std::ptr::null_mut() } else { buf.as_mut_ptr().cast() };
+    // SAFETY: `path` is NUL-terminated; `ptr` is null (size query) or writable for `buf.len()`.
+    let n = unsafe { libc::listxattr(path.as_ptr(), ptr, buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `setxattr(path, name, value, flags)`.
+pub(crate) fn setxattr(path: &CStr, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated; `value` is readable for its length.
+    check(unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), flags) }).map(drop)
+}
+
+/// `removexattr(path, name)`.
+pub(crate) fn removexattr(path: &CStr, name: &CStr) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated.
+    check(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
+}
+
 /// Set (or leave, with `UTIME_OMIT`) the access and modification times of `path`.
 pub(crate) fn utimens(path: &CStr, times: &[libc::timespec; 2]) -> io::Result<()> {
     // SAFETY: `path` is NUL-terminated and `times` points to two timespecs.

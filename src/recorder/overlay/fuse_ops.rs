@@ -2,11 +2,11 @@
 //! method of [`Overlay`] and turns the result into the reply. No logic lives here beyond the
 //! capabilities negotiated at init. The core is shared (an `Arc`) with the io_uring transport.
 
-use super::{negative_entry, Caller, Opened, Overlay, SetAttr};
+use super::{negative_entry, Caller, Opened, Overlay, SetAttr, Xattr};
 use fuser::{
     BackingId, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
     RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, Request, TimeOrNow, WriteFlags,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::io;
@@ -38,6 +38,14 @@ fn backing_id(o: &Opened) -> Option<&BackingId> {
 fn empty(r: io::Result<()>, reply: ReplyEmpty) {
     match r {
         Ok(()) => reply.ok(),
+        Err(e) => reply.error(Errno::from(e)),
+    }
+}
+
+fn xattr(r: io::Result<Xattr>, reply: ReplyXattr) {
+    match r {
+        Ok(Xattr::Size(n)) => reply.size(n),
+        Ok(Xattr::Data(d)) => reply.data(&d),
         Err(e) => reply.error(Errno::from(e)),
     }
 }
@@ -330,5 +338,30 @@ impl Filesystem for FuseOverlay {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(Errno::from(e)),
         }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        xattr(self.do_getxattr(ino.0, name, size), reply);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        xattr(self.do_listxattr(ino.0, size), reply);
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        empty(self.do_setxattr(&caller(req), ino.0, name, value, flags), reply);
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty(self.do_removexattr(&caller(req), ino.0, name), reply);
     }
 }

@@ -24,12 +24,14 @@ mod files;
 mod fuse_ops;
 mod names;
 mod node_table;
+mod xattrs;
 
 pub(crate) use attrs::negative_entry;
 pub(crate) use dirs::SHUFFLE_READDIR_ENV;
 pub(crate) use files::{Backing, Opened};
 pub(crate) use fuse_ops::{FuseOverlay, TTL};
 pub(crate) use names::SetAttr;
+pub(crate) use xattrs::Xattr;
 
 use super::hashing::{Materials, Written};
 use super::tracking::{FileKey, ProcessKey, Tracker};

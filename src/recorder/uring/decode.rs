@@ -41,6 +41,10 @@ pub(crate) enum Op<'a> {
     Create { name: &'a OsStr, mode: u32, umask: u32, flags: i32 },
     Fallocate { fh: u64, offset: u64, length: u64, mode: i32 },
     Lseek { fh: u64, offset: i64, whence: i32 },
+    Getxattr { name: &'a OsStr, size: u32 },
+    Listxattr { size: u32 },
+    Setxattr { name: &'a OsStr, value: &'a [u8], flags: i32 },
+    Removexattr { name: &'a OsStr },
     /// An opcode the overlay does not implement: answered ENOSYS, like fuser's defaults.
     Unsupported(u32),
 }
@@ -227,6 +231,20 @@ fn op<'a>(opcode: u32, op_in: &'a [u8], payload: &'a [u8]) -> Result<Op<'a>, i32
             let (fh, offset, whence) = (a.u64().map_err(short)?, a.i64().map_err(short)?, a.i32().map_err(short)?);
             Op::Lseek { fh, offset, whence }
         }
+        opcode::GETXATTR => {
+            let size = a.u32().map_err(short)?;
+            Op::Getxattr { name: name(&mut p).map_err(short)?, size }
+        }
+        opcode::LISTXATTR => Op::Listxattr { size: a.u32().map_err(short)? },
+        opcode::SETXATTR => {
+            // `fuse_setxattr_in` as without FUSE_SETXATTR_EXT (never negotiated): size, flags.
+            let (size, flags) = (a.u32().map_err(short)?, a.i32().map_err(short)?);
+            let name = name(&mut p).map_err(short)?;
+            Op::Setxattr { name, value: p.bytes(size as usize).map_err(short)?, flags }
+        }
+        // The name is the request's only argument: in the payload after an empty header, or
+        // in the header's place.
+        opcode::REMOVEXATTR => Op::Removexattr { name: name(&mut p).or_else(|_| name(&mut a)).map_err(short)? },
         other => Op::Unsupported(other),
     };
     Ok(op)

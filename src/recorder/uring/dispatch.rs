@@ -128,7 +128,11 @@ impl CoreServe {
             Op::Statfs => core.do_statfs().map(|s| encode::statfs_out(w, &s)),
             Op::Fallocate { fh, offset, length, mode } => ok(core.do_fallocate(&caller, *fh, *offset, *length, *mode)),
             Op::Lseek { fh, offset, whence } => core.do_lseek(*fh, *offset, *whence).map(|o| encode::lseek_out(w, o)),
-            // What the overlay leaves to fuser's defaults (FLUSH, ACCESS, xattrs, locks, ...):
+            Op::Getxattr { name, size } => core.do_getxattr(node, name, *size).map(|x| encode::xattr_out(w, x)),
+            Op::Listxattr { size } => core.do_listxattr(node, *size).map(|x| encode::xattr_out(w, x)),
+            Op::Setxattr { name, value, flags } => ok(core.do_setxattr(&caller, node, name, value, *flags)),
+            Op::Removexattr { name } => ok(core.do_removexattr(&caller, node, name)),
+            // What the overlay leaves to fuser's defaults (FLUSH, ACCESS, locks, ...):
             // ENOSYS, which also tells the kernel not to ask again.
             Op::Flush { .. } | Op::Access { .. } | Op::Unsupported(_) => Err(io::Error::from_raw_os_error(libc::ENOSYS)),
         }

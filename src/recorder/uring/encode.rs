@@ -115,6 +115,18 @@ pub(crate) fn lseek_out(w: &mut Writer<'_>, offset: i64) -> Result<(), Overflow>
     w.i64(offset)
 }
 
+/// A getxattr or listxattr answer: `struct fuse_getxattr_out` (the size asked for with size 0),
+/// or the bytes themselves.
+pub(crate) fn xattr_out(w: &mut Writer<'_>, x: crate::recorder::overlay::Xattr) -> Result<(), Overflow> {
+    match x {
+        crate::recorder::overlay::Xattr::Size(n) => {
+            w.u32(n)?;
+            w.u32(0)
+        }
+        crate::recorder::overlay::Xattr::Data(d) => w.put(&d),
+    }
+}
+
 /// `struct fuse_statfs_out` (80 bytes) from a `statvfs` of the backing tree.
 pub(crate) fn statfs_out(w: &mut Writer<'_>, s: &libc::statvfs) -> Result<(), Overflow> {
     #[allow(clippy::unnecessary_cast)]
