@@ -142,3 +142,85 @@ fn inspection_cannot_redirect_the_inspection_link_write() {
     assert!(meta.file_type().is_file(), "untar.link is still a symlink");
     Metadata::load(&work.join("untar.link")).unwrap();
 }
+
+/// Exit 2 and one line on stderr naming `file` and `reason`.
+fn assert_refused(out: &std::process::Output, file: &Path, reason: &str) {
+    let (code, err) = code_and_err(out);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with(&format!("totofs: {}: ", file.display())) && err.contains(reason), "expected '{reason}': {err}");
+}
+
+#[test]
+fn man_replaces_a_symlink_at_a_page_name_instead_of_following_it() {
+    let t = tempdir();
+    let victim = t.path().join("victim");
+    write(&victim, "precious");
+    let dir = t.path().join("man");
+    std::fs::create_dir(&dir).unwrap();
+    symlink(&victim, dir.join("totofs.1")).unwrap();
+    symlink("../victim", dir.join("totofs-keygen.1")).unwrap();
+    let (code, err) = code_and_err(&run(totofs().arg("man").arg(&dir)));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    for page in ["totofs.1", "totofs-keygen.1"] {
+        let meta = std::fs::symlink_metadata(dir.join(page)).unwrap();
+        assert!(meta.file_type().is_file(), "{page} is still a symlink");
+        assert!(std::fs::read_to_string(dir.join(page)).unwrap().starts_with(".ie"), "{page}");
+    }
+}
+
+#[test]
+fn man_on_a_full_disk_leaves_no_page_of_the_run() {
+    use std::os::unix::process::CommandExt;
+    let t = tempdir();
+    let dir = t.path().join("man");
+    let mut cmd = totofs();
+    cmd.arg("man").arg(&dir);
+    // A file size limit below the largest page stands in for a full disk: past it a write fails
+    // (EFBIG, with SIGXFSZ ignored) after smaller pages went through.
+    // SAFETY: signal and setrlimit are async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let l = libc::rlimit { rlim_cur: 1500, rlim_max: 1500 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (code, err) = code_and_err(&run(&mut cmd));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot write") && err.contains("File too large"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "pages (or temporary files) left behind: {left:?}");
+}
+
+#[test]
+fn man_and_install_aliases_name_a_file_where_the_directory_should_be() {
+    let t = tempdir();
+    let file = t.path().join("file");
+    write(&file, "x");
+    assert_refused(&run(totofs().arg("man").arg(&file)), &file, "is not a directory");
+    assert_refused(&run(totofs().arg("install-aliases").arg(&file)), &file, "is not a directory");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
+#[test]
+fn install_aliases_force_never_replaces_a_directory_and_changes_nothing_then() {
+    let t = tempdir();
+    let dir = t.path().join("aliases");
+    // A plain file at the first name, which --force would replace, and a directory at the last.
+    write(&dir.join("in-toto-run"), "keep");
+    std::fs::create_dir_all(dir.join("in-toto-mock")).unwrap();
+    let refused = dir.join("in-toto-mock");
+    assert_refused(
+        &run(totofs().args(["install-aliases", "--force"]).arg(&dir)),
+        &refused,
+        "is a directory; a directory is never replaced, even with --force",
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("in-toto-run")).unwrap(), "keep");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+}

@@ -20,22 +20,27 @@ pub fn install(a: InstallAliasesArgs) -> Result<i32> {
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .map_err(|e| Error::io("cannot find the totofs binary", e))?;
-    std::fs::create_dir_all(&a.dir).map_err(|e| Error::input(&a.dir, format!("cannot create: {e}")))?;
-    // Check every name before making any, so a refusal leaves the directory as it was.
+    crate::fsio::create_dir(&a.dir)?;
+    // Check every name before changing any, so a refusal leaves the directory as it was.
     let mut todo = Vec::new();
+    let mut replace = Vec::new();
     for tool in super::compat::TOOLS {
         let link = a.dir.join(tool);
         match std::fs::symlink_metadata(&link) {
             Err(_) => todo.push(link),
             Ok(_) if std::fs::canonicalize(&link).is_ok_and(|t| t == exe) => {}
-            Ok(m) if a.force && !m.is_dir() => {
-                std::fs::remove_file(&link).map_err(|e| Error::input(&link, format!("cannot replace: {e}")))?;
-                todo.push(link);
+            Ok(m) if m.is_dir() => {
+                return Err(Error::input(&link, "is a directory; a directory is never replaced, even with --force"));
             }
+            Ok(_) if a.force => replace.push(link),
             Ok(_) => {
                 return Err(Error::input(&link, "exists and is not a link to totofs (--force replaces it)"));
             }
         }
+    }
+    for link in replace {
+        std::fs::remove_file(&link).map_err(|e| Error::input(&link, format!("cannot replace: {e}")))?;
+        todo.push(link);
     }
     for link in &todo {
         std::os::unix::fs::symlink(&exe, link).map_err(|e| Error::input(link, format!("cannot create: {e}")))?;

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use clap::CommandFactory;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct CompletionsArgs {
@@ -41,15 +41,42 @@ pub fn man(a: ManArgs) -> Result<i32> {
             super::output::out(&String::from_utf8_lossy(&page))?;
         }
         Some(dir) => {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::input(&dir, format!("cannot create: {e}")))?;
-            clap_mangen::generate_to(cmd, &dir).map_err(|e| Error::input(&dir, format!("cannot write man pages: {e}")))?;
-            // The in-toto names totofs answers to (`install-aliases`) get theirs too.
-            for cmd in super::compat::commands() {
-                clap_mangen::generate_to(cmd, &dir)
-                    .map_err(|e| Error::input(&dir, format!("cannot write man pages: {e}")))?;
+            crate::fsio::create_dir(&dir)?;
+            // Every page is staged before any is placed, so a full disk leaves none of this
+            // run's pages, half-written or whole; each replaces a symlink at its name, never
+            // following it. The in-toto names totofs answers to (`install-aliases`) get theirs too.
+            let mut staged = Vec::new();
+            for cmd in std::iter::once(cmd).chain(super::compat::commands()) {
+                stage_pages(cmd, &dir, &mut staged)?;
+            }
+            for page in &staged {
+                page.check(true)?;
+            }
+            for page in staged {
+                page.place(true)?;
             }
             a.verbosity.detail(&format!("totofs: wrote the man pages to {}", dir.display()));
         }
     }
     Ok(0)
+}
+
+/// Stage the pages of `cmd` and its visible subcommands in `dir`, named as
+/// `clap_mangen::generate_to` names them (`totofs-key-id.1`).
+fn stage_pages(cmd: clap::Command, dir: &Path, staged: &mut Vec<crate::fsio::Staged>) -> Result<()> {
+    let mut cmd = cmd.disable_help_subcommand(true);
+    cmd.build();
+    stage_tree(cmd, dir, staged)
+}
+
+fn stage_tree(cmd: clap::Command, dir: &Path, staged: &mut Vec<crate::fsio::Staged>) -> Result<()> {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+        stage_tree(sub, dir, staged)?;
+    }
+    let man = clap_mangen::Man::new(cmd);
+    let path = dir.join(man.get_filename());
+    let mut page = Vec::new();
+    man.render(&mut page).map_err(|e| Error::input(&path, format!("cannot render the man page: {e}")))?;
+    staged.push(crate::fsio::stage_file(&path, &page, 0o666)?);
+    Ok(())
 }

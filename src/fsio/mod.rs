@@ -5,4 +5,4 @@ mod read;
 mod write;
 
 pub use read::{read_capped, read_capped_if_exists};
-pub use write::{write_file, write_file_with};
+pub use write::{create_dir, stage_file, write_file, write_file_with, Staged};
