@@ -310,6 +310,41 @@ fn keygen_writes_a_usable_pair_and_never_overwrites() {
 }
 
 #[test]
+fn keygen_force_that_fails_leaves_the_old_pair_as_it_was() {
+    let dir = tempdir();
+    let name = dir.path().join("k");
+    let public = dir.path().join("k.pub");
+    assert!(run(totofs().arg("keygen").arg(&name)).status.success());
+    let old_private = std::fs::read(&name).unwrap();
+    let old_public = std::fs::read(&public).unwrap();
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+
+    // A directory at NAME.pub: the old private key stays, and no temporary file is left.
+    std::fs::remove_file(&public).unwrap();
+    std::fs::create_dir(&public).unwrap();
+    let before = listing();
+    let o = totofs().args(["keygen", "--force"]).arg(&name).output().unwrap();
+    assert_eq!(std::fs::read(&name).unwrap(), old_private, "the old private key was replaced");
+    assert_bad_input(&o, &public, "is a directory");
+    assert_eq!(listing(), before, "temporary files left behind");
+
+    // A directory at NAME: the old public key stays.
+    std::fs::remove_dir(&public).unwrap();
+    std::fs::write(&public, &old_public).unwrap();
+    std::fs::rename(&name, dir.path().join("saved")).unwrap();
+    std::fs::create_dir(&name).unwrap();
+    let before = listing();
+    let o = totofs().args(["keygen", "--force"]).arg(&name).output().unwrap();
+    assert_eq!(std::fs::read(&public).unwrap(), old_public, "the old public key was replaced");
+    assert_bad_input(&o, &name, "is a directory");
+    assert_eq!(listing(), before, "temporary files left behind");
+}
+
+#[test]
 fn corrupted_key_files_never_panic() {
     // Flip bytes and truncate every key fixture at many positions: loading may fail, never panic.
     let mut files: Vec<PathBuf> = Vec::new();

@@ -140,8 +140,17 @@ pub fn keygen(a: KeygenArgs) -> Result<i32> {
     let key = PrivateKey::generate_ed25519()?;
     let private_pem = key.to_pkcs8_pem(password.as_deref())?;
     let public_pem = key.public().to_spki_pem()?;
-    crate::fsio::write_file(&name, private_pem.as_bytes(), 0o600, a.force)?;
-    crate::fsio::write_file(&public_path, public_pem.as_bytes(), 0o644, a.force)?;
+    // Both files are written and both names checked before either is placed, so a failed run
+    // (a full disk, a directory at NAME.pub) leaves the old pair as it was.
+    let private = crate::fsio::stage_file(&name, private_pem.as_bytes(), 0o600)?;
+    let public = crate::fsio::stage_file(&public_path, public_pem.as_bytes(), 0o644)?;
+    private.check(a.force)?;
+    public.check(a.force)?;
+    // The public key is placed first: should the private key's rename still fail, the old
+    // private key survives (its public half can be derived again with `totofs key show`). The
+    // other order would lose the old private key for good while layouts still name its public key.
+    public.place(a.force)?;
+    private.place(a.force)?;
     a.verbosity.detail(&format!(
         "totofs: wrote {} (private key{}, mode 0600) and {}",
         name.display(),
