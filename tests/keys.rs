@@ -433,3 +433,85 @@ fn key_show_of_a_legacy_dict_prints_the_3x_dict() {
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(shown, expected["rsa"]["key_dict_in_toto3"]);
 }
+
+/// A SEC1 `ECPrivateKey` (DER): `scalar`, the curve OID in `[0]` and the public key in `[1]` if given.
+fn sec1_der(scalar: &[u8], curve: Option<&str>, public: Option<&[u8]>) -> Vec<u8> {
+    use pkcs8::der::Encode as _;
+    sec1::EcPrivateKey {
+        private_key: scalar,
+        parameters: curve.map(|oid| sec1::EcParameters::NamedCurve(oid.parse().unwrap())),
+        public_key: public,
+    }
+    .to_der()
+    .unwrap()
+}
+
+fn sec1_pem(scalar: &[u8], curve: Option<&str>, public: Option<&[u8]>) -> String {
+    let der = sec1_der(scalar, curve, public);
+    pkcs8::der::pem::encode_string("EC PRIVATE KEY", pkcs8::der::pem::LineEnding::LF, &der).unwrap()
+}
+
+/// A PKCS#8 `PrivateKeyInfo` PEM for an EC key on `curve` around the SEC1 key `sec1_der`.
+fn pkcs8_ec_pem(curve: &str, sec1_der: &[u8]) -> String {
+    use pkcs8::der::Encode as _;
+    let oid: pkcs8::ObjectIdentifier = curve.parse().unwrap();
+    let algorithm = pkcs8::AlgorithmIdentifierRef { oid: "1.2.840.10045.2.1".parse().unwrap(), parameters: Some((&oid).into()) };
+    let der = pkcs8::PrivateKeyInfo::new(algorithm, sec1_der).to_der().unwrap();
+    pkcs8::der::pem::encode_string("PRIVATE KEY", pkcs8::der::pem::LineEnding::LF, &der).unwrap()
+}
+
+const P256: &str = "1.2.840.10045.3.1.7";
+const P384: &str = "1.3.132.0.34";
+
+#[test]
+fn ec_private_keys_are_read_on_the_curve_they_name() {
+    let dir = tempdir();
+    // The tester's key: a P-256 key whose scalar is not below the P-256 order was loaded as P-384.
+    let file = dir.path().join("p256.key");
+    write(&file, sec1_pem(&[0xff; 32], Some(P256), None));
+    let o = totofs().args(["key", "show"]).arg(&file).output().unwrap();
+    assert_bad_input(&o, &file, "P-256 private key is zero or not below the curve order");
+
+    let refused = |pem: &str| match PrivateKey::from_pem(pem, None) {
+        Ok(k) => panic!("loaded as {}", k.public().scheme()),
+        Err(e) => e.to_string(),
+    };
+    // A valid P-256 scalar in a key that names P-384 is not a P-384 key, nor a P-256 one.
+    let e = refused(&sec1_pem(&[1; 32], Some(P384), None));
+    assert!(e.contains("P-384 private key is 32 bytes, not 48"), "{e}");
+    // Zero, or a scalar of another length, whether or not the key names its curve.
+    let e = refused(&sec1_pem(&[0; 32], Some(P256), None));
+    assert!(e.contains("zero or not below the curve order"), "{e}");
+    let e = refused(&sec1_pem(&[1; 31], Some(P256), None));
+    assert!(e.contains("P-256 private key is 31 bytes, not 32"), "{e}");
+    let e = refused(&sec1_pem(&[1; 40], None, None));
+    assert!(e.contains("names no curve") && e.contains("40-byte"), "{e}");
+    // The public key a SEC1 key carries must be its scalar's.
+    let other = p256::SecretKey::from_slice(&[2; 32]).unwrap().public_key();
+    let e = refused(&sec1_pem(&[1; 32], Some(P256), Some(p256::EncodedPoint::from(other).as_bytes())));
+    assert!(e.contains("holds a public key that is not its own"), "{e}");
+
+    // PKCS#8: the algorithm's curve rules; a SEC1 key inside that names another is refused,
+    // and so is a scalar of another curve's length.
+    let inner = |scalar: &[u8], curve: Option<&str>| sec1_der(scalar, curve, None);
+    let e = refused(&pkcs8_ec_pem(P384, &inner(&[1; 32], Some(P256))));
+    assert!(e.contains("names curve 1.2.840.10045.3.1.7 but its PKCS#8 algorithm names 1.3.132.0.34"), "{e}");
+    let e = refused(&pkcs8_ec_pem(P384, &inner(&[1; 32], None)));
+    assert!(e.contains("P-384 private key is 32 bytes, not 48"), "{e}");
+
+    // Well-formed keys load on their curve, with or without the optional fields.
+    let me = p256::SecretKey::from_slice(&[1; 32]).unwrap().public_key();
+    let me = p256::EncodedPoint::from(me);
+    for pem in [
+        sec1_pem(&[1; 32], Some(P256), Some(me.as_bytes())),
+        sec1_pem(&[1; 32], None, None),
+        pkcs8_ec_pem(P256, &inner(&[1; 32], Some(P256))),
+        pkcs8_ec_pem(P256, &inner(&[1; 32], None)),
+    ] {
+        let k = PrivateKey::from_pem(&pem, None).unwrap();
+        assert_eq!(k.public().scheme(), "ecdsa-sha2-nistp256");
+        k.public().verify(b"x", &k.sign(b"x").unwrap()).unwrap();
+    }
+    let k = PrivateKey::from_pem(&sec1_pem(&[1; 48], Some(P384), None), None).unwrap();
+    assert_eq!(k.public().scheme(), "ecdsa-sha2-nistp384");
+}

@@ -12,6 +12,7 @@
 //! PEM public keys are re-serialised the way Python `cryptography` writes them before they go
 //! into `keyval.public` and the keyid, so keyids match in-toto's whatever the file's line layout.
 
+mod ec;
 mod material;
 mod pbe;
 pub use pbe::{MAX_KDF_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK};
@@ -480,8 +481,8 @@ impl PrivateKey {
             ("RSA PRIVATE KEY", Some(pw)) => {
                 Signer::from_pkcs1_der(&block.decrypt(pw)?).map_err(|_| wrong_password())?
             }
-            ("EC PRIVATE KEY", None) => Signer::from_sec1_der(&block.der)?,
-            ("EC PRIVATE KEY", Some(pw)) => Signer::from_sec1_der(&block.decrypt(pw)?).map_err(|_| wrong_password())?,
+            ("EC PRIVATE KEY", None) => ec::from_sec1_der(&block.der, None)?,
+            ("EC PRIVATE KEY", Some(pw)) => ec::from_sec1_der(&block.decrypt(pw)?, None).map_err(|_| wrong_password())?,
             (l, _) => return Err(Error::format(format!("unsupported PEM private key type '{l}'"))),
         };
         Self::from_signer(signer)

@@ -1,5 +1,5 @@
-//! Private key material of every supported type: parsing PKCS#8, SEC1 and PKCS#1 DER, its
-//! public half, and encoding it back to PKCS#8.
+//! Private key material of every supported type: parsing PKCS#8 and PKCS#1 DER (SEC1 EC keys
+//! in [`super::ec`]), its public half, and encoding it back to PKCS#8.
 
 use super::*;
 
@@ -35,31 +35,14 @@ impl Signer {
                 Self::rsa(rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)
             }
             OID_EC => {
-                match info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))? {
-                    OID_P256 => Ok(Signer::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                    OID_P384 => Ok(Signer::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(&e))?)),
-                    OID_P521 => Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(|e| bad(&e))?),
-                    other => Err(Error::format(format!("unsupported elliptic curve {other}"))),
-                }
+                let curve =
+                    info.algorithm.parameters_oid().map_err(|_| Error::format("EC key without a named curve"))?;
+                super::ec::from_sec1_der(info.private_key, Some(curve))
             }
             other => Err(Error::format(format!(
                 "unsupported private key algorithm {other} (supported: ed25519, RSA, ECDSA P-256/P-384/P-521)"
             ))),
         }
-    }
-
-    /// Parse a SEC1 `ECPrivateKey` (DER), P-256 or P-384.
-    pub(super) fn from_sec1_der(der: &[u8]) -> Result<Self> {
-        if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
-            return Ok(Signer::P256(k.into()));
-        }
-        if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
-            return Ok(Signer::P384(k.into()));
-        }
-        if let Ok(k) = p521::SecretKey::from_sec1_der(der) {
-            return Self::from_p521(k);
-        }
-        Err(Error::format("not a valid P-256, P-384 or P-521 EC private key (only these curves are supported)"))
     }
 
     pub(super) fn from_p521(k: p521::SecretKey) -> Result<Self> {
