@@ -29,8 +29,15 @@ pub fn parse_expires(s: &str) -> Result<i64> {
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let mdays = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     let month_days = usize::try_from(mo - 1).ok().and_then(|i| mdays.get(i)).copied().unwrap_or(0);
-    if !(1..=12).contains(&mo) || d < 1 || d > month_days || h > 23 || mi > 59 || se > 59 {
-        return Err(bad());
+    let unreal = |why: String| Error::format(format!("expires '{s}' is not a real date and time: {why}"));
+    if !(1..=12).contains(&mo) {
+        return Err(unreal(format!("there is no month {mo:02}")));
+    }
+    if d < 1 || d > month_days {
+        return Err(unreal(format!("{y:04}-{mo:02} has days 01 to {month_days}")));
+    }
+    if h > 23 || mi > 59 || se > 59 {
+        return Err(unreal(format!("{h:02}:{mi:02}:{se:02} is not a time of day")));
     }
     Ok(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)
 }

@@ -311,3 +311,31 @@ fn json_output_for_input_errors() {
     assert_eq!(doc["passed"], false);
     assert!(doc["error"].as_str().unwrap().contains("absent.layout"));
 }
+
+#[test]
+fn impossible_dates_and_timeouts_say_what_is_wrong() {
+    let t = tempdir();
+    let k = key();
+    one_step_chain(t.path(), &k);
+    // A timeout past the maximum is too large, not "not positive".
+    let out = verify(t.path(), &["--inspection-timeout", "18446744073709551616"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("too large, the maximum is under 1000000000 seconds"), "{}", stderr(&out));
+    let out = verify(t.path(), &["--inspection-timeout", "0"]);
+    assert!(stderr(&out).contains("must be a positive number of seconds"), "{}", stderr(&out));
+    // An expiry of the right form on a day that does not exist.
+    for (expires, why) in [
+        ("2099-02-30T00:00:00Z", "is not a real date and time: 2099-02 has days 01 to 28"),
+        ("2099-13-01T00:00:00Z", "is not a real date and time: there is no month 13"),
+        ("2099-01-01T24:00:00Z", "is not a real date and time: 24:00:00 is not a time of day"),
+        ("2099-01-01 00:00:00Z", "is not of the form YYYY-MM-DDTHH:MM:SSZ"),
+    ] {
+        let mut doc = layout(&k, json!([]), json!([])).to_value();
+        doc["expires"] = json!(expires);
+        std::fs::write(t.path().join("root.layout"), json!({"signed": doc, "signatures": []}).to_string()).unwrap();
+        let out = verify(t.path(), &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains("root.layout") && stderr(&out).contains(why), "{expires}: {}", stderr(&out));
+    }
+}

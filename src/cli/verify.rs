@@ -54,10 +54,19 @@ pub fn verify(a: VerifyArgs) -> Result<i32> {
     }
 }
 
+/// `--inspection-timeout` must be below this many seconds, far from where a deadline overflows.
+const MAX_INSPECTION_TIMEOUT: f64 = 1e9;
+
 fn run(a: &VerifyArgs) -> Result<i32> {
-    if !(a.inspection_timeout.is_finite() && a.inspection_timeout > 0.0 && a.inspection_timeout < 1e9) {
+    if !(a.inspection_timeout.is_finite() && a.inspection_timeout > 0.0) {
         return Err(Error::Usage(format!(
             "--inspection-timeout {}: must be a positive number of seconds",
+            a.inspection_timeout
+        )));
+    }
+    if a.inspection_timeout >= MAX_INSPECTION_TIMEOUT {
+        return Err(Error::Usage(format!(
+            "--inspection-timeout {}: too large, the maximum is under {MAX_INSPECTION_TIMEOUT} seconds (about 31 years)",
             a.inspection_timeout
         )));
     }
