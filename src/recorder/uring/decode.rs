@@ -387,9 +387,26 @@ mod tests {
     }
 
     #[test]
+    fn extended_attribute_requests_carry_their_names_sizes_and_values() {
+        let (h, p) = entry(opcode::GETXATTR, &u32s(&[64, 0]), b"user.x\0");
+        assert_eq!(decode(&h, &p).unwrap().op, Op::Getxattr { name: OsStr::new("user.x"), size: 64 });
+        let (h, p) = entry(opcode::LISTXATTR, &u32s(&[0, 0]), &[]);
+        assert_eq!(decode(&h, &p).unwrap().op, Op::Listxattr { size: 0 });
+        let (h, p) = entry(opcode::SETXATTR, &u32s(&[3, 1]), b"user.x\0abc");
+        assert_eq!(decode(&h, &p).unwrap().op, Op::Setxattr { name: OsStr::new("user.x"), value: b"abc", flags: 1 });
+        // A value shorter than its stated size is cut short, not read past.
+        let (h, p) = entry(opcode::SETXATTR, &u32s(&[9, 0]), b"user.x\0abc");
+        assert!(matches!(decode(&h, &p), Err(DecodeError::Args { errno: libc::EIO, .. })));
+        let (h, p) = entry(opcode::REMOVEXATTR, &[], b"user.x\0");
+        assert_eq!(decode(&h, &p).unwrap().op, Op::Removexattr { name: OsStr::new("user.x") });
+        let (h, p) = entry(opcode::REMOVEXATTR, b"user.y\0", &[]);
+        assert_eq!(decode(&h, &p).unwrap().op, Op::Removexattr { name: OsStr::new("user.y") });
+    }
+
+    #[test]
     fn unknown_opcodes_and_broken_entries_never_panic() {
-        let (h, p) = entry(22, &[], b"user.x\0"); // GETXATTR
-        assert_eq!(decode(&h, &p).unwrap().op, Op::Unsupported(22));
+        let (h, p) = entry(31, &[], &[]); // GETLK
+        assert_eq!(decode(&h, &p).unwrap().op, Op::Unsupported(31));
         let (h, p) = entry(opcode::LOOKUP, &[], b"no-nul");
         assert!(matches!(decode(&h, &p), Err(DecodeError::Args { errno: libc::EIO, .. })));
         assert_eq!(decode(&h[..100], &p), Err(DecodeError::Header));
