@@ -75,7 +75,7 @@ pub(crate) fn start_overlay(
 
 /// Whether `name` is one of the overlay's own switches, which the step must not inherit.
 pub(crate) fn is_own_switch(name: &str) -> bool {
-    name == NO_PASSTHROUGH_ENV
+    name == NO_PASSTHROUGH_ENV || name == super::overlay::XATTRS_ENV
 }
 
 /// The session configuration: a thread per core (at least two, so that a request waiting for

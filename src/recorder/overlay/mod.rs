@@ -31,7 +31,7 @@ pub(crate) use dirs::SHUFFLE_READDIR_ENV;
 pub(crate) use files::{Backing, Opened};
 pub(crate) use fuse_ops::{FuseOverlay, TTL};
 pub(crate) use names::SetAttr;
-pub(crate) use xattrs::Xattr;
+pub(crate) use xattrs::{Xattr, XATTRS_ENV};
 
 use super::hashing::{Materials, Written};
 use super::tracking::{FileKey, ProcessKey, Tracker};
@@ -112,6 +112,8 @@ pub(crate) struct Overlay {
     writers: DashMap<FileKey, u32>,
     /// Kernel passthrough for file data, if the kernel agreed to it at init.
     passthrough: AtomicBool,
+    /// Serve extended attributes (`TOTOFS_XATTRS=1`, see [`xattrs`]).
+    xattrs: bool,
     /// The kernel offered FUSE over io_uring at init (and the reply accepted it).
     uring_offered: AtomicBool,
     /// One backing id per file while any handle uses it.
@@ -172,6 +174,7 @@ impl Overlay {
             written,
             writers: DashMap::new(),
             passthrough: AtomicBool::new(false),
+            xattrs: xattrs::wanted(),
             uring_offered: AtomicBool::new(false),
             backing: Mutex::new(HashMap::new()),
             own_pid: std::process::id(),

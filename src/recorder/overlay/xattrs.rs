@@ -1,15 +1,32 @@
 //! Extended attributes (`user.*`, `security.*` such as file capabilities, `trusted.*`), read
-//! and written on the backing file as the step would natively. The kernel checks the caller's
-//! right to each before asking (write permission for `user.*`, capabilities for the others).
-//! A change moves the file's ctime, so a material's content is hashed first; the link, which
-//! records contents, is unchanged by it. A symlink holds none here (Linux allows no `user.*`
-//! attribute on one, and its other attributes cannot be reached through the node's descriptor).
+//! and written on the backing file as the step would natively, when `TOTOFS_XATTRS=1` asks for
+//! them. Off by default: once the overlay answers extended attribute requests, the kernel asks
+//! it for `security.capability` before every write a step makes (to drop file capabilities),
+//! one more round trip per `write` call, where an unsupported answer (ENOSYS) makes it stop
+//! asking for good. The kernel checks the caller's right to each attribute before asking
+//! (write permission for `user.*`, capabilities for the others). A change moves the file's
+//! ctime, so a material's content is hashed first; the link, which records contents, is
+//! unchanged by it. A symlink holds none here (Linux allows no `user.*` attribute on one, and
+//! its other attributes cannot be reached through the node's descriptor).
 
 use super::attrs::{cstr, proc_path};
 use super::{Caller, Overlay};
 use crate::sys::fs;
 use std::ffi::OsStr;
 use std::io;
+
+/// The switch that makes the overlay serve extended attributes.
+pub(crate) const XATTRS_ENV: &str = "TOTOFS_XATTRS";
+
+/// Whether the environment asks for extended attributes (`TOTOFS_XATTRS=1`).
+pub(crate) fn wanted() -> bool {
+    std::env::var_os(XATTRS_ENV).is_some_and(|v| v == "1")
+}
+
+/// ENOSYS: the kernel then answers EOPNOTSUPP itself and never asks again.
+fn off() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSYS)
+}
 
 /// The largest value or list the kernel asks for (`XATTR_SIZE_MAX`, `XATTR_LIST_MAX`).
 const XATTR_MAX: u32 = 64 * 1024;
@@ -23,6 +40,9 @@ pub(crate) enum Xattr {
 impl Overlay {
     /// The node's backing file as a `/proc/self/fd` path, run through `f`; `None` for a symlink.
     fn with_xattr_path<T>(&self, ino: u64, f: impl FnOnce(&std::ffi::CStr) -> io::Result<T>) -> io::Result<Option<T>> {
+        if !self.xattrs {
+            return Err(off());
+        }
         let n = self.node(ino)?;
         let nf = self.fd_of(&n)?;
         let st = fs::stat_fd(nf.fd())?;
@@ -56,6 +76,9 @@ impl Overlay {
 
     pub(crate) fn do_setxattr(&self, caller: &Caller, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
         let c = cstr(name)?;
+        if !self.xattrs {
+            return Err(off());
+        }
         let key = self.node(ino)?.key;
         self.before_meta_change(caller, key);
         let done = self.with_xattr_path(ino, |p| fs::setxattr(p, &c, value, flags))?;
@@ -64,6 +87,9 @@ impl Overlay {
 
     pub(crate) fn do_removexattr(&self, caller: &Caller, ino: u64, name: &OsStr) -> io::Result<()> {
         let c = cstr(name)?;
+        if !self.xattrs {
+            return Err(off());
+        }
         let key = self.node(ino)?.key;
         self.before_meta_change(caller, key);
         let done = self.with_xattr_path(ino, |p| fs::removexattr(p, &c))?;
