@@ -157,9 +157,16 @@ fn named_digest(v: &Value, what: &str) -> Result<(String, HashDict)> {
 fn artifacts(list: &[Value], what: &str) -> Result<Artifacts> {
     let mut out = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
-        if !is_placeholder(v) {
-            out.push(named_digest(v, &format!("{what} {i}"))?);
+        if is_placeholder(v) {
+            let name = v.get("name").and_then(Value::as_str);
+            if !placeholder_allowed(what == "subject", list.len(), name) {
+                return Err(Error::format(format!(
+                    "{what} {i} is marked as the placeholder of a step without products, but is not the only subject, named '_'"
+                )));
+            }
+            continue;
         }
+        out.push(named_digest(v, &format!("{what} {i}"))?);
     }
     // Sorted (totofs writes them in path order, so this is one pass), then built in one go.
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -168,6 +175,13 @@ fn artifacts(list: &[Value], what: &str) -> Result<Artifacts> {
         return Err(Error::format(format!("{what} name '{name}' appears twice")));
     }
     Ok(out.into_iter().collect())
+}
+
+/// A placeholder is left out of the link only where totofs writes one: as the one subject of a
+/// step without products, named `_`. Anywhere else the mark would hide a real artifact from
+/// every rule of a layout while other readers of the Statement still match it by digest.
+fn placeholder_allowed(is_subject: bool, count: usize, name: Option<&str>) -> bool {
+    is_subject && count == 1 && name == Some("_")
 }
 
 fn is_placeholder(v: &Value) -> bool {
@@ -263,12 +277,17 @@ pub fn fast_link(payload: &[u8]) -> Option<Link> {
     if st.subject.is_empty() {
         return None;
     }
-    let arts = |list: Vec<FastDescriptor>| -> Option<Artifacts> {
+    let arts = |list: Vec<FastDescriptor>, is_subject: bool| -> Option<Artifacts> {
         let mut v: Vec<(String, HashDict)> = Vec::with_capacity(list.len());
+        let count = list.len();
         for d in list {
             let placeholder = d.annotations.as_ref().and_then(|a| a.get(PLACEHOLDER_KEY)).and_then(Value::as_str)
                 == Some(PLACEHOLDER_VALUE);
             if placeholder {
+                // Anywhere but where totofs writes one: the full reader names the error.
+                if !placeholder_allowed(is_subject, count, Some(&d.name)) {
+                    return None;
+                }
                 continue;
             }
             // The usual `{sha256: <64 lowercase hex>}` is held decoded, so it is hex already.
@@ -287,8 +306,8 @@ pub fn fast_link(payload: &[u8]) -> Option<Link> {
     Some(Link {
         name: p.name,
         command: p.command,
-        materials: arts(p.materials)?,
-        products: arts(st.subject)?,
+        materials: arts(p.materials, false)?,
+        products: arts(st.subject, true)?,
         byproducts: p.byproducts,
         environment: p.environment,
     })
@@ -337,6 +356,30 @@ mod tests {
         assert_eq!(v["subject"][0]["name"], "_");
         assert_eq!(link_from_statement(&v).unwrap(), l);
         assert_eq!(fast_link(text.as_bytes()).unwrap(), l);
+    }
+
+    #[test]
+    fn a_placeholder_mark_hides_nothing_but_the_placeholder() {
+        // The mark on a real subject beside others, on a lone subject not named `_`, or on a
+        // material would hide an artifact from every rule of a layout: refused by both readers.
+        let l = sample();
+        let good = cjson::parse(link_statement_json(&l).as_bytes()).unwrap();
+        let mark = |d: &mut Value| d["annotations"] = serde_json::json!({PLACEHOLDER_KEY: PLACEHOLDER_VALUE});
+        let cases: [&dyn Fn(&mut Value); 3] = [
+            &|v| mark(&mut v["subject"][0]),
+            &|v| {
+                v["subject"] = Value::Array(vec![v["subject"][0].clone()]);
+                mark(&mut v["subject"][0]);
+            },
+            &|v| mark(&mut v["predicate"]["materials"][0]),
+        ];
+        for f in cases {
+            let mut v = good.clone();
+            f(&mut v);
+            assert!(fast_link(cjson::dump_python_compact(&v).as_bytes()).is_none(), "the fast reader takes {v}");
+            let e = link_from_statement(&v).unwrap_err().to_string();
+            assert!(e.contains("placeholder"), "{e}");
+        }
     }
 
     #[test]
