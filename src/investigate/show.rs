@@ -101,6 +101,9 @@ fn tree(products: &Artifacts, materials: &Artifacts) -> String {
     out
 }
 
+/// Levels of the process tree shown by indentation.
+const MAX_INDENT: usize = 32;
+
 /// The process tree of a trace with what each process read and wrote.
 pub fn render_trace(trace: &Trace) -> String {
     let mut out = String::new();
@@ -109,8 +112,11 @@ pub fn render_trace(trace: &Trace) -> String {
     for p in &trace.processes {
         let d = p.parent.and_then(|id| depth.get(&id).copied()).map_or(0, |d: usize| d + 1);
         depth.insert(p.id, d);
-        let pad = "  ".repeat(d + 1);
-        let _ = writeln!(out, "{pad}[{}] pid {}: {}  (cwd {})", p.id, p.pid, shell_words(&p.argv), p.cwd);
+        // Indented by depth up to a point: a chain of 100,000 processes would otherwise print
+        // (and hold) gigabytes of spaces; deeper ones say their depth instead.
+        let pad = "  ".repeat(d.min(MAX_INDENT) + 1);
+        let deep = if d > MAX_INDENT { format!("(depth {d}) ") } else { String::new() };
+        let _ = writeln!(out, "{pad}{deep}[{}] pid {}: {}  (cwd {})", p.id, p.pid, shell_words(&p.argv), p.cwd);
         if !p.reads.is_empty() {
             let _ = writeln!(out, "{pad}    read: {}", p.reads.iter().cloned().collect::<Vec<_>>().join(", "));
         }
@@ -134,6 +140,20 @@ mod tests {
 
     fn h(x: &str) -> HashDict {
         [("sha256".to_string(), x.repeat(64 / x.len()))].into()
+    }
+
+    #[test]
+    fn a_long_chain_of_processes_prints_in_linear_space() {
+        let mut b = TraceBuilder::new("s");
+        let mut parent = None;
+        for pid in 1..=20_000 {
+            parent = Some(b.process(ProcessStart { pid, parent, ..Default::default() }));
+        }
+        let t = b.finish(&Link::default());
+        let out = render_trace(&t);
+        assert!(out.len() < 20_000 * 120, "{} bytes for 20,000 processes", out.len());
+        assert!(out.contains("(depth 19999) [20000]"), "the deepest says its depth");
+        assert!(out.contains(&format!("{}[2] pid 2", "  ".repeat(2))), "the shallow ones are indented");
     }
 
     #[test]

@@ -384,8 +384,8 @@ impl Trace {
         Value::Object(o)
     }
 
-    /// Parse and check a predicate: unique process ids, parents that exist and started earlier,
-    /// and every path a process names present in `files`.
+    /// Parse and check a predicate: unique process ids in increasing (start) order, parents that
+    /// exist and started earlier, and every path a process names present in `files`.
     pub fn from_value(v: &Value) -> Result<Self> {
         Self::from_value_against(v, None)
     }
@@ -430,7 +430,7 @@ impl Trace {
                 );
             }
         }
-        let mut processes = Vec::new();
+        let mut processes: Vec<Process> = Vec::new();
         let mut seen = BTreeSet::new();
         let plist = match o.get("processes") {
             None => Vec::new(),
@@ -453,6 +453,11 @@ impl Trace {
             if !seen.insert(id) {
                 return Err(Error::format(format!("trace lists process id {id} twice")));
             }
+            // In start order, as totofs writes them: a reader finds a process by its id in
+            // log time, and climbs a long chain of parents in linear time, not quadratic.
+            if processes.last().is_some_and(|last| last.id > id) {
+                return Err(Error::format(format!("{what}: process ids must increase in start order")));
+            }
             let reads: BTreeSet<String> = str_list(po.get("reads"), &format!("{what} 'reads'"))?.into_iter().collect();
             let writes: BTreeSet<String> = str_list(po.get("writes"), &format!("{what} 'writes'"))?.into_iter().collect();
             if let Some(p) = reads.iter().chain(writes.iter()).find(|p| !files.contains_key(*p)) {
@@ -473,7 +478,12 @@ impl Trace {
 
     /// Position of the process with this id in `processes`.
     pub fn index_of(&self, id: ProcId) -> Option<usize> {
-        self.processes.iter().position(|p| p.id == id)
+        // Ids increase in start order (a parsed trace is refused otherwise), so a binary search
+        // finds them; a trace built by hand out of order is still searched in full.
+        match self.processes.binary_search_by_key(&id, |p| p.id) {
+            Ok(i) => Some(i),
+            Err(_) => self.processes.iter().position(|p| p.id == id),
+        }
     }
 }
 
@@ -616,6 +626,26 @@ mod tests {
         let t = b.finish(&Link::default());
         assert!(t.files.is_empty());
         assert_eq!(t.processes[(bad_parent - 1) as usize].parent, None);
+    }
+
+    #[test]
+    fn process_ids_out_of_start_order_are_refused_and_ids_are_found_by_search() {
+        let t = sample();
+        let mut v = t.to_value();
+        let procs = v["processes"].as_array_mut().unwrap();
+        let last = procs.pop().unwrap();
+        procs.insert(0, last);
+        let e = Trace::from_value(&v).unwrap_err().to_string();
+        assert!(e.contains("earlier process") || e.contains("start order"), "{e}");
+        // Two roots, swapped: no parent is wrong, only the order.
+        let v = serde_json::json!({"step": "s", "files": {}, "processes": [
+            {"id": 2, "pid": 2, "parent": null, "argv": [], "cwd": ""},
+            {"id": 1, "pid": 1, "parent": null, "argv": [], "cwd": ""}]});
+        assert!(Trace::from_value(&v).unwrap_err().to_string().contains("start order"));
+        for (i, p) in t.processes.iter().enumerate() {
+            assert_eq!(t.index_of(p.id), Some(i));
+        }
+        assert_eq!(t.index_of(9_999), None);
     }
 
     #[test]
