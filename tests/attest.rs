@@ -452,3 +452,27 @@ fn record_stop_writes_a_statement_and_provenance() {
     assert!(subjects.contains(&"out.o"), "{subjects:?}");
     check("provenance", &prov, ED);
 }
+
+#[test]
+fn an_input_renamed_before_it_is_read_is_a_dependency_under_its_first_name() {
+    // `mv in.txt moved; cat moved` consumed in.txt (with the digest it had before the step);
+    // `mv other.txt o2; echo > o2` overwrote other.txt without reading it.
+    let t = tempdir();
+    let dir = t.path().join("tree");
+    write(&dir.join("in.txt"), "data\n");
+    write(&dir.join("other.txt"), "other\n");
+    let prov = t.path().join("rn.provenance.json");
+    let prov_arg = prov.to_str().unwrap();
+    record(&dir, "rn", ED, &["--provenance", prov_arg], &["sh", "-c", "mv in.txt moved; cat moved > out; mv other.txt o2; echo new > o2"]);
+    let env: Value = serde_json::from_slice(&std::fs::read(&prov).unwrap()).unwrap();
+    let st: Value = serde_json::from_slice(&totofs::metadata::decode_b64(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+    let files: Vec<(&str, &str)> = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| Some((d["name"].as_str()?, d["digest"]["sha256"].as_str()?)))
+        .collect();
+    let want = sha256_hex(b"data\n");
+    assert_eq!(files, [("in.txt", want.as_str())]);
+    check("provenance", &prov, ED);
+}

@@ -89,9 +89,30 @@ pub fn read_dependencies(trace: &Trace) -> Vec<Value> {
     trace
         .files
         .iter()
-        .filter(|(_, f)| f.ops.first() == Some(&FileOp::Read))
+        .filter(|(path, f)| read_before_changed(trace, path, &f.ops))
         .filter_map(|(path, f)| f.before.as_ref().map(|d| descriptor(path, d)))
         .collect()
+}
+
+/// Was the content a file had when the step started read before anything changed it? Its
+/// first operation is a read, or it was renamed (any number of times) and under its new name
+/// the next operation is a read: `mv in.txt moved; cat moved` consumed `in.txt`.
+fn read_before_changed(trace: &Trace, path: &str, ops: &[FileOp]) -> bool {
+    let (mut name, mut next) = (path, ops.first());
+    // A rename chain visits each file once at most; a cycle (a -> b -> a) ends here too.
+    for _ in 0..=trace.files.len() {
+        match next {
+            Some(FileOp::Read) => return true,
+            Some(FileOp::RenamedTo(to)) => {
+                let Some(dest) = trace.files.get(to) else { return false };
+                let from = FileOp::RenamedFrom(name.to_string());
+                let Some(i) = dest.ops.iter().position(|op| *op == from) else { return false };
+                (name, next) = (to.as_str(), dest.ops.get(i + 1));
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Percent-encode a path for a `file://` URI (RFC 3986 unreserved characters and `/` stay).
