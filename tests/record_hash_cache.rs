@@ -170,6 +170,14 @@ fn without_a_value_the_cache_goes_under_xdg_cache_home() {
 
 fn mount_session(dir: &Path, cache: &Path, script: &str) -> Value {
     let mut c = totofs();
+    // SAFETY: umask is async-signal-safe and touches nothing else.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        c.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
     c.args(["mount", "-n", "step", "--signing-key"])
         .arg(pem(KEY))
         .arg(format!("--hash-cache={}", cache.display()))
@@ -192,9 +200,83 @@ fn mount_sessions_share_the_cache_and_still_see_every_change() {
     let first = mount_session(&dir, &cache, "cat src/f1.c > /dev/null");
     // magic, count, 7 files of 88 bytes, checksum.
     assert_eq!(std::fs::metadata(&cache).unwrap().len(), 20 + 8 + 7 * 88 + 32);
+    // The session's daemon serves the overlay with umask 0; what it writes itself has the
+    // caller's umask (022 here): no one else may write the link, its trace or the cache.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cache), 0o600);
+    assert_eq!(mode(&dir.join(LINK)), 0o644);
+    assert_eq!(mode(&dir.join("step.c6d8bf2e.trace")), 0o644);
     assert_eq!(first["materials"]["src/f3.c"]["sha256"], sha256_hex(b"source 3\n").as_str());
     sh(&dir, "m=$(stat -c %y src/f3.c) && printf 'SOURCE 3\\n' | dd of=src/f3.c conv=notrunc status=none && touch -d \"$m\" src/f3.c");
     let second = mount_session(&dir, &cache, "true");
     assert_eq!(second["materials"]["src/f3.c"]["sha256"], sha256_hex(b"SOURCE 3\n").as_str());
     assert_eq!(second["materials"]["src/f1.c"]["sha256"], sha256_hex(b"source 1\n").as_str());
+}
+
+#[test]
+fn a_cache_that_is_no_file_too_large_or_writable_by_others_is_ignored() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    tree(&dir);
+    let plain = run(&dir, &[], &["true"]);
+    let good = tmp.path().join("good");
+    run(&dir, &[&format!("--hash-cache={}", good.display())], &["true"]);
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tmp.path().join("shared");
+    std::fs::copy(&good, &shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let fifo = tmp.path().join("fifo");
+    sh(tmp.path(), "mkfifo fifo && truncate -s 2G huge && chmod 600 huge");
+    for (cache, why) in [(&shared, "writable by others"), (&fifo, "not a regular file"), (&tmp.path().join("huge"), "more than a hash cache holds")] {
+        // A FIFO would block a plain open for ever: common::run's own deadline catches a hang.
+        let r = run(&dir, &[&format!("--hash-cache={}", cache.display())], &["true"]);
+        assert!(r.stderr.contains(why) && r.stderr.contains("ignoring the hash cache"), "{}", r.stderr);
+        assert_eq!((r.hashed, r.from_cache), (7, 0), "{why}");
+        assert_eq!(signed(&r.link), signed(&plain.link));
+    }
+}
+
+#[test]
+fn a_write_through_a_shared_mapping_after_the_digest_was_remembered_is_seen() {
+    // The second write into a page that is already dirty moves neither ctime nor mtime: the
+    // cache's identity check alone would reuse the old digest for good.
+    let tmp = tempdir();
+    let dir = tmp.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("f"), "AAAAAAAA\n").unwrap();
+    let flag = format!("--hash-cache={}", tmp.path().join("cache").display());
+    let writer = r#"
+import mmap, os, sys, time
+m = mmap.mmap(os.open('tree/f', os.O_RDWR), 0)
+m[0:1] = b'B'
+open('ready', 'w').close()
+while not os.path.exists('go'):
+    time.sleep(0.02)
+m[0:1] = b'C'
+open('done', 'w').close()
+while not os.path.exists('end'):
+    time.sleep(0.02)
+"#;
+    let mut child = Command::new("python3").arg("-c").arg(writer).current_dir(tmp.path()).spawn().unwrap();
+    let wait_for = |name: &str| {
+        let t = std::time::Instant::now();
+        while !tmp.path().join(name).exists() {
+            assert!(t.elapsed() < std::time::Duration::from_secs(20), "the writer did not get to '{name}'");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for("ready");
+    // Old enough not to be racy when the digest is taken.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let first = run(&dir, &[&flag], &["true"]);
+    assert_eq!(signed(&first.link)["materials"]["f"]["sha256"], sha256_hex(b"BAAAAAAA\n").as_str());
+    std::fs::write(tmp.path().join("go"), "").unwrap();
+    wait_for("done");
+    let second = run(&dir, &[&flag], &["true"]);
+    std::fs::write(tmp.path().join("end"), "").unwrap();
+    let _ = child.wait();
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"CAAAAAAA\n");
+    assert_eq!(signed(&second.link)["materials"]["f"]["sha256"], sha256_hex(b"CAAAAAAA\n").as_str(), "{}", second.stderr);
 }

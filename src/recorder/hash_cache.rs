@@ -126,21 +126,50 @@ pub(crate) fn default_path(dir: &Path) -> Result<PathBuf> {
     Ok(base.join("totofs").join(format!("hash-cache-{}", hex::encode(digest.get(..8).unwrap_or_default()))))
 }
 
+/// The largest cache file read: 88 bytes per file of the last run, for 12 million files.
+const MAX_CACHE_BYTES: u64 = 1 << 30;
+
+/// The cache file's bytes, `None` if there is none. Whoever can write the file decides the
+/// digests of later links, so it must be a regular file of the user running totofs that no one
+/// else may write; and it is read without blocking (a FIFO) and only up to its cap.
+fn read_own_file(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read it ({e})")),
+    };
+    let meta = f.metadata().map_err(|e| format!("cannot read it ({e})"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.uid() != crate::sys::process::effective_ids().0 || meta.mode() & 0o022 != 0 {
+        return Err("owned by another user, or writable by others".into());
+    }
+    if meta.len() > MAX_CACHE_BYTES {
+        return Err(format!("{} bytes, more than a hash cache holds ({MAX_CACHE_BYTES})", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(MAX_CACHE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it ({e})"))?;
+    Ok(Some(bytes))
+}
+
 impl HashCache {
     /// Load the cache at `path` (absolute). A missing file is an empty cache; an unreadable or
     /// corrupt one is ignored with a warning.
     pub(crate) fn open(path: &Path) -> HashCache {
-        let old = match std::fs::read(path) {
-            Ok(bytes) => match parse(&bytes) {
+        let old = match read_own_file(path) {
+            Ok(Some(bytes)) => match parse(&bytes) {
                 Some(m) => m,
                 None => {
                     crate::notes::warn(&format!("totofs: warning: {}: not a valid hash cache; ignoring it (every file is hashed)", path.display()));
                     HashMap::new()
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => {
-                crate::notes::warn(&format!("totofs: warning: {}: cannot read the hash cache ({e}); ignoring it", path.display()));
+            Ok(None) => HashMap::new(),
+            Err(why) => {
+                crate::notes::warn(&format!("totofs: warning: {}: {why}; ignoring the hash cache (every file is hashed)", path.display()));
                 HashMap::new()
             }
         };
@@ -199,7 +228,8 @@ impl HashCache {
         if let Some(parent) = self.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::input(parent, format!("cannot create: {e}")))?;
         }
-        crate::fsio::write_file(&self.path, &out, 0o666, true)
+        // Private to the user: whoever can write it decides digests of later links.
+        crate::fsio::write_file(&self.path, &out, 0o600, true)
     }
 
     /// Drop the cache file itself from a walk's entries (when it lies inside a recorded directory).

@@ -156,18 +156,25 @@ fn daemon(opts: &RecordOptions, key: &PrivateKey, dir: &Path, snapshot: bool, mu
             wait_for_stop(signals);
             hashing::record(cache.as_deref(), &opts.products, &opts.artifacts).map(|p| (m.into(), p.into()))
         }
-        Started::Fuse { bg, ring, observed, _rootfd } => match wait_for_unmount(dir, bg, ring, signals) {
-            Err(text) => {
-                let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
-                let _ = std::fs::remove_file(state_path(dir, "pid"));
-                return 1;
+        Started::Fuse { bg, ring, observed, _rootfd, umask } => {
+            let ended = wait_for_unmount(dir, bg, ring, signals);
+            // The overlay ran with umask 0 (it creates files with the modes the kernel asks
+            // for); what the daemon writes itself from here (link, trace, cache, result) is
+            // the caller's, with the caller's umask.
+            process::umask(umask);
+            match ended {
+                Err(text) => {
+                    let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
+                    let _ = std::fs::remove_file(state_path(dir, "pid"));
+                    return 1;
+                }
+                Ok(()) => {
+                    observed.written.finish();
+                    tracker = Some(Arc::clone(&observed.tracker));
+                    namespace::seal(opts, &observed)
+                }
             }
-            Ok(()) => {
-                observed.written.finish();
-                tracker = Some(Arc::clone(&observed.tracker));
-                namespace::seal(opts, &observed)
-            }
-        },
+        }
     };
     let (code, text) = write_result(opts, key, dir, sealed, tracker.as_deref(), cache.as_deref());
     let _ = crate::fsio::write_file(&state_path(dir, "result"), text.as_bytes(), 0o666, true);
@@ -197,7 +204,7 @@ fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option
     }
     let started = startup::start_overlay(dir, entries, Tracker::for_tree(dir), cache, privilege)?
         .map_err(Error::Record)?;
-    let startup::Started { bg, rootfd, materials, written, tracker, ring, caller_umask: _ } = started;
+    let startup::Started { bg, rootfd, materials, written, tracker, ring, caller_umask } = started;
     let ring = ring.map(Box::new);
     // `mount` returns once every material is hashed: a process that still reaches the real
     // tree (a working directory entered before the mount) cannot change one unseen later.
@@ -207,7 +214,7 @@ fn start_session(opts: &RecordOptions, dir: &Path, snapshot: bool, cache: Option
         let _ = t.join();
     }
     let observed = Observed { tracker, materials, written, root: dir.to_path_buf(), started_ns, streams: Vec::new() };
-    Ok(Started::Fuse { bg, ring, observed, _rootfd: rootfd })
+    Ok(Started::Fuse { bg, ring, observed, _rootfd: rootfd, umask: caller_umask })
 }
 
 /// Wait until the overlay on `dir` is unmounted; a signal or an aborted connection first loses
@@ -284,6 +291,8 @@ enum Started {
         ring: Option<Box<super::uring::Handle>>,
         observed: Observed,
         _rootfd: std::os::fd::OwnedFd,
+        /// The caller's umask, restored once the overlay is gone.
+        umask: libc::mode_t,
     },
 }
 

@@ -74,6 +74,15 @@ pub(crate) fn truncate(path: &CStr, size: u64) -> io::Result<()> {
     check(unsafe { libc::truncate(path.as_ptr(), size as libc::off_t) }).map(drop)
 }
 
+/// Write back `fd`'s dirty pages and wait (`sync_file_range` over the whole file, no journal
+/// commit). Writeback write-protects the pages in every shared mapping, so a later write through
+/// one faults and moves the file's times.
+pub(crate) fn write_back(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: a plain system call on a valid descriptor.
+    check(unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, flags) }).map(drop)
+}
+
 /// `getxattr(path, name)` into `buf`, or with an empty `buf` the value's size.
 pub(crate) fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     let ptr = if buf.is_empty() { std::ptr::null_mut() } else { buf.as_mut_ptr().cast() };

@@ -54,6 +54,15 @@ fn now_ns() -> i128 {
         .unwrap_or(0)
 }
 
+/// Before a digest the cache may remember is read: a write through a shared mapping into a
+/// page that is already dirty moves neither ctime nor mtime (the kernel stamps the times when a
+/// clean page is first written), so a digest remembered now would match a changed file later.
+/// Written back, every page is clean and write-protected, and the next such write stamps the
+/// times. (A file that cannot be written back is read all the same; nothing is lost but this.)
+fn settle_mappings(f: &std::fs::File) {
+    let _ = crate::sys::fs::write_back(std::os::fd::AsFd::as_fd(f));
+}
+
 /// Hash the file at `path` (reporting errors under `shown`), through the cache if there is one:
 /// a remembered digest of the same identity is used without reading; otherwise the file is
 /// read and, unless racy or changed while read, remembered.
@@ -72,6 +81,7 @@ pub(crate) fn hash_file(cache: Option<&HashCache>, path: &Path, shown: &Path) ->
     if let Some(h) = cache.lookup(&before) {
         return Ok(h);
     }
+    settle_mappings(&f);
     let h = hash_reader(&f).map_err(bad)?;
     hash_cache::count_hashed(before.size);
     if let Ok(m) = f.metadata() {
@@ -96,6 +106,9 @@ pub(crate) fn hash_open(
         return Ok((h, before));
     }
     let start = now_ns();
+    if cache.is_some() {
+        settle_mappings(f);
+    }
     let h = hash_reader(f).map_err(bad)?;
     hash_cache::count_hashed(before.size);
     let after = StatSig::of(&f.metadata().map_err(bad)?);
