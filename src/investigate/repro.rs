@@ -185,7 +185,8 @@ impl ReproResult {
             .collect();
         let _ = writeln!(out, "builds run: {} ({})", self.builds.len(), labels.join("; "));
         if self.return_values.0 != self.return_values.1 {
-            let _ = writeln!(out, "return values differ: A {:?}, B {:?}", self.return_values.0, self.return_values.1);
+            let shown = |v: Option<i64>| v.map_or_else(|| "none recorded".to_string(), |n| n.to_string());
+            let _ = writeln!(out, "return values differ: A {}, B {}", shown(self.return_values.0), shown(self.return_values.1));
         }
         let p = &self.report.products;
         let total = p.changed.len() + p.unchanged + p.added.len().max(p.removed.len());
