@@ -291,6 +291,15 @@ pub(crate) fn report_channel() -> io::Result<(std::fs::File, OwnedFd)> {
     Ok((ours, theirs))
 }
 
+/// Whether the other end of a connected socket is closed (every copy of it), by `poll`'s
+/// `POLLRDHUP`; a socket whose state cannot be polled counts as closed.
+pub(crate) fn peer_closed(sock: &std::fs::File) -> bool {
+    let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(sock), events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one valid pollfd, no waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n < 0 || p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
 /// Make `command` start as the init of a new PID namespace (this pre_exec hook must be the last
 /// one: the init stays in it, and only the forked command goes on to exec).
 pub(crate) fn init_hook(command: &mut std::process::Command, rd: RawFd, wr: RawFd) {
