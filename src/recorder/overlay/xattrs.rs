@@ -39,11 +39,20 @@ pub(crate) enum Xattr {
 
 impl Overlay {
     /// The node's backing file as a `/proc/self/fd` path, run through `f`; `None` for a symlink.
-    fn with_xattr_path<T>(&self, ino: u64, f: impl FnOnce(&std::ffi::CStr) -> io::Result<T>) -> io::Result<Option<T>> {
+    /// For a change, `by` is its caller: a material's old content is hashed first.
+    fn with_xattr_path<T>(
+        &self,
+        ino: u64,
+        by: Option<&Caller>,
+        f: impl FnOnce(&std::ffi::CStr) -> io::Result<T>,
+    ) -> io::Result<Option<T>> {
         if !self.xattrs {
             return Err(off());
         }
         let n = self.node(ino)?;
+        if let Some(caller) = by {
+            self.before_meta_change(caller, n.key);
+        }
         let nf = self.fd_of(&n)?;
         let st = fs::stat_fd(nf.fd())?;
         if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
@@ -65,34 +74,24 @@ impl Overlay {
 
     pub(crate) fn do_getxattr(&self, ino: u64, name: &OsStr, size: u32) -> io::Result<Xattr> {
         let c = cstr(name)?;
-        let got = self.with_xattr_path(ino, |p| Self::sized(size, |b| fs::getxattr(p, &c, b)))?;
+        let got = self.with_xattr_path(ino, None, |p| Self::sized(size, |b| fs::getxattr(p, &c, b)))?;
         got.ok_or_else(|| io::Error::from_raw_os_error(libc::ENODATA))
     }
 
     pub(crate) fn do_listxattr(&self, ino: u64, size: u32) -> io::Result<Xattr> {
-        let got = self.with_xattr_path(ino, |p| Self::sized(size, |b| fs::listxattr(p, b)))?;
+        let got = self.with_xattr_path(ino, None, |p| Self::sized(size, |b| fs::listxattr(p, b)))?;
         Ok(got.unwrap_or(if size == 0 { Xattr::Size(0) } else { Xattr::Data(Vec::new()) }))
     }
 
     pub(crate) fn do_setxattr(&self, caller: &Caller, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
         let c = cstr(name)?;
-        if !self.xattrs {
-            return Err(off());
-        }
-        let key = self.node(ino)?.key;
-        self.before_meta_change(caller, key);
-        let done = self.with_xattr_path(ino, |p| fs::setxattr(p, &c, value, flags))?;
+        let done = self.with_xattr_path(ino, Some(caller), |p| fs::setxattr(p, &c, value, flags))?;
         done.ok_or_else(|| io::Error::from_raw_os_error(libc::EPERM))
     }
 
     pub(crate) fn do_removexattr(&self, caller: &Caller, ino: u64, name: &OsStr) -> io::Result<()> {
         let c = cstr(name)?;
-        if !self.xattrs {
-            return Err(off());
-        }
-        let key = self.node(ino)?.key;
-        self.before_meta_change(caller, key);
-        let done = self.with_xattr_path(ino, |p| fs::removexattr(p, &c))?;
+        let done = self.with_xattr_path(ino, Some(caller), |p| fs::removexattr(p, &c))?;
         done.ok_or_else(|| io::Error::from_raw_os_error(libc::ENODATA))
     }
 }
