@@ -37,6 +37,7 @@ pub(crate) mod mount_point;
 pub mod namespace;
 pub mod options;
 pub mod overlay;
+pub(crate) mod proc_stat;
 pub mod session;
 pub mod snapshot;
 pub mod supervise;

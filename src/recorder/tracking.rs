@@ -20,6 +20,7 @@
 //! [`Tracker::observed`].
 #![allow(clippy::indexing_slicing)] // indices into fixed buffers bounded by the bytes read into them.
 
+use super::proc_stat::{self, Stat, StatFiles};
 use dashmap::DashMap;
 use hashbrown::HashTable;
 use std::collections::HashSet;
@@ -167,45 +168,6 @@ impl OpLog {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` the tracker uses.
-struct Stat {
-    comm: String,
-    ppid: u32,
-    start: u64,
-    arg_start: u64,
-}
-
-fn read_stat(pid: u32) -> Option<Stat> {
-    // Read on every request of the step: a fixed buffer, no size probe, no allocation but the name.
-    use std::io::{Read, Write};
-    let mut path = [0u8; 32];
-    let mut w = &mut path[..];
-    write!(w, "/proc/{pid}/stat\0").ok()?;
-    let path = std::ffi::CStr::from_bytes_until_nul(&path).ok()?;
-    let mut f = std::fs::File::from(crate::sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC).ok()?);
-    let mut buf = [0u8; 2048];
-    let mut len = 0;
-    while len < buf.len() {
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        }
-    }
-    let stat = std::str::from_utf8(&buf[..len]).ok()?;
-    // The command name is in parentheses and may contain anything; fields follow the last ')'.
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close).unwrap_or("").to_string();
-    // After the name comes field 3 (state): field N is the (N - 3)th of these.
-    let mut fields = stat.get(close + 1..)?.split_ascii_whitespace();
-    let ppid = fields.nth(1)?.parse().ok()?; // field 4
-    let start = fields.nth(17)?.parse().ok()?; // field 22
-    let arg_start = fields.nth(25).and_then(|f| f.parse().ok()).unwrap_or(0); // field 48
-    Some(Stat { comm, ppid, start, arg_start })
-}
-
 /// Per-file and per-process state of one recording, shared by the overlay's threads.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -225,6 +187,8 @@ pub struct Tracker {
     /// Name -> SHA-256 of the last content of a file the step wrote and then deleted (a
     /// compiler's temporary `.s`): the cause analysis follows a difference through it.
     deleted_content: DashMap<String, [u8; 32]>,
+    /// The stat files of the threads that asked last, kept open.
+    stat_files: StatFiles,
 }
 
 /// Operations that create, remove or replace a name (kept per name, not only per file).
@@ -328,7 +292,7 @@ impl Tracker {
     /// The process behind a request's thread id (`None` if it is gone), registered on first
     /// sight together with its ancestors, and read again after it executed another program.
     pub(crate) fn identify(&self, tid: u32) -> Option<ProcessKey> {
-        let st = read_stat(tid)?;
+        let st = self.stat_files.read(tid)?;
         let id = match self.threads.get(&(tid, st.start)).map(|r| *r) {
             Some(id) => id,
             None => {
@@ -340,7 +304,7 @@ impl Tracker {
                     })
                     .unwrap_or(tid);
                 let id = if tgid != tid {
-                    ProcessKey { pid: tgid, start: read_stat(tgid)?.start }
+                    ProcessKey { pid: tgid, start: proc_stat::read(tgid)?.start }
                 } else {
                     ProcessKey { pid: tid, start: st.start }
                 };
@@ -353,7 +317,7 @@ impl Tracker {
         if self.procs.get(&id).is_some_and(|p| same_image(&p)) {
             return Some(id);
         }
-        let stat = if tid == id.pid { st } else { read_stat(id.pid)? };
+        let stat = if tid == id.pid { st } else { proc_stat::read(id.pid)? };
         let new = !self.procs.contains_key(&id);
         self.register(id, stat);
         if new {
@@ -398,7 +362,7 @@ impl Tracker {
             if ppid <= 1 || ppid == self.own_pid || is_own_thread(ppid) {
                 return;
             }
-            let Some(st) = read_stat(ppid) else { return };
+            let Some(st) = proc_stat::read(ppid) else { return };
             // The step's init (a fork of totofs that never execs) is totofs's, not the step's.
             if st.ppid == self.own_pid && same_image_as_totofs(ppid) {
                 return;
@@ -534,9 +498,11 @@ pub(crate) fn register_own_thread() {
     OWN_THREADS.get_or_init(dashmap::DashSet::new).insert(crate::sys::fs::thread_id());
 }
 
-/// Is `tid` this process's main thread or one of its registered threads?
+/// Is `tid` one of this process's registered threads (hashing, the ring)? The main thread is
+/// not among them: callers compare with the process id they keep, since asking the kernel for
+/// it (`getpid`) on every request of the step is a system call each time.
 pub(crate) fn is_own_thread(tid: u32) -> bool {
-    tid == std::process::id() || OWN_THREADS.get().map(|s| s.contains(&tid)).unwrap_or(false)
+    OWN_THREADS.get().map(|s| s.contains(&tid)).unwrap_or(false)
 }
 
 #[cfg(test)]
