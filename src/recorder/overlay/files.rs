@@ -3,7 +3,7 @@
 //! writer's release hands it to the written-file hashing.
 #![allow(clippy::indexing_slicing)] // buffer slices bounded by the byte counts the kernel returns.
 
-use super::attrs::{attr, cstr, proc_path, times};
+use super::attrs::{attr, cstr, join, proc_path, times, Times};
 use super::{Caller, Handle, Node, Overlay};
 use crate::recorder::tracking::{op, FileKey};
 use crate::sys::fs;
@@ -78,7 +78,7 @@ impl Overlay {
         if flags & libc::O_TRUNC != 0 {
             self.written.resized(n.key, 0);
         }
-        Ok(self.opened(caller, file, n, flags, open_backing))
+        Ok(self.opened(caller, file, n, flags, None, open_backing))
     }
 
     /// Create `name` in `parent` and open it (or open it, if it exists and `O_EXCL` is not set).
@@ -112,7 +112,14 @@ impl Overlay {
         };
         drop(pf);
         let file = std::fs::File::from(fd);
-        let (ino, st) = self.lookup_at(&p, name)?;
+        let (ino, st) = if existed {
+            self.lookup_at(&p, name)?
+        } else {
+            // The file just made, by its descriptor: one fstat gives its node, the reply's
+            // attributes and the handle's times (the step waits for this reply).
+            let st = fs::stat_fd(file.as_fd())?;
+            (self.register((st.st_dev, st.st_ino), false, None, join(&p.path(), name)), st)
+        };
         let node = self.node(ino)?;
         if !existed {
             self.note(caller, node.key, &node.path(), op::CREATED);
@@ -122,7 +129,8 @@ impl Overlay {
                 self.written.resized(node.key, 0);
             }
         }
-        Ok((attr(ino, &st), self.opened(caller, file, node, flags, open_backing)))
+        let known = (!existed).then(|| times(&st));
+        Ok((attr(ino, &st), self.opened(caller, file, node, flags, known, open_backing)))
     }
 
     /// A file just opened: its passthrough backing, and its handle.
@@ -132,10 +140,11 @@ impl Overlay {
         file: std::fs::File,
         node: Arc<Node>,
         flags: i32,
+        known: Option<Times>,
         open_backing: impl FnOnce(&std::fs::File) -> io::Result<B>,
     ) -> Opened {
         let backing = self.backing_for(node.key, &file, open_backing);
-        let fh = self.add_handle(caller, file, node, flags, backing.clone());
+        let fh = self.add_handle(caller, file, node, flags, known, backing.clone());
         Opened { fh, backing }
     }
 
@@ -161,18 +170,24 @@ impl Overlay {
         Some(id)
     }
 
-    /// Register an open handle.
+    /// Register an open handle. A writable one keeps the file's size and times (`known` if the
+    /// caller has just read them), so that its release can tell whether it wrote.
     fn add_handle(
         &self,
         caller: &Caller,
         file: std::fs::File,
         node: Arc<Node>,
         flags: i32,
+        known: Option<Times>,
         backing: Option<Backing>,
     ) -> u64 {
         let acc = flags & libc::O_ACCMODE;
         let writable = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-        let opened = fs::stat_fd(file.as_fd()).map(|st| times(&st)).unwrap_or_default();
+        let opened = match known {
+            Some(t) if writable => t,
+            _ if writable => fs::stat_fd(file.as_fd()).map(|st| times(&st)).unwrap_or_default(),
+            _ => Times::default(),
+        };
         if writable {
             *self.writers.entry(node.key).or_insert(0) += 1;
             if backing.is_some() {
