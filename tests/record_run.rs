@@ -153,6 +153,33 @@ fn tar_and_cp_r() {
     );
 }
 
+/// `tar` sets times, owner and mode through the file it has open, and the overlay answers those
+/// from the open file: they must land on that file even after it was renamed and linked, and a
+/// `stat` by name must show them at once.
+#[test]
+fn attributes_set_through_an_open_file() {
+    let script = r#"
+import os, sys
+fd = os.open("f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"abcdef")
+os.rename("f", "g")
+os.link("g", "h")
+os.ftruncate(fd, 3)
+os.fchmod(fd, 0o751)
+os.fchown(fd, 1234, 5678)
+os.utime(fd, ns=(1_000_000_000, 2_000_000_000))
+st = os.stat("h")
+got = (oct(st.st_mode & 0o7777), st.st_mtime_ns, st.st_uid, st.st_gid, st.st_size)
+os.close(fd)
+sys.exit(0 if got == ("0o751", 2_000_000_000, 1234, 5678, 3) else f"seen through the overlay: {got}")
+"#;
+    let (ours, _) = same_as_in_toto_run("true", &[], &["python3", "-c", script]);
+    assert_eq!(ours["byproducts"]["return-value"], 0, "{}", ours["byproducts"]["stderr"]);
+    let abc = sha256_hex(b"abc");
+    assert_eq!(ours["products"]["g"]["sha256"], abc.as_str());
+    assert_eq!(ours["products"]["h"]["sha256"], abc.as_str());
+}
+
 #[test]
 fn sed_in_place_rm_mv() {
     let setup = "echo 'hello world' > s.txt; echo bye > gone.txt; echo m > move.txt; echo keep > keep.txt";

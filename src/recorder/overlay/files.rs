@@ -197,6 +197,7 @@ impl Overlay {
             }
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let key = node.key;
         self.handles.insert(
             fh,
             Arc::new(Handle {
@@ -210,12 +211,14 @@ impl Overlay {
                 _backing: backing,
             }),
         );
+        self.last_opened.insert(key, fh);
         fh
     }
 
     /// A handle closes: note a passthrough write, and hash the file once its last writer is gone.
     pub(crate) fn do_release(&self, fh: u64) {
         let Some((_, h)) = self.handles.remove(&fh) else { return };
+        self.last_opened.remove_if(&h.node.key, |_, last| *last == fh);
         if !h.writable {
             return;
         }

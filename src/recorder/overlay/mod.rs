@@ -110,6 +110,9 @@ pub(crate) struct Overlay {
     written: Arc<Written>,
     /// Open writable handles per file: a file is hashed when the last one closes.
     writers: DashMap<FileKey, u32>,
+    /// The handle opened last on each open file: requests about the file's attributes use its
+    /// descriptor instead of walking the file's path again (`tar` sets three per file).
+    last_opened: DashMap<FileKey, u64>,
     /// Kernel passthrough for file data, if the kernel agreed to it at init.
     passthrough: AtomicBool,
     /// Serve extended attributes (`TOTOFS_XATTRS=1`, see [`xattrs`]).
@@ -131,14 +134,26 @@ pub(crate) struct Overlay {
 /// A node's fd for one operation: the kept one, or one opened for it.
 enum NodeFd<'a> {
     Kept(&'a OwnedFd),
-    Opened(OwnedFd),
+    /// Opened by path, with the attributes that showed it is still the node's file.
+    Opened(OwnedFd, libc::stat),
+    /// An open handle's file (a regular file the step has open).
+    Handle(Arc<Handle>),
 }
 
 impl NodeFd<'_> {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
             NodeFd::Kept(f) => f.as_fd(),
-            NodeFd::Opened(f) => f.as_fd(),
+            NodeFd::Opened(f, _) => f.as_fd(),
+            NodeFd::Handle(h) => h.file.as_fd(),
+        }
+    }
+
+    /// The file's attributes now: those read when it was opened for this request, or a stat.
+    fn stat(&self) -> io::Result<libc::stat> {
+        match self {
+            NodeFd::Opened(_, st) => Ok(*st),
+            _ => stat_fd(self.fd()),
         }
     }
 
@@ -167,6 +182,7 @@ impl Overlay {
                 path: Mutex::new(Box::default()),
             }),
             handles: DashMap::new(),
+            last_opened: DashMap::new(),
             dirs: DashMap::new(),
             next_fh: AtomicU64::new(1),
             tracker,
@@ -213,7 +229,17 @@ impl Overlay {
         if (st.st_dev, st.st_ino) != n.key {
             return Err(io::Error::from_raw_os_error(libc::ESTALE));
         }
-        Ok(NodeFd::Opened(fd))
+        Ok(NodeFd::Opened(fd, st))
+    }
+
+    /// An fd for a request about `n`'s attributes: the file of a handle the step has open on
+    /// it (that very file, whatever its name now), else [`Self::fd_of`].
+    fn attr_fd_of<'a>(&self, n: &'a Node) -> io::Result<NodeFd<'a>> {
+        let fh = self.last_opened.get(&n.key).map(|r| *r);
+        if let Some(h) = fh.and_then(|fh| self.handles.get(&fh).map(|h| Arc::clone(&h))) {
+            return Ok(NodeFd::Handle(h));
+        }
+        self.fd_of(n)
     }
 
     fn node(&self, ino: u64) -> io::Result<Arc<Node>> {

@@ -3,7 +3,7 @@
 //! a material before its first change.
 
 use super::attrs::{attr, cstr, is_dir, join, proc_path, timespec};
-use super::{Caller, Node, Overlay};
+use super::{Caller, Node, NodeFd, Overlay};
 use crate::recorder::tracking::op;
 use crate::sys::fs;
 use fuser::{FileAttr, TimeOrNow};
@@ -38,17 +38,16 @@ impl Overlay {
             return Ok(attr(ino, &fs::stat_fd(h.file.as_fd())?));
         }
         let n = self.node(ino)?;
-        let f = self.fd_of(&n)?;
-        Ok(attr(ino, &fs::stat_fd(f.fd())?))
+        Ok(attr(ino, &self.attr_fd_of(&n)?.stat()?))
     }
 
     pub(crate) fn do_setattr(&self, caller: &Caller, ino: u64, set: SetAttr) -> io::Result<FileAttr> {
         let SetAttr { mode, uid, gid, size, atime, mtime, fh } = set;
         let n = self.node(ino)?;
-        let nfd = self.fd_of(&n)?;
+        let nfd = self.attr_fd_of(&n)?;
         let fd = nfd.fd();
-        let st = fs::stat_fd(fd)?;
-        let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
+        // A handle's file is one the step opened: never a symlink.
+        let is_link = !matches!(nfd, NodeFd::Handle(_)) && nfd.stat()?.st_mode & libc::S_IFMT == libc::S_IFLNK;
         let pp = proc_path(nfd.raw());
         if mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some() || mtime.is_some() {
             self.before_meta_change(caller, n.key);
