@@ -168,3 +168,44 @@ fn a_build_path_passed_to_the_compiler_names_cc1() {
     assert!(first.starts_with(".totofs-tmp/cc") && first.ends_with(".s"), "{v}");
     assert_eq!(causes[0]["conditions"], serde_json::json!(["path"]), "{v}");
 }
+
+/// A `repro` stopped by SIGTERM (a CI job cancelled) stops the build it is running, starts no
+/// other, says so in one line and leaves no scratch directory behind.
+#[test]
+fn a_stopped_repro_stops_its_build_and_leaves_nothing_behind() {
+    let d = tempdir();
+    let tmp = tempdir();
+    write(&d.path().join("in.txt"), "x\n");
+    let started = d.path().join("started");
+    let script = format!("touch '{}'; sleep 60; cp in.txt out.txt", started.display());
+    let child = totofs()
+        .args(["repro", "--", "sh", "-c", &script])
+        .current_dir(d.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The build's step has started (it writes through the overlay into its own copy of the
+    // tree, so the marker is outside it): wait for it, then stop repro.
+    let scratch = || std::fs::read_dir(tmp.path()).unwrap().filter_map(|e| e.ok()).count();
+    let mut waited = 0;
+    while !started.exists() && waited < 600 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(started.exists(), "the build never started");
+    assert!(scratch() > 0, "repro keeps its builds under TMPDIR");
+    let st = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(out.status.code().is_some(), "repro handled the signal and exited on its own: {stderr}");
+    let last: Vec<&str> = stderr.lines().filter(|l| l.contains("stopped by")).collect();
+    assert_eq!(last.len(), 1, "{stderr}");
+    assert!(last[0].contains("SIGTERM"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no result is printed");
+    assert_eq!(scratch(), 0, "the scratch directory is removed");
+    assert!(!d.path().join("out.txt").exists());
+}

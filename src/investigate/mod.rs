@@ -21,5 +21,6 @@ pub(crate) mod conditions;
 pub(crate) mod repro;
 pub(crate) mod report;
 pub mod show;
+pub(crate) mod stops;
 pub(crate) mod tempnames;
 pub(crate) mod vary;

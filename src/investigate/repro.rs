@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::investigate::attribution::{attribute, causes_in, render_lines, Evidence, Finding};
 use crate::investigate::bytediff::{self, BuildContext, Signature};
 use crate::investigate::report::DiffReport;
+use crate::investigate::stops::Stops;
 use crate::investigate::conditions::{self, Applied, VARIED_LOCALE};
 use crate::investigate::tempnames::REPRO_TMPDIR;
 use crate::investigate::vary::{Vary, ENV_VARIATION};
@@ -289,7 +290,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 }
 
 /// Record one build with `totofs run`; returns the link it wrote.
-fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path) -> Result<PathBuf> {
+fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path, stops: &mut Stops) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(format!("cannot create {}", out.display()), e))?;
     let mut cmd = Command::new(&opts.totofs);
     // -q: the builds' links live in directories deleted unless --keep; their paths are not news.
@@ -324,7 +325,7 @@ fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path) -> Resu
         plan.label,
         if varied.is_empty() { "base conditions".to_string() } else { format!("varied: {}", varied.join(", ")) }
     ));
-    let status = cmd.status().map_err(|e| Error::io(format!("cannot run {}", opts.totofs.display()), e))?;
+    let status = stops.run(&mut cmd, &opts.totofs.display().to_string())?;
     let prefix = format!("{}.", opts.name);
     let mut links: Vec<PathBuf> = std::fs::read_dir(out)
         .map_err(|e| Error::io(format!("cannot read {}", out.display()), e))?
@@ -355,6 +356,7 @@ struct Runner<'a> {
     locpath: Option<PathBuf>,
     last_start: Option<Instant>,
     runs: usize,
+    stops: Stops,
 }
 
 impl Runner<'_> {
@@ -368,11 +370,12 @@ impl Runner<'_> {
         self.last_start = Some(Instant::now());
         self.runs += 1;
         let n = format!("{}", self.runs);
+        self.stops.check()?;
         copy_tree(&self.source, &plan.dir)?;
         let tmp = plan.dir.join(REPRO_TMPDIR);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create the build's temporary directory", e))?;
         let start = now();
-        let link_path = record(self.opts, &self.key, &plan, &self.work.join("links").join(&n))?;
+        let link_path = record(self.opts, &self.key, &plan, &self.work.join("links").join(&n), &mut self.stops)?;
         let end = now();
         // Move the tree away so a later build can use the same path.
         let trees = self.work.join("trees");
@@ -421,6 +424,7 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
     }
     let source = opts.source.canonicalize().map_err(|e| Error::input(&opts.source, e))?;
     let work = make_work_dir(&source, opts.keep.as_deref())?;
+    let stops = Stops::catch()?;
     let key = match &opts.signing_key {
         Some(k) => k.canonicalize().map_err(|e| Error::input(k, e))?,
         None => throwaway_key(&work.path)?,
@@ -430,8 +434,16 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
     for a in prep.applied.iter().filter(|a| !a.applied()) {
         crate::notes::note(&format!("totofs repro: {}", a.line()));
     }
-    let mut runner =
-        Runner { opts, key, work: work.path.clone(), source, locpath: prep.locpath.clone(), last_start: None, runs: 0 };
+    let mut runner = Runner {
+        opts,
+        key,
+        work: work.path.clone(),
+        source,
+        locpath: prep.locpath.clone(),
+        last_start: None,
+        runs: 0,
+        stops,
+    };
     let mut builds: Vec<(String, Vec<Vary>)> = Vec::new();
     let note = |b: &BuildRun, builds: &mut Vec<(String, Vec<Vary>)>| {
         builds.push((b.plan.label.clone(), b.plan.varied.iter().copied().collect()));
@@ -490,6 +502,7 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
             findings.push(Finding { artifact, evidence, causes, unexplained, bytes, against: other.plan.label.clone(), also });
         }
     }
+    runner.stops.check()?;
     let kept = work.keep.then(|| work.path.clone());
     Ok(ReproResult {
         return_values: (a.link.link.return_value(), b.link.link.return_value()),
