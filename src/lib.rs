@@ -17,6 +17,7 @@ pub mod cjson;
 pub mod error;
 pub(crate) mod fsio;
 pub(crate) mod notes;
+pub(crate) mod text;
 pub mod keys;
 pub mod metadata;
 pub(crate) mod time;

@@ -1,11 +1,12 @@
 //! Lines on standard error: errors, warnings and notes. `-q` drops the notes (what totofs did,
 //! what it waits for); the in-toto names keep in-toto's levels (notes only with `-v`, warnings
-//! unless `-q`). Errors are always written. Every line has its control characters escaped: the
-//! names in these lines come from the step (file and process names), from metadata or from a
-//! registry, and a raw terminal escape sequence must not reach the terminal. Writing never
-//! panics: there is nowhere left to report a failure to.
+//! unless `-q`). Errors are always written. A line is one line whatever it holds: the names in
+//! these lines come from the step (file and process names), from metadata or from a registry, so
+//! every control character in a line, newline included, is escaped (see [`crate::text`]); only
+//! [`lines`] writes a report of several. Writing never panics: there is nowhere left to report a
+//! failure to.
 
-use std::borrow::Cow;
+use crate::text::{escape_controls, one_line};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,35 +34,18 @@ pub(crate) fn warn(text: &str) {
     }
 }
 
-/// Write `text` and a newline to standard error, always, ignoring failure.
+/// Write `text` and a newline to standard error, always, ignoring failure. `text` is one line:
+/// a newline in it (from a name) is written as `\n`, so it cannot forge a line of its own.
 pub(crate) fn line(text: &str) {
-    let _ = std::io::stderr().lock().write_all(format!("{}\n", escape_controls(text)).as_bytes());
+    write(&format!("{}\n", one_line(text)));
 }
 
-/// `text` with every control character but newline and tab written as a Rust escape (`\u{1b}`).
-pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+/// Write several lines (a report) and a newline to standard error, always: the caller showed
+/// each name in them with [`one_line`].
+pub(crate) fn lines(text: &str) {
+    write(&format!("{}\n", escape_controls(text)));
 }
 
-#[cfg(test)]
-mod tests {
-    use super::escape_controls;
-
-    #[test]
-    fn terminal_escapes_and_nul_are_written_as_text() {
-        assert_eq!(escape_controls("a\u{1b}]0;x\u{7}b\0c"), "a\\u{1b}]0;x\\u{7}b\\u{0}c");
-        assert_eq!(escape_controls("line\n\tnext \u{9b}2J"), "line\n\tnext \\u{9b}2J");
-        assert!(matches!(escape_controls("plain é"), std::borrow::Cow::Borrowed(_)));
-    }
+fn write(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

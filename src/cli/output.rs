@@ -1,8 +1,10 @@
 //! What the command line prints. Standard output goes through [`out`]: a write error is an
 //! error of the command (exit 2 with one line on stderr), except a reader that went away
 //! (`| head`), which [`crate::cli::main`] turns into a quiet exit with the command's own code.
-//! Standard error is [`crate::notes`]'s. Both escape control characters other than newline and
-//! tab: names in links and layouts are untrusted, and a raw NUL or terminal escape sequence must
+//! Standard error is [`crate::notes`]'s. Standard output is text of several lines: what writes it
+//! shows every untrusted name (links, layouts, traces, registries) with [`crate::text::one_line`],
+//! so that a newline in a name cannot forge a line, and [`out`] escapes the control characters
+//! other than newline and tab that are left, so that a raw NUL or terminal escape sequence does
 //! not reach the terminal.
 
 use crate::error::{Error, Result};
@@ -16,7 +18,7 @@ pub(crate) fn out(text: &str) -> Result<()> {
     if READER_GONE.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let text = crate::notes::escape_controls(text);
+    let text = crate::text::escape_controls(text);
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),

@@ -103,10 +103,10 @@ fn run(a: &VerifyArgs) -> Result<i32> {
         Some(f) => {
             if a.verbose {
                 let s = report::summary(&rep, &layout_name);
-                crate::notes::line(s.strip_suffix('\n').unwrap_or(&s));
+                crate::notes::lines(s.strip_suffix('\n').unwrap_or(&s));
             }
             let text = format!("totofs: verification failed: {}", report::failure(f));
-            crate::notes::line(text.strip_suffix('\n').unwrap_or(&text));
+            crate::notes::lines(text.strip_suffix('\n').unwrap_or(&text));
             for w in &rep.warnings {
                 crate::notes::line(&format!("warning: {w}"));
             }

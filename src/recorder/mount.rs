@@ -22,6 +22,7 @@ use crate::keys::PrivateKey;
 use super::link_artifacts::LinkArtifacts;
 use crate::metadata::Artifacts;
 use crate::sys::process;
+use crate::text::one_line;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -253,7 +254,7 @@ fn wait_for_unmount(
     } else {
         format!("its daemon got signal {sig} before `totofs unmount`")
     };
-    Err(format!("error {}: the session was lost ({why})\n", dir.display()))
+    Err(format!("error {}: the session was lost ({why})\n", one_line(dir.display())))
 }
 
 /// Sign and write the link (with its provenance and trace); the exit code and the result text.
@@ -272,15 +273,17 @@ fn write_result(
     match result {
         Ok(written) => {
             let mut text = format!("ok {}\n", written.path.display());
+            // One line per record: `unmount` reads them back by line (a name in an error
+            // cannot add one).
             if let Err(e) = super::provenance_writer::after_link(opts, key, tracker, dir, &written) {
-                text.push_str(&format!("the link is written, but its provenance is not: {e}\n"));
+                text.push_str(&format!("the link is written, but its provenance is not: {}\n", one_line(e)));
             }
             if let Err(e) = super::trace_writer::after_link(opts, key, tracker, dir, written) {
-                text.push_str(&format!("the link is written, but its trace is not: {e}\n"));
+                text.push_str(&format!("the link is written, but its trace is not: {}\n", one_line(e)));
             }
             (0, text)
         }
-        Err(e) => (1, format!("error {e}\n")),
+        Err(e) => (1, format!("error {}\n", one_line(e))),
     }
 }
 

@@ -78,14 +78,16 @@ pub(crate) fn main(a: VerifyArgs) -> i32 {
         Ok(rep) => match &rep.failure {
             None => {
                 if a.verbose {
-                    eprint!("{}", report::summary(&rep, &a.layout.display().to_string()));
+                    let s = report::summary(&rep, &a.layout.display().to_string());
+                    crate::notes::lines(s.strip_suffix('\n').unwrap_or(&s));
                 }
                 log.info("The software product passed all verification.");
                 0
             }
             Some(f) => {
                 if a.verbose {
-                    eprint!("{}", report::failure(f));
+                    let s = report::failure(f);
+                    crate::notes::lines(s.strip_suffix('\n').unwrap_or(&s));
                 }
                 log.fail(&f.in_toto_error)
             }
