@@ -40,8 +40,12 @@ pub(crate) fn main(a: MatchArgs) -> i32 {
         .and_then(|opts| record_steps::match_products(&a.link, &a.paths.unwrap_or_default(), &opts));
     match result {
         Ok(m) => {
+            // Through `out`, as every totofs output: control characters escaped, a closed
+            // pipe quiet.
             if a.verbose {
-                print!("{}", report(&m));
+                if let Err(e) = crate::cli::output::out(&report(&m)) {
+                    return log.fail(e);
+                }
             }
             if m.matches() {
                 0
