@@ -1,12 +1,13 @@
 //! `totofs show` for attestations that are not links (SLSA provenance, or any other Statement v1
 //! predicate): the subjects, the provenance's build definition and run details, and whether the
-//! signature was checked.
+//! signature was checked. Every string from the attestation is shown with [`one_line`].
 
 use super::provenance::{KIND_KEY, PROVENANCE_TYPE};
 use super::statement::{self, PLACEHOLDER_KEY};
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::metadata::{pae, Dsse, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
+use crate::text::one_line;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -17,7 +18,7 @@ pub fn signature_line(signers: &[Signature], checked_with: Option<&PublicKey>) -
     match checked_with {
         Some(k) => format!("signature: verified with the given key {}", k.keyid().chars().take(8).collect::<String>()),
         None if ids.is_empty() => "signature: none (unsigned)".to_string(),
-        None => format!("signature: NOT CHECKED (no key given); it claims keyid {}", ids.join(", ")),
+        None => format!("signature: NOT CHECKED (no key given); it claims keyid {}", one_line(ids.join(", "))),
     }
 }
 
@@ -48,7 +49,7 @@ pub fn render_statement_file(path: &Path, key: Option<&PublicKey>) -> Result<Opt
         }
     }
     let mut out = String::new();
-    let _ = writeln!(out, "attestation: in-toto Statement v1, predicate {}", st.predicate_type);
+    let _ = writeln!(out, "attestation: in-toto Statement v1, predicate {}", one_line(&st.predicate_type));
     let _ = writeln!(out, "{}", signature_line(&signatures, key));
     let _ = writeln!(out, "subjects: {}", st.subjects.len());
     for s in st.subjects {
@@ -56,7 +57,7 @@ pub fn render_statement_file(path: &Path, key: Option<&PublicKey>) -> Result<Opt
         let placeholder = s.get("annotations").and_then(|a| a.get(PLACEHOLDER_KEY)).is_some();
         let sha = s.get("digest").and_then(|d| d.get("sha256")).and_then(Value::as_str).unwrap_or("-");
         let note = if placeholder { "  (no products: the predicate itself)" } else { "" };
-        let _ = writeln!(out, "  {name}  sha256:{sha}{note}");
+        let _ = writeln!(out, "  {}  sha256:{}{note}", one_line(name), one_line(sha));
     }
     if st.predicate_type == PROVENANCE_TYPE {
         render_provenance(st.predicate, &mut out);
@@ -72,13 +73,13 @@ fn render_provenance(p: &serde_json::Map<String, Value>, out: &mut String) {
         }
         Some(v)
     };
-    let s = |path: &[&str]| at(path).and_then(Value::as_str).unwrap_or("(not set)").to_string();
+    let s = |path: &[&str]| one_line(at(path).and_then(Value::as_str).unwrap_or("(not set)")).to_string();
     let _ = writeln!(out, "buildType: {}", s(&["buildDefinition", "buildType"]));
     if let Some(ext) = at(&["buildDefinition", "externalParameters"]) {
-        let _ = writeln!(out, "externalParameters: {}", crate::cjson::dump_python_compact(ext));
+        let _ = writeln!(out, "externalParameters: {}", one_line(crate::cjson::dump_python_compact(ext)));
     }
     if let Some(int) = at(&["buildDefinition", "internalParameters"]) {
-        let _ = writeln!(out, "internalParameters: {}", crate::cjson::dump_python_compact(int));
+        let _ = writeln!(out, "internalParameters: {}", one_line(crate::cjson::dump_python_compact(int)));
     }
     let _ = writeln!(out, "builder: {}", s(&["runDetails", "builder", "id"]));
     let _ = writeln!(out, "invocation: {}", s(&["runDetails", "metadata", "invocationId"]));
@@ -96,10 +97,10 @@ fn render_provenance(p: &serde_json::Map<String, Value>, out: &mut String) {
     for d in files {
         let name = d.get("name").or_else(|| d.get("uri")).and_then(Value::as_str).unwrap_or("?");
         let sha = d.get("digest").and_then(|x| x.get("sha256")).and_then(Value::as_str).unwrap_or("-");
-        let _ = writeln!(out, "  {name}  sha256:{sha}");
+        let _ = writeln!(out, "  {}  sha256:{}", one_line(name), one_line(sha));
     }
     for d in tools {
         let uri = d.get("uri").and_then(Value::as_str).unwrap_or("?");
-        let _ = writeln!(out, "  tool {uri}");
+        let _ = writeln!(out, "  tool {}", one_line(uri));
     }
 }

@@ -6,6 +6,7 @@ use crate::investigate::repro::{self, ReproOptions};
 use crate::investigate::vary::Vary;
 use crate::investigate::show;
 use crate::keys::PublicKey;
+use crate::text::one_line;
 use crate::trace::LoadedLink;
 use super::verbosity::Verbosity;
 use std::path::PathBuf;
@@ -114,7 +115,11 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
         output::out(&report.render(&a.a.display().to_string(), &a.b.display().to_string()))?;
         for (l, t) in [(&la, &ta), (&lb, &tb)] {
             if t.is_none() && !v.quiet {
-                output::outln(&format!("note: no trace beside {} (looked for {})", l.path.display(), l.trace_path().display()))?;
+                output::outln(&format!(
+                    "note: no trace beside {} (looked for {})",
+                    one_line(l.path.display()),
+                    one_line(l.trace_path().display())
+                ))?;
             }
         }
     }
@@ -148,7 +153,7 @@ pub fn show(a: ShowArgs) -> Result<i32> {
         output::outln("format: in-toto Statement v1, link predicate (products are its subjects)")?;
     }
     if let Some(t) = trace.filter(|_| a.trace) {
-        output::outln(&format!("trace: {} (signature and link digest verified)", path.display()))?;
+        output::outln(&format!("trace: {} (signature and link digest verified)", one_line(path.display())))?;
         output::out(&show::render_trace(&t))?;
     }
     Ok(0)

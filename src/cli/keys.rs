@@ -182,7 +182,7 @@ pub fn key(a: KeyArgs) -> Result<i32> {
                 if keys.len() == 1 {
                     output::outln(&id)?;
                 } else {
-                    output::outln(&format!("{id}  {}", path.display()))?;
+                    output::outln(&format!("{id}  {}", crate::text::one_line(path.display())))?;
                 }
             }
             Ok(0)

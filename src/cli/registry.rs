@@ -58,7 +58,8 @@ pub fn pull(a: PullArgs) -> Result<i32> {
     }
     a.verbosity.detail(&format!("totofs: pulling {source} into {}", a.output.display()));
     for f in crate::oci::pull_files(&source, &a.output, a.referrers, a.plain_http)? {
-        super::output::outln(&f.display().to_string())?;
+        // Names from the registry (checked as file names when pulled): one line each.
+        super::output::outln(&crate::text::one_line(f.display()).to_string())?;
     }
     Ok(0)
 }

@@ -13,6 +13,7 @@ use crate::investigate::describe::shell_words;
 use crate::investigate::report::DiffReport;
 use crate::investigate::vary::Vary;
 use crate::investigate::tempnames;
+use crate::text::one_line;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -266,7 +267,7 @@ fn process_phrase(c: &Cause) -> String {
 }
 
 /// One line per cause; causes with the same condition and process over several products share
-/// a line.
+/// a line. The names in it (products, files, commands) cannot break it ([`one_line`]).
 pub fn render_lines(findings: &[Finding]) -> Vec<String> {
     // (conditions, process phrase, first file, products, the first product's bytes)
     type Group = (String, String, String, Vec<String>, Option<String>);
@@ -307,7 +308,7 @@ pub fn render_lines(findings: &[Finding]) -> Vec<String> {
                 products.join(", ")
             };
             let bytes = bytes.map(|b| format!("; {b}")).unwrap_or_default();
-            format!("{names}: {cond}: {proc_}{first}{bytes}")
+            one_line(format_args!("{names}: {cond}: {proc_}{first}{bytes}")).to_string()
         })
         .collect()
 }

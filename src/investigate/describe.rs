@@ -1,15 +1,18 @@
 //! One line of text per cause, and command lines as a shell would need them typed (cut when long).
+//! Both are shown on one line whatever the names in them hold ([`one_line`]).
 
 use crate::investigate::cause::{temporary_names, Cause, CauseKind, Invocation};
+use crate::text::one_line;
 
-/// argv as a shell would need it typed (quoted where needed).
+/// argv as a shell would need it typed (quoted where needed), on one line: a control character in
+/// an argument is written as its escape (`'a\nb'`).
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
                 a.clone()
             } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
+                format!("'{}'", one_line(a.replace('\'', "'\\''")))
             }
         })
         .collect::<Vec<_>>()
@@ -45,6 +48,11 @@ fn elided_words(argv: &[String]) -> String {
 /// One line per cause, e.g. "`cc -c a.c` wrote a.o from identical inputs, but its invocation
 /// differs: cwd /a -> /b".
 pub fn describe(c: &Cause) -> String {
+    one_line(cause_text(c)).to_string()
+}
+
+/// [`describe`]'s text, with the names as they are.
+fn cause_text(c: &Cause) -> String {
     let mut via = match c.via.get(1..) {
         Some(rest) if !rest.is_empty() => format!(" (via {})", rest.join(" <- ")),
         _ => String::new(),

@@ -1,5 +1,6 @@
 //! The report of `totofs diff`: the artifact sets compared, the causes of each changed product
-//! (when both traces are there), and its text and `--json` forms.
+//! (when both traces are there), and its text and `--json` forms. The text shows every name with
+//! [`one_line`].
 
 use crate::investigate::cause::{Cause, CauseKind, Unexplained};
 use crate::investigate::causes::Analysis;
@@ -7,6 +8,7 @@ use crate::investigate::describe::describe;
 use crate::metadata::Artifacts;
 use crate::trace::Trace;
 use crate::metadata::Link;
+use crate::text::one_line;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -108,11 +110,11 @@ impl DiffReport {
             ));
             for (mark, list) in [("~", &d.changed), ("+", &d.added), ("-", &d.removed)] {
                 for p in list {
-                    out.push_str(&format!("  {mark} {p}\n"));
+                    out.push_str(&format!("  {mark} {}\n", one_line(p)));
                 }
             }
         };
-        out.push_str(&format!("A: {name_a}\nB: {name_b}\n"));
+        out.push_str(&format!("A: {}\nB: {}\n", one_line(name_a), one_line(name_b)));
         section(&mut out, "materials", &self.materials);
         section(&mut out, "products", &self.products);
         if !self.traced {
@@ -129,13 +131,13 @@ impl DiffReport {
             out.push_str("causes:\n");
         }
         for (artifact, causes) in by_artifact {
-            out.push_str(&format!("  {artifact} differs because\n"));
+            out.push_str(&format!("  {} differs because\n", one_line(artifact)));
             for c in causes {
                 out.push_str(&format!("    - {}\n", describe(c)));
             }
         }
         for u in &self.unexplained {
-            out.push_str(&format!("  {} differs: not explained ({})\n", u.artifact, u.reason));
+            out.push_str(&format!("  {} differs: not explained ({})\n", one_line(&u.artifact), one_line(&u.reason)));
         }
         let summary = self.summary();
         if !summary.is_empty() {
@@ -146,7 +148,12 @@ impl DiffReport {
                 let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                 let n = artifacts.len();
                 let plural = if n == 1 { "" } else { "s" };
-                out.push_str(&format!("  {}: {program} ({n} product{plural}: {}{more})\n", kind.as_str(), shown.join(", ")));
+                out.push_str(&format!(
+                    "  {}: {} ({n} product{plural}: {}{more})\n",
+                    kind.as_str(),
+                    one_line(program),
+                    one_line(shown.join(", "))
+                ));
             }
         }
         out

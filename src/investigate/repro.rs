@@ -17,6 +17,7 @@ use crate::investigate::conditions::{self, Applied, VARIED_LOCALE};
 use crate::investigate::tempnames::REPRO_TMPDIR;
 use crate::investigate::vary::{Vary, ENV_VARIATION};
 use crate::recorder::artifacts::DEFAULT_EXCLUDES;
+use crate::text::one_line;
 use crate::trace::LoadedLink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -170,7 +171,7 @@ impl ReproResult {
         use std::fmt::Write as _;
         let mut out = String::new();
         for a in &self.variations {
-            let _ = writeln!(out, "vary {}", a.line());
+            let _ = writeln!(out, "vary {}", one_line(a.line()));
         }
         if self.variations.is_empty() {
             out.push_str("vary: nothing\n");
@@ -201,7 +202,7 @@ impl ReproResult {
         }
         for (mark, list) in [("only in B", &p.added), ("only in A", &p.removed)] {
             if !list.is_empty() {
-                let _ = writeln!(out, "  {mark}: {}", list.join(", "));
+                let _ = writeln!(out, "  {mark}: {}", one_line(list.join(", ")));
             }
         }
         if !self.report.traced {

@@ -1,8 +1,10 @@
 //! `totofs show`: a readable summary of a link (step, command, return value, counts, the product
 //! tree) and, with its trace, the step's process tree and what each process read and wrote.
+//! Names (step, artifacts, keyids, processes, files) are shown with [`one_line`].
 
 use crate::investigate::describe::shell_words;
 use crate::metadata::{Artifacts, Link};
+use crate::text::one_line;
 use crate::trace::Trace;
 use std::fmt::Write as _;
 
@@ -22,7 +24,7 @@ pub enum SignatureCheck {
 /// `check` what was verified.
 pub fn render_link(link: &Link, signers: &[String], dsse: bool, check: &SignatureCheck) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "step: {}", link.name);
+    let _ = writeln!(out, "step: {}", one_line(&link.name));
     let cmd = if link.command.is_empty() { "(none)".to_string() } else { shell_words(&link.command) };
     let _ = writeln!(out, "command: {cmd}");
     match link.return_value() {
@@ -34,20 +36,20 @@ pub fn render_link(link: &Link, signers: &[String], dsse: bool, check: &Signatur
         }
     }
     let envelope = if dsse { "DSSE" } else { "Metablock" };
-    let ids = signers.join(", ");
+    let ids = one_line(signers.join(", "));
     match check {
         _ if signers.is_empty() => {
             let _ = writeln!(out, "signed by: nobody ({envelope}, unsigned)");
         }
         SignatureCheck::GivenKey(k) => {
             let k: String = k.chars().take(8).collect();
-            let _ = writeln!(out, "signed by: {ids} ({envelope}): signature verified with the given key {k}");
+            let _ = writeln!(out, "signed by: {ids} ({envelope}): signature verified with the given key {}", one_line(k));
         }
         SignatureCheck::TraceKey(k) => {
             let _ = writeln!(
                 out,
                 "signed by: {ids} ({envelope}): signature verified with key {} named by its signed trace (the link is intact; give --key to check who signed it)",
-                k.chars().take(8).collect::<String>()
+                one_line(k.chars().take(8).collect::<String>())
             );
         }
         SignatureCheck::NotChecked => {
@@ -72,7 +74,7 @@ pub fn render_link(link: &Link, signers: &[String], dsse: bool, check: &Signatur
     if !deleted.is_empty() {
         out.push_str("deleted:\n");
         for p in deleted {
-            let _ = writeln!(out, "  - {p}");
+            let _ = writeln!(out, "  - {}", one_line(p));
         }
     }
     out
@@ -88,7 +90,7 @@ fn tree(products: &Artifacts, materials: &Artifacts) -> String {
         let common = open.iter().zip(dirs.iter()).take_while(|(a, b)| a == b).count();
         open.truncate(common);
         for d in dirs.iter().skip(common) {
-            let _ = writeln!(out, "  {}  {d}/", "  ".repeat(open.len()));
+            let _ = writeln!(out, "  {}  {}/", "  ".repeat(open.len()), one_line(d));
             open.push(d);
         }
         let mark = match materials.get(path) {
@@ -96,7 +98,7 @@ fn tree(products: &Artifacts, materials: &Artifacts) -> String {
             Some(m) if m != hash => "~",
             Some(_) => " ",
         };
-        let _ = writeln!(out, "  {}{mark} {file}", "  ".repeat(open.len()));
+        let _ = writeln!(out, "  {}{mark} {}", "  ".repeat(open.len()), one_line(file));
     }
     out
 }
@@ -116,18 +118,18 @@ pub fn render_trace(trace: &Trace) -> String {
         // (and hold) gigabytes of spaces; deeper ones say their depth instead.
         let pad = "  ".repeat(d.min(MAX_INDENT) + 1);
         let deep = if d > MAX_INDENT { format!("(depth {d}) ") } else { String::new() };
-        let _ = writeln!(out, "{pad}{deep}[{}] pid {}: {}  (cwd {})", p.id, p.pid, shell_words(&p.argv), p.cwd);
+        let _ = writeln!(out, "{pad}{deep}[{}] pid {}: {}  (cwd {})", p.id, p.pid, shell_words(&p.argv), one_line(&p.cwd));
         if !p.reads.is_empty() {
-            let _ = writeln!(out, "{pad}    read: {}", p.reads.iter().cloned().collect::<Vec<_>>().join(", "));
+            let _ = writeln!(out, "{pad}    read: {}", one_line(p.reads.iter().cloned().collect::<Vec<_>>().join(", ")));
         }
         if !p.writes.is_empty() {
-            let _ = writeln!(out, "{pad}    wrote: {}", p.writes.iter().cloned().collect::<Vec<_>>().join(", "));
+            let _ = writeln!(out, "{pad}    wrote: {}", one_line(p.writes.iter().cloned().collect::<Vec<_>>().join(", ")));
         }
     }
     let deleted: Vec<&String> =
         trace.files.iter().filter(|(_, f)| f.ops.contains(&crate::trace::FileOp::Deleted)).map(|(p, _)| p).collect();
     if !deleted.is_empty() {
-        let _ = writeln!(out, "deleted during the step: {}", deleted.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(out, "deleted during the step: {}", one_line(deleted.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
     }
     out
 }

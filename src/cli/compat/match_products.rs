@@ -4,6 +4,7 @@
 
 use crate::cli::record_steps::{self, ProductMatch};
 use crate::recorder::artifacts::ArtifactOptions;
+use crate::text::one_line;
 use std::path::PathBuf;
 
 #[derive(clap::Parser, Debug)]
@@ -57,20 +58,20 @@ pub(crate) fn main(a: MatchArgs) -> i32 {
     }
 }
 
-/// in-toto-match-products's `-v` output.
+/// in-toto-match-products's `-v` output, one line per artifact whatever its name holds.
 pub(crate) fn report(m: &ProductMatch) -> String {
     if m.matches() {
         return "Local artifacts match products in passed link.\n".into();
     }
     let mut out = String::from("Local artifacts don't match products in passed link.\n");
     for n in &m.only_products {
-        out.push_str(&format!("Only in products: {n}\n"));
+        out.push_str(&format!("Only in products: {}\n", one_line(n)));
     }
     for n in &m.not_in_products {
-        out.push_str(&format!("Not in products: {n}\n"));
+        out.push_str(&format!("Not in products: {}\n", one_line(n)));
     }
     for n in &m.differ {
-        out.push_str(&format!("Hashes differ: {n}\n"));
+        out.push_str(&format!("Hashes differ: {}\n", one_line(n)));
     }
     out
 }
