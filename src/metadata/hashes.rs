@@ -7,15 +7,89 @@ use super::*;
 ///
 /// The dict every recorder writes (exactly `sha256` with 64 lowercase hex digits) is held as its
 /// 32 raw bytes, inline; any other dict (other or several algorithms, upper-case hex, odd
-/// lengths: all legal in in-toto) as its (algorithm, hex) strings. A dict has exactly one
-/// representation, so the derived equality is string equality of the dicts: `{sha256}` differs
-/// from `{sha256, sha512}` and upper-case hex from lower-case.
+/// lengths: all legal in in-toto) as its (algorithm, hex) strings: inline too when they are
+/// short ([`SmallDict`]), so that a link of millions of tiny dicts (`{"md5": "ab"}`) costs no
+/// allocation per dict. A dict has exactly one representation, so the derived equality is string
+/// equality of the dicts: `{sha256}` differs from `{sha256, sha512}` and upper-case hex from
+/// lower-case.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum HashDict {
     /// `{"sha256": <64 lowercase hex>}`.
     Sha256([u8; 32]),
+    /// Any other dict whose strings fit [`SmallDict`] (the empty dict included).
+    Small(SmallDict),
     /// Any other dict, as (algorithm, hex) pairs sorted by algorithm, algorithms unique.
     Other(Box<[(Box<str>, Box<str>)]>),
+}
+
+/// Bytes of a [`SmallDict`]: as many as fit beside the tag without making a `HashDict` larger
+/// than its 32-byte digest form already makes it (40 bytes).
+const SMALL_BYTES: usize = 38;
+
+/// A short dict held inline: its (algorithm, hex) pairs, sorted by algorithm, each string
+/// preceded by its length in one byte; the bytes past `len` are zero.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SmallDict {
+    len: u8,
+    buf: [u8; SMALL_BYTES],
+}
+
+impl SmallDict {
+    /// The pairs written inline, or `None` when they do not fit.
+    fn new<A: AsRef<str>, H: AsRef<str>>(pairs: &[(A, H)]) -> Option<Self> {
+        let mut buf = [0u8; SMALL_BYTES];
+        let mut at = 0usize;
+        for s in pairs.iter().flat_map(|(a, h)| [a.as_ref(), h.as_ref()]) {
+            let n = u8::try_from(s.len()).ok()?;
+            let end = at.checked_add(1 + s.len()).filter(|&e| e <= SMALL_BYTES)?;
+            let dst = buf.get_mut(at..end)?;
+            let (len_byte, text) = dst.split_first_mut()?;
+            *len_byte = n;
+            text.copy_from_slice(s.as_bytes());
+            at = end;
+        }
+        Some(SmallDict { len: u8::try_from(at).ok()?, buf })
+    }
+
+    /// The next string of the encoding at `*at`, moving past it.
+    fn next_str(&self, at: &mut usize) -> Option<&str> {
+        let bytes = self.buf.get(..usize::from(self.len))?;
+        let n = usize::from(*bytes.get(*at)?);
+        let s = bytes.get(*at + 1..*at + 1 + n)?;
+        *at += 1 + n;
+        // Written from `&str`s, so always UTF-8.
+        std::str::from_utf8(s).ok()
+    }
+}
+
+/// The (algorithm, hex) entries of a [`HashDict`], sorted by algorithm.
+pub struct HashDictIter<'a> {
+    dict: &'a HashDict,
+    at: usize,
+}
+
+impl<'a> Iterator for HashDictIter<'a> {
+    type Item = (&'a str, Cow<'a, str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.dict {
+            HashDict::Sha256(raw) => {
+                let first = self.at == 0;
+                self.at = 1;
+                first.then(|| ("sha256", Cow::Owned(hex::encode(raw))))
+            }
+            HashDict::Small(d) => {
+                let algo = d.next_str(&mut self.at)?;
+                let hex = d.next_str(&mut self.at)?;
+                Some((algo, Cow::Borrowed(hex)))
+            }
+            HashDict::Other(p) => {
+                let (a, h) = p.get(self.at)?;
+                self.at += 1;
+                Some((&**a, Cow::Borrowed(&**h)))
+            }
+        }
+    }
 }
 
 impl Default for HashDict {
@@ -33,7 +107,7 @@ impl std::fmt::Debug for HashDict {
 impl HashDict {
     /// The empty dict.
     pub fn new() -> Self {
-        HashDict::Other(Box::new([]))
+        Self::from_sorted_strs::<&str, &str>(&[])
     }
 
     /// `{"sha256": hex(raw)}`.
@@ -43,30 +117,35 @@ impl HashDict {
 
     /// From (algorithm, hex) pairs already sorted by algorithm and unique.
     pub fn from_sorted_pairs(pairs: Vec<(String, String)>) -> Self {
-        if let [(algo, hex)] = pairs.as_slice() {
-            if algo == "sha256" {
-                if let Some(raw) = decode_lower_sha256(hex) {
+        Self::from_sorted_strs(&pairs)
+    }
+
+    /// [`HashDict::from_sorted_pairs`] from borrowed strings.
+    pub fn from_sorted_strs<A: AsRef<str>, H: AsRef<str>>(pairs: &[(A, H)]) -> Self {
+        if let [(algo, hex)] = pairs {
+            if algo.as_ref() == "sha256" {
+                if let Some(raw) = decode_lower_sha256(hex.as_ref()) {
                     return HashDict::Sha256(raw);
                 }
             }
         }
-        HashDict::Other(pairs.into_iter().map(|(a, h)| (a.into_boxed_str(), h.into_boxed_str())).collect())
+        if let Some(small) = SmallDict::new(pairs) {
+            return HashDict::Small(small);
+        }
+        HashDict::Other(pairs.iter().map(|(a, h)| (Box::from(a.as_ref()), Box::from(h.as_ref()))).collect())
     }
 
     /// The raw digest when the dict is exactly `{"sha256": <64 lowercase hex>}`.
     pub fn sha256_raw(&self) -> Option<&[u8; 32]> {
         match self {
             HashDict::Sha256(raw) => Some(raw),
-            HashDict::Other(_) => None,
+            HashDict::Small(_) | HashDict::Other(_) => None,
         }
     }
 
     /// The hex value for `algo`, as written in the dict.
     pub fn get(&self, algo: &str) -> Option<Cow<'_, str>> {
-        match self {
-            HashDict::Sha256(raw) => (algo == "sha256").then(|| Cow::Owned(hex::encode(raw))),
-            HashDict::Other(p) => p.iter().find(|(a, _)| &**a == algo).map(|(_, h)| Cow::Borrowed(&**h)),
-        }
+        self.iter().find(|(a, _)| *a == algo).map(|(_, h)| h)
     }
 
     /// Set `algo` to `hex`, replacing an older value.
@@ -84,17 +163,14 @@ impl HashDict {
     }
 
     /// (algorithm, hex) entries, sorted by algorithm.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
-        let (one, many) = match self {
-            HashDict::Sha256(raw) => (Some(("sha256", Cow::Owned(hex::encode(raw)))), &[][..]),
-            HashDict::Other(p) => (None, &p[..]),
-        };
-        one.into_iter().chain(many.iter().map(|(a, h)| (&**a, Cow::Borrowed(&**h))))
+    pub fn iter(&self) -> HashDictIter<'_> {
+        HashDictIter { dict: self, at: 0 }
     }
 
     pub fn len(&self) -> usize {
         match self {
             HashDict::Sha256(_) => 1,
+            HashDict::Small(_) => self.iter().count(),
             HashDict::Other(p) => p.len(),
         }
     }
@@ -128,7 +204,7 @@ impl serde::Serialize for HashDict {
                 m.serialize_entry("sha256", std::str::from_utf8(&hex).unwrap_or_default())?;
                 m.end()
             }
-            HashDict::Other(pairs) => s.collect_map(pairs.iter().map(|(a, h)| (&**a, &**h))),
+            HashDict::Small(_) | HashDict::Other(_) => s.collect_map(self.iter()),
         }
     }
 }

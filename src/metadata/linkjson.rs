@@ -175,28 +175,25 @@ fn write_artifacts<F: Encoding>(a: &dyn ArtifactSource, f: &mut F, o: &mut Out<'
         f.end_object_key(out)?;
         f.begin_object_value(out)?;
         f.begin_object(out)?;
-        let mut hex = [0u8; 64];
-        let pairs: &[(Box<str>, Box<str>)] = match dict {
-            HashDict::Sha256(raw) => {
-                // 32 bytes always fit 64 hex digits, which are ASCII.
-                let _ = hex::encode_to_slice(raw, &mut hex);
-                f.begin_object_key(out, true)?;
-                f.write_str(out, "sha256");
-                f.end_object_key(out)?;
-                f.begin_object_value(out)?;
-                f.write_plain_str(out, std::str::from_utf8(&hex).unwrap_or_default());
-                f.end_object_value(out)?;
-                &[]
-            }
-            HashDict::Other(pairs) => pairs,
-        };
-        for (j, (algo, hex)) in pairs.iter().enumerate() {
-            f.begin_object_key(out, j == 0)?;
-            f.write_str(out, algo);
+        if let HashDict::Sha256(raw) = dict {
+            let mut hex = [0u8; 64];
+            // 32 bytes always fit 64 hex digits, which are ASCII.
+            let _ = hex::encode_to_slice(raw, &mut hex);
+            f.begin_object_key(out, true)?;
+            f.write_str(out, "sha256");
             f.end_object_key(out)?;
             f.begin_object_value(out)?;
-            f.write_str(out, hex);
+            f.write_plain_str(out, std::str::from_utf8(&hex).unwrap_or_default());
             f.end_object_value(out)?;
+        } else {
+            for (j, (algo, hex)) in dict.iter().enumerate() {
+                f.begin_object_key(out, j == 0)?;
+                f.write_str(out, algo);
+                f.end_object_key(out)?;
+                f.begin_object_value(out)?;
+                f.write_str(out, &hex);
+                f.end_object_value(out)?;
+            }
         }
         f.end_object(out)?;
         f.end_object_value(out)?;

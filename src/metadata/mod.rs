@@ -58,7 +58,7 @@ mod layout;
 mod rules;
 
 pub use envelope::{decode_b64, dsse_file_string, keyid8, pae, write_dsse, write_dsse_with, write_pae, write_pae_head, Dsse, Metadata, Signature};
-pub use hashes::{decode_lower_sha256, HashDict};
+pub use hashes::{decode_lower_sha256, HashDict, HashDictIter, SmallDict};
 pub use json::is_hex;
 pub use linkfile::write_signed_link;
 pub use linkjson::{ArtifactSource, LinkView};

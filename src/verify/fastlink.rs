@@ -170,15 +170,15 @@ fn push_artifacts(a: &Arts, out: &mut Vec<u8>) {
                 out.extend_from_slice(&hex);
                 out.extend_from_slice(b"\"}");
             }
-            HashDict::Other(pairs) => {
+            HashDict::Small(_) | HashDict::Other(_) => {
                 out.push(b'{');
-                for (j, (algo, hex)) in pairs.iter().enumerate() {
+                for (j, (algo, hex)) in digest.iter().enumerate() {
                     if j > 0 {
                         out.push(b',');
                     }
                     cjson::write_canonical_str(algo, out);
                     out.push(b':');
-                    cjson::write_canonical_str(hex, out);
+                    cjson::write_canonical_str(&hex, out);
                 }
                 out.push(b'}');
             }
