@@ -16,6 +16,7 @@ use std::convert::Infallible;
 
 mod escape;
 pub(crate) mod format;
+pub(crate) mod transcode;
 
 pub use format::{Canonical, Python};
 
@@ -121,13 +122,25 @@ pub fn approx_values(json: &[u8]) -> usize {
 /// input cannot exhaust the stack; more than [`MAX_JSON_VALUES`] values are refused before
 /// parsing, so it cannot exhaust memory either.
 pub fn parse(bytes: &[u8]) -> Result<Value> {
+    check_values(bytes)?;
+    serde_json::from_slice(bytes).map_err(invalid)
+}
+
+/// Refuse a document of more than [`MAX_JSON_VALUES`] values, before it is parsed (by
+/// [`parse`] or by a reader that parses it into types without a tree).
+pub fn check_values(bytes: &[u8]) -> Result<()> {
     let n = approx_values(bytes);
     if n >= MAX_JSON_VALUES {
         return Err(Error::format(format!(
             "the document holds about {n} JSON values; the limit is {MAX_JSON_VALUES}"
         )));
     }
-    serde_json::from_slice(bytes).map_err(|e| Error::format(format!("invalid JSON: {e}")))
+    Ok(())
+}
+
+/// The error of JSON text the parser refused, as [`parse`] words it.
+pub(crate) fn invalid(e: serde_json::Error) -> Error {
+    Error::format(format!("invalid JSON: {e}"))
 }
 
 #[cfg(test)]

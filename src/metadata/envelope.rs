@@ -14,11 +14,16 @@ pub struct Signature {
 enum Envelope {
     /// The `signed` value as received (or as produced), signed over its canonical JSON.
     Metablock { signed: Value },
-    /// A Metablock totofs made around a link: `signed` is the link payload itself, serialised
-    /// from the model when it is signed or written (no `Value` tree, no copy of the bytes kept);
-    /// `digest` is the SHA-256 of its canonical JSON when the envelope was made, to tell whether
-    /// the payload changed since.
+    /// A Metablock totofs made around a link, or read whose `signed` object is exactly in-toto's
+    /// seven link fields: `signed` is the link payload itself, serialised from the model when it
+    /// is signed or written (no `Value` tree, no copy of the bytes kept); `digest` is the SHA-256
+    /// of its canonical JSON when the envelope was made or read, to tell whether the payload
+    /// changed since.
     LinkMetablock { digest: [u8; 32] },
+    /// A Metablock link read whose `signed` object is not exactly the seven fields (more, or
+    /// fewer): the canonical JSON of `signed` as received, what its signatures cover. Written
+    /// out, it is the model's seven fields, as in-toto 3.x writes the link it read.
+    ReceivedLink { canonical: Vec<u8> },
     /// The payload bytes as received (or as produced), signed over their PAE. `statement`: the
     /// payload is an in-toto Statement v1 with a link predicate ([`crate::attest::statement`]),
     /// not a legacy `_type: link` document.
@@ -135,8 +140,18 @@ impl Metadata {
         match self.envelope {
             Envelope::Dsse { statement: true, .. } => Form::Statement,
             Envelope::Dsse { statement: false, .. } => Form::Dsse,
-            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => Form::Metablock,
+            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } | Envelope::ReceivedLink { .. } => Form::Metablock,
         }
+    }
+
+    /// A Metablock link as [`super::linkread`] read it: `received` is the canonical JSON of its
+    /// `signed` object when that is not exactly the model's seven fields.
+    pub(super) fn read_link(link: Link, signatures: Vec<Signature>, received: Option<Vec<u8>>) -> Self {
+        let envelope = match received {
+            Some(canonical) => Envelope::ReceivedLink { canonical },
+            None => Envelope::LinkMetablock { digest: super::linkread::canonical_digest(&link) },
+        };
+        Metadata { envelope, payload: Payload::Link(link), signatures }
     }
 
     /// Read and parse a metadata file. Errors name the file.
@@ -145,7 +160,19 @@ impl Metadata {
         Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
     }
 
+    /// Read a metadata document. A Metablock link is read straight into the model
+    /// ([`super::linkread`]); a layout, and the few top-level members of a DSSE envelope, as JSON.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        cjson::check_values(bytes)?;
+        match super::linkread::read(bytes)? {
+            super::linkread::Read::Link(md) => Ok(md),
+            super::linkread::Read::Tree(v) => Self::from_value(&v),
+            super::linkread::Read::Layout => Self::from_tree(bytes),
+        }
+    }
+
+    /// [`Metadata::from_bytes`] through a `Value` tree of the whole document.
+    pub(super) fn from_tree(bytes: &[u8]) -> Result<Self> {
         let mut v = cjson::parse(bytes)?;
         // A Metablock's `signed` value is moved into the envelope rather than cloned: links can
         // list tens of thousands of artifacts.
@@ -170,6 +197,10 @@ impl Metadata {
             if let Some(link) = crate::attest::statement::fast_link(&payload) {
                 return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
             }
+            // So is a link payload, whatever its size.
+            if let Some(link) = super::linkread::read_payload_link(&payload)? {
+                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: false }, payload: Payload::Link(link), signatures });
+            }
             let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
             // A Statement (no `_type` of link or layout) carries a link in its predicate.
             let statement = crate::attest::statement::is_statement(&inner);
@@ -188,7 +219,7 @@ impl Metadata {
         Ok(Metadata { envelope: Envelope::Metablock { signed: signed.clone() }, payload: parsed, signatures })
     }
 
-    fn parse_signatures(o: &Map<String, Value>, dsse: bool) -> Result<Vec<Signature>> {
+    pub(super) fn parse_signatures(o: &Map<String, Value>, dsse: bool) -> Result<Vec<Signature>> {
         let Some(v) = o.get("signatures") else {
             return Err(Error::format("metadata has no 'signatures' list"));
         };
@@ -227,6 +258,7 @@ impl Metadata {
     pub fn signed_bytes(&self) -> Result<Vec<u8>> {
         match &self.envelope {
             Envelope::Metablock { signed } => cjson::canonical(signed),
+            Envelope::ReceivedLink { canonical } => Ok(canonical.clone()),
             Envelope::LinkMetablock { .. } => match &self.payload {
                 Payload::Link(link) => super::linkjson::canonical(link),
                 other => cjson::canonical(&other.to_value()),
@@ -239,7 +271,7 @@ impl Metadata {
     pub fn dsse_payload(&self) -> Option<&[u8]> {
         match &self.envelope {
             Envelope::Dsse { payload, .. } => Some(payload),
-            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } => None,
+            Envelope::Metablock { .. } | Envelope::LinkMetablock { .. } | Envelope::ReceivedLink { .. } => None,
         }
     }
 
@@ -274,6 +306,7 @@ impl Metadata {
             (Envelope::Dsse { payload: a, .. }, Envelope::Dsse { payload: b, .. }) => a == b,
             (Envelope::LinkMetablock { digest }, _) => digest[..] == sha2::Sha256::digest(&bytes)[..],
             (Envelope::Metablock { signed }, _) => cjson::canonical(signed).is_ok_and(|old| old == bytes),
+            (Envelope::ReceivedLink { canonical }, _) => *canonical == bytes,
             (Envelope::Dsse { .. }, _) => false,
         };
         if !same {
@@ -307,7 +340,7 @@ impl Metadata {
                     self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": hex::encode(&s.sig)})).collect();
                 cjson::dump_pretty_fields(&[("signatures", &Value::Array(sigs)), ("signed", signed)])
             }
-            Envelope::LinkMetablock { .. } => {
+            Envelope::LinkMetablock { .. } | Envelope::ReceivedLink { .. } => {
                 let mut out = super::linkfile::metablock_head(&self.signatures);
                 match &self.payload {
                     Payload::Link(link) => super::linkjson::write_pretty(link, 1, &mut out),
@@ -409,8 +442,12 @@ impl Dsse {
 
     /// Read a DSSE envelope file's bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let v = cjson::parse(bytes)?;
-        Self::from_object(obj(&v, "DSSE envelope")?)
+        cjson::check_values(bytes)?;
+        // Only the envelope's own members are read: a large Metablock given here costs no tree.
+        match super::linkread::dsse_members(bytes)? {
+            Some(o) => Self::from_object(&o),
+            None => Err(Error::format("DSSE envelope is not a JSON object")),
+        }
     }
 }
 

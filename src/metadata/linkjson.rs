@@ -216,6 +216,26 @@ pub fn canonical(link: &Link) -> Result<Vec<u8>> {
     Ok(out.buf)
 }
 
+/// Each of the link's seven fields with its canonical JSON, in key order (for a `signed` object
+/// read with other members beside them, or without some of them). A float in the byproducts or
+/// the environment is written as nothing: check [`LinkView::ensure_canonical`] first.
+pub(crate) fn canonical_members(link: &Link) -> Vec<(&'static str, Vec<u8>)> {
+    fn text<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = format::write(value, Canonical, &mut out);
+        out
+    }
+    vec![
+        ("_type", text("link")),
+        ("byproducts", text(&link.byproducts)),
+        ("command", text(&link.command)),
+        ("environment", text(&link.environment)),
+        ("materials", text(&link.materials)),
+        ("name", text(&link.name)),
+        ("products", text(&link.products)),
+    ]
+}
+
 /// Write the link's canonical JSON to `w` as it is made (check [`LinkView::ensure_canonical`]
 /// first: a float fails here as an I/O error).
 pub fn stream_canonical(link: &LinkView<'_>, w: &mut dyn Write) -> io::Result<()> {

@@ -53,6 +53,7 @@ mod envelope;
 mod hashes;
 mod json;
 mod linkfile;
+mod linkread;
 pub mod linkjson;
 mod layout;
 mod rules;
