@@ -140,7 +140,7 @@ fn make_j2_trace_names_compiler_assembler_and_linker() {
     let out = record(&dir, &["--no-trace"], &["true"]);
     assert!(out.status.success());
     let l = LoadedLink::load(&dir.join(LINK)).unwrap();
-    assert!(!l.link.materials.keys().any(|k| k.ends_with(".trace")), "{:?}", l.link.materials.keys());
+    assert!(!l.link().materials.keys().any(|k| k.ends_with(".trace")), "{:?}", l.link().materials.keys());
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn a_tampered_swapped_or_foreign_trace_is_refused() {
     let link_bytes = std::fs::read(dir.join(LINK)).unwrap();
     let link = LoadedLink::load(&dir.join(LINK)).unwrap();
     let good = std::fs::read(dir.join(TRACE)).unwrap();
-    let original = TraceFile::from_bytes_for(&good, Some(&link.link)).unwrap();
+    let original = TraceFile::from_bytes_for(&good, Some(link.link())).unwrap();
     let writer = original.trace.processes.iter().find(|p| p.writes.contains("out.txt")).expect("the writer is traced");
     assert!(writer.reads.is_empty() || writer.reads.contains("in.txt"));
 

@@ -82,7 +82,7 @@ fn load_checked(path: &std::path::Path, key: Option<&PublicKey>, v: Verbosity) -
     if let Some(k) = key {
         link.verify(k)?;
     }
-    v.detail(&format!("totofs: read {} (step '{}')", path.display(), link.link.name));
+    v.detail(&format!("totofs: read {} (step '{}')", path.display(), link.link().name));
     Ok(link)
 }
 
@@ -98,17 +98,17 @@ pub fn diff(a: DiffArgs) -> Result<i32> {
     let v = a.verbosity;
     let la = load_checked(&a.a, key.as_ref(), v)?;
     let lb = load_checked(&a.b, key.as_ref(), v)?;
-    if la.link.name != lb.link.name {
+    if la.link().name != lb.link().name {
         return Err(Error::input(
             &a.b,
-            format!("is a link of step '{}', but {} is of step '{}'", lb.link.name, a.a.display(), la.link.name),
+            format!("is a link of step '{}', but {} is of step '{}'", lb.link().name, a.a.display(), la.link().name),
         ));
     }
     let ta = la.load_trace(key.as_ref())?;
     let tb = lb.load_trace(key.as_ref())?;
     said_trace(&la, &ta, v);
     said_trace(&lb, &tb, v);
-    let report = DiffReport::new(&la.link, ta.as_ref(), &lb.link, tb.as_ref());
+    let report = DiffReport::new(la.link(), ta.as_ref(), lb.link(), tb.as_ref());
     if a.json {
         output::outln(&serde_json::to_string_pretty(&report.to_value()).unwrap_or_default())?;
     } else {
@@ -148,7 +148,7 @@ pub fn show(a: ShowArgs) -> Result<i32> {
     if a.trace && trace.is_none() {
         return Err(Error::input(&path, "no trace beside the link (recorded with --no-trace?)"));
     }
-    output::out(&show::render_link(&l.link, &signers, l.metadata.is_dsse(), &check))?;
+    output::out(&show::render_link(l.link(), &signers, l.metadata.is_dsse(), &check))?;
     if l.metadata.is_statement() {
         output::outln("format: in-toto Statement v1, link predicate (products are its subjects)")?;
     }

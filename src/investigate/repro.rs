@@ -393,7 +393,7 @@ impl Runner<'_> {
 
 /// Compare A with another build, leaving out what the builds left in their temporary directory.
 fn compare(a: &BuildRun, x: &BuildRun) -> (DiffReport, usize) {
-    let mut r = DiffReport::new(&a.link.link, a.trace.as_ref(), &x.link.link, x.trace.as_ref());
+    let mut r = DiffReport::new(a.link.link(), a.trace.as_ref(), x.link.link(), x.trace.as_ref());
     let tmp = format!("{REPRO_TMPDIR}/");
     let before = r.products.added.len() + r.products.removed.len() + r.products.changed.len();
     for list in [&mut r.products.added, &mut r.products.removed, &mut r.products.changed] {
@@ -506,7 +506,7 @@ pub fn repro(opts: &ReproOptions) -> Result<ReproResult> {
     runner.stops.check()?;
     let kept = work.keep.then(|| work.path.clone());
     Ok(ReproResult {
-        return_values: (a.link.link.return_value(), b.link.link.return_value()),
+        return_values: (a.link.link().return_value(), b.link.link().return_value()),
         report,
         findings,
         variations: prep.applied,

@@ -269,24 +269,33 @@ pub(super) fn read_limited(path: &Path) -> Result<Vec<u8>> {
     crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")
 }
 
-/// A link loaded from a file, with the bytes its trace is bound to.
+/// A link loaded from a file, with the digest of the bytes its trace is bound to. The link is
+/// held once, in its metadata (a link can list millions of artifacts).
 #[derive(Debug, Clone)]
 pub struct LoadedLink {
     pub path: PathBuf,
-    pub bytes: Vec<u8>,
+    /// SHA-256 (hex) of the file's bytes.
+    pub sha256: String,
     pub metadata: Metadata,
-    pub link: Link,
 }
 
 impl LoadedLink {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = read_limited(path)?;
         let metadata = Metadata::from_bytes(&bytes).map_err(|e| e.in_file(path))?;
-        let link = match &metadata.payload {
-            Payload::Link(l) => l.clone(),
-            Payload::Layout(_) => return Err(Error::input(path, "is a layout, not a link")),
-        };
-        Ok(LoadedLink { path: path.to_path_buf(), bytes, metadata, link })
+        if let Payload::Layout(_) = &metadata.payload {
+            return Err(Error::input(path, "is a layout, not a link"));
+        }
+        Ok(LoadedLink { path: path.to_path_buf(), sha256: sha256_hex(&bytes), metadata })
+    }
+
+    /// The link (a layout never loads as a [`LoadedLink`]).
+    pub fn link(&self) -> &Link {
+        static NONE: std::sync::LazyLock<Link> = std::sync::LazyLock::new(Link::default);
+        match &self.metadata.payload {
+            Payload::Link(l) => l,
+            Payload::Layout(_) => &NONE,
+        }
     }
 
     /// The keyid of the link's first signature (empty when unsigned).
@@ -296,7 +305,7 @@ impl LoadedLink {
 
     /// Where this link's trace lives.
     pub fn trace_path(&self) -> PathBuf {
-        trace_path_for_link(&self.path, &self.link.name, self.keyid())
+        trace_path_for_link(&self.path, &self.link().name, self.keyid())
     }
 
     /// Check the link's signature with `key`.
@@ -312,7 +321,7 @@ impl LoadedLink {
         if !path.exists() {
             return Ok(None);
         }
-        let tf = TraceFile::load_for(&path, Some(&self.link))?;
+        let tf = TraceFile::load_for(&path, Some(self.link()))?;
         let refuse = |why: String| Error::input(&path, format!("refused: {why}"));
         let signer = tf.signer_key().map_err(|e| refuse(e.to_string()))?;
         if let Some(k) = key {
@@ -335,14 +344,14 @@ impl LoadedLink {
         if tf.subject_name != link_name {
             return Err(refuse(format!("it was made for link '{}', not '{link_name}' (swapped trace)", tf.subject_name)));
         }
-        if tf.subject_sha256 != sha256_hex(&self.bytes) {
+        if tf.subject_sha256 != self.sha256 {
             return Err(refuse(format!(
                 "the link {} is not the one the trace was signed for (sha256 differs: swapped or edited)",
                 self.path.display()
             )));
         }
-        if tf.trace.step != self.link.name {
-            return Err(refuse(format!("trace of step '{}', but the link is step '{}'", tf.trace.step, self.link.name)));
+        if tf.trace.step != self.link().name {
+            return Err(refuse(format!("trace of step '{}', but the link is step '{}'", tf.trace.step, self.link().name)));
         }
         Ok(Some(tf.trace))
     }
