@@ -254,3 +254,48 @@ pub fn decode_lower_sha256(hex: &str) -> Option<[u8; 32]> {
     }
     (bad & 0xf0 == 0).then_some(raw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict(pairs: &[(&str, &str)]) -> HashDict {
+        pairs.iter().map(|(a, h)| (a.to_string(), h.to_string())).collect()
+    }
+
+    #[test]
+    fn short_dicts_are_inline_and_keep_their_strings() {
+        assert_eq!(std::mem::size_of::<HashDict>(), 40);
+        let long = "ab".repeat(40);
+        for pairs in [
+            &[][..],
+            &[("md5", "ab")][..],
+            &[("md5", "a"), ("sha1", "B")][..],
+            &[("sha256", "AB")][..],
+            &[("sha256", &long[..64])][..],
+            &[("sha512", &long[..])][..],
+            &[("a\u{0}\u{e9}", "0")][..],
+        ] {
+            let d = dict(pairs);
+            let back: Vec<(String, String)> = d.iter().map(|(a, h)| (a.to_string(), h.into_owned())).collect();
+            let want: Vec<(String, String)> = pairs.iter().map(|(a, h)| (a.to_string(), h.to_string())).collect();
+            assert_eq!(back, want);
+            assert_eq!(d.len(), pairs.len());
+            let kind = match &d {
+                HashDict::Sha256(_) => "sha256",
+                HashDict::Small(_) => "small",
+                HashDict::Other(_) => "other",
+            };
+            let fits = pairs.iter().map(|(a, h)| 2 + a.len() + h.len()).sum::<usize>() <= SMALL_BYTES;
+            let plain = matches!(pairs, [("sha256", h)] if decode_lower_sha256(h).is_some());
+            assert_eq!(kind, if plain { "sha256" } else if fits { "small" } else { "other" }, "{pairs:?}");
+        }
+        // One representation per dict: equality is the dicts' equality.
+        assert_eq!(HashDict::new(), dict(&[]));
+        assert_ne!(dict(&[("md5", "ab")]), dict(&[("md5", "AB")]));
+        assert_ne!(dict(&[("md5", "ab")]), dict(&[("md5", "ab"), ("sha1", "00")]));
+        let mut d = dict(&[("md5", "ab")]);
+        d.insert("sha1".into(), "00".into());
+        assert_eq!(d, dict(&[("sha1", "00"), ("md5", "ab")]));
+    }
+}
