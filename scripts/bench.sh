@@ -16,7 +16,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_ROWS="zlib lua rust find create tar npm git write read latency true hashcache rss"
+ALL_ROWS="zlib lua rust find create tar npm git write read latency true hashcache rss floor"
 ALL_ROWS+=" zlib-rootless write-rootless read-rootless find-rootless create-rootless"  # rootless block below
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -538,6 +538,27 @@ bench_rss() {
 
 num() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
 
+# The floor under the metadata-heavy rows: what a FUSE file system that does nothing at all
+# costs here for the same shapes of work (scripts/bench/fuse_floor.c), as a ratio to native.
+# Printed with the run's details: a row's target below its floor is out of reach of any FUSE
+# daemon on this machine.
+bench_floor() {
+    say "floor: a FUSE file system that does nothing"
+    gcc -O2 -pthread -o "$WORK/bin/fuse_floor" "$ROOT/scripts/bench/fuse_floor.c" || { say "floor: cannot compile"; return 0; }
+    local mode n i out ratios summary=''
+    for mode in create tar list; do
+        n=$CREATE_N; [[ $mode == list ]] && n=$FIND_N
+        ratios=()
+        for ((i = 1; i <= RUNS; i++)); do
+            out=$(cd "$WORK" && "$WORK/bin/fuse_floor" "$mode" "$n" 3 2>&1) || { say "floor: $out"; return 0; }
+            echo "$out" >>"$WORK/logs/floor.log"
+            ratios+=("$(sed -n 's/.*(\([0-9.]*\)x native).*/\1/p' <<<"$out")")
+        done
+        summary+="${summary:+, }$mode $(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')x native"
+    done
+    echo "$summary" >"$WORK/floor.txt"
+}
+
 # ---- rootless rows (issue 14) ----------------------------------------------------------------
 # The same workloads as the root rows, run by an ordinary user (created if missing: totofs-test)
 # with /dev/fuse made 0666 for the rows and its mode restored afterwards: native as that user,
@@ -712,6 +733,9 @@ totofs_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
     echo "machine	$(nproc) cores ($cpu), $mem RAM, Linux $(uname -r), runs on $WORK_FS"
     echo "versions	totofs $("$TOTOFS" --version 2>/dev/null | awk '{print $2}') (git $totofs_rev), in-toto $peer_version, $(gcc --version | head -n1), $(rustc --version)"
     echo "mode	$( ((QUICK)) && echo quick || echo full ), $RUNS run(s) per cell, medians; took ${ELAPSED} s; load average $LOAD at the start$BUSY"
+    if [[ -s $WORK/floor.txt ]]; then
+        echo "FUSE floor (a file system doing nothing, scripts/bench/fuse_floor.c, 3 reader threads, median of $RUNS)	$(cat "$WORK/floor.txt")"
+    fi
 } >"$WORK/meta.tsv"
 mkdir -p "$(dirname "$OUT")"
 python3 "$ROOT/scripts/bench/table.py" "$WORK/meta.tsv" "$ROWS" "$RESULTS" "$OUT"
