@@ -475,7 +475,7 @@ fn walk_children(
         // os.walk ignores directories it cannot list.
         Err(_) => return Ok(()),
     };
-    let mut children: Vec<(String, PathBuf, bool)> = Vec::new();
+    let mut children: Vec<(String, PathBuf, Option<std::fs::FileType>)> = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| Error::input(dir, e))?;
         let fname = ent.file_name();
@@ -483,15 +483,27 @@ fn walk_children(
             return Err(Error::input(ent.path(), "file name is not valid UTF-8 and cannot be recorded"));
         };
         let child_norm = normpath(&format!("{norm}/{fname}"));
-        let link = ent.file_type().is_ok_and(|t| t.is_symlink());
-        children.push((child_norm, ent.path(), link));
+        children.push((child_norm, ent.path(), ent.file_type().ok()));
     }
-    children.sort();
+    children.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let mut subdirs = Vec::new();
-    for (child_norm, child, link) in children {
+    for (child_norm, child, kind) in children {
         if opts.excludes.is_excluded(&child_norm) {
             continue;
         }
+        // The listing's own type (d_type) spares a stat of a plain file or directory. A symlink
+        // (followed), a type the listing does not give, and a path too long to open (refused
+        // below, by the error of its stat) are stat-ed.
+        let listed = kind.filter(|t| (t.is_file() || t.is_dir()) && child.as_os_str().len() < PATH_MAX);
+        if let Some(t) = listed {
+            if t.is_dir() {
+                subdirs.push((child_norm, child));
+            } else {
+                add(child_norm, child)?;
+            }
+            continue;
+        }
+        let link = kind.is_some_and(|t| t.is_symlink());
         match std::fs::metadata(&child) {
             // os.walk(followlinks=False) lists a symlinked directory among the directories and
             // does not enter it: neither a file nor walked.
@@ -508,6 +520,9 @@ fn walk_children(
     }
     Ok(())
 }
+
+/// The system's path limit, its terminating NUL included.
+const PATH_MAX: usize = libc::PATH_MAX as usize;
 
 /// A path the system cannot open (over PATH_MAX, 4096 bytes) is refused rather than left out of
 /// the link: in-toto leaves it out silently, which would make the link claim it was not there.
