@@ -154,12 +154,32 @@ fn named_digest(v: &Value, what: &str) -> Result<(String, HashDict)> {
 }
 
 /// A list of `{name, digest}` descriptors as artifacts; names must be unique.
-fn artifacts(list: &[Value], what: &str) -> Result<Artifacts> {
+/// Where a list of artifacts stands in a Statement link.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// The Statement's subjects: the link's products.
+    Subject,
+    /// The predicate's materials.
+    Material,
+}
+
+impl Section {
+    /// How errors name an entry of the list.
+    fn label(self) -> &'static str {
+        match self {
+            Section::Subject => "subject",
+            Section::Material => "material",
+        }
+    }
+}
+
+fn artifacts(list: &[Value], section: Section) -> Result<Artifacts> {
+    let what = section.label();
     let mut out = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
         if is_placeholder(v) {
             let name = v.get("name").and_then(Value::as_str);
-            if !placeholder_allowed(what == "subject", list.len(), name) {
+            if !placeholder_allowed(section == Section::Subject, list.len(), name) {
                 return Err(Error::format(format!(
                     "{what} {i} is marked as the placeholder of a step without products, but is not the only subject, named '_'"
                 )));
@@ -215,7 +235,7 @@ pub fn link_from_statement(v: &Value) -> Result<Link> {
     };
     let materials = match p.get("materials") {
         None | Some(Value::Null) => Artifacts::new(),
-        Some(Value::Array(a)) => artifacts(a, "material")?,
+        Some(Value::Array(a)) => artifacts(a, Section::Material)?,
         Some(_) => return Err(Error::format("link predicate 'materials' is not a list")),
     };
     let object = |key: &str| match p.get(key) {
@@ -227,7 +247,7 @@ pub fn link_from_statement(v: &Value) -> Result<Link> {
         name,
         command,
         materials,
-        products: artifacts(st.subjects, "subject")?,
+        products: artifacts(st.subjects, Section::Subject)?,
         byproducts: object("byproducts")?,
         environment: object("environment")?,
     })
