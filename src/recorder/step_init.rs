@@ -12,14 +12,10 @@
 //! Everything the init runs is async-signal-safe system calls: no allocation, no lock.
 
 use crate::error::{Error, Result};
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command};
 
 use crate::sys::process::{self, MAIN_EXITED, MOUNTS_CHANGED};
-
-/// Messages a socket's receive queue holds at most, with room to spare (`max_dgram_qlen` is 512).
-const MAX_QUEUED: usize = 4096;
 
 /// The channel the init reports through (totofs holds one end, the init the other).
 pub(crate) struct Reports {
@@ -44,33 +40,13 @@ impl Reports {
     /// is one report: a tag and the 4 bytes of a wait status.
     pub(crate) fn poll(&mut self) {
         let mut b = [0u8; 64];
-        // A read of 0 is the end once the init (and every copy of its end) is gone, or a message
-        // of no bytes, which the init never sends: one could stand before a real report, so
-        // reading goes on past it. After the end, reads keep returning 0; the queue holds a few
-        // hundred messages at most (`net.unix.max_dgram_qlen`), so this many in a row is the end.
-        let mut zeros = 0;
         loop {
-            let n = match (&self.rd).read(&mut b) {
-                Ok(n) => n,
+            let n = match process::receive_report(&self.rd, &mut b) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            if n == 0 {
-                if !process::peer_closed(&self.rd) {
-                    self.forged = true;
-                    continue;
-                }
-                zeros += 1;
-                if zeros > MAX_QUEUED {
-                    break;
-                }
-                continue;
-            }
-            if zeros > 0 {
-                // What looked like the end was an empty message before this one.
-                self.forged = true;
-                zeros = 0;
-            }
             match (n, b) {
                 (5, [MAIN_EXITED, s0, s1, s2, s3, ..]) if self.main_status.is_none() => {
                     self.main_status = Some(libc::c_int::from_ne_bytes([s0, s1, s2, s3]))

@@ -288,16 +288,40 @@ pub(crate) fn report_channel() -> io::Result<(std::fs::File, OwnedFd)> {
     let (ours, theirs) = unsafe { (std::fs::File::from_raw_fd(ours), OwnedFd::from_raw_fd(theirs)) };
     // SAFETY: fcntl on a descriptor we own; totofs polls its end without blocking.
     check(unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&ours), libc::F_SETFL, libc::O_NONBLOCK) })?;
+    // Every message then arrives with its sender's credentials, an empty one too: that is how
+    // `receive_report` tells a message of no bytes from the end of the channel.
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads one int from `on`.
+    check(unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&ours),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
     Ok((ours, theirs))
 }
 
-/// Whether the other end of a connected socket is closed (every copy of it), by `poll`'s
-/// `POLLRDHUP`; a socket whose state cannot be polled counts as closed.
-pub(crate) fn peer_closed(sock: &std::fs::File) -> bool {
-    let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(sock), events: libc::POLLRDHUP, revents: 0 };
-    // SAFETY: one valid pollfd, no waiting.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n < 0 || p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+/// One message from a [`report_channel`]: `Ok(Some(n))` a message of `n` bytes (0 included),
+/// `Ok(None)` the end (every copy of the other end closed and nothing left), `WouldBlock` when
+/// nothing is queued yet. A read of 0 bytes alone cannot tell an empty message from the end;
+/// the credentials each message carries can.
+pub(crate) fn receive_report(sock: &std::fs::File, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // Room for one SCM_CREDENTIALS message, 8-byte aligned.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is plain old data; all zeroes is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at `iov` (over `buf`) and `control`, all alive for the call.
+    let n = unsafe { libc::recvmsg(std::os::fd::AsRawFd::as_raw_fd(sock), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    Ok((n > 0 || msg.msg_controllen > 0).then_some(n))
 }
 
 /// Make `command` start as the init of a new PID namespace (this pre_exec hook must be the last
