@@ -495,10 +495,10 @@ fn only_accessed_hashes_only_what_the_step_touched() {
 #[test]
 fn the_overlays_own_switches_do_not_reach_the_steps_environment() {
     let t = tempdir();
-    let out = totofs_run_env(t.path(), &[], &["sh", "-c", "env > env.txt"], &[("TOTOFS_SHUFFLE_READDIR", "1")]);
+    let out = totofs_run_env(t.path(), &[], &["sh", "-c", "env > env.txt"], &[("TOTOFS_REVERSE_READDIR", "1")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let env = std::fs::read_to_string(t.path().join("env.txt")).unwrap();
-    assert!(env.contains("PATH=") && !env.contains("TOTOFS_SHUFFLE_READDIR"), "{env}");
+    assert!(env.contains("PATH=") && !env.contains("TOTOFS_REVERSE_READDIR"), "{env}");
 }
 
 /// A tree of `src/a` and `out/old`, written just now, in `tree` of a temporary directory.

@@ -66,7 +66,7 @@ pub fn prepare(vary: &std::collections::BTreeSet<Vary>, scratch: &Path) -> Prepa
             Vary::Time => Ok("TZ UTC-12 -> UTC+14 (26 h apart), and the varied build runs later".to_string()),
             Vary::Env => Ok(format!("{}=varied is added", crate::investigate::vary::ENV_VARIATION)),
             Vary::Umask => Ok("umask 022 -> 002".to_string()),
-            Vary::Order => Ok("the overlay lists directories in a shuffled order".to_string()),
+            Vary::Order => Ok("the overlay lists directories in reverse order".to_string()),
             Vary::Locale => match locale(scratch) {
                 Ok((how, locpath)) => {
                     p.locpath = locpath;

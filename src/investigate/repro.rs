@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Environment variable asking the recording overlay to shuffle directory listings (like
+/// Environment variable asking the recording overlay to reverse directory listings (like
 /// disorderfs): set to `1` for the varied build when `--vary order` is given.
-pub const SHUFFLE_READDIR_ENV: &str = crate::recorder::overlay::SHUFFLE_READDIR_ENV;
+pub const REVERSE_READDIR_ENV: &str = crate::recorder::overlay::REVERSE_READDIR_ENV;
 /// The conditions of one build.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildPlan {
@@ -78,7 +78,7 @@ pub fn plan_with(varied: &BTreeSet<Vary>, work: &Path, label: &str, locpath: Opt
         set(ENV_VARIATION, "varied");
     }
     if varied.contains(&Vary::Order) {
-        set(SHUFFLE_READDIR_ENV, "1");
+        set(REVERSE_READDIR_ENV, "1");
     }
     let umask = if varied.contains(&Vary::Umask) { 0o002 } else { 0o022 };
     BuildPlan { label: label.to_string(), varied: varied.clone(), dir, env, umask }
@@ -306,7 +306,7 @@ fn record(opts: &ReproOptions, key: &Path, plan: &BuildPlan, out: &Path, stops: 
     }
     cmd.arg("--").args(&opts.command);
     cmd.current_dir(&plan.dir).env("PWD", &plan.dir);
-    for k in [SHUFFLE_READDIR_ENV, ENV_VARIATION, "LOCPATH"] {
+    for k in [REVERSE_READDIR_ENV, ENV_VARIATION, "LOCPATH"] {
         cmd.env_remove(k);
     }
     for (k, v) in &plan.env {
@@ -543,7 +543,7 @@ mod tests {
         assert_eq!(get(&a, "TZ").as_deref(), Some("<-12>+12"));
         assert_eq!(get(&b, "TZ").as_deref(), Some("<+14>-14"));
         assert_eq!(get(&a, "LC_ALL"), get(&b, "LC_ALL"));
-        assert_eq!(get(&b, SHUFFLE_READDIR_ENV), None);
+        assert_eq!(get(&b, REVERSE_READDIR_ENV), None);
 
         let (a, b, c2) = plan(&Vary::parse_list("path,order,locale,env").unwrap(), w);
         assert_ne!(a.dir, b.dir);
@@ -554,7 +554,7 @@ mod tests {
         let no_tmp = |p: &BuildPlan| p.env.iter().filter(|(k, _)| k != "TMPDIR").cloned().collect::<Vec<_>>();
         assert_eq!(no_tmp(&c2), no_tmp(&b), "and the varied conditions");
         assert_eq!(get(&b, "TMPDIR").as_deref(), Some(b.dir.join(".totofs-tmp").to_str().unwrap()));
-        assert_eq!(get(&b, SHUFFLE_READDIR_ENV).as_deref(), Some("1"));
+        assert_eq!(get(&b, REVERSE_READDIR_ENV).as_deref(), Some("1"));
         assert_eq!(get(&b, ENV_VARIATION).as_deref(), Some("varied"));
         assert_eq!(get(&b, "LC_ALL").as_deref(), Some("fr_CH.UTF-8"));
         assert_eq!(get(&a, "TZ"), get(&b, "TZ"));

@@ -114,7 +114,7 @@ fn step_command(cmd: &StepCommand, prog: &str, args: &[String], tty: bool) -> Co
     command.args(args);
     // totofs's own switches for the overlay (`totofs repro --vary order`, no passthrough) are not
     // the step's: left in its environment, a build that records its environment would differ.
-    command.env_remove(crate::recorder::overlay::SHUFFLE_READDIR_ENV);
+    command.env_remove(crate::recorder::overlay::REVERSE_READDIR_ENV);
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(super::startup::is_own_switch) {
             command.env_remove(name);

@@ -1,4 +1,4 @@
-//! Directory listings (read once at opendir, optionally shuffled for `totofs repro --vary
+//! Directory listings (read once at opendir, optionally reversed for `totofs repro --vary
 //! order`, served by offset) and the file system's statistics.
 
 use super::attrs::attr;
@@ -11,27 +11,17 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// The environment variable that asks the overlay to shuffle directory listings.
-pub(crate) const SHUFFLE_READDIR_ENV: &str = "TOTOFS_SHUFFLE_READDIR";
+/// The environment variable that asks the overlay to reverse directory listings.
+pub(crate) const REVERSE_READDIR_ENV: &str = "TOTOFS_REVERSE_READDIR";
 
-/// `TOTOFS_SHUFFLE_READDIR=1` in totofs's environment: list directories in a new random order
-/// on every opendir, like disorderfs (`totofs repro --vary order` sets it), so a build that
-/// depends on the order the file system lists names in shows it.
-fn shuffle_readdir() -> bool {
+/// `TOTOFS_REVERSE_READDIR=1` in totofs's environment: list every directory in the reverse of
+/// the file system's order (`totofs repro --vary order` sets it, like disorderfs's default).
+/// Reversed, every pair of names comes in the other order than in a build without it, so a
+/// build that depends on the order of any two names shows it; a random order would keep a
+/// given pair half of the time.
+fn reverse_readdir() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os(SHUFFLE_READDIR_ENV).is_some_and(|v| v == "1"))
-}
-
-/// Fisher-Yates with a xorshift generator seeded from the OS (one getrandom per listing).
-fn shuffle<T>(items: &mut [T]) {
-    use rand_core::RngCore;
-    let mut x = rand_core::OsRng.next_u64() | 1;
-    for i in (1..items.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        items.swap(i, (x % (i as u64 + 1)) as usize);
-    }
+    *ON.get_or_init(|| std::env::var_os(REVERSE_READDIR_ENV).is_some_and(|v| v == "1"))
 }
 
 impl Overlay {
@@ -50,9 +40,9 @@ impl Overlay {
             let ft = e.file_type().ok().and_then(FileType::from_std).unwrap_or(FileType::RegularFile);
             entries.push((e.ino(), ft, e.file_name()));
         }
-        if shuffle_readdir() {
+        if reverse_readdir() {
             if let Some(names) = entries.get_mut(2..) {
-                shuffle(names);
+                names.reverse();
             }
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -123,28 +113,5 @@ impl Overlay {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         fs::fstatvfs(self.root.as_fd())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shuffled_listings_keep_every_entry_and_change_order() {
-        let orig: Vec<u32> = (0..64).collect();
-        let mut differs = false;
-        for _ in 0..4 {
-            let mut v = orig.clone();
-            shuffle(&mut v);
-            differs |= v != orig;
-            let mut sorted = v.clone();
-            sorted.sort();
-            assert_eq!(sorted, orig);
-        }
-        assert!(differs, "64 entries shuffled four times never moved");
-        let mut one = [7];
-        shuffle(&mut one);
-        shuffle::<u8>(&mut []);
     }
 }

@@ -27,7 +27,7 @@ mod node_table;
 mod xattrs;
 
 pub(crate) use attrs::negative_entry;
-pub(crate) use dirs::SHUFFLE_READDIR_ENV;
+pub(crate) use dirs::REVERSE_READDIR_ENV;
 pub(crate) use files::{Backing, Opened};
 pub(crate) use fuse_ops::{FuseOverlay, TTL};
 pub(crate) use names::SetAttr;
