@@ -262,13 +262,19 @@ struct FastDescriptor {
     annotations: Option<Map<String, Value>>,
 }
 
+/// The link predicate; a field left out or `null` is empty, as [`link_from_statement`] reads it
+/// (protobuf-based writers leave empty fields out).
 #[derive(serde::Deserialize)]
 struct FastPredicate {
     name: String,
-    command: Vec<String>,
-    materials: Vec<FastDescriptor>,
-    byproducts: Map<String, Value>,
-    environment: Map<String, Value>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    materials: Option<Vec<FastDescriptor>>,
+    #[serde(default)]
+    byproducts: Option<Map<String, Value>>,
+    #[serde(default)]
+    environment: Option<Map<String, Value>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -325,11 +331,11 @@ pub fn fast_link(payload: &[u8]) -> Option<Link> {
     let p = st.predicate;
     Some(Link {
         name: p.name,
-        command: p.command,
-        materials: arts(p.materials, false)?,
+        command: p.command.unwrap_or_default(),
+        materials: arts(p.materials.unwrap_or_default(), false)?,
         products: arts(st.subject, true)?,
-        byproducts: p.byproducts,
-        environment: p.environment,
+        byproducts: p.byproducts.unwrap_or_default(),
+        environment: p.environment.unwrap_or_default(),
     })
 }
 
@@ -399,6 +405,27 @@ mod tests {
             assert!(fast_link(cjson::dump_python_compact(&v).as_bytes()).is_none(), "the fast reader takes {v}");
             let e = link_from_statement(&v).unwrap_err().to_string();
             assert!(e.contains("placeholder"), "{e}");
+        }
+    }
+
+    #[test]
+    fn fields_left_out_or_null_are_empty_in_both_readers() {
+        // Writers built on protobuf leave empty fields out; a large link in that shape is still
+        // read without a JSON tree, into the same link.
+        let l = Link { name: "build".into(), products: sample().products, ..Default::default() };
+        let full = cjson::parse(link_statement_json(&l).as_bytes()).unwrap();
+        for absent in [None, Some(Value::Null)] {
+            let mut v = full.clone();
+            let p = v["predicate"].as_object_mut().unwrap();
+            for k in ["command", "materials", "byproducts", "environment"] {
+                match &absent {
+                    None => p.remove(k),
+                    Some(null) => p.insert(k.into(), null.clone()),
+                };
+            }
+            let text = cjson::dump_python_compact(&v);
+            assert_eq!(link_from_statement(&v).unwrap(), l, "{text}");
+            assert_eq!(fast_link(text.as_bytes()).as_ref(), Some(&l), "{text}");
         }
     }
 
