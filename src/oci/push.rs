@@ -11,9 +11,19 @@ use std::time::Duration;
 
 /// How often a push re-reads and merges before it gives up on a busy tag.
 const ATTEMPTS: u32 = 12;
-/// How long a writer waits before checking that no concurrent writer dropped its files (for
-/// registries that ignore `If-Match`, like distribution 2.8).
+/// How long a writer waits at least before checking that no concurrent writer dropped its files
+/// (for registries that ignore `If-Match`, like distribution 2.8).
 const SETTLE: Duration = Duration::from_millis(300);
+/// The wait is also this many times the writer's own read-to-write span: another writer's span
+/// is what the wait must outlast, and a registry slow for one writer is slow for all of them.
+const SETTLE_SPANS: u32 = 3;
+/// The longest wait, however slow the registry.
+const MAX_SETTLE: Duration = Duration::from_secs(10);
+
+/// The wait after a write whose read-to-write span was `span`.
+fn settle(span: Duration) -> Duration {
+    SETTLE.max(span.saturating_mul(SETTLE_SPANS)).min(MAX_SETTLE)
+}
 
 /// A local file ready to be a layer.
 pub struct Layer {
@@ -206,6 +216,7 @@ type Merged = (String, ImageManifest, Option<String>);
 
 /// One read-merge-write-check round; `None` when another writer got in the way.
 fn merge_once(client: &Client, tag: &str, ours: &[Descriptor], subject: Option<&Descriptor>) -> Result<Option<Merged>, Failure> {
+    let start = std::time::Instant::now();
     let base = read_tag(client, tag)?;
     let m = merged(base.as_ref().map(|(_, m)| m), ours, subject);
     let bytes = m.to_bytes()?;
@@ -222,7 +233,7 @@ fn merge_once(client: &Client, tag: &str, ours: &[Descriptor], subject: Option<&
         }
         Put::Stored { digest, .. } => digest,
     };
-    std::thread::sleep(SETTLE);
+    std::thread::sleep(settle(start.elapsed()));
     match read_tag(client, tag)? {
         Some((_, now)) if kept(&now, ours, base.as_ref().map(|(_, m)| m)) => Ok(Some((digest, m, base.map(|(d, _)| d)))),
         _ => Ok(None),
@@ -245,6 +256,13 @@ mod tests {
         let m = merged(Some(&base), &[titled("b", b"3"), titled("c", b"4")], None);
         let names: Vec<_> = m.layers.iter().map(|l| (l.title().unwrap_or(""), l.digest.clone())).collect();
         assert_eq!(names, vec![("a", digest_of(b"1")), ("b", digest_of(b"3")), ("c", digest_of(b"4"))]);
+    }
+
+    #[test]
+    fn a_slow_registry_is_waited_for_longer() {
+        assert_eq!(settle(Duration::from_millis(5)), SETTLE);
+        assert_eq!(settle(Duration::from_millis(400)), Duration::from_millis(1200));
+        assert_eq!(settle(Duration::from_secs(60)), MAX_SETTLE);
     }
 
     #[test]
