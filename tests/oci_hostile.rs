@@ -26,8 +26,9 @@ const EMPTY_DIGEST: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77
 const DEADLINE: Duration = Duration::from_secs(30);
 /// The data segment totofs is given where a test checks that memory stays bounded.
 const DATA_LIMIT: u64 = 96 << 20;
-/// The registry timeout these tests run totofs with (seconds).
-const TIMEOUT: &str = "1";
+/// The registry timeout these tests run totofs with (seconds): short, so a stall is seen soon,
+/// and not so short that a busy machine turns another failure into a time-out.
+const TIMEOUT: &str = "2";
 
 /// What the server answers on one path.
 #[derive(Clone)]
@@ -633,7 +634,7 @@ fn a_registry_that_never_answers_times_out() {
         let start = Instant::now();
         let o = scene.pull(&reference);
         scene.refused(&o, &reference, "timed out");
-        // TOTOFS_REGISTRY_TIMEOUT=1: a request is given up within a few seconds.
+        // TOTOFS_REGISTRY_TIMEOUT=2: a request is given up within a few seconds.
         assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     }
 }
