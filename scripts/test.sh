@@ -16,7 +16,10 @@ fi
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release --no-fail-fast "$@"
 if [[ $# -eq 0 ]]; then
-    # Bounded fuzzing (docs/hostile-input.md): 8 targets x 18 s, a new seed each run.
-    TOTOFS_FUZZ_SECONDS=18 TOTOFS_FUZZ_SEED="${TOTOFS_FUZZ_SEED:-$(date +%s)}" \
-        cargo test --release --test fuzz_parsers -- --nocapture
+    # Bounded fuzzing (docs/hostile-input.md): 8 targets x 18 s, seeded by the commit, so every
+    # commit explores new inputs and a run of the same commit elsewhere explores the same ones.
+    commit="$(git rev-parse --short=8 HEAD 2>/dev/null || true)"
+    if [[ -n "$commit" ]]; then seed=$((0x$commit)); else seed=$(date +%s); fi
+    seed="${TOTOFS_FUZZ_SEED:-$seed}"
+    TOTOFS_FUZZ_SECONDS=18 TOTOFS_FUZZ_SEED="$seed" cargo test --release --test fuzz_parsers -- --nocapture
 fi
