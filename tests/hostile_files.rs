@@ -224,3 +224,39 @@ fn install_aliases_force_never_replaces_a_directory_and_changes_nothing_then() {
     assert_eq!(std::fs::read_to_string(dir.join("in-toto-run")).unwrap(), "keep");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
 }
+
+/// An unsigned layout of `rules` material rules, as a Metablock and as a DSSE envelope.
+fn huge_layout(rules: usize) -> (String, String) {
+    use base64::Engine as _;
+    let rules: Vec<Value> = (0..rules).map(|i| json!(["ALLOW", format!("f{i}")])).collect();
+    let layout = json!({"_type": "layout", "expires": "2030-01-01T00:00:00Z", "keys": {}, "readme": "", "inspect": [],
+        "steps": [{"_type": "step", "name": "s", "expected_materials": rules, "expected_products": [], "pubkeys": [],
+                   "expected_command": [], "threshold": 1}]});
+    let metablock = json!({"signed": layout, "signatures": []}).to_string();
+    let payload = base64::engine::general_purpose::STANDARD.encode(layout.to_string());
+    let dsse = json!({"payloadType": "application/vnd.in-toto+json", "payload": payload, "signatures": []}).to_string();
+    (metablock, dsse)
+}
+
+#[test]
+fn a_layout_of_millions_of_values_is_refused_before_it_is_parsed() {
+    // Read into a tree, such a layout takes about 28 bytes of memory per byte of file: a
+    // hostile 512 MiB layout would take over 10 GB. A layout lists steps and rules, so it is
+    // refused at two million values, as one line naming the file, before signatures are looked at.
+    let t = tempdir();
+    let public = pem("ed25519_public.pem");
+    let (metablock, dsse) = huge_layout(700_000);
+    for (name, text) in [("root.layout", metablock), ("dsse.layout", dsse)] {
+        let f = t.path().join(name);
+        write(&f, &text);
+        let out = run(totofs().arg("verify").arg("-l").arg(&f).arg("-k").arg(&public).current_dir(t.path()));
+        assert_refused(&out, &f, "the limit for a layout is 2000000");
+    }
+    // A layout of many rules below the limit is read as before (and then found unsigned).
+    let (metablock, _) = huge_layout(50_000);
+    let f = t.path().join("fine.layout");
+    write(&f, &metablock);
+    let (code, err) = code_and_err(&run(totofs().arg("verify").arg("-l").arg(&f).arg("-k").arg(&public).current_dir(t.path())));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not validly signed"), "{err}");
+}

@@ -167,7 +167,10 @@ impl Metadata {
         match super::linkread::read(bytes)? {
             super::linkread::Read::Link(md) => Ok(md),
             super::linkread::Read::Tree(v) => Self::from_value(&v),
-            super::linkread::Read::Layout => Self::from_tree(bytes),
+            super::linkread::Read::Layout => {
+                super::check_layout_values(bytes)?;
+                Self::from_tree(bytes)
+            }
         }
     }
 
@@ -198,8 +201,14 @@ impl Metadata {
                 return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
             }
             // So is a link payload, whatever its size.
-            if let Some(link) = super::linkread::read_payload_link(&payload)? {
-                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: false }, payload: Payload::Link(link), signatures });
+            match super::linkread::read_payload(&payload)? {
+                super::linkread::PayloadRead::Link(link) => {
+                    return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: false }, payload: Payload::Link(link), signatures });
+                }
+                super::linkread::PayloadRead::Layout => {
+                    super::check_layout_values(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
+                }
+                super::linkread::PayloadRead::Other => {}
             }
             let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
             // A Statement (no `_type` of link or layout) carries a link in its predicate.

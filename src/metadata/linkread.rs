@@ -139,19 +139,29 @@ pub(super) fn dsse_members(bytes: &[u8]) -> Result<Option<Map<String, Value>>> {
     reduced(o, signatures, count, true).map(Some)
 }
 
-/// Read the link object of a DSSE payload; `None` when its `_type` is not `link` (a Statement,
-/// a layout), for the tree reader.
-pub(super) fn read_payload_link(payload: &[u8]) -> Result<Option<Link>> {
+/// What [`read_payload`] made of a DSSE payload.
+pub(super) enum PayloadRead {
+    /// A link, read into the model.
+    Link(Link),
+    /// A layout, for the tree reader.
+    Layout,
+    /// Anything else (a Statement, no `_type`), for the tree reader.
+    Other,
+}
+
+/// Read the link object of a DSSE payload, or say what else it is.
+pub(super) fn read_payload(payload: &[u8]) -> Result<PayloadRead> {
     let in_payload = |e: Error| Error::format(format!("DSSE payload: {e}"));
     cjson::check_values(payload).map_err(in_payload)?;
     let mut de = serde_json::Deserializer::from_slice(payload);
     let signed = de.deserialize_any(SignedVisitor).map_err(|e| in_payload(cjson::invalid(e)))?;
     de.end().map_err(|e| in_payload(cjson::invalid(e)))?;
-    if signed.ty.as_deref() != Some("link") {
-        return Ok(None);
+    match signed.ty.as_deref() {
+        // A DSSE payload is signed as bytes: its numbers need not be canonical JSON's.
+        Some("link") => signed.into_fields().map(PayloadRead::Link),
+        Some("layout") => Ok(PayloadRead::Layout),
+        _ => Ok(PayloadRead::Other),
     }
-    // A DSSE payload is signed as bytes: its numbers need not be canonical JSON's.
-    signed.into_fields().map(Some)
 }
 
 /// A top-level member the reader keeps.

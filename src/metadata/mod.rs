@@ -29,6 +29,23 @@ pub const MAX_SIGNATURES: usize = 256;
 /// 4096 hex digits; ECDSA and ed25519 are far shorter.
 pub const MAX_SIGNATURE_CHARS: usize = 4096;
 
+/// Most JSON values a layout may hold. A layout is read into a JSON tree (tens of bytes per
+/// value) and lists steps, inspections and rules, not artifacts: two million values are a
+/// million rules, far beyond any real layout, and about 600 MB read; the general limit
+/// ([`cjson::MAX_JSON_VALUES`]) would let a hostile layout take several GB.
+pub const MAX_LAYOUT_VALUES: usize = 2_000_000;
+
+/// Refuse a layout of more than [`MAX_LAYOUT_VALUES`] values, before it is parsed.
+pub(crate) fn check_layout_values(bytes: &[u8]) -> Result<()> {
+    let n = cjson::approx_values(bytes);
+    if n >= MAX_LAYOUT_VALUES {
+        return Err(Error::format(format!(
+            "the layout holds about {n} JSON values; the limit for a layout is {MAX_LAYOUT_VALUES} (it lists steps and rules, not artifacts)"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse a signature list longer than [`MAX_SIGNATURES`].
 pub(crate) fn check_signature_count(n: usize) -> Result<()> {
     if n > MAX_SIGNATURES {
