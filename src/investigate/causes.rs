@@ -355,10 +355,21 @@ impl<'a> Analysis<'a> {
                 through: None,
             });
         }
+        self.follow_upstream(upstream, depth, &mut roots);
+        if roots.is_empty() {
+            roots = self.explain_group(pa, pb, depth);
+        }
+        self.memo.insert((pa, pb), roots.clone());
+        roots
+    }
+
+    /// Add to `roots` the roots of each differing input made upstream (`path` made by `ua` in A,
+    /// `ub` in B), each reached through `path`, once per kind and pair of processes.
+    fn follow_upstream(&mut self, upstream: Vec<(String, usize, usize)>, depth: usize, roots: &mut Vec<Root>) {
         // Real chains are a few processes deep; a (hostile) trace chaining thousands must not
         // exhaust the stack: past the limit, stop following and judge this process by itself.
         if depth >= MAX_DEPTH {
-            upstream.clear();
+            return;
         }
         for (path, ua, ub) in upstream {
             for mut r in self.explain_pair(ua, ub, depth + 1) {
@@ -369,11 +380,6 @@ impl<'a> Analysis<'a> {
                 roots.push(r);
             }
         }
-        if roots.is_empty() {
-            roots = self.explain_group(pa, pb, depth);
-        }
-        self.memo.insert((pa, pb), roots.clone());
-        roots
     }
 
     /// The visible inputs of `pa`/`pb` are identical: its real inputs may have passed through
@@ -427,18 +433,7 @@ impl<'a> Analysis<'a> {
                     Root { kind: CauseKind::ChangedInput, proc_a: ra, proc_b: rb, inputs, via: Vec::new(), through }
                 })
                 .collect();
-            if depth >= MAX_DEPTH {
-                upstream.clear();
-            }
-            for (path, ua, ub) in upstream {
-                for mut r in self.explain_pair(ua, ub, depth + 1) {
-                    if roots.iter().any(|x| x.kind == r.kind && x.proc_a == r.proc_a && x.proc_b == r.proc_b) {
-                        continue;
-                    }
-                    r.via.insert(0, path.clone());
-                    roots.push(r);
-                }
-            }
+            self.follow_upstream(upstream, depth, &mut roots);
             if !roots.is_empty() {
                 return roots;
             }
