@@ -573,21 +573,33 @@ mod tests {
             .collect()
     }
 
+    /// Wait for `f` to hold; the deadline only bounds a failing test (a busy machine may be slow).
     fn wait_for(mut f: impl FnMut() -> bool) {
-        for _ in 0..500 {
+        for _ in 0..3000 {
             if f() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        panic!("condition not reached in 5 s");
+        panic!("condition not reached in 30 s");
+    }
+
+    /// A child killed and reaped when the test ends, also when it fails.
+    struct Killed(std::process::Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 
     #[test]
     fn every_process_that_touches_a_file_is_logged_once_per_operation() {
         let t = Tracker::new();
         let me = std::process::id();
-        let mut other = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        // Alive until killed below, however long the test takes.
+        let mut other = std::process::Command::new("sleep").arg("60").spawn().unwrap();
         // spawn returns at exec's point of no return; the new argv is in place a moment later.
         let pid = other.id();
         wait_for(|| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")));
@@ -601,7 +613,7 @@ mod tests {
         other.kill().unwrap();
         other.wait().unwrap();
         let sleep = procs.iter().find(|p| p.pid == other.id()).expect("sleep registered");
-        assert_eq!(sleep.argv, ["sleep", "5"]);
+        assert_eq!(sleep.argv, ["sleep", "60"]);
         assert_eq!(sleep.ppid, me);
         let ops: Vec<(u32, &str, String)> = ops.iter().map(|(pid, path, op)| (*pid, path.as_str(), op.clone())).collect();
         assert_eq!(
@@ -624,12 +636,19 @@ mod tests {
     #[test]
     fn argv_is_read_again_after_exec_and_ancestors_are_registered() {
         let t = Tracker::new();
-        // sh forks sleep (two commands), then execs sleep for the last one.
-        let mut sh = std::process::Command::new("sh")
-            .args(["-c", "sleep 5 & sleep 0.5; exec sleep 6"])
-            .spawn()
-            .unwrap();
-        let sh_pid = sh.id();
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("go");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        // sh forks sleep, then, once the test has seen it as sh and says go through the fifo
+        // (`read` is built in: the sleep stays its only child), execs sleep. Both sleep until killed.
+        let sh = Killed(
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 60 & read go < \"$1\"; exec sleep 60", "sh"])
+                .arg(&fifo)
+                .spawn()
+                .unwrap(),
+        );
+        let sh_pid = sh.0.id();
         wait_for(|| !children(sh_pid).is_empty());
         let child = children(sh_pid)[0];
         wait_for(|| std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c.trim() == "sleep"));
@@ -639,14 +658,18 @@ mod tests {
         assert_eq!(shell.argv[0], "sh");
         assert_eq!(shell.ppid, std::process::id());
         assert!(!procs.iter().any(|p| p.pid == std::process::id()), "not above the step's root");
+        // Opened for reading and writing, the fifo opens without waiting for the shell; the line
+        // stays in it until the shell reads it, as long as this end is open.
+        let mut go = std::fs::File::options().read(true).write(true).open(&fifo).unwrap();
+        std::io::Write::write_all(&mut go, b"go\n").unwrap();
         wait_for(|| std::fs::read(format!("/proc/{sh_pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")));
+        drop(go);
         t.note((9, 2), "y", op::READ, sh_pid);
         let (procs, _) = observed(&t);
         let same: Vec<_> = procs.iter().filter(|p| p.pid == sh_pid).collect();
         assert_eq!(same.len(), 1, "one process per (pid, start time)");
-        assert_eq!(same[0].argv, ["sleep", "6"], "argv re-read after exec");
-        let _ = sh.kill();
-        let _ = sh.wait();
+        assert_eq!(same[0].argv, ["sleep", "60"], "argv re-read after exec");
+        drop(sh);
         let _ = std::process::Command::new("kill").arg(child.to_string()).status();
     }
 
