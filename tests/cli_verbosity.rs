@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const KEY: &str = "ed25519_private_unencrypted.pem";
 const KEYID8: &str = "c6d8bf2e";
@@ -259,8 +260,44 @@ fn the_in_toto_names_stay_silent() {
     }
 }
 
-/// A step that leaves a process behind whose name carries a terminal escape sequence.
-const LINGERING: &str = "python3 -c \"import ctypes,time; ctypes.CDLL(None).prctl(15, b'ev\\x1b]0;pwn\\x07', 0, 0, 0); time.sleep(4)\" &";
+/// A step that leaves a process behind whose name carries a terminal escape sequence: python
+/// names itself, forks and exits, so the command has exited only once the name is set. The
+/// process left behind marks `$1/$2.orphaned` once its parent is gone, then lingers until the
+/// test creates `$1/go` (or two minutes have passed: a failed test leaves nothing running).
+const LINGERING: &str = r#"python3 -c '
+import ctypes, os, sys, time
+ctypes.CDLL(None).prctl(15, b"ev\x1b]0;pwn\x07", 0, 0, 0)
+parent = os.getpid()
+if os.fork():
+    sys.exit(0)
+while os.getppid() == parent:
+    time.sleep(0.01)
+open(os.path.join(sys.argv[1], sys.argv[2] + ".orphaned"), "w").close()
+end = time.time() + 120
+while not os.path.exists(os.path.join(sys.argv[1], "go")) and time.time() < end:
+    time.sleep(0.02)
+' "$1" "$2""#;
+
+/// How long totofs waits for left-behind processes before it says so (`linger_notice`).
+const LINGER_NOTICE: Duration = Duration::from_secs(3);
+
+/// Poll `f` until it holds; the deadline only bounds a failing test.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(60), "{what}: not in 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Creates the file that lets the lingering processes end when dropped, also when a test fails.
+struct Release(PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
 
 #[test]
 fn notes_from_the_recorder_obey_q_and_never_carry_raw_control_characters() {
@@ -268,26 +305,57 @@ fn notes_from_the_recorder_obey_q_and_never_carry_raw_control_characters() {
     let key = pem(KEY);
     let dir = tmp.path().join("aliases");
     assert_eq!(code(&run(totofs().args(["install-aliases", "-q"]).arg(&dir))), 0);
-    // One tree each: a recorder must not see the others' links appear in its tree.
+    // One tree each: a recorder must not see the others' links appear in its tree. The lingering
+    // processes mark and wait outside them.
     let (dp, dq, da) = (project(tmp.path(), "plain"), project(tmp.path(), "quiet"), project(tmp.path(), "alias"));
+    let marks = tmp.path().to_path_buf();
     let step = |c: &mut Command, name: &str| {
-        c.args(["-n", name, "--signing-key"]).arg(&key).args(["--", "sh", "-c", LINGERING]);
+        c.args(["-n", name, "--signing-key"]).arg(&key).args(["--", "sh", "-c", LINGERING, "sh"]).arg(&marks).arg(name);
         c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
     };
+    let release = Release(marks.join("go"));
     // The three run side by side: each waits for its lingering process.
-    let plain = step(in_dir(&dp).arg("run"), "plain");
+    let mut plain = step(in_dir(&dp).arg("run"), "plain");
     let quiet = step(in_dir(&dq).args(["run", "-q"]), "quiet");
     let mut alias = Command::new(dir.join("in-toto-run"));
     alias.current_dir(&da);
     let alias = step(&mut alias, "alias");
+    // The plain run's stderr, read as it comes.
+    let plain_err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let (mut pipe, into) = (plain.stderr.take().unwrap(), plain_err.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut pipe, &mut buf) {
+                into.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    // Each command has exited once its process is orphaned.
+    let mut exited = Vec::new();
+    for name in ["plain", "quiet", "alias"] {
+        wait_until(&format!("{name}'s command exiting"), || marks.join(format!("{name}.orphaned")).exists());
+        exited.push(Instant::now());
+    }
+    // The plain run says it waits: its process lingers until then, however slow the machine.
+    wait_until("the plain run's note on the lingering process", || {
+        String::from_utf8_lossy(&plain_err.lock().unwrap()).contains("waiting for 1 process(es)")
+    });
+    // The others' notes, if shown, would be out by now on any but an overloaded machine (where
+    // this test would then check less, but not fail).
+    let late = exited.iter().max().copied().unwrap_or_else(Instant::now) + LINGER_NOTICE + Duration::from_secs(2);
+    std::thread::sleep(late.saturating_duration_since(Instant::now()));
+    drop(release);
     let (plain, quiet, alias) =
         (plain.wait_with_output().unwrap(), quiet.wait_with_output().unwrap(), alias.wait_with_output().unwrap());
-    let all = format!("{}\n{}\n{}", stderr(&plain), stderr(&quiet), stderr(&alias));
+    reader.join().unwrap();
+    let plain_err = plain_err.lock().unwrap().clone();
+    let said = String::from_utf8_lossy(&plain_err).into_owned();
+    let all = format!("{said}\n{}\n{}", stderr(&quiet), stderr(&alias));
     assert_eq!((code(&plain), code(&quiet), code(&alias)), (0, 0, 0), "{all}");
-    let said = stderr(&plain);
     assert!(said.contains("waiting for 1 process(es) it started to exit") && said.contains("(ev\\u{1b}]0;pwn\\u{7})"), "{said}");
-    assert!(!plain.stderr.iter().any(|b| *b == 0x1b || *b == 0x07), "a raw control character reached stderr: {said}");
+    assert!(!plain_err.iter().any(|b| *b == 0x1b || *b == 0x07), "a raw control character reached stderr: {said}");
     assert_eq!(stderr(&quiet), "", "-q drops the recorder's notes");
     assert_eq!(stderr(&alias), "", "in-toto-run prints no notes without -v");
     for (d, step) in [(&dp, "plain"), (&dq, "quiet"), (&da, "alias")] {
