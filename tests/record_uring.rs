@@ -87,9 +87,12 @@ impl Tree {
         let st = Command::new("cp").arg("-a").arg(&self.pristine).arg(&self.work).status().unwrap();
         assert!(st.success());
         let _uring = Uring::set(on);
+        // Compilers name their temporary files in $TMPDIR: under /tmp, where `as_process_set`
+        // masks them, whatever the caller's TMPDIR.
         let out = run(totofs()
             .current_dir(&self.work)
             .env("TOTOFS_STATS", "1")
+            .env("TMPDIR", "/tmp")
             .envs(env.iter().copied())
             .args(["run", "-n", "step", "--signing-key"])
             .arg(pem(KEY))
