@@ -1,6 +1,7 @@
-//! A link of many tiny artifact entries, read by every command that reads a whole link: peak
-//! memory stays a small multiple of the file. Read into a JSON tree, such a link took about 55
-//! bytes of memory per byte of file (a 100 MB link, 5.5 GB); a 512 MiB one would not fit.
+//! A link of many tiny artifact entries, read by every command that reads a whole link (and a
+//! Statement link of as many, by `show`): peak memory stays a small multiple of the file. Read
+//! into a JSON tree, such a link took about 55 bytes of memory per byte of file (a 100 MB link,
+//! 5.5 GB); a 512 MiB one would not fit.
 //!
 //! Alone in its test binary: the peak is the largest of this process's children
 //! (`getrusage(RUSAGE_CHILDREN)`), so no other test may start one.
@@ -31,6 +32,20 @@ fn big_link() -> String {
     s
 }
 
+/// A DSSE envelope of a Statement link as writers built on protobuf write it (empty predicate
+/// fields left out), with as many tiny materials as [`big_link`].
+fn big_statement() -> String {
+    use base64::Engine as _;
+    let mut s = String::from(r#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"x","digest":{"md5":"ab"}}],"predicateType":"https://in-toto.io/attestation/link/v0.3","predicate":{"name":"big","materials":["#);
+    for i in 0..ENTRIES {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(s, r#"{sep}{{"name":"{i:x}","digest":{{"md5":"ab"}}}}"#);
+    }
+    s.push_str("]}}");
+    let payload = base64::engine::general_purpose::STANDARD.encode(s);
+    format!(r#"{{"payloadType":"application/vnd.in-toto+json","payload":"{payload}","signatures":[]}}"#)
+}
+
 /// The largest peak RSS, in bytes, of the children this process has waited for.
 fn children_peak() -> u64 {
     // SAFETY: `getrusage` writes into the zeroed struct it is given and reads nothing else.
@@ -55,6 +70,14 @@ fn commands_reading_a_large_link_stay_within_a_few_times_its_size() {
     let text = big_link();
     write(&dir.join("big.link"), &text);
     std::fs::create_dir(dir.join("here")).unwrap();
+    // First, as the peak only grows: `show` of a statement link read its payload into a tree to
+    // learn its predicate type (about 30 bytes per byte of file).
+    let statement = big_statement();
+    write(&dir.join("statement.link"), &statement);
+    run_ok(dir, &["show", "statement.link"], &[0]);
+    let peak = children_peak();
+    let bound = 12 * statement.len() as u64 + (40 << 20);
+    assert!(peak < bound, "show: peak RSS {} MB for a {} MB statement (bound {} MB)", peak >> 20, statement.len() >> 20, bound >> 20);
     let key = pem("ed25519_private_unencrypted.pem");
     let public = pem("ed25519_public.pem");
     let key = key.to_str().unwrap();

@@ -94,7 +94,12 @@ pub fn link_statement_json(link: &Link) -> String {
 
 /// Does this payload claim to be an in-toto Statement (any version)?
 pub fn is_statement(v: &Value) -> bool {
-    v.get("_type").and_then(Value::as_str).is_some_and(|t| t.starts_with("https://in-toto.io/Statement/"))
+    v.get("_type").and_then(Value::as_str).is_some_and(is_statement_type)
+}
+
+/// Whether a `_type` is one of a Statement (of any version).
+pub fn is_statement_type(t: &str) -> bool {
+    t.starts_with("https://in-toto.io/Statement/")
 }
 
 /// A parsed Statement v1: its predicate type, predicate and subjects (untyped beyond that).
