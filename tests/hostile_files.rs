@@ -243,6 +243,7 @@ fn a_layout_of_millions_of_values_is_refused_before_it_is_parsed() {
     // Read into a tree, such a layout takes about 28 bytes of memory per byte of file: a
     // hostile 512 MiB layout would take over 10 GB. A layout lists steps and rules, so it is
     // refused at two million values, as one line naming the file, before signatures are looked at.
+    // Links are read without a tree and have a higher limit.
     let t = tempdir();
     let public = pem("ed25519_public.pem");
     let (metablock, dsse) = huge_layout(700_000);
@@ -251,6 +252,25 @@ fn a_layout_of_millions_of_values_is_refused_before_it_is_parsed() {
         write(&f, &text);
         let out = run(totofs().arg("verify").arg("-l").arg(&f).arg("-k").arg(&public).current_dir(t.path()));
         assert_refused(&out, &f, "the limit for a layout is 2000000");
+    }
+    // So is a Statement that is not a link, wherever it is read as one.
+    let subjects: Vec<Value> = (0..700_000).map(|i| json!({"name": format!("f{i}"), "digest": {"sha256": "ab"}})).collect();
+    let st = json!({"_type": "https://in-toto.io/Statement/v1", "subject": subjects,
+                    "predicateType": "https://slsa.dev/provenance/v1", "predicate": {}});
+    let payload = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(st.to_string())
+    };
+    let f = t.path().join("build.0123abcd.link");
+    write(&f, json!({"payloadType": "application/vnd.in-toto+json", "payload": payload, "signatures": []}).to_string());
+    for args in [&["show"][..], &["sign", "--verify", "-k"]] {
+        let mut c = totofs();
+        c.args(args);
+        if args.len() > 1 {
+            c.arg(&public).arg("-f");
+        }
+        let out = run(c.arg(&f).current_dir(t.path()));
+        assert_refused(&out, &f, "the limit for a payload other than a link is 2000000");
     }
     // A layout of many rules below the limit is read as before (and then found unsigned).
     let (metablock, _) = huge_layout(50_000);

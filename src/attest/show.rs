@@ -51,6 +51,10 @@ pub fn render_statement_file(path: &Path, key: Option<&PublicKey>) -> Result<Opt
             return Ok(None);
         }
     }
+    // Over the limit of a tree, the link reader says so.
+    if crate::metadata::check_tree_values(&payload, "").is_err() {
+        return Ok(None);
+    }
     let Ok(v) = crate::cjson::parse(&payload) else { return Ok(None) };
     if !statement::is_statement(&v) {
         return Ok(None);

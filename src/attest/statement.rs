@@ -292,15 +292,21 @@ struct FastStatement {
     predicate: FastPredicate,
 }
 
-/// The link of a statement link as totofs writes it, read straight into the model without a
-/// JSON tree (a large link's payload is mostly artifacts). `None` for anything it does not
-/// accept exactly (other shapes, odd values, errors), which [`link_from_statement`] then reads
-/// or rejects with its messages; for what it accepts, both give the same link.
+/// [`typed_link`] of a payload that starts like a Statement (its `_type` within the first 64
+/// bytes, as every writer puts it): a cheap first look, before other kinds of payload are tried.
 pub fn fast_link(payload: &[u8]) -> Option<Link> {
     let head = payload.get(..64).unwrap_or(payload);
     if !head.windows(STATEMENT_TYPE.len()).any(|w| w == STATEMENT_TYPE.as_bytes()) {
         return None;
     }
+    typed_link(payload)
+}
+
+/// The link of a statement link, read straight into the model without a JSON tree (a large
+/// link's payload is mostly artifacts). `None` for anything it does not accept exactly (other
+/// shapes, odd values, errors), which [`link_from_statement`] then reads or rejects with its
+/// messages; for what it accepts, both give the same link.
+pub fn typed_link(payload: &[u8]) -> Option<Link> {
     let st: FastStatement = serde_json::from_slice(payload).ok()?;
     if st.ty != STATEMENT_TYPE || (st.predicate_type != LINK_PREDICATE_V03 && st.predicate_type != LINK_PREDICATE_V02) {
         return None;

@@ -168,7 +168,7 @@ impl Metadata {
             super::linkread::Read::Link(md) => Ok(md),
             super::linkread::Read::Tree(v) => Self::from_value(&v),
             super::linkread::Read::Layout => {
-                super::check_layout_values(bytes)?;
+                super::check_tree_values(bytes, "a layout")?;
                 Self::from_tree(bytes)
             }
         }
@@ -206,9 +206,16 @@ impl Metadata {
                     return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: false }, payload: Payload::Link(link), signatures });
                 }
                 super::linkread::PayloadRead::Layout => {
-                    super::check_layout_values(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
+                    super::check_tree_values(&payload, "a layout").map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
                 }
-                super::linkread::PayloadRead::Other => {}
+                super::linkread::PayloadRead::Other => {
+                    // A statement link whose `_type` does not come first is still a link.
+                    if let Some(link) = crate::attest::statement::typed_link(&payload) {
+                        return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
+                    }
+                    let what = "a payload other than a link";
+                    super::check_tree_values(&payload, what).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
+                }
             }
             let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
             // A Statement (no `_type` of link or layout) carries a link in its predicate.

@@ -29,19 +29,19 @@ pub const MAX_SIGNATURES: usize = 256;
 /// 4096 hex digits; ECDSA and ed25519 are far shorter.
 pub const MAX_SIGNATURE_CHARS: usize = 4096;
 
-/// Most JSON values a layout may hold. A layout is read into a JSON tree (tens of bytes per
-/// value) and lists steps, inspections and rules, not artifacts: two million values are a
-/// million rules, far beyond any real layout, and about 600 MB read; the general limit
-/// ([`cjson::MAX_JSON_VALUES`]) would let a hostile layout take several GB.
-pub const MAX_LAYOUT_VALUES: usize = 2_000_000;
+/// Most JSON values a document read into a JSON tree may hold: a layout, or a DSSE payload that
+/// is not a link (links are read without a tree, up to [`cjson::MAX_JSON_VALUES`]). A tree takes
+/// tens of bytes per value, about 28 per byte of a layout's file; the general limit would let a
+/// hostile layout take several GB before its signatures are looked at. A layout lists steps and
+/// rules, not artifacts: two million values are a million rules, far beyond any real layout.
+pub const MAX_TREE_VALUES: usize = 2_000_000;
 
-/// Refuse a layout of more than [`MAX_LAYOUT_VALUES`] values, before it is parsed.
-pub(crate) fn check_layout_values(bytes: &[u8]) -> Result<()> {
+/// Refuse `bytes` of more than [`MAX_TREE_VALUES`] values, before they are parsed into a tree;
+/// `what` names the kind of document ("a layout").
+pub fn check_tree_values(bytes: &[u8], what: &str) -> Result<()> {
     let n = cjson::approx_values(bytes);
-    if n >= MAX_LAYOUT_VALUES {
-        return Err(Error::format(format!(
-            "the layout holds about {n} JSON values; the limit for a layout is {MAX_LAYOUT_VALUES} (it lists steps and rules, not artifacts)"
-        )));
+    if n >= MAX_TREE_VALUES {
+        return Err(Error::format(format!("the document holds about {n} JSON values; the limit for {what} is {MAX_TREE_VALUES}")));
     }
     Ok(())
 }
