@@ -3,7 +3,7 @@
 //! signature was checked. Every string from the attestation is shown with [`one_line`].
 
 use super::provenance::{KIND_KEY, PROVENANCE_TYPE};
-use super::statement::{self, PLACEHOLDER_KEY};
+use super::statement::{self, PayloadKind, PLACEHOLDER_KEY};
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
 use crate::metadata::{pae, Dsse, Signature, MAX_METADATA_BYTES, PAYLOAD_TYPE};
@@ -22,15 +22,6 @@ pub fn signature_line(signers: &[Signature], checked_with: Option<&PublicKey>) -
     }
 }
 
-/// The members of a payload that say what kind of document it is.
-#[derive(serde::Deserialize)]
-struct Kind {
-    #[serde(rename = "_type")]
-    ty: Option<String>,
-    #[serde(rename = "predicateType")]
-    predicate_type: Option<String>,
-}
-
 /// If `path` is a DSSE envelope of a Statement whose predicate is not a link, its summary
 /// (after checking its signature with `key`, when given); `None` for anything else, which the
 /// caller reads as a link.
@@ -41,18 +32,12 @@ pub fn render_statement_file(path: &Path, key: Option<&PublicKey>) -> Result<Opt
     }
     let bytes = crate::fsio::read_capped(path, MAX_METADATA_BYTES, "metadata file")?;
     let Ok(Dsse { payload, signatures }) = Dsse::from_bytes(&bytes) else { return Ok(None) };
-    // A link (a Statement of the link predicate, or not a Statement at all) is told by two
-    // members, without a JSON tree of what may be a million artifacts; anything this does not
-    // read (a repeated member, a number for a string) is read whole below.
-    if let Ok(kind) = serde_json::from_slice::<Kind>(&payload) {
-        let statement = kind.ty.as_deref().is_some_and(statement::is_statement_type);
-        let link = matches!(kind.predicate_type.as_deref(), Some(statement::LINK_PREDICATE_V03 | statement::LINK_PREDICATE_V02));
-        if !statement || link {
-            return Ok(None);
-        }
-    }
-    // Over the limit of a tree, the link reader says so.
-    if crate::metadata::check_tree_values(&payload, "").is_err() {
+    // A link (a Statement of the link predicate, or not a Statement at all) is told without a
+    // JSON tree of what may be a million artifacts; what that look cannot tell is read whole
+    // below, and a payload too large for a tree is left to the link reader, which says so.
+    if matches!(statement::payload_kind(&payload), Some(PayloadKind::LinkPredicate | PayloadKind::NotAStatement))
+        || crate::cjson::approx_values(&payload) >= crate::metadata::MAX_TREE_VALUES
+    {
         return Ok(None);
     }
     let Ok(v) = crate::cjson::parse(&payload) else { return Ok(None) };

@@ -258,6 +258,55 @@ pub fn link_from_statement(v: &Value) -> Result<Link> {
     })
 }
 
+/// `T` read only from a JSON object. serde's derived readers also take an array, field by
+/// position, which no Statement reader accepts (the tree reader refuses it as not an object).
+struct Obj<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct ObjVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjVisitor(std::marker::PhantomData)).map(Obj)
+    }
+}
+
+/// What a DSSE payload says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// A Statement of the link predicate (v0.3 or v0.2).
+    LinkPredicate,
+    /// A Statement of another predicate.
+    OtherPredicate,
+    /// Not a Statement (a link, a layout, anything else).
+    NotAStatement,
+}
+
+/// What `payload` says it is, from its `_type` and `predicateType` alone, without a JSON tree;
+/// `None` when they cannot be read that way (not an object, a repeated member, not strings).
+pub fn payload_kind(payload: &[u8]) -> Option<PayloadKind> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "_type")]
+        ty: Option<String>,
+        #[serde(rename = "predicateType")]
+        predicate_type: Option<String>,
+    }
+    let Obj(kind) = serde_json::from_slice::<Obj<Kind>>(payload).ok()?;
+    Some(match (kind.ty.as_deref().is_some_and(is_statement_type), kind.predicate_type.as_deref()) {
+        (false, _) => PayloadKind::NotAStatement,
+        (true, Some(LINK_PREDICATE_V03 | LINK_PREDICATE_V02)) => PayloadKind::LinkPredicate,
+        (true, _) => PayloadKind::OtherPredicate,
+    })
+}
+
 /// A ResourceDescriptor as the fast reader takes it (other fields ignored).
 #[derive(serde::Deserialize)]
 struct FastDescriptor {
@@ -275,7 +324,7 @@ struct FastPredicate {
     #[serde(default)]
     command: Option<Vec<String>>,
     #[serde(default)]
-    materials: Option<Vec<FastDescriptor>>,
+    materials: Option<Vec<Obj<FastDescriptor>>>,
     #[serde(default)]
     byproducts: Option<Map<String, Value>>,
     #[serde(default)]
@@ -288,8 +337,8 @@ struct FastStatement {
     ty: String,
     #[serde(rename = "predicateType")]
     predicate_type: String,
-    subject: Vec<FastDescriptor>,
-    predicate: FastPredicate,
+    subject: Vec<Obj<FastDescriptor>>,
+    predicate: Obj<FastPredicate>,
 }
 
 /// [`typed_link`] of a payload that starts like a Statement (its `_type` within the first 64
@@ -307,17 +356,17 @@ pub fn fast_link(payload: &[u8]) -> Option<Link> {
 /// shapes, odd values, errors), which [`link_from_statement`] then reads or rejects with its
 /// messages; for what it accepts, both give the same link.
 pub fn typed_link(payload: &[u8]) -> Option<Link> {
-    let st: FastStatement = serde_json::from_slice(payload).ok()?;
+    let Obj(st) = serde_json::from_slice::<Obj<FastStatement>>(payload).ok()?;
     if st.ty != STATEMENT_TYPE || (st.predicate_type != LINK_PREDICATE_V03 && st.predicate_type != LINK_PREDICATE_V02) {
         return None;
     }
     if st.subject.is_empty() {
         return None;
     }
-    let arts = |list: Vec<FastDescriptor>, is_subject: bool| -> Option<Artifacts> {
+    let arts = |list: Vec<Obj<FastDescriptor>>, is_subject: bool| -> Option<Artifacts> {
         let mut v: Vec<(String, HashDict)> = Vec::with_capacity(list.len());
         let count = list.len();
-        for d in list {
+        for Obj(d) in list {
             let placeholder = d.annotations.as_ref().and_then(|a| a.get(PLACEHOLDER_KEY)).and_then(Value::as_str)
                 == Some(PLACEHOLDER_VALUE);
             if placeholder {
@@ -339,7 +388,7 @@ pub fn typed_link(payload: &[u8]) -> Option<Link> {
         }
         Some(v.into_iter().collect())
     };
-    let p = st.predicate;
+    let Obj(p) = st.predicate;
     Some(Link {
         name: p.name,
         command: p.command.unwrap_or_default(),
@@ -457,6 +506,14 @@ mod tests {
         assert!(bad(&|v| v["subject"][1]["name"] = "a.c".into()).contains("appears twice"));
         assert!(bad(&|v| v["predicate"]["command"] = "make".into()).contains("command"));
         assert!(bad(&|v| v["predicate"]["materials"][0].as_object_mut().unwrap().remove("digest").map(|_| ()).unwrap_or(())).contains("digest"));
+        // Objects written as arrays (serde's derived readers take them by position).
+        let sha = "b".repeat(64);
+        assert!(bad(&|v| v["predicate"] = serde_json::json!(["build"])).contains("'predicate' is not an object"));
+        assert!(bad(&|v| v["subject"] = serde_json::json!([["a.o", {"sha256": sha}]])).contains("subject 0 is not an object"));
+        let whole = serde_json::json!([STATEMENT_TYPE, LINK_PREDICATE_V03, [["a.o", {"sha256": sha}]], ["build"]]);
+        assert!(typed_link(whole.to_string().as_bytes()).is_none() && link_from_statement(&whole).is_err());
+        assert_eq!(payload_kind(whole.to_string().as_bytes()), None);
+        assert_eq!(payload_kind(link_statement_json(&l).as_bytes()), Some(PayloadKind::LinkPredicate));
         // Unknown fields are ignored.
         let mut v = good.clone();
         v["predicate"]["extra"] = "x".into();

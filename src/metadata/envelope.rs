@@ -196,6 +196,9 @@ impl Metadata {
         let o = obj(v, "metadata")?;
         if o.contains_key("payload") {
             let Dsse { payload, signatures } = Dsse::from_object(o)?;
+            // The envelope's count saw base64; the payload's values are counted here, before any
+            // reader (the typed one keeps byproducts and environment as trees).
+            cjson::check_values(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
             // A statement link as totofs writes it is read without a JSON tree.
             if let Some(link) = crate::attest::statement::fast_link(&payload) {
                 return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
@@ -209,11 +212,17 @@ impl Metadata {
                     super::check_tree_values(&payload, "a layout").map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
                 }
                 super::linkread::PayloadRead::Other => {
-                    // A statement link whose `_type` does not come first is still a link.
-                    if let Some(link) = crate::attest::statement::typed_link(&payload) {
-                        return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
-                    }
-                    let what = "a payload other than a link";
+                    use crate::attest::statement::{payload_kind, typed_link, PayloadKind};
+                    let what = match payload_kind(&payload) {
+                        Some(PayloadKind::LinkPredicate) => {
+                            // A statement link whose `_type` does not come first is still a link.
+                            if let Some(link) = typed_link(&payload) {
+                                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
+                            }
+                            "a statement link the typed reader does not take (a repeated member, odd annotations)"
+                        }
+                        _ => "a payload other than a link",
+                    };
                     super::check_tree_values(&payload, what).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
                 }
             }
