@@ -196,45 +196,7 @@ impl Metadata {
         let o = obj(v, "metadata")?;
         if o.contains_key("payload") {
             let Dsse { payload, signatures } = Dsse::from_object(o)?;
-            // The envelope's count saw base64; the payload's values are counted here, before any
-            // reader (the typed one keeps byproducts and environment as trees).
-            cjson::check_values(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
-            // A statement link as totofs writes it is read without a JSON tree.
-            if let Some(link) = crate::attest::statement::fast_link(&payload) {
-                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
-            }
-            // So is a link payload, whatever its size.
-            match super::linkread::read_payload(&payload)? {
-                super::linkread::PayloadRead::Link(link) => {
-                    return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: false }, payload: Payload::Link(link), signatures });
-                }
-                super::linkread::PayloadRead::Layout => {
-                    super::check_tree_values(&payload, "a layout").map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
-                }
-                super::linkread::PayloadRead::Other => {
-                    use crate::attest::statement::{payload_kind, typed_link, PayloadKind};
-                    let what = match payload_kind(&payload) {
-                        Some(PayloadKind::LinkPredicate) => {
-                            // A statement link whose `_type` does not come first is still a link.
-                            if let Some(link) = typed_link(&payload) {
-                                return Ok(Metadata { envelope: Envelope::Dsse { payload, statement: true }, payload: Payload::Link(link), signatures });
-                            }
-                            "a statement link the typed reader does not take (a repeated member, odd annotations)"
-                        }
-                        _ => "a payload other than a link",
-                    };
-                    super::check_tree_values(&payload, what).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
-                }
-            }
-            let inner = cjson::parse(&payload).map_err(|e| Error::format(format!("DSSE payload: {e}")))?;
-            // A Statement (no `_type` of link or layout) carries a link in its predicate.
-            let statement = crate::attest::statement::is_statement(&inner);
-            let parsed = if statement {
-                Payload::Link(crate::attest::statement::link_from_statement(&inner)?)
-            } else {
-                Payload::from_value(&inner)?
-            };
-            return Ok(Metadata { envelope: Envelope::Dsse { payload, statement }, payload: parsed, signatures });
+            return Self::from_dsse(payload, signatures);
         }
         let signed = o.get("signed").ok_or_else(|| Error::format("neither a Metablock ('signed') nor a DSSE envelope ('payload')"))?;
         let parsed = Payload::from_value(signed)?;
@@ -242,6 +204,48 @@ impl Metadata {
         cjson::ensure_canonical(signed)?;
         let signatures = Self::parse_signatures(o, false)?;
         Ok(Metadata { envelope: Envelope::Metablock { signed: signed.clone() }, payload: parsed, signatures })
+    }
+
+    /// A DSSE envelope's payload: a link however it is written (a Statement, a link object), or
+    /// a layout, each read the cheapest way that gives the tree reader's answer.
+    fn from_dsse(payload: Vec<u8>, signatures: Vec<Signature>) -> Result<Self> {
+        use crate::attest::statement::{fast_link, payload_kind, typed_link, PayloadKind};
+        let in_payload = |e: Error| Error::format(format!("DSSE payload: {e}"));
+        let link = |payload: Vec<u8>, statement: bool, link: Link, signatures: Vec<Signature>| {
+            Ok(Metadata { envelope: Envelope::Dsse { payload, statement }, payload: Payload::Link(link), signatures })
+        };
+        // The envelope's count saw base64; the payload's values are counted here, before any
+        // reader (the typed one keeps byproducts and environment as trees).
+        cjson::check_values(&payload).map_err(in_payload)?;
+        // A statement link as totofs writes it is read without a JSON tree.
+        if let Some(l) = fast_link(&payload) {
+            return link(payload, true, l, signatures);
+        }
+        // So is a link payload, whatever its size.
+        let what = match super::linkread::read_payload(&payload)? {
+            super::linkread::PayloadRead::Link(l) => return link(payload, false, l, signatures),
+            super::linkread::PayloadRead::Layout => "a layout",
+            super::linkread::PayloadRead::Other => match payload_kind(&payload) {
+                Some(PayloadKind::LinkPredicate) => {
+                    // A statement link whose `_type` does not come first is still a link.
+                    if let Some(l) = typed_link(&payload) {
+                        return link(payload, true, l, signatures);
+                    }
+                    "a statement link the typed reader does not take (a repeated member, odd annotations)"
+                }
+                _ => "a payload other than a link",
+            },
+        };
+        super::check_tree_values(&payload, what).map_err(in_payload)?;
+        let inner = cjson::parse(&payload).map_err(in_payload)?;
+        // A Statement (no `_type` of link or layout) carries a link in its predicate.
+        let statement = crate::attest::statement::is_statement(&inner);
+        let parsed = if statement {
+            Payload::Link(crate::attest::statement::link_from_statement(&inner)?)
+        } else {
+            Payload::from_value(&inner)?
+        };
+        Ok(Metadata { envelope: Envelope::Dsse { payload, statement }, payload: parsed, signatures })
     }
 
     pub(super) fn parse_signatures(o: &Map<String, Value>, dsse: bool) -> Result<Vec<Signature>> {
