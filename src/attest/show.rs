@@ -35,7 +35,7 @@ pub fn render_statement_file(path: &Path, key: Option<&PublicKey>) -> Result<Opt
     // A link (a Statement of the link predicate, or not a Statement at all) is told without a
     // JSON tree of what may be a million artifacts; what that look cannot tell is read whole
     // below, and a payload too large for a tree is left to the link reader, which says so.
-    if matches!(statement::payload_kind(&payload), Some(PayloadKind::LinkPredicate | PayloadKind::NotAStatement))
+    if !matches!(statement::payload_kind(&payload), None | Some(PayloadKind::OtherPredicate))
         || crate::cjson::approx_values(&payload) >= crate::metadata::MAX_TREE_VALUES
     {
         return Ok(None);

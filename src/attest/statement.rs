@@ -285,12 +285,17 @@ pub enum PayloadKind {
     LinkPredicate,
     /// A Statement of another predicate.
     OtherPredicate,
-    /// Not a Statement (a link, a layout, anything else).
-    NotAStatement,
+    /// A link object (`_type` `link`).
+    Link,
+    /// A layout object (`_type` `layout`).
+    Layout,
+    /// Anything else (another `_type`, or none).
+    Unknown,
 }
 
-/// What `payload` says it is, from its `_type` and `predicateType` alone, without a JSON tree;
-/// `None` when they cannot be read that way (not an object, a repeated member, not strings).
+/// What `payload` says it is, from its `_type` and `predicateType` alone, without a JSON tree or
+/// a copy of any other member; `None` when they cannot be read that way (not an object, a
+/// repeated member, not strings, not JSON).
 pub fn payload_kind(payload: &[u8]) -> Option<PayloadKind> {
     #[derive(serde::Deserialize)]
     struct Kind {
@@ -300,10 +305,12 @@ pub fn payload_kind(payload: &[u8]) -> Option<PayloadKind> {
         predicate_type: Option<String>,
     }
     let Obj(kind) = serde_json::from_slice::<Obj<Kind>>(payload).ok()?;
-    Some(match (kind.ty.as_deref().is_some_and(is_statement_type), kind.predicate_type.as_deref()) {
-        (false, _) => PayloadKind::NotAStatement,
-        (true, Some(LINK_PREDICATE_V03 | LINK_PREDICATE_V02)) => PayloadKind::LinkPredicate,
-        (true, _) => PayloadKind::OtherPredicate,
+    Some(match (kind.ty.as_deref(), kind.predicate_type.as_deref()) {
+        (Some(t), Some(LINK_PREDICATE_V03 | LINK_PREDICATE_V02)) if is_statement_type(t) => PayloadKind::LinkPredicate,
+        (Some(t), _) if is_statement_type(t) => PayloadKind::OtherPredicate,
+        (Some("link"), _) => PayloadKind::Link,
+        (Some("layout"), _) => PayloadKind::Layout,
+        _ => PayloadKind::Unknown,
     })
 }
 

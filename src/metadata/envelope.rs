@@ -221,19 +221,22 @@ impl Metadata {
         if let Some(l) = fast_link(&payload) {
             return link(payload, true, l, signatures);
         }
-        // So is a link payload, whatever its size.
-        let what = match super::linkread::read_payload(&payload)? {
-            super::linkread::PayloadRead::Link(l) => return link(payload, false, l, signatures),
-            super::linkread::PayloadRead::Layout => "a layout",
-            super::linkread::PayloadRead::Other => match payload_kind(&payload) {
-                Some(PayloadKind::LinkPredicate) => {
-                    // A statement link whose `_type` does not come first is still a link.
-                    if let Some(l) = typed_link(&payload) {
-                        return link(payload, true, l, signatures);
-                    }
-                    "a statement link the typed reader does not take (a repeated member, odd annotations)"
-                }
-                _ => "a payload other than a link",
+        // Then by what it says it is: a link object is read without a tree, whatever its size; a
+        // statement link whose `_type` does not come first as above. What cannot say so (a
+        // repeated `_type`) is told by the link reader.
+        const STATEMENT: &str = "a statement link the typed reader does not take (a repeated member, odd annotations)";
+        const OTHER: &str = "a payload other than a link";
+        let what = match payload_kind(&payload) {
+            Some(PayloadKind::LinkPredicate) => match typed_link(&payload) {
+                Some(l) => return link(payload, true, l, signatures),
+                None => STATEMENT,
+            },
+            Some(PayloadKind::Layout) => "a layout",
+            Some(PayloadKind::OtherPredicate | PayloadKind::Unknown) => OTHER,
+            Some(PayloadKind::Link) | None => match super::linkread::read_payload(&payload)? {
+                super::linkread::PayloadRead::Link(l) => return link(payload, false, l, signatures),
+                super::linkread::PayloadRead::Layout => "a layout",
+                super::linkread::PayloadRead::Other => OTHER,
             },
         };
         super::check_tree_values(&payload, what).map_err(in_payload)?;
